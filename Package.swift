@@ -1,0 +1,88 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One module per concern; see docs/architecture.md for the map.
+let package = Package(
+    name: "meshtrace",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "meshtrace", targets: ["meshtrace"]),
+        .library(name: "TraceModel", targets: ["TraceModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // zlib from the system (zlib1g-dev): gzip bodies on ingest, with an output cap.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Spans, ids, attributes, trace-context propagation. No networking.
+        .target(name: "TraceModel"),
+
+        // Wire formats: Zipkin v2 JSON/proto3, OTLP protobuf/JSON, Jaeger UI JSON, gzip.
+        .target(
+            name: "TraceWire",
+            dependencies: [
+                "TraceModel", "CZlib",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Generated/README.md"]
+        ),
+
+        // The TraceStore protocol and its backends (in-memory, SQLite).
+        .target(
+            name: "TraceStorage",
+            dependencies: [
+                "TraceModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+
+        // `meshtrace collector`: receivers, ingest queue, query APIs, admin.
+        .target(
+            name: "Collector",
+            dependencies: [
+                "TraceModel", "TraceWire", "TraceStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        // The single `meshtrace` binary: argument parsing and wiring only.
+        .executableTarget(
+            name: "meshtrace",
+            dependencies: [
+                "Collector", "TraceStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        // Benchmarks live beside the code they measure; run with scripts/bench-collector.
+        .executableTarget(
+            name: "CollectorBenchmark",
+            dependencies: ["TraceModel", "TraceWire", "TraceStorage", "Collector"],
+            path: "Benchmarks/collector"
+        ),
+
+        .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
+        .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel"]),
+        .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel"]),
+        .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

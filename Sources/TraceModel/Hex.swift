@@ -1,0 +1,61 @@
+/// Lower-case hex helpers shared by ids and headers. Kept allocation-light because
+/// every span on the ingest path goes through them.
+public enum Hex {
+    @inlinable
+    static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c &- UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c &- UInt8(ascii: "a") &+ 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c &- UInt8(ascii: "A") &+ 10
+        default: return nil
+        }
+    }
+
+    /// Parses up to 16 hex digits into a UInt64. Returns nil on any non-hex byte or bad length.
+    public static func parseUInt64<S: Collection>(_ utf8: S) -> UInt64? where S.Element == UInt8 {
+        guard !utf8.isEmpty, utf8.count <= 16 else { return nil }
+        var value: UInt64 = 0
+        for c in utf8 {
+            guard let n = nibble(c) else { return nil }
+            value = (value << 4) | UInt64(n)
+        }
+        return value
+    }
+
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Fixed-width (16 digit) lower-hex rendering.
+    public static func format(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            var v = value
+            for i in stride(from: 15, through: 0, by: -1) {
+                buffer[i] = digits[Int(v & 0xF)]
+                v >>= 4
+            }
+            return 16
+        }
+    }
+
+    public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        var out = [UInt8]()
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ string: String) -> [UInt8]? {
+        let utf8 = Array(string.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(utf8.count / 2)
+        var i = 0
+        while i < utf8.count {
+            guard let hi = nibble(utf8[i]), let lo = nibble(utf8[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+}
