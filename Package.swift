@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev): gzip bodies on ingest, with an output cap.
@@ -61,11 +62,27 @@ let package = Package(
             ]
         ),
 
+        // `meshtrace sidecar`: the SwiftNIO data plane (inbound, outbound, gateway listeners)
+        // and its telemetry (spans, export, Istio metrics), joined only by `ProxyTelemetry`.
+        .target(
+            name: "SidecarProxy",
+            dependencies: [
+                "TraceModel", "TraceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
         // The single `meshtrace` binary: argument parsing and wiring only.
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage",
+                "Collector", "TraceStorage", "SidecarProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -82,6 +99,14 @@ let package = Package(
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
         .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel"]),
         .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel"]),
+        .testTarget(
+            name: "SidecarProxyTests",
+            dependencies: [
+                "SidecarProxy", "TraceModel", "TraceWire",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
     ],
     swiftLanguageModes: [.v6]

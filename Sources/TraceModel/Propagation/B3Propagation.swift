@@ -1,0 +1,117 @@
+/// Zipkin B3 propagation: the multi-header form (`X-B3-TraceId`, `X-B3-SpanId`,
+/// `X-B3-ParentSpanId`, `X-B3-Sampled`, `X-B3-Flags`) and the single `b3` header
+/// (`{traceid}-{spanid}[-{sampled}[-{parentspanid}]]`, or just a decision `0`/`1`/`d`).
+/// Anything malformed is ignored rather than half-used.
+public enum B3Propagation {
+    public static let traceIDHeader = "x-b3-traceid"
+    public static let spanIDHeader = "x-b3-spanid"
+    public static let parentSpanIDHeader = "x-b3-parentspanid"
+    public static let sampledHeader = "x-b3-sampled"
+    public static let flagsHeader = "x-b3-flags"
+    public static let singleHeader = "b3"
+
+    /// A sampling decision without ids (`b3: 0`, `X-B3-Sampled: 0` alone): the caller must
+    /// start a new trace but respect the decision.
+    public enum Extracted: Hashable, Sendable {
+        case context(TraceContext)
+        case decisionOnly(sampled: Bool, debug: Bool)
+    }
+
+    public static func extractMulti(_ headers: some HeaderCarrier) -> Extracted? {
+        let sampled = headers.first(sampledHeader).flatMap(parseSampled)
+        let debug = headers.first(flagsHeader)?.trimmingCharacters(in: " ") == "1"
+        guard let rawTrace = headers.first(traceIDHeader), let rawSpan = headers.first(spanIDHeader) else {
+            if debug { return .decisionOnly(sampled: true, debug: true) }
+            if let sampled { return .decisionOnly(sampled: sampled, debug: false) }
+            return nil
+        }
+        guard let traceID = parseTraceID(rawTrace), let spanID = SpanID(hex: rawSpan.trimmingCharacters(in: " ").lowercased()) else {
+            return nil
+        }
+        var parent: SpanID?
+        if let rawParent = headers.first(parentSpanIDHeader) {
+            guard let parsed = SpanID(hex: rawParent.trimmingCharacters(in: " ").lowercased()) else { return nil }
+            parent = parsed
+        }
+        return .context(TraceContext(traceID: traceID, spanID: spanID, parentSpanID: parent, sampled: debug ? true : sampled, debug: debug))
+    }
+
+    public static func extractSingle(_ headers: some HeaderCarrier) -> Extracted? {
+        guard let value = headers.first(singleHeader) else { return nil }
+        let parts = value.trimmingCharacters(in: " ").split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 1 {
+            switch parts[0] {
+            case "0": return .decisionOnly(sampled: false, debug: false)
+            case "1": return .decisionOnly(sampled: true, debug: false)
+            case "d": return .decisionOnly(sampled: true, debug: true)
+            default: return nil
+            }
+        }
+        guard parts.count >= 2, parts.count <= 4,
+              let traceID = parseTraceID(parts[0]),
+              let spanID = SpanID(hex: parts[1].lowercased())
+        else { return nil }
+        var sampled: Bool?
+        var debug = false
+        if parts.count >= 3 {
+            switch parts[2] {
+            case "0": sampled = false
+            case "1": sampled = true
+            case "d": sampled = true; debug = true
+            default: return nil
+            }
+        }
+        var parent: SpanID?
+        if parts.count == 4 {
+            guard let p = SpanID(hex: parts[3].lowercased()) else { return nil }
+            parent = p
+        }
+        return .context(TraceContext(traceID: traceID, spanID: spanID, parentSpanID: parent, sampled: sampled, debug: debug))
+    }
+
+    public static func injectMulti(_ context: TraceContext, into headers: inout some HeaderCarrier) {
+        headers.replace("X-B3-TraceId", with: context.traceID.hex)
+        headers.replace("X-B3-SpanId", with: context.spanID.hex)
+        if let parent = context.parentSpanID {
+            headers.replace("X-B3-ParentSpanId", with: parent.hex)
+        } else {
+            headers.remove(parentSpanIDHeader)
+        }
+        if context.debug {
+            headers.replace("X-B3-Flags", with: "1")
+            headers.remove(sampledHeader)
+        } else {
+            headers.remove(flagsHeader)
+            if let sampled = context.sampled { headers.replace("X-B3-Sampled", with: sampled ? "1" : "0") } else { headers.remove(sampledHeader) }
+        }
+    }
+
+    public static func formatSingle(_ context: TraceContext) -> String {
+        var value = "\(context.traceID.hex)-\(context.spanID.hex)"
+        let decision = context.debug ? "d" : context.sampled.map { $0 ? "1" : "0" }
+        if let decision { value += "-" + decision }
+        if let parent = context.parentSpanID, decision != nil { value += "-" + parent.hex }
+        return value
+    }
+
+    public static func injectSingle(_ context: TraceContext, into headers: inout some HeaderCarrier) {
+        headers.replace(singleHeader, with: formatSingle(context))
+    }
+
+    /// B3 trace ids are 16 or 32 lower-hex characters; upper case is tolerated.
+    static func parseTraceID(_ raw: String) -> TraceID? {
+        TraceID(hex: raw.trimmingCharacters(in: " ").lowercased())
+    }
+
+    static func parseSampled(_ raw: String) -> Bool? {
+        switch raw.trimmingCharacters(in: " ").lowercased() {
+        case "1", "true", "d": return true
+        case "0", "false": return false
+        default: return nil
+        }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Character) -> String { String(Substring(self).trimmingCharacters(in: set)) }
+}

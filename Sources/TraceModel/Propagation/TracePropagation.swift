@@ -1,0 +1,79 @@
+/// What a hop learned from incoming headers.
+public struct IncomingTrace: Hashable, Sendable {
+    /// The parent context, when some format carried a valid one.
+    public var context: TraceContext?
+    /// A decision sent without ids (`b3: 0`, a lone `X-B3-Sampled`), to respect when restarting.
+    public var sampled: Bool?
+    public var debug: Bool
+    /// Which format the context came from (for analysis of partial propagation).
+    public var formats: Set<PropagationFormat>
+
+    public init(context: TraceContext? = nil, sampled: Bool? = nil, debug: Bool = false, formats: Set<PropagationFormat> = []) {
+        self.context = context
+        self.sampled = sampled
+        self.debug = debug
+        self.formats = formats
+    }
+}
+
+/// Reads and writes every supported format. W3C `traceparent` wins when valid (it is what
+/// OpenTelemetry SDKs send); then B3 single, then B3 multi, as Envoy's
+/// `USE_B3_WITH_W3C_PROPAGATION` falls back. Invalid headers never fail a request: the trace
+/// restarts instead.
+public enum TracePropagation {
+    /// Every header this module writes, so a hop can clear stale ones before injecting.
+    public static let ownedHeaders = [
+        W3CTraceContext.traceparent, W3CTraceContext.tracestate,
+        B3Propagation.traceIDHeader, B3Propagation.spanIDHeader, B3Propagation.parentSpanIDHeader,
+        B3Propagation.sampledHeader, B3Propagation.flagsHeader, B3Propagation.singleHeader,
+    ]
+
+    public static func extract(_ headers: some HeaderCarrier) -> IncomingTrace {
+        var incoming = IncomingTrace()
+        let w3c = W3CTraceContext.extract(headers)
+        let single = B3Propagation.extractSingle(headers)
+        let multi = B3Propagation.extractMulti(headers)
+        if w3c != nil { incoming.formats.insert(.w3c) }
+        if case .context = single { incoming.formats.insert(.b3single) }
+        if case .context = multi { incoming.formats.insert(.b3multi) }
+
+        for candidate in [single, multi] {
+            switch candidate {
+            case .context(let context)?:
+                if incoming.context == nil { incoming.context = context }
+                if context.debug { incoming.debug = true }
+            case .decisionOnly(let sampled, let debug)?:
+                if incoming.sampled == nil { incoming.sampled = sampled }
+                if debug { incoming.debug = true }
+            case nil:
+                break
+            }
+        }
+        if var w3c {
+            // Keep B3's debug flag even when W3C supplies the ids (W3C has no debug bit).
+            if incoming.debug { w3c.debug = true; w3c.sampled = true }
+            incoming.context = w3c
+        }
+        if let context = incoming.context {
+            incoming.sampled = context.sampled ?? incoming.sampled
+            incoming.debug = incoming.debug || context.debug
+        }
+        return incoming
+    }
+
+    /// Clears every trace header this module owns, then writes `context` in each format.
+    public static func inject(_ context: TraceContext, formats: [PropagationFormat], into headers: inout some HeaderCarrier) {
+        for name in ownedHeaders { headers.remove(name) }
+        for format in formats {
+            switch format {
+            case .w3c: W3CTraceContext.inject(context, into: &headers)
+            case .b3multi: B3Propagation.injectMulti(context, into: &headers)
+            case .b3single: B3Propagation.injectSingle(context, into: &headers)
+            }
+        }
+        // W3C's tracestate must travel even when only B3 is written toward the app.
+        if !formats.contains(.w3c), let state = context.traceState, !state.isEmpty {
+            headers.replace(W3CTraceContext.tracestate, with: state)
+        }
+    }
+}
