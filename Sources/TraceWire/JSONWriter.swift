@@ -1,0 +1,219 @@
+import TraceModel
+
+/// A small JSON writer appending UTF-8 to a byte buffer. Commas are inserted automatically:
+/// call `key(_:)` before each object member's value, and the value methods in order.
+///
+///     var w = JSONWriter()
+///     w.beginObject(); w.key("data"); w.beginArray(); w.append(int: 1); w.endArray(); w.endObject()
+///     w.bytes  // {"data":[1]}
+public struct JSONWriter: Sendable {
+    public var bytes: [UInt8]
+    /// True after a complete value (or member) at the current nesting level, so the next one needs a comma.
+    @usableFromInline var needsComma = false
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    @inlinable mutating func comma() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    }
+
+    public mutating func beginObject() {
+        comma()
+        bytes.append(UInt8(ascii: "{"))
+        needsComma = false
+    }
+
+    public mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        needsComma = true
+    }
+
+    public mutating func beginArray() {
+        comma()
+        bytes.append(UInt8(ascii: "["))
+        needsComma = false
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
+    /// An object member's name; the next value call writes its value.
+    public mutating func key(_ name: String) {
+        comma()
+        appendQuoted(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    public mutating func append(string: String) {
+        comma()
+        appendQuoted(string)
+        needsComma = true
+    }
+
+    public mutating func append(int: Int64) {
+        comma()
+        appendDecimal(int)
+        needsComma = true
+    }
+
+    public mutating func append(int: Int) { append(int: Int64(int)) }
+
+    public mutating func append(uint: UInt64) {
+        comma()
+        appendDecimal(uint)
+        needsComma = true
+    }
+
+    /// Non-finite doubles have no JSON form: they are written as `null`.
+    public mutating func append(double: Double) {
+        comma()
+        if double.isFinite {
+            if double == double.rounded(.towardZero), abs(double) < 1e15 {
+                appendDecimal(Int64(double))  // 72 rather than 72.0, as Go and Jackson print
+            } else {
+                bytes.append(contentsOf: double.description.utf8)
+            }
+        } else {
+            bytes.append(contentsOf: "null".utf8)
+        }
+        needsComma = true
+    }
+
+    public mutating func append(bool: Bool) {
+        comma()
+        bytes.append(contentsOf: bool ? "true".utf8 : "false".utf8)
+        needsComma = true
+    }
+
+    public mutating func appendNull() {
+        comma()
+        bytes.append(contentsOf: "null".utf8)
+        needsComma = true
+    }
+
+    /// A pre-encoded JSON value, copied verbatim.
+    public mutating func append(rawJSON: some Sequence<UInt8>) {
+        comma()
+        bytes.append(contentsOf: rawJSON)
+        needsComma = true
+    }
+
+    /// Shorthands for object members.
+    public mutating func member(_ name: String, _ value: String) { key(name); append(string: value) }
+    public mutating func member(_ name: String, _ value: Int64) { key(name); append(int: value) }
+    public mutating func member(_ name: String, _ value: Int) { key(name); append(int: Int64(value)) }
+    public mutating func member(_ name: String, _ value: UInt64) { key(name); append(uint: value) }
+    public mutating func member(_ name: String, _ value: Bool) { key(name); append(bool: value) }
+    public mutating func member(_ name: String, _ value: Double) { key(name); append(double: value) }
+
+    // MARK: - Encoding
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    @usableFromInline mutating func appendQuoted(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { utf8 in
+            var runStart = 0
+            var i = 0
+            let n = utf8.count
+            while i < n {
+                let c = utf8[i]
+                if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") {
+                    i += 1
+                    continue
+                }
+                if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+                bytes.append(UInt8(ascii: "\\"))
+                switch c {
+                case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
+                case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
+                case 0x0A: bytes.append(UInt8(ascii: "n"))
+                case 0x0D: bytes.append(UInt8(ascii: "r"))
+                case 0x09: bytes.append(UInt8(ascii: "t"))
+                case 0x08: bytes.append(UInt8(ascii: "b"))
+                case 0x0C: bytes.append(UInt8(ascii: "f"))
+                default:
+                    bytes.append(contentsOf: "u00".utf8)
+                    bytes.append(Self.hexDigits[Int(c >> 4)])
+                    bytes.append(Self.hexDigits[Int(c & 0xF)])
+                }
+                i += 1
+                runStart = i
+            }
+            if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    @usableFromInline mutating func appendDecimal(_ v: UInt64) {
+        if v < 10 {
+            bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v))
+            return
+        }
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
+        withUnsafeMutableBytes(of: &tmp) { buf in
+            var i = buf.count
+            var x = v
+            while x > 0 {
+                i -= 1
+                buf[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10)
+                x /= 10
+            }
+            bytes.append(contentsOf: buf[i...])
+        }
+    }
+
+    @usableFromInline mutating func appendDecimal(_ v: Int64) {
+        if v < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            appendDecimal(v.magnitude)
+        } else {
+            appendDecimal(UInt64(v))
+        }
+    }
+}
+
+extension JSONWriter {
+    /// Writes a parsed JSON value back out.
+    public mutating func append(_ value: JSONValue) {
+        switch value {
+        case .null: appendNull()
+        case .bool(let b): append(bool: b)
+        case .number(let text): append(rawJSON: text.utf8)
+        case .string(let s): append(string: s)
+        case .array(let values):
+            beginArray()
+            for v in values { append(v) }
+            endArray()
+        case .object(let members):
+            beginObject()
+            for m in members {
+                key(m.key)
+                append(m.value)
+            }
+            endObject()
+        }
+    }
+
+    /// An attribute value as a plain JSON value (arrays as arrays, bytes as base64 strings).
+    mutating func append(attributeValue v: AttributeValue) {
+        switch v {
+        case .string(let s): append(string: s)
+        case .bool(let b): append(bool: b)
+        case .int(let i): append(int: i)
+        case .double(let d): if d.isFinite { append(double: d) } else { append(string: String(d)) }
+        case .bytes(let b): append(string: Base64.encode(b))
+        case .array(let values):
+            beginArray()
+            for x in values { append(attributeValue: x) }
+            endArray()
+        }
+    }
+}

@@ -1,0 +1,356 @@
+import TraceModel
+
+/// Zipkin v2 JSON (`POST /api/v2/spans`, `GET /api/v2/trace/{id}`): a list of spans.
+public enum ZipkinJSON {
+    /// Decodes a JSON list of v2 spans. As Zipkin does, one bad span rejects the whole body:
+    /// the error names it (`spans[3].traceId: ...`). An empty body or `[]` is zero spans.
+    public static func decode(_ body: [UInt8], limits: WireLimits = .default) throws(WireError) -> DecodedBatch {
+        var r = JSONReader(body, maxDepth: limits.maxJSONDepth)
+        if r.isAtEnd() { return DecodedBatch() }
+        guard try r.peek() == .array else {
+            let token = try r.peek()
+            if token == .object { throw WireError("Expected a JSON_V2 encoded list, but received: an object") }
+            throw WireError("Expected a JSON_V2 encoded list")
+        }
+        var limiter = ValueLimiter(limits)
+        var spans = [Span]()
+        try r.beginArray()
+        var index = 0
+        while try r.nextElement() {
+            spans.append(try decodeSpan(&r, index: index, limiter: &limiter))
+            index += 1
+        }
+        try r.expectEnd()
+        return DecodedBatch(spans: spans, rejected: [], truncatedValues: limiter.truncated)
+    }
+
+    private static let v1Error = WireError("Expected a JSON_V2 encoded list, but received: JSON_V1")
+
+    private static func decodeSpan(_ r: inout JSONReader, index: Int, limiter: inout ValueLimiter) throws(WireError) -> Span {
+        var field = ""
+        do {
+            return try decodeSpanFields(&r, field: &field, limiter: &limiter)
+        } catch {
+            if error.message == v1Error.message { throw error }
+            throw error.prefixed(field.isEmpty ? "spans[\(index)]" : "spans[\(index)].\(field)")
+        }
+    }
+
+    private static func decodeSpanFields(_ r: inout JSONReader, field: inout String, limiter: inout ValueLimiter) throws(WireError) -> Span {
+        guard try r.peek() == .object else { throw WireError("expected a span object") }
+        try r.beginObject()
+        var traceID: TraceID?
+        var spanID: SpanID?
+        var parentID: SpanID?
+        var kind = SpanKind.unspecified
+        var name = ""
+        var timestamp: UInt64 = 0
+        var duration: UInt64 = 0
+        var local: Endpoint?
+        var remote: Endpoint?
+        var events = [SpanEvent]()
+        var tags = [Attribute]()
+        var errorMessage: String?
+        var debug = false
+        var shared = false
+
+        while let key = try r.nextKey() {
+            field = key
+            if r.consumeNull() { continue }
+            switch key {
+            case "traceId":
+                let raw = try r.readRawString()
+                guard raw.count == 16 || raw.count == 32, let id = TraceIDParse.hex(raw) else {
+                    throw WireError("must be 16 or 32 hex characters, got \(quotedForError(raw))")
+                }
+                guard id.isValid else { throw WireError("all-zero trace id is invalid") }
+                traceID = id
+            case "id":
+                spanID = try readSpanID(&r, allowZero: false)
+            case "parentId":
+                parentID = try readSpanID(&r, allowZero: true)  // Zipkin reads an all-zero parent as "no parent"
+            case "kind":
+                let k = try r.readString()
+                switch k {
+                case "CLIENT", "client": kind = .client
+                case "SERVER", "server": kind = .server
+                case "PRODUCER", "producer": kind = .producer
+                case "CONSUMER", "consumer": kind = .consumer
+                default: kind = .unspecified
+                }
+            case "name":
+                name = try r.readString()
+            case "timestamp":
+                timestamp = try readMicros(&r)
+            case "duration":
+                duration = try readMicros(&r)
+            case "localEndpoint":
+                local = try readEndpoint(&r)
+            case "remoteEndpoint":
+                remote = try readEndpoint(&r)
+            case "annotations":
+                try r.beginArray()
+                var n = 0
+                while try r.nextElement() {
+                    field = "annotations[\(n)]"
+                    events.append(try readAnnotation(&r))
+                    n += 1
+                }
+            case "tags":
+                guard try r.peek() == .object else { throw WireError("expected an object of string values") }
+                try r.beginObject()
+                while let tagKey = try r.nextKey() {
+                    let value: String
+                    switch try r.peek() {
+                    case .string: value = try r.readString()
+                    case .number: value = String(decoding: try r.readRawNumber().text, as: UTF8.self)
+                    case .bool: value = try r.readBool() ? "true" : "false"
+                    case .null:
+                        try r.readNull()
+                        continue
+                    case .object, .array:
+                        field = "tags.\(tagKey)"
+                        throw WireError("tag values must be strings")
+                    }
+                    if tagKey == "error" { errorMessage = value }
+                    tags.append(Attribute(tagKey, .string(limiter.limit(value))))
+                }
+            case "debug":
+                debug = try r.readBool()
+            case "shared":
+                shared = try r.readBool()
+            case "binaryAnnotations":
+                throw v1Error
+            default:
+                try r.skipValue()
+            }
+        }
+        field = ""
+        guard let traceID else { field = "traceId"; throw WireError("required") }
+        guard let spanID else { field = "id"; throw WireError("required") }
+
+        var serviceName = "unknown"
+        if let s = local?.serviceName, !s.isEmpty { serviceName = s }
+        local?.serviceName = nil
+        if local?.isEmpty == true { local = nil }
+
+        return Span(
+            traceID: traceID,
+            spanID: spanID,
+            parentSpanID: parentID,
+            kind: kind,
+            name: name,
+            startTimeNanos: timestamp,
+            durationNanos: duration,
+            serviceName: serviceName,
+            attributes: tags,
+            events: events,
+            status: errorMessage.map { SpanStatus.error($0) } ?? .unset,
+            localEndpoint: local,
+            remoteEndpoint: remote,
+            debug: debug,
+            shared: shared
+        )
+    }
+
+    private static func readSpanID(_ r: inout JSONReader, allowZero: Bool) throws(WireError) -> SpanID? {
+        let raw = try r.readRawString()
+        guard raw.count == 16, let v = Hex.parseUInt64(raw) else {
+            throw WireError("must be 16 hex characters, got \(quotedForError(raw))")
+        }
+        guard let id = SpanID(v) else {
+            if allowZero { return nil }
+            throw WireError("all-zero span id is invalid")
+        }
+        return id
+    }
+
+    /// Microseconds (a non-negative integer) as nanoseconds.
+    private static func readMicros(_ r: inout JSONReader) throws(WireError) -> UInt64 {
+        let v = try r.readInt64()
+        guard v >= 0 else { throw WireError("must not be negative, got \(v)") }
+        guard let nanos = Micros.toNanos(UInt64(v)) else { throw WireError("out of range, got \(v)") }
+        return nanos
+    }
+
+    private static func readEndpoint(_ r: inout JSONReader) throws(WireError) -> Endpoint? {
+        guard try r.peek() == .object else { throw WireError("expected an endpoint object") }
+        try r.beginObject()
+        var e = Endpoint()
+        while let key = try r.nextKey() {
+            if r.consumeNull() { continue }
+            switch key {
+            case "serviceName":
+                let s = try r.readString()
+                e.serviceName = s.isEmpty ? nil : s
+            case "ipv4":
+                let s = try r.readString()
+                e.ipv4 = s.isEmpty ? nil : s
+            case "ipv6":
+                let s = try r.readString()
+                e.ipv6 = s.isEmpty ? nil : s
+            case "port":
+                let p = try r.readInt64()
+                e.port = (1...65535).contains(p) ? Int(p) : nil
+            default:
+                try r.skipValue()
+            }
+        }
+        return e.isEmpty ? nil : e
+    }
+
+    private static func readAnnotation(_ r: inout JSONReader) throws(WireError) -> SpanEvent {
+        guard try r.peek() == .object else { throw WireError("expected an annotation object") }
+        try r.beginObject()
+        var ts: UInt64?
+        var value: String?
+        while let key = try r.nextKey() {
+            if r.consumeNull() { continue }
+            switch key {
+            case "timestamp": ts = try readMicros(&r)
+            case "value": value = try r.readString()
+            case "endpoint": throw v1Error  // v1 annotations carry their own endpoint
+            default: try r.skipValue()
+            }
+        }
+        guard let ts else { throw WireError("timestamp is required") }
+        guard let value else { throw WireError("value is required") }
+        return SpanEvent(timeNanos: ts, name: value)
+    }
+
+    // MARK: - Encoding
+
+    /// A JSON array of v2 spans, fields in Zipkin's V2SpanWriter order, empty fields left out.
+    public static func encode(_ spans: [Span]) -> [UInt8] {
+        var w = JSONWriter(capacity: spans.count * 400 + 2)
+        write(spans, to: &w)
+        return w.bytes
+    }
+
+    /// A list of traces: `[[span, ...], [span, ...]]` (`GET /api/v2/traces`).
+    public static func encode(traces: [[Span]]) -> [UInt8] {
+        var w = JSONWriter(capacity: traces.reduce(2) { $0 + $1.count * 400 + 2 })
+        w.beginArray()
+        for t in traces { write(t, to: &w) }
+        w.endArray()
+        return w.bytes
+    }
+
+    /// Writes `[span, ...]` into an existing writer.
+    public static func write(_ spans: [Span], to w: inout JSONWriter) {
+        w.beginArray()
+        for s in spans { write(s, to: &w) }
+        w.endArray()
+    }
+
+    /// Writes one span object into an existing writer.
+    public static func write(_ span: Span, to w: inout JSONWriter) {
+        w.beginObject()
+        w.member("traceId", span.traceID.hex)
+        if let p = span.parentSpanID { w.member("parentId", p.hex) }
+        w.member("id", span.spanID.hex)
+        if let k = span.kind.zipkinName { w.member("kind", k) }
+        if !span.name.isEmpty { w.member("name", span.name) }
+        if span.startTimeNanos > 0 { w.member("timestamp", Micros.floor(span.startTimeNanos)) }
+        if span.durationNanos > 0 { w.member("duration", Micros.ceil(span.durationNanos)) }
+
+        var local = span.localEndpoint ?? Endpoint()
+        local.serviceName = span.serviceName.isEmpty ? nil : span.serviceName
+        if !local.isEmpty {
+            w.key("localEndpoint")
+            writeEndpoint(local, to: &w)
+        }
+        if let remote = span.remoteEndpoint, !remote.isEmpty {
+            w.key("remoteEndpoint")
+            writeEndpoint(remote, to: &w)
+        }
+        if !span.events.isEmpty {
+            w.key("annotations")
+            w.beginArray()
+            for e in span.events {
+                w.beginObject()
+                w.member("timestamp", Micros.floor(e.timeNanos))
+                w.member("value", annotationValue(e))
+                w.endObject()
+            }
+            w.endArray()
+        }
+        let hasErrorTag = span.attributes.contains { $0.key == "error" }
+        let addStatus = span.status.code == .error && !hasErrorTag
+        if !span.attributes.isEmpty || addStatus {
+            w.key("tags")
+            w.beginObject()
+            for a in span.attributes { w.member(a.key, a.value.description) }
+            if addStatus {
+                if span.attribute("otel.status_code") == nil { w.member("otel.status_code", "ERROR") }
+                w.member("error", span.status.message ?? "")
+            }
+            w.endObject()
+        }
+        if span.debug { w.member("debug", true) }
+        if span.shared { w.member("shared", true) }
+        w.endObject()
+    }
+
+    private static func writeEndpoint(_ e: Endpoint, to w: inout JSONWriter) {
+        w.beginObject()
+        if let s = e.serviceName { w.member("serviceName", s) }
+        if let s = e.ipv4 { w.member("ipv4", s) }
+        if let s = e.ipv6 { w.member("ipv6", s) }
+        if let p = e.port, p > 0 { w.member("port", p) }
+        w.endObject()
+    }
+
+    /// An event with attributes becomes `{"name":{attrs}}`, as OpenTelemetry's Zipkin exporter writes it.
+    static func annotationValue(_ e: SpanEvent) -> String {
+        guard !e.attributes.isEmpty else { return e.name }
+        var w = JSONWriter()
+        w.beginObject()
+        w.key(e.name)
+        w.beginObject()
+        for a in e.attributes {
+            w.key(a.key)
+            w.append(attributeValue: a.value)
+        }
+        w.endObject()
+        w.endObject()
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}
+
+/// Trace ids from raw bytes without allocating a String.
+enum TraceIDParse {
+    /// 16 or 32 hex digits; returns the id even when all-zero (callers report that separately).
+    static func hex(_ raw: ArraySlice<UInt8>) -> TraceID? {
+        let s = raw.startIndex
+        switch raw.count {
+        case 16:
+            guard let low = Hex.parseUInt64(raw) else { return nil }
+            return TraceID(high: 0, low: low)
+        case 32:
+            guard let high = Hex.parseUInt64(raw[s..<s + 16]), let low = Hex.parseUInt64(raw[(s + 16)...]) else { return nil }
+            return TraceID(high: high, low: low)
+        default:
+            return nil
+        }
+    }
+
+    /// 8 or 16 big-endian bytes (even when all-zero).
+    static func bytes<C: Collection>(_ b: C) -> TraceID? where C.Element == UInt8 {
+        guard b.count == 16 || b.count == 8 else { return nil }
+        var high: UInt64 = 0, low: UInt64 = 0
+        var i = 0
+        for x in b {
+            if b.count == 16 && i < 8 { high = high << 8 | UInt64(x) } else { low = low << 8 | UInt64(x) }
+            i += 1
+        }
+        return TraceID(high: high, low: low)
+    }
+
+    static func spanValue<C: Collection>(_ b: C) -> UInt64? where C.Element == UInt8 {
+        guard b.count == 8 else { return nil }
+        var v: UInt64 = 0
+        for x in b { v = v << 8 | UInt64(x) }
+        return v
+    }
+}

@@ -1,0 +1,98 @@
+import Testing
+import TraceModel
+@testable import TraceWire
+
+@Suite struct JSONParserTests {
+    @Test func parsesAllValueKinds() throws {
+        let v = try JSONParser.parse(bytes(#" {"a": [1, -2.5e3, true, false, null], "b": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "c": {}} "#))
+        #expect(v["a"]?[0]?.int64Value == 1)
+        #expect(v["a"]?[1]?.doubleValue == -2500)
+        #expect(v["a"]?[2] == .bool(true))
+        #expect(v["a"]?[4]?.isNull == true)
+        #expect(v["b"]?.stringValue == "x\"\\/\u{08}\u{0C}\n\r\té😀")
+        #expect(v["c"] == .object([]))
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "{a:1}", "01", "1.", "-", "tru", "nul", "\"abc",
+        "\"\\x\"", "\"\\u12\"", "\"a\u{01}b\"", "[1]]", "{\"a\":1}x", "[,1]", "{,}", "1e", "+1",
+    ])
+    func rejectsMalformed(_ input: String) {
+        #expect(throws: WireError.self) { try JSONParser.parse(bytes(input)) }
+    }
+
+    @Test func errorNamesLineAndColumn() {
+        do {
+            _ = try JSONParser.parse(bytes("[1,\n  2 3]"))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message.contains("line 2, column 5"), "\(error.message)")
+            #expect(error.kind == .malformed)
+        }
+    }
+
+    @Test func depthLimit() throws {
+        let ok = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        _ = try JSONParser.parse(bytes(ok))
+        let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        #expect(throws: WireError("JSON nested deeper than 64 levels")) { try JSONParser.parse(bytes(deep)) }
+        // A huge unterminated nest fails fast on depth, without recursion blowing the stack.
+        let bomb = String(repeating: "{\"a\":", count: 100_000)
+        #expect(throws: WireError("JSON nested deeper than 64 levels")) { try JSONParser.parse(bytes(bomb)) }
+    }
+
+    @Test func loneSurrogatesBecomeReplacementCharacters() throws {
+        let v = try JSONParser.parse(bytes(#""\ud800x\udc00""#))
+        #expect(v.stringValue == "\u{FFFD}x\u{FFFD}")
+    }
+
+    @Test func integersKeepPrecision() throws {
+        let v = try JSONParser.parse(bytes("[9223372036854775807, -9223372036854775808, 9223372036854775808]"))
+        #expect(v[0]?.int64Value == Int64.max)
+        #expect(v[1]?.int64Value == Int64.min)
+        #expect(v[2]?.int64Value == nil)
+    }
+
+    @Test func writerEscapesAndRoundTrips() throws {
+        var w = JSONWriter()
+        w.beginObject()
+        w.member("s", "q\"b\\c\n\u{00}\u{1F}é😀\u{2028}")
+        w.member("i", Int64.min)
+        w.member("u", UInt64.max)
+        w.member("d", 72.5)
+        w.member("whole", 3.0)
+        w.key("nan")
+        w.append(double: .nan)
+        w.member("b", false)
+        w.key("arr")
+        w.beginArray()
+        w.append(int: 1)
+        w.beginObject()
+        w.endObject()
+        w.appendNull()
+        w.endArray()
+        w.endObject()
+        #expect(text(w.bytes) == #"{"s":"q\"b\\c\n\u0000\u001fé😀\#u{2028}","i":-9223372036854775808,"u":18446744073709551615,"d":72.5,"whole":3,"nan":null,"b":false,"arr":[1,{},null]}"#)
+        let v = try JSONParser.parse(w.bytes)
+        #expect(v["s"]?.stringValue == "q\"b\\c\n\u{00}\u{1F}é😀\u{2028}")
+        #expect(v.jsonBytes == w.bytes)
+    }
+
+    @Test func fuzzParserNeverCrashes() {
+        var g = SplitMix64(seed: 0x15_0A)
+        let seedDoc = bytes(#"{"a":[1,2.5,"x\u00e9",{"b":null,"c":[true,false]}],"d":"\ud83d\ude00"}"#)
+        var parsed = 0
+        for _ in 0..<3000 {
+            let input = Bool.random(using: &g) ? Fuzz.mutate(seedDoc, &g, interesting: Fuzz.jsonBytes) : Fuzz.randomBytes(&g)
+            do {
+                let v = try JSONParser.parse(input, maxDepth: 8)
+                // Whatever parses must re-encode to JSON that parses to the same value.
+                #expect(try JSONParser.parse(v.jsonBytes) == v)
+                parsed += 1
+            } catch {
+                #expect(!error.message.isEmpty)
+            }
+        }
+        #expect(parsed > 0)
+    }
+}
