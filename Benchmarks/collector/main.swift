@@ -1,1 +1,254 @@
-print("bench")
+// Collector ingest and query benchmark. Run: scripts/bench-collector (release build).
+//
+// 1. Raw store: SQLiteTraceStore.write of pre-built spans, the limit for end-to-end ingest.
+// 2. End-to-end: HTTP POST to a running collector (Zipkin JSON and OTLP protobuf, 100 and 1000
+//    spans per request, several connections), acknowledged only once committed. Bodies are
+//    encoded before the clock starts, so we time the collector, not the load generator.
+// 3. Query: get-trace and search latency (p50/p99) through the Jaeger API with 1M spans stored.
+import Collector
+import Foundation
+import Logging
+import TraceModel
+import TraceStorage
+import TraceWire
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+let arguments = CommandLine.arguments
+func argument(_ name: String, default value: Int) -> Int {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return value }
+    return v
+}
+let ingestSpans = argument("--ingest-spans", default: 200_000)
+let storedSpans = argument("--stored-spans", default: 1_000_000)
+let connections = argument("--connections", default: 4)
+
+var logger = Logger(label: "bench")
+logger.logLevel = .warning
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let services = ["frontend", "backend", "database", "cart", "checkout", "payments", "shipping", "email"]
+let routes = ["GET /api/items/{id}", "POST /api/cart", "GET /health/deep", "PUT /api/orders/{id}", "GET /api/search"]
+
+/// Traces of 10 spans shaped like sidecar output: ~12 attributes each.
+func makeSpans(count: Int, seed: UInt64, baseNanos: UInt64) -> [Span] {
+    var rng = SplitMix64(state: seed)
+    var spans: [Span] = []
+    spans.reserveCapacity(count)
+    while spans.count < count {
+        let traceID = TraceID.random(using: &rng)
+        var parent: SpanID?
+        let start = baseNanos + rng.next() % 3_600_000_000_000
+        for depth in 0..<10 where spans.count < count {
+            let id = SpanID.random(using: &rng)
+            let service = services[Int(rng.next() % UInt64(services.count))]
+            let status = rng.next() % 50 == 0 ? 503 : 200
+            spans.append(Span(
+                traceID: traceID, spanID: id, parentSpanID: parent, kind: depth % 2 == 0 ? .server : .client,
+                name: routes[Int(rng.next() % UInt64(routes.count))],
+                startTimeNanos: start + UInt64(depth) * 1_000_000, durationNanos: 1_000_000 + rng.next() % 50_000_000,
+                serviceName: service,
+                resource: [Attribute("host.name", .string("node-1")), Attribute("service.version", .string("1.4.2"))],
+                attributes: [
+                    Attribute("http.method", .string("GET")), Attribute("http.status_code", .int(Int64(status))),
+                    Attribute("http.url", .string("http://\(service):8080/api/items/\(rng.next() % 100000)")),
+                    Attribute("http.protocol", .string("HTTP/1.1")), Attribute("component", .string("proxy")),
+                    Attribute("upstream_cluster", .string("outbound|8080||\(service)")),
+                    Attribute("peer.address", .string("127.0.0.1")), Attribute("request_size", .int(0)),
+                    Attribute("response_size", .int(Int64(rng.next() % 4096))), Attribute("response_flags", .string("-")),
+                    Attribute("guid:x-request-id", .string(Hex.format(rng.next()) + Hex.format(rng.next()))),
+                    Attribute("node_id", .string("sidecar~127.0.0.1~\(service)")),
+                ],
+                status: status >= 500 ? .error() : .unset,
+                remoteEndpoint: Endpoint(serviceName: services[Int(rng.next() % UInt64(services.count))], ipv4: "127.0.0.1", port: 15006)
+            ))
+            parent = id
+        }
+    }
+    return spans
+}
+
+func rate(_ n: Int, _ d: Duration) -> Double { Double(n) / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) }
+func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15 }
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+}
+func fmt(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
+
+func tempDir(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "meshtrace-bench-\(name)-\(getpid())"
+    try? FileManager.default.removeItem(atPath: path)
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+
+// MARK: 1. raw store
+func rawStoreRate(batch: Int) async throws -> Double {
+    let dir = tempDir("raw\(batch)")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let store = try SQLiteTraceStore(path: dir + "/meshtrace.sqlite", logger: logger)
+    let spans = makeSpans(count: ingestSpans, seed: UInt64(batch), baseNanos: now - 3_600_000_000_000)
+    let started = ContinuousClock.now
+    var i = 0
+    while i < spans.count {
+        try await store.write(Array(spans[i..<min(i + batch, spans.count)]))
+        i += batch
+    }
+    let elapsed = ContinuousClock.now - started
+    try await store.close()
+    return rate(spans.count, elapsed)
+}
+
+// MARK: 2. end-to-end over HTTP
+func startCollector(dataDir: String) async throws -> (Task<Void, any Error>, ListeningAddresses) {
+    var config = CollectorConfiguration()
+    config.zipkinPort = 0
+    config.otlpHTTPPort = 0
+    config.queryPort = 0
+    config.adminPort = 0
+    config.dataDirectory = dataDir
+    let (stream, continuation) = AsyncStream.makeStream(of: ListeningAddresses.self)
+    let server = CollectorServer(configuration: config, logger: logger, onListening: { continuation.yield($0) })
+    let task = Task { try await server.run() }
+    for await addresses in stream { return (task, addresses) }
+    throw CancellationError()
+}
+
+func post(_ session: URLSession, _ url: URL, _ body: Data, contentType: String) async throws -> Int {
+    var request = URLRequest(url: url)
+    request.httpMethod = "POST"
+    request.setValue(contentType, forHTTPHeaderField: "Content-Type")
+    request.httpBody = body
+    let (_, response) = try await session.data(for: request)
+    return (response as? HTTPURLResponse)?.statusCode ?? 0
+}
+
+func endToEndRate(format: String, batch: Int) async throws -> Double {
+    let dir = tempDir("e2e-\(format)-\(batch)")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let (task, addresses) = try await startCollector(dataDir: dir)
+    let spans = makeSpans(count: ingestSpans, seed: UInt64(batch) &* 31 &+ UInt64(format.count), baseNanos: now - 3_600_000_000_000)
+    var bodies: [Data] = []
+    var i = 0
+    while i < spans.count {
+        let chunk = Array(spans[i..<min(i + batch, spans.count)])
+        bodies.append(Data(format == "zipkin-json" ? ZipkinJSON.encode(chunk) : OTLPProto.encode(chunk)))
+        i += batch
+    }
+    let url = format == "zipkin-json"
+        ? URL(string: "http://127.0.0.1:\(addresses.zipkinPort)/api/v2/spans")
+        : URL(string: "http://127.0.0.1:\(addresses.otlpHTTPPort)/v1/traces")
+    guard let url else { throw CancellationError() }
+    let contentType = format == "zipkin-json" ? "application/json" : "application/x-protobuf"
+    let session = URLSession(configuration: .ephemeral)
+    let started = ContinuousClock.now
+    let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+        for c in 0..<connections {
+            group.addTask {
+                var failed = 0
+                for (n, body) in bodies.enumerated() where n % connections == c {
+                    var status = try await post(session, url, body, contentType: contentType)
+                    while status == 503 { status = try await post(session, url, body, contentType: contentType) }
+                    if status != 202 && status != 200 { failed += 1 }
+                }
+                return failed
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = ContinuousClock.now - started
+    task.cancel()
+    _ = await task.result
+    if failures > 0 { print("  warning: \(failures) requests failed") }
+    return rate(spans.count, elapsed)
+}
+
+// MARK: 3. queries at 1M spans
+func queryLatencies() async throws -> [(String, Double, Double)] {
+    let dir = tempDir("query")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let store = try SQLiteTraceStore(path: dir + "/meshtrace.sqlite", logger: logger)
+    var sampleIDs: [TraceID] = []
+    let chunk = 100_000
+    var written = 0
+    let fillStart = ContinuousClock.now
+    while written < storedSpans {
+        let spans = makeSpans(count: min(chunk, storedSpans - written), seed: 1000 + UInt64(written), baseNanos: now - 3_600_000_000_000)
+        var i = 0
+        while i < spans.count {
+            try await store.write(Array(spans[i..<min(i + 5_000, spans.count)]))
+            i += 5_000
+        }
+        sampleIDs.append(contentsOf: stride(from: 0, to: spans.count, by: 1_000).map { spans[$0].traceID })
+        written += spans.count
+        print("  filled \(written)/\(storedSpans) spans (\(fmt(rate(written, ContinuousClock.now - fillStart))) spans/s)")
+    }
+    try await store.close()
+    let (task, addresses) = try await startCollector(dataDir: dir)
+    let session = URLSession(configuration: .ephemeral)
+    func timeGet(_ path: String) async throws -> Double {
+        guard let url = URL(string: "http://127.0.0.1:\(addresses.queryPort)\(path)") else { return .nan }
+        let started = ContinuousClock.now
+        let (_, response) = try await session.data(from: url)
+        let elapsed = ms(ContinuousClock.now - started)
+        guard (response as? HTTPURLResponse)?.statusCode == 200 else { throw CancellationError() }
+        return elapsed
+    }
+    var results: [(String, Double, Double)] = []
+    var getTrace: [Double] = []
+    for id in sampleIDs.prefix(1000) { getTrace.append(try await timeGet("/api/traces/\(id.hex)")) }
+    results.append(("get trace by id", percentile(getTrace, 0.5), percentile(getTrace, 0.99)))
+    let searches: [(String, String)] = [
+        ("search service (limit 20)", "/api/traces?service=backend&limit=20&lookback=2h"),
+        ("search service+operation", "/api/traces?service=cart&operation=POST%20/api/cart&limit=20&lookback=2h"),
+        ("search service+tag", "/api/traces?service=payments&tags=%7B%22http.status_code%22%3A%22503%22%7D&limit=20&lookback=2h"),
+        ("search service+minDuration", "/api/traces?service=email&minDuration=45ms&limit=20&lookback=2h"),
+    ]
+    for (label, path) in searches {
+        var samples: [Double] = []
+        for _ in 0..<100 { samples.append(try await timeGet(path)) }
+        results.append((label, percentile(samples, 0.5), percentile(samples, 0.99)))
+    }
+    task.cancel()
+    _ = await task.result
+    return results
+}
+
+print("meshtrace collector benchmark: \(ingestSpans) spans per ingest run, \(connections) connections, \(storedSpans) stored for queries")
+print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB")
+var raw: [Int: Double] = [:]
+for batch in [100, 1000] {
+    raw[batch] = try await rawStoreRate(batch: batch)
+    print("raw store insert, \(batch)/txn: \(fmt(raw[batch] ?? 0)) spans/s")
+}
+print("")
+print("| ingest path | spans/request | spans/s | ratio to raw store |")
+print("|---|---|---|---|")
+for format in ["zipkin-json", "otlp-proto"] {
+    for batch in [100, 1000] {
+        let r = try await endToEndRate(format: format, batch: batch)
+        print("| \(format) over HTTP | \(batch) | \(fmt(r)) | \(fmt(r / (raw[batch] ?? 1), 2)) |")
+    }
+}
+for batch in [100, 1000] { print("| raw SQLite store (limit) | \(batch) | \(fmt(raw[batch] ?? 0)) | 1.00 |") }
+print("")
+print("queries with \(storedSpans) spans stored (HTTP, Jaeger API):")
+print("| query | p50 ms | p99 ms |")
+print("|---|---|---|")
+for (label, p50, p99) in try await queryLatencies() { print("| \(label) | \(fmt(p50, 2)) | \(fmt(p99, 2)) |") }

@@ -1,0 +1,26 @@
+import TraceStorage
+
+/// Everything `meshtrace collector` can be told. Defaults match Zipkin and Jaeger's ports so
+/// existing clients need no change.
+public struct CollectorConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    public var zipkinPort: Int = 9411
+    public var otlpHTTPPort: Int = 4318
+    public var queryPort: Int = 16686
+    public var adminPort: Int = 14269
+    public var storage: StorageKind = .sqlite
+    /// Resolved data directory (the CLI applies `$MESHTRACE_DATA_DIR` and the XDG default).
+    public var dataDirectory: String?
+    /// Spans that started longer ago than this are deleted in the background.
+    public var retentionSeconds: Double = 72 * 3600
+    /// Largest request body accepted on the wire (413 above it).
+    public var maxRequestBodyBytes: Int = 16 * 1024 * 1024
+    /// Largest body after gzip decompression (413 above it). OTLP recommends 64 MiB.
+    public var maxDecompressedBodyBytes: Int = 64 * 1024 * 1024
+    /// Spans waiting for the writer; beyond this ingest answers 503 with Retry-After.
+    public var ingestQueueCapacitySpans: Int = 200_000
+    /// How often retention runs.
+    public var retentionIntervalSeconds: Double = 60
+
+    public init() {}
+}

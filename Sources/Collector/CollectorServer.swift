@@ -1,0 +1,153 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TraceStorage
+import UnixSignals
+
+/// The addresses a running collector listens on; port 0 in the configuration becomes the
+/// port the kernel picked.
+public struct ListeningAddresses: Sendable, CustomStringConvertible {
+    public var host: String
+    public var zipkinPort: Int
+    public var otlpHTTPPort: Int
+    public var queryPort: Int
+    public var adminPort: Int
+
+    public var description: String {
+        "zipkin=http://\(host):\(zipkinPort) otlp-http=http://\(host):\(otlpHTTPPort) "
+            + "query=http://\(host):\(queryPort) admin=http://\(host):\(adminPort)"
+    }
+}
+
+/// `meshtrace collector`: Zipkin and OTLP/HTTP ingest, Jaeger and Zipkin query APIs and an
+/// admin port, over one durable store. Run it as a swift-service-lifecycle `Service`.
+public final class CollectorServer: Service {
+    public let configuration: CollectorConfiguration
+    public let metrics: CollectorMetrics
+    public let readiness = Readiness()
+    private let logger: Logger
+    private let gracefulShutdownSignals: [UnixSignal]
+    private let onListening: @Sendable (ListeningAddresses) -> Void
+
+    /// - Parameters:
+    ///   - gracefulShutdownSignals: signals that drain and stop the collector (the CLI passes
+    ///     SIGTERM and SIGINT; an embedding process leaves them to its own service group).
+    ///   - onListening: called once, when every listener is bound.
+    public init(
+        configuration: CollectorConfiguration,
+        logger: Logger,
+        gracefulShutdownSignals: [UnixSignal] = [],
+        onListening: @escaping @Sendable (ListeningAddresses) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.metrics = CollectorMetrics()
+        self.logger = logger
+        self.gracefulShutdownSignals = gracefulShutdownSignals
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let config = configuration
+        let store = try TraceStoreFactory.make(kind: config.storage, dataDirectory: config.dataDirectory, logger: logger)
+        let queue = IngestQueue(store: store, capacitySpans: config.ingestQueueCapacitySpans, logger: logger)
+        let body = IngestBody(maxWireBytes: config.maxRequestBodyBytes, maxDecodedBytes: config.maxDecompressedBodyBytes)
+        let ingestor = SpanIngestor(queue: queue, metrics: metrics, logger: logger)
+
+        let zipkinRouter = Router()
+        zipkinRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
+        ZipkinReceiver(body: body, ingestor: ingestor, metrics: metrics).register(on: zipkinRouter)
+        ZipkinQueryAPI(store: store).register(on: zipkinRouter)
+
+        let otlpRouter = Router()
+        OTLPReceiver(body: body, ingestor: ingestor, metrics: metrics).register(on: otlpRouter)
+
+        let queryRouter = Router()
+        queryRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
+        JaegerQueryAPI(store: store).register(on: queryRouter)
+
+        let adminRouter = Router()
+        AdminAPI(metrics: metrics, readiness: readiness).register(on: adminRouter)
+
+        let bound = BoundPorts(expected: ["zipkin", "otlp", "query", "admin"])
+        func app(_ name: String, _ router: Router<BasicRequestContext>, port: Int) -> some Service {
+            Application(
+                router: router,
+                configuration: ApplicationConfiguration(address: .hostname(config.host, port: port), serverName: "meshtrace"),
+                onServerRunning: { [self] channel in
+                    if let ports = bound.record(name, port: channel.localAddress?.port ?? port) {
+                        let addresses = ListeningAddresses(
+                            host: config.host, zipkinPort: ports["zipkin"] ?? 0, otlpHTTPPort: ports["otlp"] ?? 0,
+                            queryPort: ports["query"] ?? 0, adminPort: ports["admin"] ?? 0)
+                        self.logger.info(
+                            "meshtrace collector listening",
+                            metadata: [
+                                "zipkin": "http://\(config.host):\(addresses.zipkinPort)/api/v2/spans",
+                                "otlp_http": "http://\(config.host):\(addresses.otlpHTTPPort)/v1/traces",
+                                "query": "http://\(config.host):\(addresses.queryPort)",
+                                "admin": "http://\(config.host):\(addresses.adminPort)",
+                                "storage": "\(config.storage.rawValue)",
+                                "data_dir": "\(config.storage == .memory ? "-" : config.dataDirectory ?? "-")",
+                            ])
+                        self.readiness.set(true)
+                        self.onListening(addresses)
+                    }
+                },
+                logger: Logger(label: "meshtrace.collector.\(name)", factory: { _ in self.quietHandler(name) })
+            )
+        }
+
+        let ingestService = IngestService(queue: queue, store: store, metrics: metrics, configuration: config, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: ingestService),
+                    .init(service: app("zipkin", zipkinRouter, port: config.zipkinPort)),
+                    .init(service: app("otlp", otlpRouter, port: config.otlpHTTPPort)),
+                    .init(service: app("query", queryRouter, port: config.queryPort)),
+                    .init(service: app("admin", adminRouter, port: config.adminPort)),
+                ],
+                gracefulShutdownSignals: gracefulShutdownSignals,
+                logger: logger
+            ))
+        do {
+            try await withGracefulShutdownHandler {
+                try await group.run()
+            } onGracefulShutdown: {
+                self.readiness.set(false)
+            }
+        } catch {
+            readiness.set(false)
+            throw error
+        }
+        readiness.set(false)
+        logger.info("meshtrace collector stopped")
+    }
+
+    /// Hummingbird logs every request at info; keep its logger at warning so ours stay readable.
+    private func quietHandler(_ name: String) -> any LogHandler {
+        var handler = StreamLogHandler.standardError(label: "meshtrace.collector.\(name)")
+        handler.logLevel = max(.warning, logger.logLevel)
+        return handler
+    }
+}
+
+/// Collects the ports the listeners report and says when all are in.
+final class BoundPorts: Sendable {
+    private let state: Mutex<[String: Int]>
+    private let expected: Set<String>
+
+    init(expected: Set<String>) {
+        self.expected = expected
+        self.state = Mutex([:])
+    }
+
+    /// Returns all ports once the last expected listener has reported, else nil.
+    func record(_ name: String, port: Int) -> [String: Int]? {
+        state.withLock { ports in
+            ports[name] = port
+            return Set(ports.keys) == expected ? ports : nil
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Logging
+import ServiceLifecycle
+import TraceStorage
+
+/// Owns the store's lifetime: runs the single writer, retention and the store gauges, and on
+/// graceful shutdown drains the queue before closing the store, so nothing acknowledged is lost.
+/// It is first in the service group, so it stops last, after the listeners have finished
+/// their in-flight requests.
+struct IngestService: Service {
+    let queue: IngestQueue
+    let store: any TraceStore
+    let metrics: CollectorMetrics
+    let configuration: CollectorConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await queue.run() }
+                group.addTask { await maintain() }
+                // The writer returns only after shutdown() and a full drain; maintenance then stops.
+                await group.next()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            logger.info("draining ingest queue", metadata: ["queued_spans": "\(queue.depthSpans)"])
+            queue.shutdown()
+        }
+        try await store.close()
+        logger.info("store closed")
+    }
+
+    /// Periodic housekeeping; sleeping here schedules work, it does not wait for other tasks.
+    private func maintain() async {
+        var lastRetention = ContinuousClock.now
+        var lastStats = ContinuousClock.now - .seconds(60)
+        while !Task.isCancelled {
+            metrics.queueDepth.record(queue.depthSpans)
+            let now = ContinuousClock.now
+            if now - lastStats >= .seconds(5) {
+                lastStats = now
+                if let stats = try? await store.stats() {
+                    metrics.storedSpans.record(stats.spanCount)
+                    if let bytes = stats.bytesOnDisk { metrics.storeBytes.record(bytes) }
+                }
+            }
+            if now - lastRetention >= .seconds(configuration.retentionIntervalSeconds) {
+                lastRetention = now
+                await enforceRetention()
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func enforceRetention() async {
+        let cutoffSeconds = Double(WallClock.nowNanos()) / 1e9 - configuration.retentionSeconds
+        guard cutoffSeconds > 0 else { return }
+        do {
+            let deleted = try await store.deleteSpans(startedBefore: UInt64(cutoffSeconds * 1e9))
+            if deleted > 0 {
+                metrics.retentionDeleted.increment(by: deleted)
+                logger.info("retention deleted old spans", metadata: ["spans": "\(deleted)"])
+            }
+        } catch {
+            logger.error("retention failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Logging
+import Metrics
+import TraceModel
+import TraceStorage
+import TraceWire
+
+/// Hands decoded spans to the durable ingest queue and keeps the per-protocol counts.
+/// A successful return means the spans are committed to the store.
+struct SpanIngestor: Sendable {
+    let queue: IngestQueue
+    let metrics: CollectorMetrics
+    let logger: Logger
+
+    func ingest(_ batch: DecodedBatch, counters: CollectorMetrics.ProtocolCounters) async throws(HTTPFailure) {
+        counters.received.increment(by: batch.spans.count + batch.rejected.count)
+        if !batch.rejected.isEmpty { counters.rejected.increment(by: batch.rejected.count) }
+        if batch.truncatedValues > 0 { counters.truncatedValues.increment(by: batch.truncatedValues) }
+        guard !batch.spans.isEmpty else { return }
+        let started = ContinuousClock.now
+        do {
+            try await queue.submit(batch.spans)
+        } catch {
+            switch error {
+            case .queueFull:
+                counters.throttled.increment()
+                throw HTTPFailure(status: .serviceUnavailable, message: "ingest queue is full; retry later", retryAfter: 1)
+            case .shuttingDown:
+                counters.throttled.increment()
+                throw HTTPFailure(status: .serviceUnavailable, message: "collector is shutting down; retry later", retryAfter: 5)
+            case .storeFailed(let message):
+                logger.error("store write failed", metadata: ["error": "\(message)"])
+                throw HTTPFailure(status: .serviceUnavailable, message: "store write failed: \(message)", retryAfter: 1)
+            }
+        }
+        metrics.writeLatency.recordNanoseconds(Int64((ContinuousClock.now - started).nanoseconds))
+        counters.accepted.increment(by: batch.spans.count)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+extension Counter {
+    func increment(by amount: Int) { increment(by: Int64(amount)) }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Collector
+import Foundation
+import Logging
+import ServiceLifecycle
+import TraceStorage
+
+extension StorageKind: ExpressibleByArgument {}
+
+struct CollectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collector",
+        abstract: "Run the trace backend: Zipkin and OTLP/HTTP ingest, Jaeger and Zipkin query APIs.",
+        discussion: """
+            Spans are acknowledged only after they are committed to the store, so nothing a client \
+            was told is stored can be lost on a crash. SIGTERM or SIGINT drains the ingest queue and \
+            closes the store. Port 0 picks a free port; the first log line prints every address.
+            """
+    )
+
+    @Option(help: "Address to bind every listener to.")
+    var host = "127.0.0.1"
+
+    @Option(name: .customLong("zipkin-port"), help: "Zipkin v2 ingest (POST /api/v2/spans) and Zipkin query API.")
+    var zipkinPort = 9411
+
+    @Option(name: .customLong("otlp-http-port"), help: "OTLP/HTTP ingest (POST /v1/traces), protobuf or JSON.")
+    var otlpHTTPPort = 4318
+
+    @Option(name: .customLong("query-port"), help: "Jaeger-compatible query API (/api/...).")
+    var queryPort = 16686
+
+    @Option(name: .customLong("admin-port"), help: "/metrics (Prometheus), /healthz and /readyz.")
+    var adminPort = 14269
+
+    @Option(help: "Where spans live: sqlite (durable, default) or memory (lost on exit).")
+    var storage: StorageKind = .sqlite
+
+    @Option(name: .customLong("data-dir"), help: "SQLite data directory. Default: $MESHTRACE_DATA_DIR, else ~/.local/share/meshtrace.")
+    var dataDir: String?
+
+    @Option(help: "Delete spans older than this (e.g. 72h, 7d, 30m).")
+    var retention = "72h"
+
+    @Option(name: .customLong("ingest-queue-capacity"), help: "Spans that may wait for the store; beyond this ingest answers 503 with Retry-After.")
+    var ingestQueueCapacity = 200_000
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        for (flag, port) in [("--zipkin-port", zipkinPort), ("--otlp-http-port", otlpHTTPPort), ("--query-port", queryPort), ("--admin-port", adminPort)]
+        where !(0...65535).contains(port) {
+            throw ValidationError("\(flag) must be between 0 and 65535, got \(port)")
+        }
+        guard let nanos = GoDuration.parseNanos(retention), nanos > 0 else {
+            throw ValidationError("--retention must be a positive duration like 72h, 7d or 30m, got '\(retention)'")
+        }
+        guard ingestQueueCapacity > 0 else { throw ValidationError("--ingest-queue-capacity must be positive") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "meshtrace.collector")
+        logger.logLevel = level
+
+        var config = CollectorConfiguration()
+        config.host = host
+        config.zipkinPort = zipkinPort
+        config.otlpHTTPPort = otlpHTTPPort
+        config.queryPort = queryPort
+        config.adminPort = adminPort
+        config.storage = storage
+        config.dataDirectory = storage == .sqlite ? DataDirectory.resolve(dataDir) : nil
+        config.ingestQueueCapacitySpans = ingestQueueCapacity
+        config.retentionSeconds = Double(GoDuration.parseNanos(retention) ?? 0) / 1e9
+
+        let server = CollectorServer(configuration: config, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint])
+        try await server.run()
+    }
+}
+
+enum DataDirectory {
+    /// `--data-dir`, else `$MESHTRACE_DATA_DIR`, else `$XDG_DATA_HOME/meshtrace`, else `~/.local/share/meshtrace`.
+    static func resolve(_ flag: String?) -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let flag, !flag.isEmpty { return flag }
+        if let dir = env["MESHTRACE_DATA_DIR"], !dir.isEmpty { return dir }
+        if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/meshtrace" }
+        return NSHomeDirectory() + "/.local/share/meshtrace"
+    }
+}
