@@ -1,0 +1,114 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+import Synchronization
+
+/// Istio's standard HTTP metrics with Istio's label names, so Kiali's queries, Grafana's Istio
+/// dashboards and existing PromQL work unchanged (mesh-and-proxy-facts §3.1).
+/// Handles are cached per label set: creating them per request would take the registry's lock
+/// and rebuild label arrays on the request path.
+public final class IstioMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let workload: String
+    private let namespace: String
+    private let handles = Mutex<[LabelKey: Handles]>([:])
+    public let spansExported: CoreMetrics.Counter
+    public let spansDropped: CoreMetrics.Counter
+    public let exportFailures: CoreMetrics.Counter
+
+    static let durationBuckets: [Double] = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]
+    static let byteBuckets: [Double] = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000]
+
+    public init(workload: String, namespace: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.workload = workload
+        self.namespace = namespace
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets = [
+            "istio_request_duration_milliseconds": Self.durationBuckets,
+            "istio_request_bytes": Self.byteBuckets,
+            "istio_response_bytes": Self.byteBuckets,
+        ]
+        self.factory = factory
+        spansExported = CoreMetrics.Counter(label: "meshtrace_sidecar_spans_exported_total", factory: factory)
+        spansDropped = CoreMetrics.Counter(label: "meshtrace_sidecar_spans_dropped_total", factory: factory)
+        exportFailures = CoreMetrics.Counter(label: "meshtrace_sidecar_export_failures_total", factory: factory)
+        _ = CoreMetrics.Gauge(label: "istio_build", dimensions: [("component", "proxy"), ("tag", "meshtrace")], factory: factory)
+    }
+
+    private struct LabelKey: Hashable {
+        var reporter: String
+        var source: String
+        var destination: String
+        var code: String
+        var flags: String
+    }
+
+    private struct Handles {
+        let requests: CoreMetrics.Counter
+        let duration: CoreMetrics.Recorder
+        let requestBytes: CoreMetrics.Recorder
+        let responseBytes: CoreMetrics.Recorder
+    }
+
+    public func record(_ hop: HopRecord) {
+        let reporter = hop.direction == .inbound ? "destination" : "source"
+        let source = hop.direction == .inbound ? hop.sourceService ?? "unknown" : workload
+        let destination = hop.destinationService
+        let code = hop.statusCode.map(String.init) ?? "0"
+        let flags = hop.responseFlags.isEmpty ? "-" : hop.responseFlags.joined(separator: ",")
+        let key = LabelKey(reporter: reporter, source: source, destination: destination, code: code, flags: flags)
+        let h = handles.withLock { cache -> Handles in
+            if let existing = cache[key] { return existing }
+            let labels = labelSet(key, protocolName: "http", direction: hop.direction)
+            let made = Handles(
+                requests: CoreMetrics.Counter(label: "istio_requests_total", dimensions: labels, factory: factory),
+                duration: CoreMetrics.Recorder(label: "istio_request_duration_milliseconds", dimensions: labels, aggregate: true, factory: factory),
+                requestBytes: CoreMetrics.Recorder(label: "istio_request_bytes", dimensions: labels, aggregate: true, factory: factory),
+                responseBytes: CoreMetrics.Recorder(label: "istio_response_bytes", dimensions: labels, aggregate: true, factory: factory))
+            cache[key] = made
+            return made
+        }
+        h.requests.increment()
+        h.duration.record(Double(hop.durationNanos) / 1e6)
+        h.requestBytes.record(hop.requestBytes)
+        h.responseBytes.record(hop.responseBytes)
+    }
+
+    /// Every label Istio's stats filter emits, in one fixed order (Prometheus requires the same
+    /// label names for every series of a metric).
+    private func labelSet(_ key: LabelKey, protocolName: String, direction: ProxyDirection) -> [(String, String)] {
+        let destinationFQDN = "\(key.destination).\(namespace).svc.cluster.local"
+        let destinationKnown = key.destination != "unknown"
+        return [
+            ("reporter", key.reporter),
+            ("source_workload", key.source),
+            ("source_workload_namespace", key.source == "unknown" ? "unknown" : namespace),
+            ("source_principal", "unknown"),
+            ("source_app", key.source),
+            ("source_version", "unknown"),
+            ("source_canonical_service", key.source),
+            ("source_canonical_revision", "latest"),
+            ("source_cluster", "meshtrace"),
+            ("destination_workload", destinationKnown ? key.destination : "unknown"),
+            ("destination_workload_namespace", destinationKnown ? namespace : "unknown"),
+            ("destination_principal", "unknown"),
+            ("destination_app", key.destination),
+            ("destination_version", "unknown"),
+            ("destination_service", destinationFQDN),
+            ("destination_service_name", key.destination),
+            ("destination_service_namespace", namespace),
+            ("destination_canonical_service", key.destination),
+            ("destination_canonical_revision", "latest"),
+            ("destination_cluster", "meshtrace"),
+            ("request_protocol", protocolName),
+            ("response_code", key.code),
+            ("grpc_response_status", ""),
+            ("response_flags", key.flags),
+            ("connection_security_policy", direction == .inbound ? "none" : "unknown"),
+        ]
+    }
+
+    public func prometheusText() -> String { registry.emitToString() }
+}

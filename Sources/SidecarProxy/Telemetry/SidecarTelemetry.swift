@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import Synchronization
+import TraceModel
+
+/// The real `ProxyTelemetry`: Istio metrics for every request, a span for every sampled one,
+/// exported in batches to the configured collector.
+public final class SidecarTelemetry: ProxyTelemetry {
+    public let metrics: IstioMetrics
+    public let batcher: SpanBatcher?
+    private let builder: Mutex<HopSpanBuilder>
+    private let samplingPercent: @Sendable () -> Double
+    private let exportTask = Mutex<Task<Void, Never>?>(nil)
+
+    /// - Parameter samplingPercent: reads the rate in force (it can change at runtime), so
+    ///   each span records the rate it was sampled at.
+    public init(
+        configuration: TelemetryConfiguration, exporter: (any SpanExporter)?, logger: Logger,
+        samplingPercent: @escaping @Sendable () -> Double
+    ) {
+        let metrics = IstioMetrics(workload: configuration.serviceName, namespace: configuration.namespace)
+        self.metrics = metrics
+        self.builder = Mutex(HopSpanBuilder(configuration: configuration))
+        self.samplingPercent = samplingPercent
+        if let exporter {
+            batcher = SpanBatcher(
+                exporter: exporter, capacity: configuration.maxQueuedSpans, maxBatch: configuration.maxBatchSpans,
+                flushInterval: .milliseconds(Int(configuration.flushIntervalSeconds * 1000)), logger: logger,
+                onExported: { metrics.spansExported.increment(by: Int64($0)) },
+                onDropped: { metrics.spansDropped.increment(by: Int64($0)) })
+        } else {
+            batcher = nil
+        }
+    }
+
+    /// Convenience: builds the HTTP exporter from the configuration.
+    public convenience init(configuration: TelemetryConfiguration, group: any EventLoopGroup, logger: Logger, samplingPercent: @escaping @Sendable () -> Double) {
+        let exporter = HTTPSpanExporter(configuration: configuration.exporter, group: group)
+        self.init(configuration: configuration, exporter: exporter, logger: logger, samplingPercent: samplingPercent)
+    }
+
+    /// Starts the background export loop.
+    public func start() {
+        guard let batcher else { return }
+        exportTask.withLock { task in
+            if task == nil { task = Task { await batcher.run() } }
+        }
+    }
+
+    /// Span naming and identity can change at runtime (the control plane pushes telemetry settings).
+    public func update(configuration: TelemetryConfiguration) {
+        builder.withLock { $0.configuration = configuration }
+    }
+
+    public func record(_ hop: HopRecord) {
+        metrics.record(hop)
+        guard hop.sampled, let batcher else { return }
+        let span = builder.withLock { $0 }.span(for: hop, samplingPercent: samplingPercent())
+        batcher.add(span)
+    }
+
+    public func prometheusText() -> String { metrics.prometheusText() }
+
+    public func flush() async {
+        let task = exportTask.withLock { t -> Task<Void, Never>? in
+            defer { t = nil }
+            return t
+        }
+        task?.cancel()
+        await task?.value
+        await batcher?.flush()
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TraceModel
+import TraceWire
+
+/// The outcome of one export attempt, classified the way OTLP's retry rules need it.
+public enum ExportOutcome: Sendable, Equatable {
+    case exported
+    /// 429/502/503/504 or a connection failure: try again, after `retryAfter` seconds if given.
+    case retryable(reason: String, retryAfter: Double?)
+    /// Any other failure: retrying would fail the same way.
+    case rejected(reason: String)
+}
+
+/// Sends a batch of spans somewhere. Protocols at the seams (as swift-otel does) let tests use
+/// an in-memory exporter and users point the sidecar at Zipkin, Jaeger, Tempo or our collector.
+public protocol SpanExporter: Sendable {
+    func export(_ spans: [Span]) async -> ExportOutcome
+}
+
+/// Zipkin v2 JSON (`…/api/v2/spans`) or OTLP/HTTP protobuf (`…/v1/traces`) over HTTP/1.1.
+public struct HTTPSpanExporter: SpanExporter {
+    public let kind: SpanExportTarget.Kind
+    let endpoint: HTTPEndpoint
+    let group: any EventLoopGroup
+    let timeout: Duration
+
+    public init?(configuration: SpanExportTarget, group: any EventLoopGroup, timeout: Duration = .seconds(10)) {
+        guard configuration.kind != .none, let url = configuration.url, let endpoint = HTTPEndpoint(url: url) else { return nil }
+        self.kind = configuration.kind
+        self.endpoint = endpoint
+        self.group = group
+        self.timeout = timeout
+    }
+
+    public func export(_ spans: [Span]) async -> ExportOutcome {
+        let body: [UInt8]
+        let contentType: String
+        switch kind {
+        case .zipkin:
+            body = ZipkinJSON.encode(spans)
+            contentType = "application/json"
+        case .otlp, .none:
+            body = OTLPProto.encode(spans)
+            contentType = "application/x-protobuf"
+        }
+        do {
+            let response = try await OneShotHTTPClient.post(endpoint, body: body, contentType: contentType, group: group, timeout: timeout)
+            switch response.status {
+            case 200..<300:
+                return .exported
+            case 429, 502, 503, 504:
+                return .retryable(reason: "collector answered \(response.status)", retryAfter: response.retryAfterSeconds)
+            default:
+                return .rejected(reason: "collector answered \(response.status): \(response.bodyPrefix)")
+            }
+        } catch {
+            return .retryable(reason: "\(error)", retryAfter: nil)
+        }
+    }
+}
+
+/// host, port and path of an http:// URL.
+struct HTTPEndpoint: Sendable, Hashable {
+    var host: String
+    var port: Int
+    var path: String
+
+    init?(url: String) {
+        guard let components = URLComponents(string: url), components.scheme == "http", let host = components.host, !host.isEmpty else { return nil }
+        self.host = host
+        self.port = components.port ?? 80
+        self.path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+    }
+}
+
+struct ExportTimeout: Error, CustomStringConvertible {
+    var description: String { "export timed out" }
+}
+
+/// One request per connection: exports are a few per second at most, so pooling buys nothing,
+/// and a fresh connection never inherits a half-broken one.
+enum OneShotHTTPClient {
+    struct Response: Sendable {
+        var status: Int
+        var retryAfterSeconds: Double?
+        var bodyPrefix: String
+    }
+
+    static func post(_ endpoint: HTTPEndpoint, body: [UInt8], contentType: String, group: any EventLoopGroup, timeout: Duration) async throws -> Response {
+        try await withThrowingTaskGroup(of: Response.self) { tasks in
+            tasks.addTask { try await send(endpoint, body: body, contentType: contentType, group: group) }
+            tasks.addTask {
+                try await Task.sleep(for: timeout)
+                throw ExportTimeout()
+            }
+            defer { tasks.cancelAll() }
+            guard let first = try await tasks.next() else { throw ExportTimeout() }
+            return first
+        }
+    }
+
+    private static func send(_ endpoint: HTTPEndpoint, body: [UInt8], contentType: String, group: any EventLoopGroup) async throws -> Response {
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .connectTimeout(.seconds(5))
+            .connect(host: endpoint.host, port: endpoint.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path)
+            head.headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
+            head.headers.add(name: "Content-Type", value: contentType)
+            head.headers.add(name: "Content-Length", value: String(body.count))
+            head.headers.add(name: "Connection", value: "close")
+            head.headers.add(name: "User-Agent", value: "meshtrace-sidecar")
+            try await outbound.write(.head(head))
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+            try await outbound.write(.end(nil))
+            var response = Response(status: 0, retryAfterSeconds: nil, bodyPrefix: "")
+            for try await part in inbound {
+                switch part {
+                case .head(let head):
+                    response.status = Int(head.status.code)
+                    response.retryAfterSeconds = head.headers.first(name: "retry-after").flatMap(Double.init)
+                case .body(let buffer):
+                    if response.bodyPrefix.utf8.count < 300 { response.bodyPrefix += String(buffer: buffer) }
+                case .end:
+                    return response
+                }
+            }
+            return response
+        }
+    }
+}

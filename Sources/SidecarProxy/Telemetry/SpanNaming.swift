@@ -1,0 +1,52 @@
+/// `METHOD /route` span names. Path segments that look like ids (numbers, UUIDs, long hex,
+/// long opaque tokens) become `{id}`, so `/users/42/orders/7` and `/users/9/orders/1` share one
+/// name and the operations list stays small. Istio's `host:port/*` names tell users nothing.
+public struct SpanNaming: Sendable, Hashable {
+    /// When false, names keep the raw path (still without the query string).
+    public var templatePaths: Bool
+
+    public init(templatePaths: Bool = true) {
+        self.templatePaths = templatePaths
+    }
+
+    public func name(method: String, path: String) -> String {
+        method + " " + route(path)
+    }
+
+    public func route(_ path: String) -> String {
+        var p = Substring(path)
+        if let q = p.firstIndex(where: { $0 == "?" || $0 == "#" }) { p = p[..<q] }
+        if p.isEmpty { return "/" }
+        guard templatePaths else { return String(p) }
+        var out = ""
+        out.reserveCapacity(p.utf8.count)
+        for (i, segment) in p.split(separator: "/", omittingEmptySubsequences: false).enumerated() {
+            if i > 0 { out += "/" }
+            out += Self.looksLikeID(segment) ? "{id}" : String(segment)
+        }
+        return out
+    }
+
+    static func looksLikeID(_ segment: Substring) -> Bool {
+        let utf8 = segment.utf8
+        guard !utf8.isEmpty else { return false }
+        var digits = 0, hex = 0, dashes = 0, letters = 0
+        for c in utf8 {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits += 1; hex += 1
+            case UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): hex += 1; letters += 1
+            case UInt8(ascii: "-"): dashes += 1
+            case UInt8(ascii: "g")...UInt8(ascii: "z"), UInt8(ascii: "G")...UInt8(ascii: "Z"): letters += 1
+            case UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"), UInt8(ascii: "%"), UInt8(ascii: "="): break
+            default: return false
+            }
+        }
+        let n = utf8.count
+        if digits == n { return true }  // 42, 2024
+        if n == 36 && dashes == 4 && hex == 32 { return true }  // UUID
+        if n >= 16 && hex == n { return true }  // long hex: object ids, hashes
+        // Long opaque tokens mixing letters and digits (base64 ids, ULIDs), but not words.
+        if n >= 20 && digits >= 4 && letters > 0 { return true }
+        return false
+    }
+}

@@ -1,0 +1,108 @@
+import Logging
+import Synchronization
+import Testing
+import TraceModel
+
+@testable import SidecarProxy
+
+/// Scripted exporter: answers from a list, then succeeds; remembers what it got.
+final class ScriptedExporter: SpanExporter {
+    private let state: Mutex<(script: [ExportOutcome], batches: [[Span]])>
+    init(_ script: [ExportOutcome] = []) { state = Mutex((script, [])) }
+    func export(_ spans: [Span]) async -> ExportOutcome {
+        state.withLock { s in
+            s.batches.append(spans)
+            return s.script.isEmpty ? .exported : s.script.removeFirst()
+        }
+    }
+    var batches: [[Span]] { state.withLock { $0.batches } }
+}
+
+func sampleSpan(_ n: UInt64) -> Span {
+    Span(traceID: TraceID(high: 0, low: n + 1), spanID: SpanID(n + 1) ?? SpanID.random(), name: "s\(n)", startTimeNanos: n, durationNanos: 1, serviceName: "svc")
+}
+
+func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+@Suite struct SpanBatcherTests {
+    let logger = Logger(label: "test")
+
+    @Test func dropsAndCountsWhenFull() {
+        let dropped = Mutex(0)
+        let batcher = SpanBatcher(exporter: ScriptedExporter(), capacity: 3, maxBatch: 10, flushInterval: .seconds(60), logger: logger,
+                                  onDropped: { n in dropped.withLock { $0 += n } })
+        #expect((0..<5).map { batcher.add(sampleSpan(UInt64($0))) } == [true, true, true, false, false])
+        #expect(batcher.queued == 3)
+        #expect(batcher.dropped == 2)
+        #expect(dropped.withLock { $0 } == 2)
+    }
+
+    @Test func exportsFullBatchesWithoutWaitingForTheInterval() async {
+        let exporter = ScriptedExporter()
+        let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 4, flushInterval: .seconds(3600), logger: logger)
+        let task = Task { await batcher.run() }
+        for i in 0..<8 { batcher.add(sampleSpan(UInt64(i))) }
+        #expect(await waitUntil { exporter.batches.count == 2 })
+        task.cancel()
+        #expect(exporter.batches.map(\.count) == [4, 4])
+    }
+
+    @Test func retriesRetryableFailuresAndDropsRejectedBatches() async {
+        let exported = Mutex(0)
+        let exporter = ScriptedExporter([.retryable(reason: "503", retryAfter: 0.01), .retryable(reason: "refused", retryAfter: nil)])
+        let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger,
+                                  onExported: { n in exported.withLock { $0 += n } })
+        await batcher.exportWithRetry([sampleSpan(1), sampleSpan(2)], attempts: 5)
+        #expect(exporter.batches.count == 3, "two retryable failures, then success")
+        #expect(exported.withLock { $0 } == 2)
+
+        let rejecting = ScriptedExporter([.rejected(reason: "400")])
+        let second = SpanBatcher(exporter: rejecting, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
+        await second.exportWithRetry([sampleSpan(1)], attempts: 5)
+        #expect(rejecting.batches.count == 1, "a permanent rejection is not retried")
+        #expect(second.dropped == 1)
+    }
+
+    @Test func flushExportsEverythingBuffered() async {
+        let exporter = ScriptedExporter()
+        let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 3, flushInterval: .seconds(3600), logger: logger)
+        for i in 0..<7 { batcher.add(sampleSpan(UInt64(i))) }
+        await batcher.flush()
+        #expect(exporter.batches.map(\.count) == [3, 3, 1])
+        #expect(batcher.queued == 0)
+    }
+}
+
+@Suite struct IstioMetricsTests {
+    @Test func emitsIstioLabelsAndCountsPerLabelSet() {
+        let metrics = IstioMetrics(workload: "frontend", namespace: "default")
+        let context = TraceContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(2) ?? SpanID.random())
+        let ok = HopRecord(direction: .outbound, context: context, sampled: true, startNanos: 0, durationNanos: 3_000_000,
+                           method: "GET", path: "/", authority: "backend", statusCode: 200, requestID: "r", destinationService: "backend")
+        var failed = ok
+        failed.statusCode = 503
+        failed.responseFlags = ["UF"]
+        metrics.record(ok)
+        metrics.record(ok)
+        metrics.record(failed)
+        let text = metrics.prometheusText()
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("istio_requests_total{") }
+        #expect(lines.count == 2)
+        let okLine = lines.first { $0.contains("response_code=\"200\"") }
+        #expect(okLine?.hasSuffix(" 2") == true)
+        #expect(okLine?.contains("reporter=\"source\"") == true)
+        #expect(okLine?.contains("source_workload=\"frontend\"") == true)
+        #expect(okLine?.contains("destination_service_name=\"backend\"") == true)
+        #expect(okLine?.contains("response_flags=\"-\"") == true)
+        #expect(lines.contains { $0.contains("response_flags=\"UF\"") && $0.hasSuffix(" 1") })
+        #expect(text.contains("istio_request_duration_milliseconds_bucket{"))
+        #expect(text.contains("le=\"5.0\"") || text.contains("le=\"5\""))
+    }
+}
