@@ -1,0 +1,45 @@
+import TraceModel
+
+/// The live configuration, shared by every event loop. Readers take a snapshot per request (one
+/// lock + a retain); a writer swaps the whole value, so a request never sees half an update.
+/// A later issue changes sampling live through this.
+public final class ConfigurationBox: Sendable {
+    private let storage: Locked<Snapshot>
+
+    /// The configuration plus what is derived from it once, so the request path does not redo it.
+    public struct Snapshot: Sendable {
+        public let config: SidecarConfiguration
+        public let sampler: Sampler
+        /// Upstreams by lower-case name.
+        public let upstreamsByName: [String: UpstreamService]
+        public let healthCheckPaths: Set<String>
+        /// Bumped on every swap, so caches keyed on it can notice.
+        public let generation: Int
+
+        init(config: SidecarConfiguration, generation: Int) {
+            self.config = config
+            self.sampler = Sampler(percent: config.samplingPercent)
+            var byName: [String: UpstreamService] = [:]
+            for u in config.upstreams { byName[u.name] = u }
+            self.upstreamsByName = byName
+            self.healthCheckPaths = Set(config.healthCheckPaths)
+            self.generation = generation
+        }
+    }
+
+    public init(_ config: SidecarConfiguration) {
+        storage = Locked(Snapshot(config: config, generation: 0))
+    }
+
+    public var snapshot: Snapshot { storage.withLock { $0 } }
+    public var config: SidecarConfiguration { snapshot.config }
+
+    /// Replaces the configuration (listener ports are not re-bound; everything else applies to new requests).
+    public func update(_ change: (inout SidecarConfiguration) -> Void) {
+        storage.withLock { current in
+            var next = current.config
+            change(&next)
+            current = Snapshot(config: next, generation: current.generation + 1)
+        }
+    }
+}

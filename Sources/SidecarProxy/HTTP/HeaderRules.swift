@@ -1,0 +1,138 @@
+import NIOHTTP1
+import TraceModel
+
+/// NIO's `HTTPHeaders` seen through TraceModel's `HeaderCarrier` (case-insensitive names).
+struct HTTPHeadersCarrier: HeaderCarrier {
+    var headers: HTTPHeaders
+
+    init(_ headers: HTTPHeaders) { self.headers = headers }
+
+    func first(_ name: String) -> String? { headers.first(name: name) }
+    mutating func replace(_ name: String, with value: String) { headers.replaceOrAdd(name: name, value: value) }
+    mutating func remove(_ name: String) { headers.remove(name: name) }
+}
+
+/// How a message body is delimited on the wire.
+public enum BodyFraming: Sendable, Equatable {
+    case none
+    case contentLength(Int)
+    case chunked
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward: `Connection` and every
+/// header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`
+/// (re-created by framing), `Upgrade`, `Proxy-Authorization` and `Proxy-Authenticate`.
+public enum HopByHop {
+    public static let fixed = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authorization", "proxy-authenticate",
+    ]
+
+    /// Removes hop-by-hop headers in place. Returns true when the message was chunked.
+    @discardableResult
+    public static func strip(_ headers: inout HTTPHeaders) -> Bool {
+        var chunked = false
+        var listed: [String] = []
+        for (name, value) in headers {
+            if name.utf8.count == 10, name.lowercased() == "connection" {
+                for token in value.split(separator: ",") {
+                    let t = token.trimmingSpaces.lowercased()
+                    if !t.isEmpty && t != "close" && t != "keep-alive" { listed.append(t) }
+                }
+            } else if name.utf8.count == 17, name.lowercased() == "transfer-encoding" {
+                if value.lowercased().contains("chunked") { chunked = true }
+            }
+        }
+        for name in listed { headers.remove(name: name) }
+        for name in fixed where headers.contains(name: name) { headers.remove(name: name) }
+        return chunked
+    }
+}
+
+/// Why a request head is refused before it reaches any upstream.
+public enum RequestRejection: Equatable, Sendable {
+    case badRequest(String)
+    case headersTooLarge
+
+    public var status: HTTPResponseStatus {
+        switch self {
+        case .badRequest: return .badRequest
+        case .headersTooLarge: return .requestHeaderFieldsTooLarge
+        }
+    }
+
+    public var reason: String {
+        switch self {
+        case .badRequest(let r): return r
+        case .headersTooLarge: return "request header block too large"
+        }
+    }
+}
+
+/// Request-smuggling and framing rules (RFC 9112 §6.3), applied after NIO's parser (which already
+/// rejects most of these; this is the belt to its braces and the single place the rules live).
+public enum RequestRules {
+    public static func check(_ head: HTTPRequestHead, maxHeaderBytes: Int) -> RequestRejection? {
+        var contentLengths = 0
+        var transferEncodings = 0
+        var hosts = 0
+        var size = head.uri.utf8.count + 16
+        var lengthValue: Substring?
+        var teValue = ""
+        for (name, value) in head.headers {
+            size += name.utf8.count + value.utf8.count + 4
+            switch name.utf8.count {
+            case 14 where name.lowercased() == "content-length":
+                contentLengths += 1
+                lengthValue = Substring(value)
+            case 17 where name.lowercased() == "transfer-encoding":
+                transferEncodings += 1
+                teValue = value
+            case 4 where name.lowercased() == "host":
+                hosts += 1
+            default:
+                break
+            }
+        }
+        if size > maxHeaderBytes { return .headersTooLarge }
+        if contentLengths > 0 && transferEncodings > 0 {
+            return .badRequest("both Content-Length and Transfer-Encoding")
+        }
+        if contentLengths > 1 { return .badRequest("duplicate Content-Length") }
+        if let lengthValue {
+            let digits = lengthValue.trimmingSpaces
+            if digits.isEmpty || digits.utf8.count > 18 || !digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+                return .badRequest("invalid Content-Length")
+            }
+        }
+        if transferEncodings > 1 { return .badRequest("duplicate Transfer-Encoding") }
+        if transferEncodings == 1 {
+            if head.version.major == 1 && head.version.minor == 0 { return .badRequest("Transfer-Encoding in an HTTP/1.0 request") }
+            let codings = teValue.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+            if codings.last != "chunked" { return .badRequest("Transfer-Encoding must end with chunked") }
+        }
+        if hosts > 1 { return .badRequest("duplicate Host") }
+        let absolute = head.uri.hasPrefix("http://") || head.uri.hasPrefix("https://")
+        if hosts == 0 && !absolute && head.version.minor >= 1 && head.method != .CONNECT {
+            return .badRequest("missing Host")
+        }
+        if head.uri.isEmpty { return .badRequest("empty request target") }
+        return nil
+    }
+
+    /// The body framing a valid request head declares.
+    public static func framing(_ head: HTTPRequestHead) -> BodyFraming {
+        if let te = head.headers.first(name: "transfer-encoding"), te.lowercased().contains("chunked") { return .chunked }
+        if let cl = head.headers.first(name: "content-length"), let n = Int(cl.trimmingSpaces) { return n > 0 ? .contentLength(n) : .none }
+        return .none
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: Substring {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

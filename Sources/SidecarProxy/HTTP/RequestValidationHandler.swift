@@ -1,0 +1,77 @@
+import NIOCore
+import NIOHTTP1
+
+/// Sits right after the HTTP decoder. Refuses request heads that break framing rules (smuggling:
+/// Content-Length with Transfer-Encoding, duplicate or invalid Content-Length, …) with 400, and
+/// header blocks over the limit with 431, then closes the connection: once framing is in doubt
+/// nothing after it on the connection can be trusted. Parser errors get the same answers.
+final class RequestValidationHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let maxHeaderBytes: Int
+    private var rejected = false
+    private var responseInProgress = false
+    /// Called with each rejection (for stats and logs).
+    private let onReject: (@Sendable (RequestRejection) -> Void)?
+
+    init(maxHeaderBytes: Int, onReject: (@Sendable (RequestRejection) -> Void)? = nil) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.onReject = onReject
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if rejected { return }
+        if case .head(let head) = unwrapInboundIn(data), let problem = RequestRules.check(head, maxHeaderBytes: maxHeaderBytes) {
+            reject(context: context, problem)
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError, !rejected {
+            let problem: RequestRejection
+            switch parserError {
+            case .headerOverflow: problem = .headersTooLarge
+            default: problem = .badRequest("malformed request: \(parserError)")
+            }
+            // Let the proxy see it too (it marks an in-flight exchange DPE), then answer.
+            context.fireErrorCaught(error)
+            reject(context: context, problem)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200: responseInProgress = true
+        case .end: responseInProgress = false
+        default: break
+        }
+        context.write(data, promise: promise)
+    }
+
+    private func reject(context: ChannelHandlerContext, _ problem: RequestRejection) {
+        rejected = true
+        onReject?(problem)
+        guard !responseInProgress else {
+            context.close(promise: nil)
+            return
+        }
+        let body = problem.reason + "\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: problem.status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+        done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+}

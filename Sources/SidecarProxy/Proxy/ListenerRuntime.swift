@@ -1,0 +1,51 @@
+import Logging
+import NIOCore
+
+/// Counters for `/stats` and for drain (requests in flight).
+public final class ProxyStats: Sendable {
+    public struct Values: Sendable, Equatable {
+        public var requestsTotal = 0
+        public var requestsActive = 0
+        public var localReplies = 0
+        public var rejectedRequests = 0
+        public var downstreamConnectionsTotal = 0
+        public var downstreamConnectionsRefused = 0
+        public var upstreamRetries = 0
+        public var responseFlags: [String: Int] = [:]
+    }
+
+    private let values = Locked(Values())
+
+    public init() {}
+
+    public var snapshot: Values { values.withLock { $0 } }
+
+    func update(_ change: (inout Values) -> Void) { values.withLock(change) }
+}
+
+/// Everything a listener's connections share. One per listener; immutable apart from the boxes.
+public final class ListenerRuntime: Sendable {
+    public let direction: ProxyDirection
+    public let configuration: ConfigurationBox
+    public let telemetry: any ProxyTelemetry
+    public let pools: PoolRegistry
+    public let clusters: ClusterRegistry
+    public let stats: ProxyStats
+    public let connections: ConnectionTracker
+    public let logger: Logger
+
+    public init(
+        direction: ProxyDirection, configuration: ConfigurationBox, telemetry: any ProxyTelemetry,
+        pools: PoolRegistry = PoolRegistry(), clusters: ClusterRegistry = ClusterRegistry(), stats: ProxyStats = ProxyStats(),
+        connections: ConnectionTracker? = nil, logger: Logger = Logger(label: "meshtrace.sidecar")
+    ) {
+        self.direction = direction
+        self.configuration = configuration
+        self.telemetry = telemetry
+        self.pools = pools
+        self.clusters = clusters
+        self.stats = stats
+        self.connections = connections ?? ConnectionTracker(limit: configuration.config.maxDownstreamConnections)
+        self.logger = logger
+    }
+}

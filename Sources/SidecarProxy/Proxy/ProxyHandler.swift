@@ -1,0 +1,618 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import TraceModel
+
+/// One request/response through one listener: what was asked, where it went, what came back.
+final class Exchange {
+    var hop: HopRecord
+    let startMono: UInt64
+    let requestVersion: HTTPVersion
+    let requestFraming: BodyFraming
+    var upstreamHead: HTTPRequestHead
+    var target: UpstreamTarget?
+    var cluster: ClusterState?
+    var pool: UpstreamPool?
+    var connection: UpstreamConnection?
+    var waiterID: Int?
+    /// Request parts that arrived before the upstream connection was ready.
+    var buffered: [HTTPClientRequestPart] = []
+    var requestEnded = false
+    var requestFullySent = false
+    var responseStarted = false
+    var responseDone = false
+    var upstreamKeepAlive = true
+    /// The request body is being thrown away (a local reply was sent).
+    var discarding = false
+    var retriedStale = false
+    var holdingRetrySlot = false
+    var freshConnection = false
+    var timer: Scheduled<Void>?
+    var retryTask: Scheduled<Void>?
+    var recorded = false
+
+    init(hop: HopRecord, startMono: UInt64, requestVersion: HTTPVersion, requestFraming: BodyFraming, upstreamHead: HTTPRequestHead) {
+        self.hop = hop
+        self.startMono = startMono
+        self.requestVersion = requestVersion
+        self.requestFraming = requestFraming
+        self.upstreamHead = upstreamHead
+    }
+}
+
+/// The downstream end of a listener's pipeline: routes each request, propagates trace context,
+/// glues the request and response bodies between this channel and a pooled upstream connection
+/// with backpressure (reads on one side only while the other side is writable), applies the
+/// resilience rules (timeouts, retries, circuit breaker) and hands one `HopRecord` per request
+/// to telemetry. Requests on a connection are handled one at a time; pipelined ones queue.
+final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let runtime: ListenerRuntime
+    private var context: ChannelHandlerContext?
+    private var loopPools: LoopPools?
+    private var random = FastRandom()
+    private var exchange: Exchange?
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var processingQueue = false
+    private var pendingRead = false
+    private var keepAlive = true
+    private var draining = false
+    private var inactive = false
+    private var downstreamAddress: String?
+
+    init(runtime: ListenerRuntime) {
+        self.runtime = runtime
+    }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.loopPools = runtime.pools.pools(for: context.eventLoop)
+        self.downstreamAddress = context.channel.remoteAddress.map(UpstreamPool.describe)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if downstreamAddress == nil { downstreamAddress = context.channel.remoteAddress.map(UpstreamPool.describe) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty {
+            queued.append(part)
+        } else if let ex = exchange {
+            if ex.requestEnded {
+                queued.append(part)
+            } else {
+                requestPart(part, ex)
+            }
+        } else if case .head(let head) = part {
+            startExchange(head)
+        }
+        // A stray body/end with no exchange belongs to a request already answered and dropped.
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.connection?.handler.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if shouldHoldReads {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.connection?.handler.resumeReads() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inactive = true
+        if let ex = exchange {
+            if !ex.responseDone {
+                ex.hop.responseFlags.append("DC")
+                if ex.hop.failureReason == nil { ex.hop.failureReason = "downstream connection closed before the response completed" }
+                if !ex.responseStarted { ex.hop.statusCode = nil }
+                finishRecord(ex)
+            }
+            abandonUpstream(ex)
+            cleanup(ex)
+            exchange = nil
+        }
+        queued.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is HTTPParserError, let ex = exchange, !ex.responseDone {
+            // The validation handler answers 400 when it can; the request is over either way.
+            ex.hop.responseFlags.append("DPE")
+            ex.hop.failureReason = "downstream protocol error: \(error)"
+            if !ex.responseStarted { ex.hop.statusCode = 400 }
+            finishRecord(ex)
+            abandonUpstream(ex)
+            cleanup(ex)
+            exchange = nil
+        }
+        if !(error is HTTPParserError) {
+            runtime.logger.debug("downstream error", metadata: ["error": "\(error)"])
+        }
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            draining = true
+            keepAlive = false
+            if exchange == nil && queued.isEmpty { context.close(promise: nil) }
+            return
+        }
+        if let timeout = event as? DownstreamTimeout, timeout == .bodyStalled {
+            if let ex = exchange, !ex.responseStarted, !ex.responseDone {
+                keepAlive = false
+                localReply(ex, status: .requestTimeout, flags: ["SI"], reason: "request body stalled (idle timeout)")
+            } else {
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: - Requests
+
+    private var shouldHoldReads: Bool {
+        if !queued.isEmpty { return true }
+        guard let ex = exchange else { return false }
+        if ex.requestEnded || ex.discarding { return false }
+        guard let conn = ex.connection else { return true }
+        return !conn.channel.isWritable
+    }
+
+    private func resumeDownstreamReads() {
+        guard pendingRead, !shouldHoldReads, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    private func startExchange(_ head: HTTPRequestHead) {
+        guard let context else { return }
+        context.triggerUserOutboundEvent(ExchangePhase.headReceived, promise: nil)
+        let startWall = Clock.wallNanos()
+        let startMono = Clock.monoNanos()
+        let snapshot = runtime.configuration.snapshot
+        let config = snapshot.config
+        let direction = runtime.direction
+        keepAlive = keepAlive && head.isKeepAlive && !draining
+
+        let route = Router.route(direction: direction, head: head, snapshot: snapshot)
+        let trace = TraceDecision.decide(headers: head.headers, path: route.path, snapshot: snapshot, random: &random)
+
+        var headers = head.headers
+        let chunked = HopByHop.strip(&headers)
+        var sourceService: String?
+        switch direction {
+        case .inbound:
+            sourceService = headers.first(name: "x-envoy-downstream-service-cluster")
+            headers.remove(name: "x-envoy-downstream-service-cluster")
+        case .outbound, .gateway:
+            sourceService = config.serviceName
+            headers.replaceOrAdd(name: "x-envoy-downstream-service-cluster", value: config.serviceName)
+        }
+        let expectsContinue = headers.first(name: "expect")?.lowercased() == "100-continue"
+        if expectsContinue { headers.remove(name: "expect") }
+        if chunked {
+            headers.add(name: "transfer-encoding", value: "chunked")
+        } else if !headers.contains(name: "content-length"), head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            headers.add(name: "content-length", value: "0")
+        }
+        if direction == .outbound, !route.authority.isEmpty, head.uri.hasPrefix("http") {
+            headers.replaceOrAdd(name: "host", value: route.authority)
+        }
+        TraceDecision.inject(trace, formats: config.propagation, into: &headers)
+
+        var tags: [(key: String, value: String)] = []
+        for tag in config.customTags {
+            let value: String?
+            switch tag.source {
+            case .literal(let v): value = v
+            case .environment(_, let v): value = v
+            case .header(let name): value = head.headers.first(name: name)
+            }
+            if let value, !value.isEmpty { tags.append((tag.name, value)) }
+        }
+
+        let hop = HopRecord(
+            direction: direction, context: trace.context, sampled: trace.sampled, startNanos: startWall, durationNanos: 0,
+            method: head.method.rawValue, path: route.path, authority: route.authority,
+            httpProtocol: "HTTP/\(head.version.major).\(head.version.minor)", statusCode: nil, requestID: trace.requestID,
+            userAgent: head.headers.first(name: "user-agent"), downstreamAddress: downstreamAddress, sourceService: sourceService,
+            destinationService: route.destinationService, upstreamCluster: route.clusterName, customTags: tags)
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.path, headers: headers)
+        let ex = Exchange(
+            hop: hop, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(head),
+            upstreamHead: upstreamHead)
+        exchange = ex
+        runtime.stats.update {
+            $0.requestsTotal += 1
+            $0.requestsActive += 1
+        }
+
+        switch route.outcome {
+        case .reject(let status, let flag, let reason):
+            localReply(ex, status: status, flags: flag.map { [$0] } ?? [], reason: reason)
+        case .forward(let target):
+            if expectsContinue {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            ex.target = target
+            guard let loopPools else { return }
+            let pool = loopPools.pool(for: target, clusters: runtime.clusters)
+            ex.pool = pool
+            ex.cluster = pool.cluster
+            pool.cluster.requestStarted()
+            acquireConnection(ex)
+        }
+    }
+
+    private func requestPart(_ part: HTTPServerRequestPart, _ ex: Exchange) {
+        switch part {
+        case .head:
+            return  // cannot happen: a new head only follows an .end
+        case .body(let buffer):
+            ex.hop.requestBytes += buffer.readableBytes
+            if ex.discarding { return }
+            if let conn = ex.connection {
+                conn.handler.write(.body(.byteBuffer(buffer)))
+            } else {
+                ex.buffered.append(.body(.byteBuffer(buffer)))
+            }
+        case .end(let trailers):
+            ex.requestEnded = true
+            context?.triggerUserOutboundEvent(ExchangePhase.requestComplete, promise: nil)
+            if ex.discarding || ex.responseDone {
+                if ex.responseDone { exchangeFinished(ex) }
+                return
+            }
+            if let conn = ex.connection {
+                conn.handler.write(.end(trailers))
+                conn.handler.flush()
+                ex.requestFullySent = true
+                startRequestTimer(ex)
+            } else {
+                ex.buffered.append(.end(trailers))
+            }
+        }
+    }
+
+    // MARK: - Upstream connection
+
+    private func poolLimits(_ config: SidecarConfiguration) -> UpstreamPool.Limits {
+        UpstreamPool.Limits(
+            maxConnections: config.maxConnections, maxPending: config.maxPendingRequests, maxIdle: config.maxIdlePerUpstream,
+            connectTimeout: .milliseconds(config.connectTimeoutMillis))
+    }
+
+    private func acquireConnection(_ ex: Exchange) {
+        guard let pool = ex.pool else { return }
+        let config = runtime.configuration.config
+        switch pool.acquire(limits: poolLimits(config), fresh: ex.freshConnection) {
+        case .ready(let conn):
+            releaseRetrySlot(ex)
+            attach(conn, ex)
+        case .waiting(let future, let waiterID):
+            ex.waiterID = waiterID
+            if waiterID != nil && ex.timer == nil { startRequestTimer(ex) }  // queued: bound the wait
+            future.assumeIsolated().whenComplete { [self] result in
+                self.connectCompleted(result, ex)
+            }
+        case .overflow:
+            releaseRetrySlot(ex)
+            localReply(ex, status: .serviceUnavailable, flags: ["UO"], reason: "upstream overflow: circuit breaker open (max connections and pending requests reached)")
+        }
+    }
+
+    private func connectCompleted(_ result: Result<UpstreamConnection, Error>, _ ex: Exchange) {
+        ex.waiterID = nil
+        releaseRetrySlot(ex)
+        guard exchange === ex, !ex.responseDone, !inactive else {
+            if case .success(let conn) = result { ex.pool?.release(conn, reusable: true, maxIdle: runtime.configuration.config.maxIdlePerUpstream) }
+            return
+        }
+        switch result {
+        case .success(let conn):
+            attach(conn, ex)
+        case .failure(let error):
+            connectFailed(error, ex)
+        }
+    }
+
+    private func connectFailed(_ error: Error, _ ex: Exchange) {
+        if let poolError = error as? PoolError, poolError == .cancelled { return }
+        let config = runtime.configuration.config
+        let timedOut: Bool
+        if let channelError = error as? ChannelError, case .connectTimeout = channelError { timedOut = true } else { timedOut = false }
+        if ex.hop.retries < config.maxRetries, let cluster = ex.cluster,
+           cluster.tryStartRetry(percent: config.retryBudgetPercent, minConcurrency: config.minRetryConcurrency)
+        {
+            ex.holdingRetrySlot = true
+            ex.hop.retries += 1
+            runtime.stats.update { $0.upstreamRetries += 1 }
+            // Envoy's default back-off: 25 ms base, doubling, with jitter.
+            let base = Int64(25) << Int64(min(ex.hop.retries - 1, 6))
+            let delay = base / 2 + Int64(random.next() % UInt64(max(base, 1)))
+            ex.retryTask = context?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { [self] in
+                ex.retryTask = nil
+                guard self.exchange === ex, !ex.responseDone else {
+                    self.releaseRetrySlot(ex)
+                    return
+                }
+                self.acquireConnection(ex)
+            }
+            return
+        }
+        var flags = [timedOut ? "UT" : "UF"]
+        if config.maxRetries > 0 { flags.append("URX") }
+        let what = timedOut ? "connect timeout" : "connection failure (\(error))"
+        let retried = ex.hop.retries > 0 ? " after \(ex.hop.retries) retries" : ""
+        localReply(
+            ex, status: timedOut ? .gatewayTimeout : .serviceUnavailable, flags: flags,
+            reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")\(retried)")
+    }
+
+    private func releaseRetrySlot(_ ex: Exchange) {
+        if ex.holdingRetrySlot {
+            ex.holdingRetrySlot = false
+            ex.cluster?.retryFinished()
+        }
+    }
+
+    private func attach(_ conn: UpstreamConnection, _ ex: Exchange) {
+        conn.uses += 1
+        conn.handler.delegate = self
+        ex.connection = conn
+        ex.hop.upstreamAddress = conn.remoteAddress
+        conn.handler.write(.head(ex.upstreamHead))
+        for part in ex.buffered {
+            conn.handler.write(part)
+            if case .end = part { ex.requestFullySent = true }
+        }
+        ex.buffered.removeAll()
+        conn.handler.flush()
+        if ex.requestEnded { startRequestTimer(ex) }
+        resumeDownstreamReads()
+    }
+
+    private func startRequestTimer(_ ex: Exchange) {
+        let millis = runtime.configuration.config.requestTimeoutMillis
+        guard millis > 0, ex.timer == nil, let context else { return }
+        ex.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(millis)) { [self] in
+            ex.timer = nil
+            self.requestTimedOut(ex)
+        }
+    }
+
+    private func requestTimedOut(_ ex: Exchange) {
+        guard exchange === ex, !ex.responseDone else { return }
+        let millis = runtime.configuration.config.requestTimeoutMillis
+        if !ex.responseStarted {
+            abandonUpstream(ex)
+            localReply(ex, status: .gatewayTimeout, flags: ["UT"], reason: "upstream request timeout after \(millis) ms")
+        } else {
+            ex.hop.responseFlags.append("UT")
+            ex.hop.failureReason = "upstream request timeout after \(millis) ms (response incomplete)"
+            abandonUpstream(ex)
+            finishRecord(ex)
+            ex.responseDone = true
+            context?.close(promise: nil)
+        }
+    }
+
+    /// Drops the upstream side of an exchange that will not complete normally.
+    private func abandonUpstream(_ ex: Exchange) {
+        if let id = ex.waiterID {
+            ex.waiterID = nil
+            ex.pool?.cancelWaiter(id)
+        }
+        ex.retryTask?.cancel()
+        ex.retryTask = nil
+        releaseRetrySlot(ex)
+        if let conn = ex.connection {
+            ex.connection = nil
+            conn.handler.delegate = nil
+            conn.channel.close(promise: nil)
+        }
+    }
+
+    // MARK: - UpstreamDelegate
+
+    var downstreamWritable: Bool { context?.channel.isWritable ?? false }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
+        guard let ex = exchange, ex.connection === connection, let context else { return }
+        switch part {
+        case .head(let response):
+            ex.responseStarted = true
+            ex.hop.statusCode = Int(response.status.code)
+            ex.upstreamKeepAlive = response.isKeepAlive
+            var headers = response.headers
+            HopByHop.strip(&headers)
+            if ex.requestVersion.minor == 0, !headers.contains(name: "content-length") {
+                keepAlive = false  // an HTTP/1.0 client learns the body's end from the close
+            }
+            if !keepAlive {
+                headers.add(name: "connection", value: "close")
+            } else if ex.requestVersion.minor == 0 {
+                headers.add(name: "connection", value: "keep-alive")
+            }
+            let head = HTTPResponseHead(version: ex.requestVersion, status: response.status, headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let buffer):
+            ex.hop.responseBytes += buffer.readableBytes
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            ex.connection = nil
+            let reusable = ex.upstreamKeepAlive && ex.requestFullySent
+            ex.pool?.release(connection, reusable: reusable, maxIdle: runtime.configuration.config.maxIdlePerUpstream)
+            responseComplete(ex, trailers: trailers)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection) {
+        guard exchange?.connection === connection else { return }
+        resumeDownstreamReads()
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
+        guard let ex = exchange, ex.connection === connection else { return }
+        ex.connection = nil
+        if !ex.responseStarted {
+            // A reused keep-alive connection the upstream had already closed: try once more on a
+            // fresh one if nothing of the body was streamed yet (Envoy's reset-before-request).
+            if connection.uses > 1, !ex.retriedStale, ex.hop.requestBytes == 0 {
+                ex.retriedStale = true
+                ex.freshConnection = true
+                ex.buffered = ex.requestEnded ? [.end(nil)] : []
+                ex.requestFullySent = false
+                acquireConnection(ex)
+                return
+            }
+            let protocolError = error is HTTPParserError
+            localReply(
+                ex, status: .serviceUnavailable, flags: [protocolError ? "UPE" : "UC"],
+                reason: protocolError
+                    ? "upstream protocol error: \(error.map { "\($0)" } ?? "")"
+                    : "upstream connection termination before response headers")
+        } else {
+            ex.hop.responseFlags.append(error is HTTPParserError ? "UPE" : "UC")
+            ex.hop.failureReason = "upstream connection closed mid-response"
+            finishRecord(ex)
+            ex.responseDone = true
+            context?.close(promise: nil)
+        }
+    }
+
+    // MARK: - Responses
+
+    /// A response the proxy makes itself (routing failure, upstream failure, timeout).
+    private func localReply(_ ex: Exchange, status: HTTPResponseStatus, flags: [String], reason: String) {
+        guard let context, !ex.responseDone else { return }
+        abandonUpstream(ex)
+        ex.hop.statusCode = Int(status.code)
+        ex.hop.responseFlags.append(contentsOf: flags)
+        ex.hop.failureReason = reason
+        if !ex.requestEnded {
+            ex.discarding = true
+            ex.buffered.removeAll()
+            if ex.requestFraming != .none { keepAlive = false }
+        }
+        let body = reason + "\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        if !flags.isEmpty { headers.add(name: "x-meshtrace-response-flags", value: flags.joined(separator: ",")) }
+        headers.add(name: "x-request-id", value: ex.hop.requestID)
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        ex.responseStarted = true
+        ex.hop.responseBytes += body.utf8.count
+        runtime.stats.update { $0.localReplies += 1 }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestVersion, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        responseComplete(ex, trailers: nil)
+    }
+
+    private func responseComplete(_ ex: Exchange, trailers: HTTPHeaders?) {
+        guard let context else { return }
+        ex.responseDone = true
+        finishRecord(ex)
+        let mustClose = !keepAlive || (ex.discarding && ex.requestFraming != .none && !ex.requestEnded)
+        if mustClose {
+            let done = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: done)
+            done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            cleanup(ex)
+            exchange = nil
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if !ex.requestEnded {
+            // Upstream answered before the request body finished: forward nothing more of it.
+            ex.discarding = true
+            resumeDownstreamReads()
+            return
+        }
+        exchangeFinished(ex)
+    }
+
+    /// Both directions are done: the connection can take the next request.
+    private func exchangeFinished(_ ex: Exchange) {
+        cleanup(ex)
+        exchange = nil
+        guard let context else { return }
+        if !keepAlive {
+            context.close(promise: nil)
+            return
+        }
+        processQueue()
+        if exchange == nil {
+            context.triggerUserOutboundEvent(ExchangePhase.idle, promise: nil)
+        }
+        resumeDownstreamReads()
+    }
+
+    private func processQueue() {
+        guard !processingQueue else { return }
+        processingQueue = true
+        defer { processingQueue = false }
+        while let part = queued.first {
+            if let ex = exchange {
+                guard !ex.requestEnded else { break }
+                queued.removeFirst()
+                requestPart(part, ex)
+            } else {
+                queued.removeFirst()
+                if case .head(let head) = part { startExchange(head) }
+            }
+        }
+    }
+
+    private func finishRecord(_ ex: Exchange) {
+        guard !ex.recorded else { return }
+        ex.recorded = true
+        ex.hop.durationNanos = Clock.monoNanos() &- ex.startMono
+        runtime.telemetry.record(ex.hop)
+        let flags = ex.hop.responseFlags
+        runtime.stats.update { stats in
+            stats.requestsActive -= 1
+            for flag in flags { stats.responseFlags[flag, default: 0] += 1 }
+        }
+    }
+
+    private func cleanup(_ ex: Exchange) {
+        ex.timer?.cancel()
+        ex.timer = nil
+        ex.retryTask?.cancel()
+        ex.retryTask = nil
+        releaseRetrySlot(ex)
+        if let cluster = ex.cluster {
+            ex.cluster = nil
+            cluster.requestFinished()
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import NIOHTTP1
+
+/// Where a request goes, decided from the listener's direction, the request head and the config.
+public struct Route: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable {
+        case forward(UpstreamTarget)
+        /// Answer locally: status, Envoy flag (e.g. "NR"), reason.
+        case reject(status: HTTPResponseStatus, flag: String?, reason: String)
+    }
+
+    public var outcome: Outcome
+    /// Path with query in origin form, as it is sent upstream.
+    public var path: String
+    /// Host[:port] the client asked for.
+    public var authority: String
+    public var destinationService: String
+    /// Cluster name even for rejections (BlackHoleCluster for REGISTRY_ONLY misses).
+    public var clusterName: String?
+}
+
+public enum Router {
+    public static func route(direction: ProxyDirection, head: HTTPRequestHead, snapshot: ConfigurationBox.Snapshot) -> Route {
+        let config = snapshot.config
+        switch direction {
+        case .inbound:
+            let appPort = config.appPort ?? 0
+            let cluster = "inbound|\(appPort)||"
+            return Route(
+                outcome: .forward(UpstreamTarget(clusterName: cluster, host: config.appHost, port: appPort)),
+                path: head.uri, authority: head.headers.first(name: "host") ?? "", destinationService: config.serviceName,
+                clusterName: cluster)
+
+        case .outbound:
+            if head.method == .CONNECT {
+                return Route(outcome: .reject(status: .methodNotAllowed, flag: nil, reason: "CONNECT tunnels are not supported"),
+                             path: head.uri, authority: head.uri, destinationService: "unknown", clusterName: nil)
+            }
+            guard let target = RequestTarget.parse(uri: head.uri, hostHeader: head.headers.first(name: "host")) else {
+                return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "cannot tell the destination host"),
+                             path: head.uri, authority: "", destinationService: "unknown", clusterName: nil)
+            }
+            if target.scheme == "https" {
+                return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "https:// needs CONNECT, which is not supported"),
+                             path: target.path, authority: target.authority, destinationService: target.host, clusterName: nil)
+            }
+            if let service = lookup(target.host, in: snapshot) {
+                let cluster = "outbound|\(target.port)||\(service.name)"
+                return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
+                             path: target.path, authority: target.authority, destinationService: service.name, clusterName: cluster)
+            }
+            switch config.outboundPolicy {
+            case .allowAny:
+                return Route(outcome: .forward(UpstreamTarget(clusterName: "PassthroughCluster", host: target.host, port: target.port)),
+                             path: target.path, authority: target.authority, destinationService: target.host, clusterName: "PassthroughCluster")
+            case .registryOnly:
+                return Route(outcome: .reject(status: .badGateway, flag: "NR", reason: "no route to \(target.host): not in the registry (registry-only)"),
+                             path: target.path, authority: target.authority, destinationService: target.host, clusterName: "BlackHoleCluster")
+            }
+
+        case .gateway:
+            let authority = head.headers.first(name: "host") ?? ""
+            var path = head.uri
+            if let target = RequestTarget.parse(uri: head.uri, hostHeader: authority), head.uri.hasPrefix("http") { path = target.path }
+            let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
+            var best: GatewayRoute?
+            for route in config.routes where matches(prefix: route.prefix, path: pathOnly) {
+                if best == nil || route.prefix.count > (best?.prefix.count ?? 0) { best = route }
+            }
+            guard let best, let service = snapshot.upstreamsByName[best.service] else {
+                return Route(outcome: .reject(status: .notFound, flag: "NR", reason: "no route for \(pathOnly)"),
+                             path: path, authority: authority, destinationService: "unknown", clusterName: nil)
+            }
+            let cluster = "outbound|\(service.port)||\(service.name)"
+            return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
+                         path: path, authority: authority, destinationService: service.name, clusterName: cluster)
+        }
+    }
+
+    /// `backend`, `backend.default`, `backend.default.svc.cluster.local` all find `backend`.
+    static func lookup(_ host: String, in snapshot: ConfigurationBox.Snapshot) -> UpstreamService? {
+        if let exact = snapshot.upstreamsByName[host] { return exact }
+        if let dot = host.firstIndex(of: "."), !host.allSatisfy({ $0.isNumber || $0 == "." }) {
+            return snapshot.upstreamsByName[String(host[..<dot])]
+        }
+        return nil
+    }
+
+    /// Prefix match on path segments' text, as Envoy's `prefix` does (plain string prefix).
+    static func matches(prefix: String, path: String) -> Bool {
+        path.hasPrefix(prefix)
+    }
+}
+
+/// The target of a forward-proxy request: absolute form (`http://host:port/path`) or origin form
+/// plus Host.
+public struct RequestTarget: Sendable, Equatable {
+    public var scheme: String
+    public var host: String
+    public var port: Int
+    public var authority: String
+    public var path: String
+
+    public static func parse(uri: String, hostHeader: String?) -> RequestTarget? {
+        var scheme = "http"
+        var authority: Substring
+        var path: Substring
+        let lower = uri.prefix(8).lowercased()
+        if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
+            scheme = lower.hasPrefix("https://") ? "https" : "http"
+            let rest = uri.dropFirst(scheme.count + 3)
+            let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            authority = rest[..<end]
+            path = rest[end...]
+            if path.isEmpty {
+                path = "/"
+            } else if path.first == "?" {
+                path = Substring("/" + path)
+            }
+        } else {
+            guard let hostHeader, !hostHeader.isEmpty else { return nil }
+            authority = Substring(hostHeader)
+            path = Substring(uri)
+        }
+        // Drop userinfo (never forwarded).
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        guard !authority.isEmpty else { return nil }
+        var host: Substring
+        var port = scheme == "https" ? 443 : 80
+        if authority.first == "[" {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let rest = authority[authority.index(after: close)...]
+            if rest.first == ":" {
+                guard let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return nil }
+                port = p
+            } else if !rest.isEmpty {
+                return nil
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            port = p
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") }) else { return nil }
+        return RequestTarget(scheme: scheme, host: host.lowercased(), port: port, authority: String(authority), path: String(path))
+    }
+}

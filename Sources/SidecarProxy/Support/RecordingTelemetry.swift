@@ -1,0 +1,34 @@
+/// Telemetry that does nothing: the data plane runs without spans or metrics.
+public struct NoopTelemetry: ProxyTelemetry {
+    public init() {}
+    public func record(_ hop: HopRecord) {}
+    public func prometheusText() -> String { "" }
+    public func flush() async {}
+}
+
+/// Keeps every `HopRecord` in memory. For tests, and as a stand-in until real telemetry is wired.
+public final class RecordingTelemetry: ProxyTelemetry {
+    private let hops = Locked<[HopRecord]>([])
+    private let flushes = Locked(0)
+
+    public init() {}
+
+    public func record(_ hop: HopRecord) {
+        hops.withLock { $0.append(hop) }
+    }
+
+    public var recorded: [HopRecord] { hops.withLock { $0 } }
+    public var flushCount: Int { flushes.withLock { $0 } }
+
+    public func reset() { hops.withLock { $0.removeAll() } }
+
+    /// A minimal count so the metrics port has something to show.
+    public func prometheusText() -> String {
+        let count = hops.withLock { $0.count }
+        return "# TYPE meshtrace_sidecar_hops_recorded_total counter\nmeshtrace_sidecar_hops_recorded_total \(count)\n"
+    }
+
+    public func flush() async {
+        flushes.withLock { $0 += 1 }
+    }
+}

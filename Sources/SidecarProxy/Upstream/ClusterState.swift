@@ -1,0 +1,113 @@
+import NIOCore
+
+/// Where one upstream cluster's connections go.
+public struct UpstreamTarget: Sendable, Hashable {
+    /// Envoy-style cluster name: `outbound|PORT||NAME`, `inbound|PORT||`, `PassthroughCluster`.
+    public var clusterName: String
+    public var host: String
+    public var port: Int
+
+    public init(clusterName: String, host: String, port: Int) {
+        self.clusterName = clusterName
+        self.host = host
+        self.port = port
+    }
+
+    var key: String { clusterName + "#" + host + ":" + String(port) }
+    public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// One upstream's shared counters across every event loop: the circuit breaker (connections,
+/// pending requests) and the retry budget. Checked with one lock, a few times per request.
+public final class ClusterState: Sendable {
+    public let target: UpstreamTarget
+
+    public struct Counters: Sendable, Equatable {
+        public var connections = 0
+        public var pending = 0
+        public var activeRequests = 0
+        public var activeRetries = 0
+        public var overflows = 0
+        public var retriesDenied = 0
+    }
+
+    private let counters = Locked(Counters())
+    /// Wakes a waiting pool on each event loop when a connection slot frees up.
+    private let wakers = Locked<[@Sendable () -> Void]>([])
+
+    init(target: UpstreamTarget) {
+        self.target = target
+    }
+
+    public var snapshot: Counters { counters.withLock { $0 } }
+
+    func tryReserveConnection(max: Int) -> Bool {
+        counters.withLock { c in
+            guard c.connections < max else { return false }
+            c.connections += 1
+            return true
+        }
+    }
+
+    func releaseConnection() {
+        counters.withLock { $0.connections -= 1 }
+        for wake in wakers.withLock({ $0 }) { wake() }
+    }
+
+    func tryReservePending(max: Int) -> Bool {
+        counters.withLock { c in
+            guard c.pending < max else {
+                c.overflows += 1
+                return false
+            }
+            c.pending += 1
+            return true
+        }
+    }
+
+    func releasePending() {
+        counters.withLock { $0.pending -= 1 }
+    }
+
+    func requestStarted() { counters.withLock { $0.activeRequests += 1 } }
+    func requestFinished() { counters.withLock { $0.activeRequests -= 1 } }
+
+    /// Envoy's retry budget: concurrent retries may be `percent` of active requests, but at
+    /// least `minConcurrency`.
+    func tryStartRetry(percent: Double, minConcurrency: Int) -> Bool {
+        counters.withLock { c in
+            let allowed = max(minConcurrency, Int(Double(c.activeRequests) * percent / 100))
+            guard c.activeRetries < allowed else {
+                c.retriesDenied += 1
+                return false
+            }
+            c.activeRetries += 1
+            return true
+        }
+    }
+
+    func retryFinished() { counters.withLock { $0.activeRetries -= 1 } }
+
+    func addWaker(_ wake: @escaping @Sendable () -> Void) {
+        wakers.withLock { $0.append(wake) }
+    }
+}
+
+/// Every cluster the proxy has talked to, by target.
+public final class ClusterRegistry: Sendable {
+    private let clusters = Locked<[String: ClusterState]>([:])
+
+    public init() {}
+
+    public func cluster(for target: UpstreamTarget) -> ClusterState {
+        let key = target.key
+        return clusters.withLock { map in
+            if let existing = map[key] { return existing }
+            let created = ClusterState(target: target)
+            map[key] = created
+            return created
+        }
+    }
+
+    public var all: [ClusterState] { clusters.withLock { Array($0.values) } }
+}

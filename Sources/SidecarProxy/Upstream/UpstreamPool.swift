@@ -1,0 +1,312 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The side of a request that an upstream connection reports to while it is checked out.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection)
+    func upstreamReadComplete()
+    func upstreamClosed(_ connection: UpstreamConnection, error: Error?)
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection)
+    /// Upstream reads pause while this is false (backpressure toward the upstream).
+    var downstreamWritable: Bool { get }
+}
+
+/// One keep-alive HTTP/1.1 connection to an upstream, owned by the pool of one event loop.
+// @unchecked: passed through futures, but only ever touched on its channel's event loop.
+final class UpstreamConnection: @unchecked Sendable {
+    let channel: any Channel
+    let handler: UpstreamHandler
+    let remoteAddress: String
+    /// Requests sent on this connection so far (a reused connection may have gone stale).
+    var uses = 0
+
+    init(channel: any Channel, handler: UpstreamHandler, remoteAddress: String) {
+        self.channel = channel
+        self.handler = handler
+        self.remoteAddress = remoteAddress
+    }
+
+    var isUsable: Bool { channel.isActive && !handler.sawUnexpectedData }
+}
+
+/// Client-side pipeline end: hands response parts to the current delegate, and pauses reads when
+/// the downstream cannot take more (the GlueHandler pattern, across two channels on one loop).
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: (any UpstreamDelegate)?
+    weak var connection: UpstreamConnection?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private var lastError: Error?
+    /// Data arrived while no request was in flight: the connection cannot be reused.
+    var sawUnexpectedData = false
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let delegate, let connection {
+            delegate.upstreamReceived(part, from: connection)
+        } else {
+            sawUnexpectedData = true
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let delegate = self.delegate
+        self.delegate = nil
+        if let delegate, let connection { delegate.upstreamClosed(connection, error: lastError) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        lastError = error
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let delegate, let connection { delegate.upstreamWritabilityChanged(connection) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.downstreamWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func resumeReads() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func write(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+}
+
+enum PoolError: Error {
+    /// The circuit breaker's pending queue is full.
+    case overflow
+    /// The request gave up waiting (timeout or the client left).
+    case cancelled
+}
+
+/// Connections to one upstream from one event loop: idle keep-alive connections (reused LIFO),
+/// and requests waiting for a slot when the cluster is at `maxConnections`. Everything here runs
+/// on `eventLoop`; the cross-loop limits live in `ClusterState`.
+final class UpstreamPool {
+    struct Limits {
+        var maxConnections: Int
+        var maxPending: Int
+        var maxIdle: Int
+        var connectTimeout: TimeAmount
+    }
+
+    enum Acquired {
+        case ready(UpstreamConnection)
+        case waiting(EventLoopFuture<UpstreamConnection>, waiterID: Int?)
+        case overflow
+    }
+
+    private struct Waiter {
+        var id: Int
+        var promise: EventLoopPromise<UpstreamConnection>
+        var limits: Limits
+    }
+
+    let eventLoop: any EventLoop
+    let target: UpstreamTarget
+    let cluster: ClusterState
+    private var idle: [UpstreamConnection] = []
+    private var waiters = CircularBuffer<Waiter>()
+    private var nextWaiterID = 0
+    /// Resolved once per pool for IP literals; names are resolved per connect.
+    private let resolved: SocketAddress?
+
+    init(eventLoop: any EventLoop, target: UpstreamTarget, cluster: ClusterState) {
+        self.eventLoop = eventLoop
+        self.target = target
+        self.cluster = cluster
+        self.resolved = try? SocketAddress(ipAddress: target.host, port: target.port)
+    }
+
+    var idleCount: Int { idle.count }
+    var waiterCount: Int { waiters.count }
+
+    /// An idle connection, a new one, or a place in the queue. `fresh` skips idle connections
+    /// (used after a reused connection turned out to be stale).
+    func acquire(limits: Limits, fresh: Bool = false) -> Acquired {
+        if !fresh {
+            while let conn = idle.popLast() {
+                if conn.isUsable { return .ready(conn) }
+                conn.channel.close(promise: nil)
+            }
+        }
+        if cluster.tryReserveConnection(max: limits.maxConnections) {
+            return .waiting(connect(limits: limits), waiterID: nil)
+        }
+        guard cluster.tryReservePending(max: limits.maxPending) else { return .overflow }
+        let promise = eventLoop.makePromise(of: UpstreamConnection.self)
+        nextWaiterID += 1
+        waiters.append(Waiter(id: nextWaiterID, promise: promise, limits: limits))
+        return .waiting(promise.futureResult, waiterID: nextWaiterID)
+    }
+
+    /// Gives up a place in the queue.
+    func cancelWaiter(_ id: Int) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        let waiter = waiters.remove(at: index)
+        cluster.releasePending()
+        waiter.promise.fail(PoolError.cancelled)
+    }
+
+    /// Returns a connection after a request. Reusable ones go to a waiter first, then to the idle list.
+    func release(_ conn: UpstreamConnection, reusable: Bool, maxIdle: Int) {
+        conn.handler.delegate = nil
+        guard reusable, conn.isUsable else {
+            conn.channel.close(promise: nil)
+            return
+        }
+        if let waiter = waiters.popFirst() {
+            cluster.releasePending()
+            waiter.promise.succeed(conn)
+            return
+        }
+        if idle.count < maxIdle {
+            idle.append(conn)
+        } else {
+            conn.channel.close(promise: nil)
+        }
+    }
+
+    /// A connection slot freed somewhere: start connections for waiters while slots last.
+    func serveWaiters() {
+        while let first = waiters.first, cluster.tryReserveConnection(max: first.limits.maxConnections) {
+            _ = waiters.popFirst()
+            cluster.releasePending()
+            connect(limits: first.limits).cascade(to: first.promise)
+        }
+    }
+
+    func closeIdle() {
+        for conn in idle { conn.channel.close(promise: nil) }
+        idle.removeAll()
+    }
+
+    /// Opens a connection; the caller has reserved its slot in the cluster.
+    private func connect(limits: Limits) -> EventLoopFuture<UpstreamConnection> {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(limits.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                }
+            }
+        let connecting: EventLoopFuture<any Channel>
+        if let resolved {
+            connecting = bootstrap.connect(to: resolved)
+        } else {
+            connecting = bootstrap.connect(host: target.host, port: target.port)
+        }
+        let cluster = self.cluster
+        let address = target.address
+        return connecting.assumeIsolated().flatMapThrowing { channel -> UpstreamConnection in
+            channel.closeFuture.whenComplete { _ in cluster.releaseConnection() }
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+            let remote = channel.remoteAddress.map(Self.describe) ?? address
+            let conn = UpstreamConnection(channel: channel, handler: handler, remoteAddress: remote)
+            handler.connection = conn
+            return conn
+        }.nonisolated().flatMapErrorThrowing { error in
+            // The slot was reserved for a connection that never came up.
+            cluster.releaseConnection()
+            throw error
+        }
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        default: return "\(address)"
+        }
+    }
+}
+
+/// The pools of one event loop, by target. Confined to that loop.
+final class LoopPools {
+    let eventLoop: any EventLoop
+    private var pools: [String: UpstreamPool] = [:]
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func pool(for target: UpstreamTarget, clusters: ClusterRegistry) -> UpstreamPool {
+        let key = target.key
+        if let existing = pools[key] { return existing }
+        let cluster = clusters.cluster(for: target)
+        let pool = UpstreamPool(eventLoop: eventLoop, target: target, cluster: cluster)
+        pools[key] = pool
+        let bound = NIOLoopBound(pool, eventLoop: eventLoop)
+        let loop = eventLoop
+        cluster.addWaker {
+            loop.execute { bound.value.serveWaiters() }
+        }
+        return pool
+    }
+
+    func closeAll() {
+        for pool in pools.values { pool.closeIdle() }
+    }
+}
+
+/// Finds the `LoopPools` of an event loop. Created lazily, one per loop.
+public final class PoolRegistry: Sendable {
+    private struct Entry: Sendable {
+        var loop: any EventLoop
+        var pools: NIOLoopBound<LoopPools>
+    }
+
+    private let byLoop = Locked<[ObjectIdentifier: Entry]>([:])
+
+    public init() {}
+
+    func pools(for eventLoop: any EventLoop) -> LoopPools {
+        let key = ObjectIdentifier(eventLoop)
+        return byLoop.withLock { map in
+            if let existing = map[key] { return existing.pools.value }
+            let created = LoopPools(eventLoop: eventLoop)
+            map[key] = Entry(loop: eventLoop, pools: NIOLoopBound(created, eventLoop: eventLoop))
+            return created
+        }
+    }
+
+    /// Closes idle upstream connections on every loop (shutdown).
+    public func closeIdle() {
+        let all = byLoop.withLock { Array($0.values) }
+        for entry in all {
+            entry.loop.execute { entry.pools.value.closeAll() }
+        }
+    }
+}
