@@ -26,11 +26,16 @@ public final class SidecarServer: Sendable {
         var stopped = false
     }
 
-    public init(configuration: SidecarConfiguration, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil) {
-        self.configuration = ConfigurationBox(configuration)
+    public convenience init(configuration: SidecarConfiguration, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil) {
+        self.init(configuration: ConfigurationBox(configuration), telemetry: telemetry, logger: logger, group: group)
+    }
+
+    /// - Parameter configuration: the live configuration; swap it to change sampling and more at runtime.
+    public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil) {
+        self.configuration = configuration
         self.telemetry = telemetry
         self.logger = logger
-        self.connections = ConnectionTracker(limit: configuration.maxDownstreamConnections)
+        self.connections = ConnectionTracker(limit: configuration.config.maxDownstreamConnections)
         if let group {
             self.group = group
             self.ownsGroup = false

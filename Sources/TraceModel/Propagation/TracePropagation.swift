@@ -54,6 +54,13 @@ public enum TracePropagation {
             if incoming.debug { w3c.debug = true; w3c.sampled = true }
             incoming.context = w3c
         }
+        // A B3-only hop upstream still forwards `tracestate` (see `inject`): keep it with the B3
+        // context, but only when there is no traceparent at all (an invalid one voids tracestate).
+        if w3c == nil, incoming.context != nil, headers.first(W3CTraceContext.traceparent) == nil,
+           let state = headers.first(W3CTraceContext.tracestate), W3CTraceContext.isValidTraceState(state)
+        {
+            incoming.context?.traceState = state
+        }
         if let context = incoming.context {
             incoming.sampled = context.sampled ?? incoming.sampled
             incoming.debug = incoming.debug || context.debug

@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOPosix
+import SidecarProxy
+
+struct SidecarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sidecar",
+        abstract: "Run the sidecar proxy: automatic spans, trace-header propagation and Istio metrics for every HTTP hop.",
+        discussion: """
+            Listeners: inbound (to the local app, SERVER spans), outbound (an HTTP forward proxy: point \
+            HTTP_PROXY at it; CLIENT spans), gateway (edge proxy, root spans). Port 0 picks a free port, \
+            -1 (or "off") disables a listener; the first log line prints every address. Every flag has a \
+            YAML form in --config FILE with the same name and text (flags given on the command line win). \
+            SIGTERM drains in-flight requests and flushes spans.
+            """
+    )
+
+    @Option(name: .customLong("config"), help: "YAML file whose keys mirror these flags.")
+    var configFile: String?
+
+    @Option(name: .customLong("service"), help: "This workload's service name (default: unknown).")
+    var service: String?
+    @Option(name: .customLong("host"), help: "Address the data-plane and metrics listeners bind to (default 127.0.0.1). Admin is always loopback.")
+    var host: String?
+    @Option(name: .customLong("inbound-port"), help: "Inbound listener (default 15006); runs when --app-port is given.")
+    var inboundPort: String?
+    @Option(name: .customLong("app-port"), help: "The local application's port behind the inbound listener.")
+    var appPort: String?
+    @Option(name: .customLong("app-host"), help: "The local application's host (default 127.0.0.1).")
+    var appHost: String?
+    @Option(name: .customLong("outbound-port"), help: "Outbound forward-proxy listener (default 15001).")
+    var outboundPort: String?
+    @Option(name: .customLong("gateway-port"), help: "Gateway listener (off unless given); needs --route.")
+    var gatewayPort: String?
+    @Option(name: .customLong("route"), help: "Gateway route PREFIX=SERVICE (repeatable).")
+    var route: [String] = []
+    @Option(name: .customLong("metrics-port"), help: "Prometheus metrics at /stats/prometheus (default 15090).")
+    var metricsPort: String?
+    @Option(name: .customLong("admin-port"), help: "Admin (/config_dump, /ready, /stats) on loopback (default 15000).")
+    var adminPort: String?
+    @Option(name: .customLong("upstream"), help: "Upstream service NAME=HOST:PORT of its inbound sidecar (repeatable).")
+    var upstream: [String] = []
+    @Option(name: .customLong("registry"), help: "YAML file mapping service names to HOST:PORT.")
+    var registry: String?
+    @Option(name: .customLong("outbound-policy"), help: "allow-any (pass unknown hosts through) or registry-only (502 NR).")
+    var outboundPolicy: String?
+    @Option(name: .customLong("sampling"), help: "Trace sampling percentage 0-100 (default 100).")
+    var sampling: String?
+    @Option(name: .customLong("propagation"), help: "Formats injected: comma list of w3c, b3multi, b3single (default w3c,b3multi).")
+    var propagation: String?
+    @Option(name: .customLong("health-check-path"), help: "Comma list of paths not traced (default /healthz,/readyz,/health; 'none' for none).")
+    var healthCheckPath: String?
+    @Option(name: .customLong("custom-tag"), help: "Span tag NAME=literal:VALUE, NAME=env:VAR or NAME=header:NAME (repeatable).")
+    var customTag: [String] = []
+    @Option(name: .customLong("exporter"), help: "Span export format: zipkin, otlp or none.")
+    var exporter: String?
+    @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin) or http://127.0.0.1:4318 (OTLP).")
+    var collector: String?
+    @Option(name: .customLong("connect-timeout"), help: "Upstream connect timeout (default 10s).")
+    var connectTimeout: String?
+    @Option(name: .customLong("request-timeout"), help: "Upstream request timeout, 0 = none (default 15s).")
+    var requestTimeout: String?
+    @Option(name: .customLong("max-retries"), help: "Retries on connect failure per request (default 2).")
+    var maxRetries: String?
+    @Option(name: .customLong("retry-budget-percent"), help: "Concurrent retries as a share of active requests (default 20).")
+    var retryBudgetPercent: String?
+    @Option(name: .customLong("min-retry-concurrency"), help: "Retries always allowed concurrently (default 3).")
+    var minRetryConcurrency: String?
+    @Option(name: .customLong("max-connections"), help: "Circuit breaker: connections per upstream (default 1024).")
+    var maxConnections: String?
+    @Option(name: .customLong("max-pending-requests"), help: "Circuit breaker: requests waiting for a connection (default 1024).")
+    var maxPendingRequests: String?
+    @Option(name: .customLong("max-idle-per-upstream"), help: "Idle keep-alive connections per upstream per thread (default 64).")
+    var maxIdlePerUpstream: String?
+    @Option(name: .customLong("max-downstream-connections"), help: "Cap on client connections (default 10000).")
+    var maxDownstreamConnections: String?
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request header block; larger gets 431 (default 65536).")
+    var maxHeaderBytes: String?
+    @Option(name: .customLong("header-timeout"), help: "Time to send a request head once started (default 10s).")
+    var headerTimeout: String?
+    @Option(name: .customLong("idle-timeout"), help: "Idle client connection timeout (default 300s).")
+    var idleTimeout: String?
+    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, time in-flight requests get to finish (default 10s).")
+    var drainTimeout: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    /// (option, value) pairs in command-line order of kind; repeatable ones may appear several times.
+    private var flagPairs: [(String, String)] {
+        var pairs: [(String, String)] = []
+        func add(_ name: String, _ value: String?) { if let value { pairs.append((name, value)) } }
+        add("service", service); add("host", host); add("inbound-port", inboundPort); add("app-port", appPort)
+        add("app-host", appHost); add("outbound-port", outboundPort); add("gateway-port", gatewayPort)
+        add("metrics-port", metricsPort); add("admin-port", adminPort); add("registry", registry)
+        add("outbound-policy", outboundPolicy); add("sampling", sampling); add("propagation", propagation)
+        add("health-check-path", healthCheckPath); add("exporter", exporter); add("collector", collector)
+        add("connect-timeout", connectTimeout); add("request-timeout", requestTimeout); add("max-retries", maxRetries)
+        add("retry-budget-percent", retryBudgetPercent); add("min-retry-concurrency", minRetryConcurrency)
+        add("max-connections", maxConnections); add("max-pending-requests", maxPendingRequests)
+        add("max-idle-per-upstream", maxIdlePerUpstream); add("max-downstream-connections", maxDownstreamConnections)
+        add("max-header-bytes", maxHeaderBytes); add("header-timeout", headerTimeout); add("idle-timeout", idleTimeout)
+        add("drain-timeout", drainTimeout); add("log-level", logLevel)
+        for v in route { pairs.append(("route", v)) }
+        for v in upstream { pairs.append(("upstream", v)) }
+        for v in customTag { pairs.append(("custom-tag", v)) }
+        return pairs
+    }
+
+    /// Defaults, then the YAML file, then the registry file, then flags.
+    func buildConfiguration() throws -> SidecarConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        var config = SidecarConfiguration()
+        do {
+            if let configFile {
+                let text = try String(contentsOfFile: configFile, encoding: .utf8)
+                try ConfigurationLoader.applyYAML(text, to: &config, environment: environment)
+            }
+            let flagRegistry = registry
+            for (name, value) in flagPairs where name != "registry" {
+                try ConfigurationLoader.apply(name, value, to: &config, environment: environment)
+            }
+            if let path = flagRegistry ?? config.registryFile {
+                config.registryFile = path
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                // Flags and the config file win over the registry for the same name.
+                var fromRegistry = SidecarConfiguration()
+                try ConfigurationLoader.applyRegistry(text, to: &fromRegistry)
+                for u in fromRegistry.upstreams where config.upstream(named: u.name) == nil { config.upstreams.append(u) }
+            }
+            try config.validate()
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        return config
+    }
+
+    func validate() throws {
+        _ = try buildConfiguration()
+    }
+
+    func run() async throws {
+        let config = try buildConfiguration()
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "meshtrace.sidecar")
+        logger.logLevel = level
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let box = ConfigurationBox(config)
+        let telemetry = Self.makeTelemetry(config, box: box, group: group, logger: logger)
+        let server = SidecarServer(configuration: box, telemetry: telemetry, logger: logger, group: group)
+        if let sidecarTelemetry = telemetry as? SidecarTelemetry { sidecarTelemetry.start() }
+        do {
+            try await server.run()
+        } catch {
+            await telemetry.flush()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    /// The real telemetry (spans to the collector, Istio metrics).
+    static func makeTelemetry(
+        _ config: SidecarConfiguration, box: ConfigurationBox, group: MultiThreadedEventLoopGroup, logger: Logger
+    ) -> any ProxyTelemetry {
+        let explicit = SpanExportTarget.Kind(rawValue: config.exporter.kind)
+        var target = SpanExportTarget.disabled
+        if let endpoint = config.exporter.endpoint, explicit != SpanExportTarget.Kind.none {
+            var url = endpoint
+            let afterScheme = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+            // "http://host:port" or "http://host:port/": add the format's standard path.
+            if afterScheme.count < 4 || afterScheme[3].isEmpty {
+                if url.hasSuffix("/") { url.removeLast() }
+                url += explicit == .otlp ? "/v1/traces" : "/api/v2/spans"
+            }
+            target = SpanExportTarget.resolve(url: url, explicit: explicit) ?? SpanExportTarget(kind: explicit ?? .zipkin, url: url)
+        }
+        let telemetryConfig = TelemetryConfiguration(
+            serviceName: config.serviceName, exporter: target, maxBatchSpans: config.exporter.batchSize,
+            flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000)
+        return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.config.samplingPercent })
+    }
+}
