@@ -4,7 +4,7 @@ import PackageDescription
 // One module per concern; see docs/architecture.md for the map.
 let package = Package(
     name: "meshtrace",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meshtrace", targets: ["meshtrace"]),
         .library(name: "TraceModel", targets: ["TraceModel"]),

@@ -25,8 +25,11 @@ let ingestSpans = argument("--ingest-spans", default: 200_000)
 let storedSpans = argument("--stored-spans", default: 1_000_000)
 let connections = argument("--connections", default: 4)
 
-var logger = Logger(label: "bench")
-logger.logLevel = .warning
+let logger: Logger = {
+    var l = Logger(label: "bench")
+    l.logLevel = .warning
+    return l
+}()
 
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
@@ -156,13 +159,14 @@ func endToEndRate(format: String, batch: Int) async throws -> Double {
         : URL(string: "http://127.0.0.1:\(addresses.otlpHTTPPort)/v1/traces")
     guard let url else { throw CancellationError() }
     let contentType = format == "zipkin-json" ? "application/json" : "application/x-protobuf"
+    let payloads = bodies
     let session = URLSession(configuration: .ephemeral)
     let started = ContinuousClock.now
     let failures = try await withThrowingTaskGroup(of: Int.self) { group in
         for c in 0..<connections {
             group.addTask {
                 var failed = 0
-                for (n, body) in bodies.enumerated() where n % connections == c {
+                for (n, body) in payloads.enumerated() where n % connections == c {
                     var status = try await post(session, url, body, contentType: contentType)
                     while status == 503 { status = try await post(session, url, body, contentType: contentType) }
                     if status != 202 && status != 200 { failed += 1 }

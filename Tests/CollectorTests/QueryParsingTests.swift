@@ -52,3 +52,14 @@ import Testing
         #expect(GoogleRPCStatus.json(code: 3, message: "a\"b") == "{\"code\":3,\"message\":\"a\\\"b\"}")
     }
 }
+
+@Suite struct QueryStringTests {
+    @Test func decodesFormEncoding() {
+        let pairs = QueryParameters.parse("operation=GET+%2Fapi&tags=%7B%22a%22%3A%221%2B1%22%7D&empty=&flag&bad=%zz")
+        #expect(pairs.map(\.name) == ["operation", "tags", "empty", "flag", "bad"])
+        #expect(pairs[0].value == "GET /api")
+        #expect(pairs[1].value == "{\"a\":\"1+1\"}")
+        #expect(pairs[2].value == "" && pairs[3].value == "")
+        #expect(pairs[4].value == "%zz")
+    }
+}

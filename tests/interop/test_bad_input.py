@@ -94,10 +94,13 @@ def test_body_limits_give_413(collector):
 
 def test_deeply_nested_json(collector):
     nested = "[" * 100000 + "]" * 100000
+    span = json.dumps(zipkin_span(new_rng(13)))
+    r = post_zipkin(collector, "[" + span[:-1] + ', "future": ' + nested + "}]")
+    assert r.status_code == 400 and "nested deeper" in r.text, r.text[:300]
     r = post_zipkin(collector, nested)
-    assert r.status_code == 400 and "nested" in r.text.lower(), r.text[:300]
-    r = post_otlp(collector, '{"resourceSpans":' + nested + "}")
-    assert r.status_code == 400
+    assert r.status_code == 400, r.text[:300]
+    r = post_otlp(collector, '{"resourceSpans":[{"scopeSpans":[{"spans":[{"x":' + nested + "}]}]}]}")
+    assert r.status_code == 400 and "nested deeper" in r.json()["message"], r.text[:300]
     assert_alive(collector)
 
 

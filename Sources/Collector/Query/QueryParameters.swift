@@ -3,17 +3,44 @@ import Hummingbird
 /// Typed access to query-string parameters. Every failure names the parameter and what it
 /// expected, so a client sees `parameter 'limit' must be a positive integer, got "abc"`.
 struct QueryParameters {
-    private let request: Request
+    private let pairs: [(name: String, value: String)]
 
-    init(_ request: Request) { self.request = request }
+    init(_ request: Request) { self.pairs = Self.parse(request.uri.query ?? "") }
 
     func string(_ name: String) -> String? {
-        guard let value = request.uri.queryParameters.get(name), !value.isEmpty else { return nil }
+        guard let value = pairs.first(where: { $0.name == name })?.value, !value.isEmpty else { return nil }
         return value
     }
 
     func all(_ name: String) -> [String] {
-        request.uri.queryParameters.getAll(name).map { String($0) }.filter { !$0.isEmpty }
+        pairs.filter { $0.name == name && !$0.value.isEmpty }.map(\.value)
+    }
+
+    /// Form-style decoding: `+` is a space and `%XX` a byte, as Go's `url.ParseQuery` (Jaeger)
+    /// and browsers' forms encode it. Invalid escapes are kept literally rather than failing.
+    static func parse(_ query: String) -> [(name: String, value: String)] {
+        query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
+    }
+
+    static func decode(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var utf8 = Array(text.utf8)[...]
+        while let c = utf8.popFirst() {
+            if c == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if c == UInt8(ascii: "%"), utf8.count >= 2,
+                      let byte = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(byte)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(c)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func int64(_ name: String, min: Int64 = 0) throws(HTTPFailure) -> Int64? {
