@@ -38,9 +38,10 @@ final class RequestValidationHandler: ChannelDuplexHandler, RemovableChannelHand
             case .headerOverflow: problem = .headersTooLarge
             default: problem = .badRequest("malformed request: \(parserError)")
             }
-            // Let the proxy see it too (it marks an in-flight exchange DPE), then answer.
-            context.fireErrorCaught(error)
+            // Answer first (the decoder closes the connection right after this returns), then
+            // let the proxy see it (it marks an in-flight exchange DPE).
             reject(context: context, problem)
+            context.fireErrorCaught(error)
             return
         }
         context.fireErrorCaught(error)

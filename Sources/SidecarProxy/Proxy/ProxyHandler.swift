@@ -146,9 +146,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             cleanup(ex)
             exchange = nil
         }
-        if !(error is HTTPParserError) {
-            runtime.logger.debug("downstream error", metadata: ["error": "\(error)"])
-        }
+        if error is HTTPParserError { return }  // the validation handler answers and closes
+        runtime.logger.debug("downstream error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
 

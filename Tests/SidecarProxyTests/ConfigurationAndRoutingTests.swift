@@ -1,0 +1,247 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+import TraceModel
+@testable import SidecarProxy
+
+struct ConfigurationTests {
+    @Test func flagsParse() throws {
+        var c = SidecarConfiguration()
+        let env = ["TENANT": "acme"]
+        for (k, v) in [
+            ("service", "frontend"), ("upstream", "backend=127.0.0.1:15006"), ("upstream", "db=[::1]:5432"),
+            ("outbound-policy", "REGISTRY_ONLY"), ("sampling", "12.345"), ("propagation", "b3single, w3c"),
+            ("custom-tag", "env=literal:prod"), ("custom-tag", "tenant=env:TENANT"), ("custom-tag", "user=header:X-User"),
+            ("request-timeout", "250ms"), ("connect-timeout", "2s"), ("idle-timeout", "1m"), ("gateway-port", "0"),
+            ("route", "/api=backend"), ("inbound-port", "off"), ("health-check-path", "/live,/ping"),
+        ] {
+            try ConfigurationLoader.apply(k, v, to: &c, environment: env)
+        }
+        #expect(c.serviceName == "frontend")
+        #expect(c.upstreams == [UpstreamService(name: "backend", host: "127.0.0.1", port: 15006), UpstreamService(name: "db", host: "::1", port: 5432)])
+        #expect(c.outboundPolicy == .registryOnly)
+        #expect(c.samplingPercent == 12.35)
+        #expect(c.propagation == [.b3single, .w3c])
+        #expect(c.customTags.map(\.source) == [.literal("prod"), .environment(name: "TENANT", value: "acme"), .header("x-user")])
+        #expect(c.requestTimeoutMillis == 250 && c.connectTimeoutMillis == 2000 && c.idleTimeoutMillis == 60_000)
+        #expect(c.inboundPort == -1 && !c.inboundEnabled)
+        #expect(c.gatewayEnabled && c.routes == [GatewayRoute(prefix: "/api", service: "backend")])
+        #expect(c.healthCheckPaths == ["/live", "/ping"])
+        try c.validate()
+    }
+
+    @Test(arguments: [
+        ("sampling", "101"), ("sampling", "x"), ("propagation", "jaeger"), ("upstream", "noport"), ("upstream", "a=b:0"),
+        ("outbound-policy", "deny"), ("custom-tag", "x=bogus:1"), ("custom-tag", "x"), ("route", "api=backend"),
+        ("request-timeout", "soon"), ("inbound-port", "70000"), ("log-level", "loud"), ("nope", "1"),
+    ])
+    func badFlagsAreRejectedWithAMessage(option: String, value: String) {
+        var c = SidecarConfiguration()
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.apply(option, value, to: &c) }
+    }
+
+    @Test func validationCatchesCrossFieldMistakes() throws {
+        var c = SidecarConfiguration()
+        c.gatewayPort = 0
+        #expect(throws: ConfigurationError.self) { try c.validate() }  // gateway without routes
+        c.routes = [GatewayRoute(prefix: "/", service: "missing")]
+        #expect(throws: ConfigurationError.self) { try c.validate() }  // route to unknown service
+        c.upstreams = [UpstreamService(name: "missing", host: "h", port: 1)]
+        try c.validate()
+        c.customTags = [CustomTag(name: "a", source: .literal("1")), CustomTag(name: "a", source: .literal("2"))]
+        #expect(throws: ConfigurationError.self) { try c.validate() }
+    }
+
+    @Test func yamlMirrorsFlags() throws {
+        var c = SidecarConfiguration()
+        try ConfigurationLoader.applyYAML("""
+            service: orders
+            app-port: 8080
+            inbound_port: 0
+            sampling: 5
+            propagation: [w3c, b3single]
+            upstream:
+              - backend=127.0.0.1:15006
+            route:
+              /api: backend
+            custom-tag:
+              env: literal:prod
+            exporter:
+              kind: otlp
+              endpoint: http://127.0.0.1:4318
+            max-retries: 1
+            request-timeout: 3s
+            """, to: &c)
+        #expect(c.serviceName == "orders" && c.appPort == 8080 && c.inboundPort == 0)
+        #expect(c.samplingPercent == 5 && c.propagation == [.w3c, .b3single])
+        #expect(c.upstreams.map(\.name) == ["backend"] && c.routes.map(\.service) == ["backend"])
+        #expect(c.customTags.first?.source == .literal("prod"))
+        #expect(c.exporter.kind == "otlp" && c.exporter.endpoint == "http://127.0.0.1:4318")
+        #expect(c.maxRetries == 1 && c.requestTimeoutMillis == 3000)
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("unknown-key: 1", to: &c) }
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("service: [a, b]", to: &c) }
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML(": : :\n  - [", to: &c) }
+    }
+
+    @Test func registryFile() throws {
+        var c = SidecarConfiguration()
+        try ConfigurationLoader.applyRegistry("backend: 127.0.0.1:15006\nreviews: localhost:9080\n", to: &c)
+        #expect(c.upstreams.map(\.name) == ["backend", "reviews"])
+        var d = SidecarConfiguration()
+        try ConfigurationLoader.applyRegistry("upstreams:\n  backend: 10.0.0.1:80\n", to: &d)
+        #expect(d.upstreams == [UpstreamService(name: "backend", host: "10.0.0.1", port: 80)])
+    }
+
+    @Test func configBoxSwapsWholeValues() {
+        let box = ConfigurationBox(SidecarConfiguration())
+        #expect(box.snapshot.sampler.percent == 100)
+        box.update { $0.samplingPercent = 1 }
+        #expect(box.snapshot.sampler.percent == 1 && box.snapshot.generation == 1)
+    }
+
+    @Test func configDumpIsJSONWithEverySection() throws {
+        var c = SidecarConfiguration()
+        c.serviceName = "svc \"quoted\""
+        c.appPort = 8080
+        c.upstreams = [UpstreamService(name: "backend", host: "127.0.0.1", port: 1)]
+        c.customTags = [CustomTag(name: "t", source: .header("x-t"))]
+        var a = BoundAddresses()
+        a.inbound = "127.0.0.1:1234"
+        let json = ConfigDump.render(c, addresses: a)
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        for key in ["service", "listeners", "upstreams", "sampling", "propagation", "exporter", "policies", "custom_tags"] {
+            #expect(obj[key] != nil, "\(key)")
+        }
+        #expect(obj["service"] as? String == "svc \"quoted\"")
+        let listeners = try #require(obj["listeners"] as? [[String: Any]])
+        #expect(listeners.first?["address"] as? String == "127.0.0.1:1234")
+        #expect((obj["policies"] as? [String: Any])?["outbound_policy"] as? String == "allow-any")
+    }
+}
+
+struct RoutingTests {
+    func head(_ uri: String, _ headers: [(String, String)] = [], method: HTTPMethod = .GET) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
+    }
+
+    func snapshot(_ configure: (inout SidecarConfiguration) -> Void) -> ConfigurationBox.Snapshot {
+        var c = SidecarConfiguration()
+        configure(&c)
+        return ConfigurationBox(c).snapshot
+    }
+
+    @Test func absoluteFormParsing() throws {
+        let t = try #require(RequestTarget.parse(uri: "http://Backend:8080/api?x=1", hostHeader: "ignored"))
+        #expect(t.host == "backend" && t.port == 8080 && t.path == "/api?x=1" && t.authority == "Backend:8080")
+        #expect(RequestTarget.parse(uri: "http://backend", hostHeader: nil)?.path == "/")
+        #expect(RequestTarget.parse(uri: "http://backend?q", hostHeader: nil)?.path == "/?q")
+        #expect(RequestTarget.parse(uri: "http://user:pw@backend/x", hostHeader: nil)?.host == "backend")
+        #expect(RequestTarget.parse(uri: "http://[::1]:81/", hostHeader: nil)?.host == "::1")
+        #expect(RequestTarget.parse(uri: "/rel", hostHeader: "svc:90")?.port == 90)
+        #expect(RequestTarget.parse(uri: "/rel", hostHeader: nil) == nil)
+        #expect(RequestTarget.parse(uri: "http://backend:99999/", hostHeader: nil) == nil)
+        #expect(RequestTarget.parse(uri: "http://:80/", hostHeader: nil) == nil)
+    }
+
+    @Test func outboundRoutesByServiceName() {
+        let snap = snapshot { $0.upstreams = [UpstreamService(name: "backend", host: "10.0.0.2", port: 15006)] }
+        let r = Router.route(direction: .outbound, head: head("http://backend.default.svc.cluster.local:9080/x"), snapshot: snap)
+        #expect(r.outcome == .forward(UpstreamTarget(clusterName: "outbound|9080||backend", host: "10.0.0.2", port: 15006)))
+        #expect(r.destinationService == "backend" && r.path == "/x")
+        let originForm = Router.route(direction: .outbound, head: head("/y", [("host", "backend")]), snapshot: snap)
+        #expect(originForm.clusterName == "outbound|80||backend")
+        let connect = Router.route(direction: .outbound, head: head("backend:443", [("host", "backend:443")], method: .CONNECT), snapshot: snap)
+        if case .reject(let status, _, _) = connect.outcome { #expect(status == .methodNotAllowed) } else { Issue.record("CONNECT must be refused") }
+    }
+
+    @Test func gatewayLongestPrefixWins() {
+        let snap = snapshot { c in
+            c.upstreams = [UpstreamService(name: "a", host: "h", port: 1), UpstreamService(name: "b", host: "h", port: 2)]
+            c.routes = [GatewayRoute(prefix: "/", service: "a"), GatewayRoute(prefix: "/api/v2", service: "b")]
+        }
+        #expect(Router.route(direction: .gateway, head: head("/api/v2/x?q"), snapshot: snap).destinationService == "b")
+        #expect(Router.route(direction: .gateway, head: head("/api/v1"), snapshot: snap).destinationService == "a")
+    }
+
+    @Test func hopByHopStripping() {
+        var h = HTTPHeaders([
+            ("Connection", "keep-alive, X-Foo, Upgrade"), ("X-Foo", "1"), ("Keep-Alive", "timeout=5"), ("Proxy-Connection", "x"),
+            ("TE", "trailers"), ("Trailer", "x"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"),
+            ("Proxy-Authorization", "Basic x"), ("X-Keep", "yes"), ("traceparent", "t"),
+        ])
+        let chunked = HopByHop.strip(&h)
+        #expect(chunked)
+        #expect(h.map(\.name) == ["X-Keep", "traceparent"])
+    }
+
+    @Test func requestRules() {
+        func check(_ headers: [(String, String)], version: HTTPVersion = .http1_1, uri: String = "/") -> RequestRejection? {
+            RequestRules.check(HTTPRequestHead(version: version, method: .POST, uri: uri, headers: HTTPHeaders(headers)), maxHeaderBytes: 1024)
+        }
+        #expect(check([("host", "a"), ("content-length", "1")]) == nil)
+        #expect(check([("host", "a"), ("content-length", "1"), ("transfer-encoding", "chunked")]) != nil)
+        #expect(check([("host", "a"), ("content-length", "1"), ("content-length", "1")]) != nil)
+        #expect(check([("host", "a"), ("content-length", "1x")]) != nil)
+        #expect(check([("host", "a"), ("transfer-encoding", "chunked, gzip")]) != nil)
+        #expect(check([("host", "a"), ("transfer-encoding", "chunked")], version: .http1_0) != nil)
+        #expect(check([("host", "a"), ("host", "b")]) != nil)
+        #expect(check([]) != nil)
+        #expect(check([], uri: "http://a/") == nil)
+        #expect(check([("host", "a"), ("x", String(repeating: "y", count: 2000))]) == .headersTooLarge)
+    }
+
+    @Test func traceDecisionHonoursHeaders() {
+        var rng = FastRandom(seed: 7)
+        let snap = snapshot { $0.samplingPercent = 0 }
+        let w3c = TraceDecision.decide(
+            headers: HTTPHeaders([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("x-request-id", "r")]),
+            path: "/a", snapshot: snap, random: &rng)
+        #expect(w3c.context.traceID.hex32 == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(w3c.context.parentSpanID?.hex == "00f067aa0ba902b7")
+        #expect(w3c.context.spanID.hex != "00f067aa0ba902b7")
+        #expect(w3c.sampled && w3c.requestID == "r")
+        let fresh = TraceDecision.decide(headers: HTTPHeaders([("x-request-id", "bad id with spaces")]), path: "/", snapshot: snap, random: &rng)
+        #expect(!fresh.sampled && fresh.context.parentSpanID == nil && fresh.requestID.count == 36)
+        let decisionOnly = TraceDecision.decide(headers: HTTPHeaders([("b3", "1")]), path: "/", snapshot: snap, random: &rng)
+        #expect(decisionOnly.sampled && decisionOnly.context.parentSpanID == nil)
+        let health = TraceDecision.decide(headers: HTTPHeaders([("x-b3-flags", "1")]), path: "/healthz?verbose", snapshot: snap, random: &rng)
+        #expect(!health.sampled && health.healthCheck)
+        // Consistent by trace id: the same incoming trace gets the same decision at any rate.
+        let half = snapshot { $0.samplingPercent = 50 }
+        var decisions = Set<Bool>()
+        for _ in 0..<5 {
+            decisions.insert(TraceDecision.decide(headers: HTTPHeaders([("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"), ("x-b3-spanid", "a2fb4a1d1a96d312")]),
+                                                  path: "/", snapshot: half, random: &rng).sampled)
+        }
+        #expect(decisions.count == 1)
+    }
+}
+
+@Suite(.serialized) struct AdminTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    @Test func adminAndMetricsEndpoints() async throws {
+        let s = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "svc"
+            c.upstreams = [UpstreamService(name: "backend", host: "127.0.0.1", port: 1)]
+        }
+        defer { Task { await s.stop() } }
+        let admin = try await TestClient(group: group, port: s.adminPort)
+        let dump = try await admin.send(.GET, "/config_dump")
+        #expect(dump.status == 200)
+        #expect(dump.json["service"] as? String == "svc")
+        let listeners = dump.json["listeners"] as? [[String: Any]] ?? []
+        #expect(listeners.first { $0["name"] as? String == "outbound" }?["address"] as? String == s.addresses.outbound)
+        #expect(try await admin.send(.GET, "/ready").text == "LIVE\n")
+        #expect(try await admin.send(.GET, "/stats").text.contains("downstream_rq_total: 0"))
+        #expect(try await admin.send(.GET, "/nope").status == 404)
+        let metrics = try await TestClient(group: group, port: s.metricsPort)
+        let prom = try await metrics.send(.GET, "/stats/prometheus")
+        #expect(prom.status == 200 && prom.text.contains("meshtrace_sidecar_hops_recorded_total 0"))
+        await admin.close()
+        await metrics.close()
+        #expect(s.addresses.listeningLine(service: "svc").hasPrefix("meshtrace sidecar listening inbound=off outbound=127.0.0.1:"))
+    }
+}

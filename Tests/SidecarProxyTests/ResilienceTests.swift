@@ -1,0 +1,214 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+import TraceModel
+@testable import SidecarProxy
+
+/// Upstream failures produce Envoy's status codes and response flags, recorded on the hop.
+@Suite(.serialized) struct ResilienceTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    func outbound(to port: Int, _ configure: (inout SidecarConfiguration) -> Void = { _ in }) async throws -> TestSidecar {
+        try await TestSidecar.start(group: group) { c in
+            c.serviceName = "frontend"
+            c.upstreams = [UpstreamService(name: "backend", host: "127.0.0.1", port: port)]
+            configure(&c)
+        }
+    }
+
+    @Test func unreachableUpstreamIs503UFAfterRetries() async throws {
+        let dead = try await closedPort(group: group)
+        let sidecar = try await outbound(to: dead)
+        defer { Task { await sidecar.stop() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/x", headers: [("x-request-id", "rid-1")])
+        #expect(r.status == 503)
+        #expect(r.head.headers["x-meshtrace-response-flags"] == ["UF,URX"])
+        #expect(r.head.headers["x-request-id"] == ["rid-1"])
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        let hop = sidecar.hops(.outbound)[0]
+        #expect(hop.statusCode == 503)
+        #expect(hop.responseFlags == ["UF", "URX"])
+        #expect(hop.retries == 2)
+        #expect(hop.failureReason?.contains("connect") == true)
+        #expect(hop.upstreamCluster == "outbound|80||backend")
+        // The connection stays usable after a local reply.
+        let again = try await client.send(.GET, "http://backend/y")
+        #expect(again.status == 503)
+        await client.close()
+    }
+
+    @Test func withoutRetriesTheFlagIsJustUF() async throws {
+        let dead = try await closedPort(group: group)
+        let sidecar = try await outbound(to: dead) { $0.maxRetries = 0 }
+        defer { Task { await sidecar.stop() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/x")
+        #expect(r.status == 503)
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        #expect(sidecar.hops(.outbound)[0].responseFlags == ["UF"])
+        #expect(sidecar.hops(.outbound)[0].retries == 0)
+        await client.close()
+    }
+
+    @Test func exhaustedRetryBudgetStopsRetrying() async throws {
+        let dead = try await closedPort(group: group)
+        let sidecar = try await outbound(to: dead) { c in
+            c.maxRetries = 5
+            c.retryBudgetPercent = 0
+            c.minRetryConcurrency = 0
+        }
+        defer { Task { await sidecar.stop() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/x")
+        #expect(r.status == 503)
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        let hop = sidecar.hops(.outbound)[0]
+        #expect(hop.retries == 0)
+        #expect(hop.responseFlags == ["UF", "URX"])
+        #expect(sidecar.server.clusters.all.first?.snapshot.retriesDenied == 1)
+        await client.close()
+    }
+
+    @Test func slowUpstreamIs504UT() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port) { $0.requestTimeoutMillis = 150 }
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/slow?ms=2000")
+        #expect(r.status == 504)
+        #expect(r.head.headers["x-meshtrace-response-flags"] == ["UT"])
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        #expect(sidecar.hops(.outbound)[0].responseFlags == ["UT"])
+        #expect(sidecar.hops(.outbound)[0].durationNanos >= 150_000_000)
+        // A fast request afterwards on the same client connection works (fresh upstream connection).
+        let ok = try await client.send(.GET, "http://backend/fast")
+        #expect(ok.status == 200)
+        await client.close()
+    }
+
+    @Test func circuitBreakerOverflowIs503UO() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port) { c in
+            c.maxConnections = 1
+            c.maxPendingRequests = 0
+        }
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let slowClient = try await TestClient(group: group, port: sidecar.outboundPort)
+        async let slow = slowClient.send(.GET, "http://backend/slow?ms=500")
+        #expect(await eventually { sidecar.server.clusters.all.first?.snapshot.connections == 1 })
+        let other = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await other.send(.GET, "http://backend/x")
+        #expect(r.status == 503)
+        #expect(r.head.headers["x-meshtrace-response-flags"] == ["UO"])
+        #expect(try await slow.status == 200)
+        #expect(await eventually { sidecar.hops(.outbound).contains { $0.responseFlags == ["UO"] } })
+        await slowClient.close()
+        await other.close()
+    }
+
+    @Test func pendingRequestsWaitForAConnection() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port) { c in
+            c.maxConnections = 1
+            c.maxPendingRequests = 10
+        }
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let a = try await TestClient(group: group, port: sidecar.outboundPort)
+        let b = try await TestClient(group: group, port: sidecar.outboundPort)
+        async let first = a.send(.GET, "http://backend/slow?ms=200")
+        #expect(await eventually { sidecar.server.clusters.all.first?.snapshot.connections == 1 })
+        let second = try await b.send(.GET, "http://backend/queued")
+        #expect(second.status == 200)
+        #expect(try await first.status == 200)
+        #expect(sidecar.server.clusters.all.first?.snapshot.pending == 0)
+        await a.close()
+        await b.close()
+    }
+
+    @Test func upstreamResetBeforeHeadersIs503UC() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port)
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/close")
+        #expect(r.status == 503)
+        #expect(r.head.headers["x-meshtrace-response-flags"] == ["UC"])
+        await client.close()
+    }
+
+    @Test func registryOnlyRefusesUnknownHostsWithNR() async throws {
+        let sidecar = try await outbound(to: 1) { $0.outboundPolicy = .registryOnly }
+        defer { Task { await sidecar.stop() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://unknown.example:8080/x")
+        #expect(r.status == 502)
+        #expect(r.head.headers["x-meshtrace-response-flags"] == ["NR"])
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        #expect(sidecar.hops(.outbound)[0].upstreamCluster == "BlackHoleCluster")
+        #expect(sidecar.hops(.outbound)[0].destinationService == "unknown.example")
+        await client.close()
+    }
+
+    @Test func allowAnyPassesUnknownHostsThrough() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: 1)
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://127.0.0.1:\(app.port)/direct")
+        #expect(r.status == 200)
+        #expect(r.json["uri"] as? String == "/direct")
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        #expect(sidecar.hops(.outbound)[0].upstreamCluster == "PassthroughCluster")
+        await client.close()
+    }
+
+    @Test func gatewayRoutesByPrefixAndStartsTraces() async throws {
+        let app = try await EchoApp(group: group)
+        let backend = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "backend"
+            c.appPort = app.port
+            c.outboundPort = -1
+        }
+        let gateway = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "ingress"
+            c.outboundPort = -1
+            c.gatewayPort = 0
+            c.upstreams = [UpstreamService(name: "backend", host: "127.0.0.1", port: backend.inboundPort)]
+            c.routes = [GatewayRoute(prefix: "/api", service: "backend")]
+        }
+        defer { Task { await gateway.stop(); await backend.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: gateway.gatewayPort)
+        let r = try await client.send(.GET, "/api/orders")
+        #expect(r.status == 200)
+        let rid = try #require(r.echoedHeaders["x-request-id"]?.first)
+        #expect(rid.count == 36)
+        let nr = try await client.send(.GET, "/other")
+        #expect(nr.status == 404)
+        #expect(nr.head.headers["x-meshtrace-response-flags"] == ["NR"])
+        #expect(await eventually { gateway.hops(.gateway).count == 2 && backend.hops(.inbound).count == 1 })
+        let root = gateway.hops(.gateway)[0]
+        #expect(root.context.parentSpanID == nil)
+        #expect(root.upstreamCluster == "outbound|\(backend.inboundPort)||backend")
+        #expect(backend.hops(.inbound)[0].context.parentSpanID == root.context.spanID)
+        #expect(backend.hops(.inbound)[0].sourceService == "ingress")
+        await client.close()
+    }
+
+    @Test func shutdownDrainsInFlightRequestsAndFlushes() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port)
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        async let slow = client.send(.GET, "http://backend/slow?ms=300")
+        #expect(await eventually { sidecar.server.stats.snapshot.requestsActive == 1 })
+        await sidecar.stop()
+        let r = try await slow
+        #expect(r.status == 200)
+        #expect(r.head.headers["connection"] == ["close"])
+        #expect(sidecar.telemetry.flushCount == 1)
+        #expect(sidecar.hops(.outbound).count == 1)
+        await app.close()
+    }
+}
