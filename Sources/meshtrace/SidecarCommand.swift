@@ -24,21 +24,21 @@ struct SidecarCommand: AsyncParsableCommand {
     var service: String?
     @Option(name: .customLong("host"), help: "Address the data-plane and metrics listeners bind to (default 127.0.0.1). Admin is always loopback.")
     var host: String?
-    @Option(name: .customLong("inbound-port"), help: "Inbound listener (default 15006); runs when --app-port is given.")
+    @Option(name: .customLong("inbound-port"), parsing: .unconditional, help: "Inbound listener (default 15006); runs when --app-port is given.")
     var inboundPort: String?
     @Option(name: .customLong("app-port"), help: "The local application's port behind the inbound listener.")
     var appPort: String?
     @Option(name: .customLong("app-host"), help: "The local application's host (default 127.0.0.1).")
     var appHost: String?
-    @Option(name: .customLong("outbound-port"), help: "Outbound forward-proxy listener (default 15001).")
+    @Option(name: .customLong("outbound-port"), parsing: .unconditional, help: "Outbound forward-proxy listener (default 15001).")
     var outboundPort: String?
-    @Option(name: .customLong("gateway-port"), help: "Gateway listener (off unless given); needs --route.")
+    @Option(name: .customLong("gateway-port"), parsing: .unconditional, help: "Gateway listener (off unless given); needs --route.")
     var gatewayPort: String?
     @Option(name: .customLong("route"), help: "Gateway route PREFIX=SERVICE (repeatable).")
     var route: [String] = []
-    @Option(name: .customLong("metrics-port"), help: "Prometheus metrics at /stats/prometheus (default 15090).")
+    @Option(name: .customLong("metrics-port"), parsing: .unconditional, help: "Prometheus metrics at /stats/prometheus (default 15090).")
     var metricsPort: String?
-    @Option(name: .customLong("admin-port"), help: "Admin (/config_dump, /ready, /stats) on loopback (default 15000).")
+    @Option(name: .customLong("admin-port"), parsing: .unconditional, help: "Admin (/config_dump, /ready, /stats) on loopback (default 15000).")
     var adminPort: String?
     @Option(name: .customLong("upstream"), help: "Upstream service NAME=HOST:PORT of its inbound sidecar (repeatable).")
     var upstream: [String] = []
@@ -151,7 +151,7 @@ struct SidecarCommand: AsyncParsableCommand {
         var logger = Logger(label: "meshtrace.sidecar")
         logger.logLevel = level
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, ProcessInfo.processInfo.activeProcessorCount))
         let box = ConfigurationBox(config)
         let telemetry = Self.makeTelemetry(config, box: box, group: group, logger: logger)
         let server = SidecarServer(configuration: box, telemetry: telemetry, logger: logger, group: group)

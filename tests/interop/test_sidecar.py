@@ -1,0 +1,385 @@
+"""`meshtrace sidecar` as real processes: an echo app behind an inbound sidecar, reached through
+an outbound sidecar used as HTTP_PROXY, spans exported to a real `meshtrace collector`.
+Clients are curl and Python requests; nothing here shares code with the proxy."""
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import BINARY, get_json, wait_until
+from sidecar.procs import EchoApp, Sidecar
+
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$")
+HEX16 = re.compile(r"^[0-9a-f]{16}$")
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+@pytest.fixture
+def procs():
+    started = []
+
+    def track(p):
+        started.append(p)
+        return p
+
+    yield track
+    for p in reversed(started):
+        p.kill()
+
+
+@pytest.fixture
+def mesh(procs, start_collector):
+    """app <- backend inbound sidecar <- frontend outbound sidecar; both export to a collector."""
+    collector = start_collector(extra_args=["--storage", "memory"])
+    zipkin = f"http://127.0.0.1:{collector.ports['zipkin']}"
+    app = procs(EchoApp())
+    backend = procs(Sidecar(BINARY, "--service", "backend", "--app-port", str(app.port), "--outbound-port", "-1",
+                            "--collector", zipkin))
+    frontend = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1",
+                             "--upstream", f"backend=127.0.0.1:{backend.ports['inbound']}", "--collector", zipkin,
+                             "--custom-tag", "env=literal:test", "--custom-tag", "tenant=header:x-tenant"))
+    return {"collector": collector, "app": app, "backend": backend, "frontend": frontend}
+
+
+def echoed(body):
+    """Headers the app received, lower-cased name -> list of values."""
+    out = {}
+    for name, value in json.loads(body)["headers"]:
+        out.setdefault(name.lower(), []).append(value)
+    return out
+
+
+def proxied_session(proxy_url, monkeypatch):
+    """A requests session that takes its proxy from HTTP_PROXY, as an app in a mesh would."""
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    monkeypatch.setenv("http_proxy", proxy_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    s = requests.Session()
+    s.trust_env = True
+    return s
+
+
+def assert_well_formed(h):
+    tp = h["traceparent"][0]
+    m = TRACEPARENT.match(tp)
+    assert m, tp
+    trace_id, span_id = m.group(1), m.group(2)
+    assert h["x-b3-traceid"] == [trace_id], h
+    assert h["x-b3-spanid"] == [span_id], h
+    assert HEX16.match(h["x-b3-parentspanid"][0]), h
+    assert h["x-b3-sampled"][0] in ("0", "1"), h
+    return trace_id, span_id
+
+
+def zipkin_trace(collector, trace_id, count):
+    url = collector.url("zipkin", f"/api/v2/trace/{trace_id}")
+
+    def fetch():
+        r = requests.get(url, timeout=5)
+        return r.json() if r.status_code == 200 and len(r.json()) >= count else None
+
+    return wait_until(fetch, timeout=20, message=f"{count} spans of trace {trace_id}")
+
+
+def test_curl_through_outbound_and_inbound_propagates_w3c_and_b3(mesh):
+    frontend, collector = mesh["frontend"], mesh["collector"]
+    parent_trace = uuid.uuid4().hex
+    parent_span = uuid.uuid4().hex[:16]
+    out = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", "-x", frontend.url("outbound"), "http://backend/api/items?id=7",
+         "-H", f"traceparent: 00-{parent_trace}-{parent_span}-01", "-H", "tracestate: acme=1",
+         "-H", "x-request-id: curl-req-1", "-H", "sw8: 1-xyz", "-H", "baggage: user=alice",
+         "-H", "x-datadog-trace-id: 99", "-H", "x-ot-span-context: otc", "-H", "x-tenant: acme",
+         "-w", "\n%{http_code}"],
+        capture_output=True, text=True, timeout=20)
+    body, _, code = out.stdout.rpartition("\n")
+    assert code == "200", out
+    h = echoed(body)
+    trace_id, app_parent = assert_well_formed(h)
+    assert trace_id == parent_trace
+    assert h["tracestate"] == ["acme=1"]
+    assert h["x-request-id"] == ["curl-req-1"]
+    for name, value in [("sw8", "1-xyz"), ("baggage", "user=alice"), ("x-datadog-trace-id", "99"), ("x-ot-span-context", "otc")]:
+        assert h[name] == [value], name
+    assert "x-envoy-downstream-service-cluster" not in h
+    assert "proxy-connection" not in h
+    assert json.loads(body)["path"] == "/api/items?id=7"
+
+    spans = zipkin_trace(collector, trace_id, 2)
+    client = [s for s in spans if s.get("kind") == "CLIENT"]
+    server = [s for s in spans if s.get("kind") == "SERVER"]
+    assert len(client) == 1 and len(server) == 1, spans
+    client, server = client[0], server[0]
+    assert client["localEndpoint"]["serviceName"] == "frontend"
+    assert server["localEndpoint"]["serviceName"] == "backend"
+    assert client["parentId"] == parent_span
+    assert server["parentId"] == client["id"], "the CLIENT span is the parent of the SERVER span"
+    assert server["id"] == app_parent, "the app's parent is the SERVER span"
+    assert client["tags"]["upstream_cluster"] == "outbound|80||backend"
+    assert server["tags"]["upstream_cluster"] == f"inbound|{mesh['app'].port}||"
+    assert client["tags"]["guid:x-request-id"] == server["tags"]["guid:x-request-id"] == "curl-req-1"
+    assert client["tags"]["response_flags"] == "-" and client["tags"]["http.status_code"] == "200"
+    assert server["tags"]["downstream_cluster"] == "frontend"
+    assert client["tags"]["env"] == "test" and client["tags"]["tenant"] == "acme"
+
+
+def test_python_requests_via_http_proxy_keeps_request_id_and_generates_one(mesh, monkeypatch):
+    s = proxied_session(mesh["frontend"].url("outbound"), monkeypatch)
+    r = s.get("http://backend/orders", headers={"x-request-id": "py-req-1"}, timeout=10)
+    assert r.status_code == 200, r.text
+    h = echoed(r.text)
+    assert_well_formed(h)
+    assert h["x-request-id"] == ["py-req-1"]
+    ids = set()
+    for _ in range(5):
+        r = s.get("http://backend/orders", timeout=10)  # keep-alive through the proxy
+        h = echoed(r.text)
+        rid = h["x-request-id"][0]
+        assert uuid.UUID(rid).version == 4, rid
+        ids.add(rid)
+        assert_well_formed(h)
+    assert len(ids) == 5
+    # POST bodies stream through both sidecars, chunked and with a length.
+    big = os.urandom(2_000_000)
+    r = s.post("http://backend/upload", data=big, timeout=30)
+    assert r.status_code == 200 and json.loads(r.text)["body_bytes"] == len(big)
+    r = s.post("http://backend/upload", data=iter([b"a" * 1000, b"b" * 5000]), timeout=30)
+    assert r.status_code == 200 and json.loads(r.text)["body_bytes"] == 6000
+    r = s.get("http://backend/stream?chunks=50&size=65536", timeout=30)
+    assert r.status_code == 200 and len(r.content) == 50 * 65536
+
+
+def test_invalid_trace_headers_restart_the_trace(mesh, monkeypatch):
+    s = proxied_session(mesh["frontend"].url("outbound"), monkeypatch)
+    for bad in ({"traceparent": "00-zz-yy-01", "tracestate": "a=b"},
+                {"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"},
+                {"b3": "garbage"}, {"x-b3-traceid": "123", "x-b3-spanid": "x"}):
+        r = s.get("http://backend/x", headers=bad, timeout=10)
+        assert r.status_code == 200, (bad, r.text)
+        h = echoed(r.text)
+        assert_well_formed(h)
+        assert "tracestate" not in h
+
+
+def test_b3_input_is_continued(mesh, monkeypatch):
+    s = proxied_session(mesh["frontend"].url("outbound"), monkeypatch)
+    trace_id = uuid.uuid4().hex
+    r = s.get("http://backend/b3", headers={"X-B3-TraceId": trace_id, "X-B3-SpanId": "a2fb4a1d1a96d312", "X-B3-Sampled": "1"},
+              timeout=10)
+    h = echoed(r.text)
+    got, _ = assert_well_formed(h)
+    assert got == trace_id
+    spans = zipkin_trace(mesh["collector"], trace_id, 2)
+    assert {s["parentId"] for s in spans if s["kind"] == "CLIENT"} == {"a2fb4a1d1a96d312"}
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_unreachable_upstream_is_503_uf_in_span_and_metrics(procs, start_collector):
+    collector = start_collector(extra_args=["--storage", "memory"])
+    sidecar = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1",
+                            "--upstream", f"dead=127.0.0.1:{closed_port()}",
+                            "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}"))
+    trace_id = uuid.uuid4().hex
+    r = requests.get("http://dead/x", proxies={"http": sidecar.url("outbound")},
+                     headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}, timeout=10)
+    assert r.status_code == 503, r.text
+    flags = r.headers["x-meshtrace-response-flags"].split(",")
+    assert "UF" in flags and "URX" in flags
+    span = zipkin_trace(collector, trace_id, 1)[0]
+    assert span["tags"]["response_flags"] == "UF,URX"
+    assert span["tags"]["http.status_code"] == "503"
+    assert span["tags"]["error"] == "true"
+    assert span["tags"]["retry.count"] == "2"
+    metrics = requests.get(sidecar.url("metrics", "/stats/prometheus"), timeout=5).text
+    assert re.search(r'istio_requests_total\{[^}]*response_code="503"[^}]*\}', metrics) or \
+        re.search(r'istio_requests_total\{[^}]*response_flags="UF,URX"[^}]*\}', metrics), metrics
+
+
+def test_slow_upstream_is_504_ut(procs):
+    app = procs(EchoApp())
+    sidecar = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1", "--request-timeout", "300ms",
+                            "--upstream", f"slow=127.0.0.1:{app.port}"))
+    started = time.monotonic()
+    r = requests.get("http://slow/slow?ms=3000", proxies={"http": sidecar.url("outbound")}, timeout=10)
+    assert r.status_code == 504, r.text
+    assert r.headers["x-meshtrace-response-flags"] == "UT"
+    assert time.monotonic() - started < 2.5
+
+
+def test_connect_timeout_is_504_ut(procs):
+    # A listener whose accept queue is full drops further SYNs, so connects hang.
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    port = blackhole.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    time.sleep(0.2)
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    try:
+        probe.connect(("127.0.0.1", port))
+        pytest.skip("this kernel accepts connections beyond the backlog; cannot provoke a connect timeout")
+    except (socket.timeout, OSError):
+        pass
+    finally:
+        probe.close()
+    try:
+        sidecar = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1", "--connect-timeout", "200ms",
+                                "--max-retries", "0", "--upstream", f"hang=127.0.0.1:{port}"))
+        r = requests.get("http://hang/x", proxies={"http": sidecar.url("outbound")}, timeout=10)
+        assert r.status_code == 504, r.text
+        assert r.headers["x-meshtrace-response-flags"] == "UT"
+    finally:
+        for c in fillers:
+            c.close()
+        blackhole.close()
+
+
+def test_registry_only_refuses_unknown_hosts_and_allow_any_passes_them(procs):
+    app = procs(EchoApp())
+    strict = procs(Sidecar(BINARY, "--inbound-port", "-1", "--outbound-policy", "registry-only"))
+    r = requests.get(f"http://127.0.0.1:{app.port}/x", proxies={"http": strict.url("outbound")}, timeout=10)
+    assert r.status_code == 502 and r.headers["x-meshtrace-response-flags"] == "NR"
+    open_ = procs(Sidecar(BINARY, "--inbound-port", "-1", "--outbound-policy", "allow-any"))
+    r = requests.get(f"http://127.0.0.1:{app.port}/x", proxies={"http": open_.url("outbound")}, timeout=10)
+    assert r.status_code == 200 and json.loads(r.text)["path"] == "/x"
+
+
+def raw(port, data, timeout=5.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        except socket.timeout:
+            pass
+        return b"".join(chunks).decode("latin-1")
+
+
+def test_smuggling_and_oversized_headers_are_refused(procs):
+    app = procs(EchoApp())
+    sidecar = procs(Sidecar(BINARY, "--service", "backend", "--app-port", str(app.port), "--outbound-port", "-1"))
+    port = sidecar.ports["inbound"]
+    for req in [b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd",
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4x\r\n\r\nabcd"]:
+        resp = raw(port, req)
+        assert resp.startswith("HTTP/1.1 400"), (req, resp)
+    resp = raw(port, b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * (65 * 1024) + b"\r\n\r\n")
+    assert resp.startswith("HTTP/1.1 431"), resp[:200]
+    # Still serving afterwards.
+    assert requests.get(sidecar.url("inbound", "/ok"), timeout=5).status_code == 200
+
+
+def test_header_timeout_answers_408(procs):
+    app = procs(EchoApp())
+    sidecar = procs(Sidecar(BINARY, "--app-port", str(app.port), "--outbound-port", "-1", "--header-timeout", "300ms"))
+    started = time.monotonic()
+    resp = raw(sidecar.ports["inbound"], b"GET / HTTP/1.1\r\nHost: a\r\n", timeout=5)
+    assert resp.startswith("HTTP/1.1 408"), resp
+    assert time.monotonic() - started < 3
+
+
+def test_gateway_starts_traces_and_generates_request_ids(procs, start_collector):
+    collector = start_collector(extra_args=["--storage", "memory"])
+    zipkin = f"http://127.0.0.1:{collector.ports['zipkin']}"
+    app = procs(EchoApp())
+    backend = procs(Sidecar(BINARY, "--service", "backend", "--app-port", str(app.port), "--outbound-port", "-1",
+                            "--collector", zipkin))
+    gateway = procs(Sidecar(BINARY, "--service", "ingress", "--inbound-port", "-1", "--outbound-port", "-1",
+                            "--gateway-port", "0", "--route", "/shop=backend",
+                            "--upstream", f"backend=127.0.0.1:{backend.ports['inbound']}", "--collector", zipkin))
+    r = requests.get(gateway.url("gateway", "/shop/cart"), timeout=10)
+    assert r.status_code == 200
+    h = echoed(r.text)
+    trace_id, _ = assert_well_formed(h)
+    assert uuid.UUID(h["x-request-id"][0]).version == 4
+    spans = zipkin_trace(collector, trace_id, 2)
+    root = [s for s in spans if "parentId" not in s]
+    assert len(root) == 1 and root[0]["localEndpoint"]["serviceName"] == "ingress", spans
+    assert requests.get(gateway.url("gateway", "/nothing"), timeout=10).status_code == 404
+
+
+def test_admin_config_dump_ready_and_yaml_config(procs, tmp_path):
+    app = procs(EchoApp())
+    cfg = tmp_path / "sidecar.yaml"
+    cfg.write_text(f"""
+service: reviews
+app-port: {app.port}
+sampling: 25
+propagation: [w3c, b3single]
+upstream:
+  ratings: 127.0.0.1:9
+outbound-policy: registry-only
+custom-tag:
+  - env=literal:prod
+request-timeout: 2s
+""")
+    sidecar = procs(Sidecar(BINARY, "--config", str(cfg), "--sampling", "50"))
+    dump = get_json(sidecar.url("admin", "/config_dump"))
+    assert dump["service"] == "reviews"
+    assert dump["sampling"]["percent"] == 50, "flags win over the file"
+    assert dump["propagation"] == ["w3c", "b3single"]
+    assert dump["upstreams"] == [{"name": "ratings", "address": "127.0.0.1:9"}]
+    assert dump["policies"]["outbound_policy"] == "registry-only"
+    assert dump["policies"]["request_timeout_ms"] == 2000
+    names = {l["name"]: l for l in dump["listeners"]}
+    assert names["inbound"]["address"].endswith(f":{sidecar.ports['inbound']}")
+    assert "exporter" in dump
+    assert requests.get(sidecar.url("admin", "/ready"), timeout=5).text == "LIVE\n"
+    assert "downstream_rq_total" in requests.get(sidecar.url("admin", "/stats"), timeout=5).text
+    # b3single only toward the app
+    h = echoed(requests.get(sidecar.url("inbound", "/r"), timeout=5).text)
+    assert "b3" in h and "x-b3-traceid" not in h and "traceparent" in h
+
+
+def test_bad_flags_fail_fast_with_a_message():
+    out = subprocess.run([BINARY, "sidecar", "--sampling", "250"], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "sampling" in (out.stderr + out.stdout)
+
+
+def test_sigterm_drains_in_flight_requests_and_flushes_spans(procs, start_collector):
+    collector = start_collector(extra_args=["--storage", "memory"])
+    app = procs(EchoApp())
+    sidecar = procs(Sidecar(BINARY, "--service", "backend", "--app-port", str(app.port), "--outbound-port", "-1",
+                            "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}"))
+    trace_id = uuid.uuid4().hex
+    result = {}
+
+    def slow():
+        result["r"] = requests.get(sidecar.url("inbound", "/slow?ms=800"), timeout=10,
+                                   headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"})
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: "downstream_rq_active: 1" in requests.get(sidecar.url("admin", "/stats"), timeout=5).text,
+               message="request in flight")
+    assert sidecar.stop() == 0, sidecar.log()
+    t.join(10)
+    assert result["r"].status_code == 200
+    assert zipkin_trace(collector, trace_id, 1)[0]["kind"] == "SERVER"
