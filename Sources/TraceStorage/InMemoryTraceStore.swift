@@ -111,6 +111,27 @@ public final class InMemoryTraceStore: TraceStore {
         return DependencyLinker.merge(traces.flatMap { DependencyLinker.link(trace: $0) })
     }
 
+    public func spans(startNanos: UInt64, endNanos: UInt64, limit: Int) async throws -> [Span] {
+        guard limit > 0, startNanos <= endNanos else { return [] }
+        let found = try state.withLock { s throws(TraceStoreError) -> [Span] in
+            try s.check()
+            var out: [Span] = []
+            for spans in s.traces.values {
+                for span in spans where span.startTimeNanos >= startNanos && span.startTimeNanos <= endNanos {
+                    out.append(span)
+                }
+            }
+            return out
+        }
+        // Same order as SQLite: newest first, ties by trace then span id.
+        let sorted = found.sorted {
+            if $0.startTimeNanos != $1.startTimeNanos { return $0.startTimeNanos > $1.startTimeNanos }
+            if $0.traceID != $1.traceID { return $0.traceID > $1.traceID }
+            return $0.spanID.value > $1.spanID.value
+        }
+        return Array(sorted.prefix(limit))
+    }
+
     public func deleteSpans(startedBefore cutoff: UInt64) async throws -> Int {
         let deleted = try state.withLock { s throws(TraceStoreError) -> Int in
             try s.check()

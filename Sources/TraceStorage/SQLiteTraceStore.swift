@@ -378,6 +378,31 @@ public final class SQLiteTraceStore: TraceStore {
         }
     }
 
+    public func spans(startNanos: UInt64, endNanos: UInt64, limit: Int) async throws -> [Span] {
+        try checkOpen()
+        guard limit > 0, startNanos <= endNanos else { return [] }
+        let logger = self.logger
+        return try await pool.read { db in
+            let rows = try GRDB.Row.fetchCursor(
+                db.cachedStatement(sql: "SELECT payload FROM spans WHERE start_ns >= ? AND start_ns <= ? ORDER BY start_ns DESC LIMIT ?"),
+                arguments: [Self.int(startNanos), Self.int(endNanos), limit])
+            var spans: [Span] = []
+            while let row = try rows.next() {
+                do {
+                    spans.append(try Self.decodePayload(row, index: 0))
+                } catch {
+                    logger.warning("skipping undecodable span", metadata: ["error": "\(error)"])
+                }
+            }
+            // Ties on start time: the same order as the in-memory store.
+            return spans.sorted {
+                if $0.startTimeNanos != $1.startTimeNanos { return $0.startTimeNanos > $1.startTimeNanos }
+                if $0.traceID != $1.traceID { return $0.traceID > $1.traceID }
+                return $0.spanID.value > $1.spanID.value
+            }
+        }
+    }
+
     // MARK: Retention
 
     public func deleteSpans(startedBefore cutoff: UInt64) async throws -> Int {

@@ -113,6 +113,9 @@ public protocol TraceStore: Sendable {
     func remoteServiceNames(service: String) async throws -> [String]
     /// Links of every trace that has a span starting in `[startNanos, endNanos]`, by `DependencyLinker`, summed.
     func dependencies(startNanos: UInt64, endNanos: UInt64) async throws -> [DependencyLink]
+    /// Spans (of any trace) that started in `[startNanos, endNanos]`, newest first, at most `limit`.
+    /// For windowed aggregates such as the service graph.
+    func spans(startNanos: UInt64, endNanos: UInt64, limit: Int) async throws -> [Span]
     /// Retention: deletes spans that started before the given time; returns how many were deleted.
     func deleteSpans(startedBefore: UInt64) async throws -> Int
     func stats() async throws -> StoreStats

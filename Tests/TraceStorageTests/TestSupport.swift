@@ -158,6 +158,9 @@ final class BlockingStore: TraceStore {
     func trace(id: TraceID) async throws -> [Span] { try await inner.trace(id: id) }
     func traces(ids: [TraceID]) async throws -> [[Span]] { try await inner.traces(ids: ids) }
     func findTraceIDs(_ query: TraceQuery) async throws -> [TraceID] { try await inner.findTraceIDs(query) }
+    func spans(startNanos: UInt64, endNanos: UInt64, limit: Int) async throws -> [Span] {
+        try await inner.spans(startNanos: startNanos, endNanos: endNanos, limit: limit)
+    }
     func serviceNames() async throws -> [String] { try await inner.serviceNames() }
     func operations(service: String, kind: SpanKind?) async throws -> [TraceStorage.Operation] {
         try await inner.operations(service: service, kind: kind)
