@@ -1,0 +1,338 @@
+import TraceModel
+
+/// Kiali-style service graph computed from spans: who called whom, how often, how many failed,
+/// how slow (p95). Counts are estimates of true traffic: each span weighs `1 / sampling.rate`
+/// (the attribute our sidecar records; absent or invalid = 1), so 10% sampling still shows the
+/// real request rate.
+///
+/// Edges:
+/// - a CLIENT (or PRODUCER) span paired with its SERVER (or CONSUMER) child in another span →
+///   `client.service → server.service`, measured on the client (what the caller saw);
+/// - a SERVER span whose parent is another non-client span → `parent.service → service`;
+/// - a SERVER span with no parent in the data → `unknown → service`;
+/// - a CLIENT span whose server never reported → `service → peer.service` (or the remote
+///   endpoint), an external node unless that service reported spans of its own.
+struct ServiceGraph: Sendable, Equatable {
+    enum NodeType: String, Sendable {
+        case service, gateway, unknown, external
+    }
+
+    /// Kiali's edge and node colours.
+    enum Health: String, Sendable, Comparable {
+        case idle, healthy, degraded, failure
+
+        private var rank: Int {
+            switch self {
+            case .idle: return 0
+            case .healthy: return 1
+            case .degraded: return 2
+            case .failure: return 3
+            }
+        }
+
+        static func < (a: Health, b: Health) -> Bool { a.rank < b.rank }
+
+        /// Kiali defaults (`AddHealthDefault`): any 5xx (or no response / gRPC error) is degraded and
+        /// >= 10% is failure; 4xx is degraded at >= 10% and failure at >= 20%.
+        static func of(requests: Double, errors5xx: Double, errors4xx: Double, errorsOther: Double) -> Health {
+            guard requests > 0 else { return .idle }
+            let serverSide = (errors5xx + errorsOther) / requests
+            let clientSide = errors4xx / requests
+            if serverSide >= 0.10 || clientSide >= 0.20 { return .failure }
+            if serverSide > 0 || clientSide >= 0.10 { return .degraded }
+            return .healthy
+        }
+    }
+
+    /// Weighted request counts for one edge or node.
+    struct Traffic: Sendable, Equatable {
+        var requests: Double = 0
+        var errors5xx: Double = 0
+        var errors4xx: Double = 0
+        /// Errors without an HTTP status: no response, gRPC codes 1–16, span status error.
+        var errorsOther: Double = 0
+        var spans = 0
+
+        var errors: Double { errors5xx + errors4xx + errorsOther }
+        var errorRate: Double { requests > 0 ? errors / requests : 0 }
+        var health: Health {
+            Health.of(requests: requests, errors5xx: errors5xx, errors4xx: errors4xx, errorsOther: errorsOther)
+        }
+
+        mutating func add(_ outcome: Outcome, weight: Double) {
+            spans += 1
+            requests += weight
+            switch outcome {
+            case .ok: break
+            case .clientError: errors4xx += weight
+            case .serverError: errors5xx += weight
+            case .otherError: errorsOther += weight
+            }
+        }
+
+        mutating func add(_ other: Traffic) {
+            requests += other.requests
+            errors5xx += other.errors5xx
+            errors4xx += other.errors4xx
+            errorsOther += other.errorsOther
+            spans += other.spans
+        }
+    }
+
+    struct Node: Sendable, Equatable {
+        var id: String
+        var type: NodeType
+        /// Requests into this node (for roots such as the gateway: out of it).
+        var traffic: Traffic
+        var traceIDs: [TraceID]
+    }
+
+    struct Edge: Sendable, Equatable {
+        var source: String
+        var target: String
+        var protocolName: String
+        var traffic: Traffic
+        /// Weighted 95th percentile of the measured spans' durations, milliseconds.
+        var p95Ms: Double
+        var traceIDs: [TraceID]
+    }
+
+    enum Outcome: Sendable, Equatable {
+        case ok, clientError, serverError, otherError
+    }
+
+    static let unknownNode = "unknown"
+    /// Trace ids kept per node and edge, newest first, for "list its traces".
+    static let maxTraceIDs = 20
+
+    var nodes: [Node]
+    var edges: [Edge]
+    /// Spans the graph was built from (counted ones only, not the look-behind used to find parents).
+    var spanCount: Int
+
+    // MARK: Span reading
+
+    /// `1 / sampling.rate`, when the rate is in (0, 1]; else 1.
+    static func weight(of span: Span) -> Double {
+        let rate: Double?
+        switch span.attribute("sampling.rate") {
+        case .double(let d): rate = d
+        case .int(let i): rate = Double(i)
+        case .string(let s): rate = Double(s)
+        default: rate = nil
+        }
+        guard let rate, rate.isFinite, rate > 0, rate <= 1 else { return 1 }
+        return 1 / rate
+    }
+
+    static func statusCode(of span: Span) -> Int? {
+        for key in ["http.response.status_code", "http.status_code"] {
+            switch span.attribute(key) {
+            case .int(let i): return Int(i)
+            case .string(let s): if let i = Int(s) { return i }
+            case .double(let d): return Int(d)
+            default: continue
+            }
+        }
+        return nil
+    }
+
+    static func outcome(of span: Span) -> Outcome {
+        if let code = statusCode(of: span) {
+            if code >= 500 { return .serverError }
+            if code >= 400 { return .clientError }
+            return span.status.code == .error ? .otherError : .ok
+        }
+        if let grpc = span.attribute("rpc.grpc.status_code").map({ Int($0.description) ?? 0 }), (1...16).contains(grpc) {
+            return .otherError
+        }
+        return span.isError ? .otherError : .ok
+    }
+
+    static func protocolName(of span: Span) -> String {
+        if case .string(let system)? = span.attribute("rpc.system") { return system == "grpc" ? "grpc" : system }
+        if span.attribute("http.method") != nil || span.attribute("http.request.method") != nil
+            || statusCode(of: span) != nil
+        {
+            return "http"
+        }
+        if case .string(let system)? = span.attribute("messaging.system") { return system }
+        return "tcp"
+    }
+
+    static func isGateway(_ span: Span) -> Bool {
+        span.resource.contains { $0.key == "meshtrace.proxy" && $0.value == .string("gateway") }
+    }
+
+    /// Where a client span went when no server span answered it.
+    static func remoteName(of span: Span) -> String {
+        if case .string(let peer)? = span.attribute("peer.service"), !peer.isEmpty { return peer }
+        if let name = span.remoteEndpoint?.serviceName, !name.isEmpty { return name }
+        for key in ["server.address", "net.peer.name", "upstream_cluster", "network.peer.address"] {
+            if case .string(let v)? = span.attribute(key), !v.isEmpty, v != "-" { return v }
+        }
+        if let ip = span.remoteEndpoint?.ipv4 ?? span.remoteEndpoint?.ipv6 { return ip }
+        return "external"
+    }
+
+    // MARK: Building
+
+    private struct SpanKey: Hashable {
+        var trace: TraceID
+        var span: SpanID
+    }
+
+    private struct EdgeKey: Hashable {
+        var source: String
+        var target: String
+    }
+
+    private struct EdgeAccumulator {
+        var traffic = Traffic()
+        var protocols: [String: Int] = [:]
+        var durations: [(ms: Double, weight: Double)] = []
+        var traces = TraceIDSample()
+    }
+
+    /// Newest-first distinct trace ids, capped.
+    struct TraceIDSample {
+        private(set) var newest: [(TraceID, UInt64)] = []
+
+        mutating func add(_ id: TraceID, at time: UInt64) {
+            if let i = newest.firstIndex(where: { $0.0 == id }) {
+                if newest[i].1 < time { newest[i].1 = time }
+                return
+            }
+            if newest.count >= ServiceGraph.maxTraceIDs * 4 { compact() }
+            newest.append((id, time))
+        }
+
+        private mutating func compact() {
+            newest.sort { $0.1 > $1.1 }
+            newest.removeLast(newest.count - ServiceGraph.maxTraceIDs)
+        }
+
+        var ids: [TraceID] {
+            newest.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 > $1.0 }.prefix(ServiceGraph.maxTraceIDs).map(\.0)
+        }
+    }
+
+    /// Weighted quantile: the smallest duration whose cumulative weight reaches `q` of the total.
+    static func weightedQuantile(_ samples: [(ms: Double, weight: Double)], _ q: Double) -> Double {
+        guard !samples.isEmpty else { return 0 }
+        let sorted = samples.sorted { $0.ms < $1.ms }
+        let total = sorted.reduce(0) { $0 + $1.weight }
+        var cumulative = 0.0
+        for sample in sorted {
+            cumulative += sample.weight
+            if cumulative >= q * total - 1e-9 { return sample.ms }
+        }
+        return sorted.last!.ms
+    }
+
+    /// - Parameters:
+    ///   - spans: every span that may matter, including a look-behind before `countFrom` so that
+    ///     parents of early spans are found; only spans starting at or after `countFrom` are counted.
+    init(spans: [Span], countFrom: UInt64 = 0) {
+        var byID: [SpanKey: Span] = [:]
+        var sharedClients: [SpanKey: Span] = [:]
+        byID.reserveCapacity(spans.count)
+        var gatewayServices = Set<String>()
+        var reportingServices = Set<String>()
+        for span in spans {
+            let key = SpanKey(trace: span.traceID, span: span.spanID)
+            if span.kind == .client || span.kind == .producer { sharedClients[key] = span }
+            // A Zipkin shared server span reuses its client's id: keep the client under the id.
+            if span.shared, byID[key] != nil { continue }
+            byID[key] = span
+        }
+        for span in spans where span.startTimeNanos >= countFrom {
+            reportingServices.insert(span.serviceName)
+            if Self.isGateway(span) { gatewayServices.insert(span.serviceName) }
+        }
+
+        var edges: [EdgeKey: EdgeAccumulator] = [:]
+        var answeredClients = Set<SpanKey>()
+        var inbound: [String: (Traffic, TraceIDSample)] = [:]
+        var counted = 0
+
+        func record(_ source: String, _ target: String, measured span: Span) {
+            let weight = Self.weight(of: span)
+            let outcome = Self.outcome(of: span)
+            var acc = edges[EdgeKey(source: source, target: target)] ?? EdgeAccumulator()
+            acc.traffic.add(outcome, weight: weight)
+            acc.protocols[Self.protocolName(of: span), default: 0] += 1
+            acc.durations.append((Double(span.durationNanos) / 1e6, weight))
+            acc.traces.add(span.traceID, at: span.startTimeNanos)
+            edges[EdgeKey(source: source, target: target)] = acc
+            var node = inbound[target] ?? (Traffic(), TraceIDSample())
+            node.0.add(outcome, weight: weight)
+            node.1.add(span.traceID, at: span.startTimeNanos)
+            inbound[target] = node
+        }
+
+        // Server side first: pair with clients.
+        for span in spans where span.kind == .server || span.kind == .consumer {
+            let parent: Span?
+            if span.shared {
+                parent = sharedClients[SpanKey(trace: span.traceID, span: span.spanID)]
+            } else if let parentID = span.parentSpanID {
+                parent = byID[SpanKey(trace: span.traceID, span: parentID)]
+            } else {
+                parent = nil
+            }
+            if let parent, parent.kind == .client || parent.kind == .producer {
+                let key = SpanKey(trace: parent.traceID, span: parent.spanID)
+                answeredClients.insert(key)
+                if parent.startTimeNanos >= countFrom {
+                    counted += 1
+                    record(parent.serviceName, span.serviceName, measured: parent)
+                }
+            } else if span.startTimeNanos >= countFrom {
+                counted += 1
+                let source = (parent?.serviceName).flatMap { $0 == span.serviceName ? nil : $0 } ?? Self.unknownNode
+                record(source, span.serviceName, measured: span)
+            }
+        }
+        // Clients nobody answered: external (or silent) destinations.
+        for span in spans where (span.kind == .client || span.kind == .producer) && span.startTimeNanos >= countFrom {
+            guard !answeredClients.contains(SpanKey(trace: span.traceID, span: span.spanID)) else { continue }
+            counted += 1
+            record(span.serviceName, Self.remoteName(of: span), measured: span)
+        }
+
+        var nodeIDs = reportingServices
+        for key in edges.keys {
+            nodeIDs.insert(key.source)
+            nodeIDs.insert(key.target)
+        }
+        var outbound: [String: (Traffic, TraceIDSample)] = [:]
+        for (key, acc) in edges {
+            var node = outbound[key.source] ?? (Traffic(), TraceIDSample())
+            node.0.add(acc.traffic)
+            for (id, time) in acc.traces.newest { node.1.add(id, at: time) }
+            outbound[key.source] = node
+        }
+        self.nodes = nodeIDs.sorted().map { id in
+            let type: NodeType
+            if id == Self.unknownNode, !reportingServices.contains(id) {
+                type = .unknown
+            } else if gatewayServices.contains(id) {
+                type = .gateway
+            } else if reportingServices.contains(id) {
+                type = .service
+            } else {
+                type = .external
+            }
+            let (traffic, traces) = inbound[id] ?? outbound[id] ?? (Traffic(), TraceIDSample())
+            return Node(id: id, type: type, traffic: traffic, traceIDs: traces.ids)
+        }
+        self.edges = edges.sorted { ($0.key.source, $0.key.target) < ($1.key.source, $1.key.target) }.map { key, acc in
+            let proto = acc.protocols.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? "tcp"
+            return Edge(
+                source: key.source, target: key.target, protocolName: proto, traffic: acc.traffic,
+                p95Ms: Self.weightedQuantile(acc.durations, 0.95), traceIDs: acc.traces.ids)
+        }
+        self.spanCount = counted
+    }
+}
