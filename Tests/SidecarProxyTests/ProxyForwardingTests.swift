@@ -211,3 +211,43 @@ import TraceModel
         #expect(order.count == 4 && order == order.sorted(), "\(raw)")
     }
 }
+
+/// Many clients at once across every event loop: every request answered, every hop recorded once.
+@Suite(.serialized) struct ConcurrencyTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    @Test func concurrentClientsThroughTwoSidecars() async throws {
+        let forwarding = ProxyForwardingTests()
+        let (app, backend, frontend) = try await forwarding.mesh { $0.maxIdlePerUpstream = 8 }
+        defer { Task { await app.close(); await backend.stop(); await frontend.stop() } }
+        let clients = 32
+        let perClient = 25
+        let statuses = try await withThrowingTaskGroup(of: [Int].self) { tasks in
+            for c in 0..<clients {
+                tasks.addTask {
+                    let client = try await TestClient(group: group, port: frontend.outboundPort)
+                    var got: [Int] = []
+                    for i in 0..<perClient {
+                        let body = i % 5 == 0 ? ByteBuffer(repeating: 0x41, count: 10_000 * (c % 3 + 1)) : nil
+                        let r = try await client.send(i % 5 == 0 ? .POST : .GET, "http://backend/c\(c)/\(i)", body: body)
+                        got.append(r.status)
+                        if r.json["uri"] as? String != "/c\(c)/\(i)" { got.append(-1) }
+                    }
+                    await client.close()
+                    return got
+                }
+            }
+            var all: [Int] = []
+            for try await s in tasks { all += s }
+            return all
+        }
+        #expect(statuses.count == clients * perClient)
+        #expect(statuses.allSatisfy { $0 == 200 })
+        #expect(await eventually { frontend.hops(.outbound).count == clients * perClient && backend.hops(.inbound).count == clients * perClient })
+        let clientSpans = Set(frontend.hops(.outbound).map(\.context.spanID))
+        let serverParents = Set(backend.hops(.inbound).compactMap(\.context.parentSpanID))
+        #expect(clientSpans == serverParents)
+        #expect(frontend.server.stats.snapshot.requestsActive == 0)
+        #expect(backend.server.clusters.all.allSatisfy { $0.snapshot.activeRequests == 0 && $0.snapshot.pending == 0 })
+    }
+}

@@ -212,3 +212,50 @@ import TraceModel
         await app.close()
     }
 }
+
+/// The pools are per event loop and the limits per cluster: an idle connection on one loop must
+/// not starve a request waiting on another.
+@Suite struct PoolTests {
+    @Test func waiterOnAnotherLoopGetsTheSlotOfAnIdleConnection() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let app = try await EchoApp(group: group)
+        let loops = Array(group.makeIterator())
+        #expect(loops.count == 2)
+        let registry = PoolRegistry()
+        let clusters = ClusterRegistry()
+        let target = UpstreamTarget(clusterName: "outbound|80||echo", host: "127.0.0.1", port: app.port)
+        let limits = UpstreamPool.Limits(maxConnections: 1, maxPending: 4, maxIdle: 4, connectTimeout: .seconds(2))
+
+        // Loop 0: connect, then park the connection as idle.
+        try await loops[0].submit {
+            let pool = registry.pools(for: loops[0]).pool(for: target, clusters: clusters)
+            guard case .waiting(let f, nil) = pool.acquire(limits: limits) else { throw PoolError.overflow }
+            return f
+        }.flatMap { $0 }.flatMapWithEventLoop { conn, loop in
+            loop.submit { registry.pools(for: loops[0]).pool(for: target, clusters: clusters).release(conn, reusable: true, maxIdle: 4) }
+        }.get()
+        #expect(clusters.cluster(for: target).snapshot.connections == 1)
+
+        // Loop 1: at the limit, so it waits; loop 0 must give up its idle connection.
+        let served = try await loops[1].submit { () -> EventLoopFuture<UpstreamConnection> in
+            let pool = registry.pools(for: loops[1]).pool(for: target, clusters: clusters)
+            switch pool.acquire(limits: limits) {
+            case .waiting(let f, let id):
+                #expect(id != nil, "must queue, not connect")
+                // Fail instead of hanging when nobody ever serves the waiter.
+                let bounded = loops[1].makePromise(of: UpstreamConnection.self)
+                f.cascade(to: bounded)
+                loops[1].scheduleTask(in: .seconds(5)) { bounded.fail(PoolError.cancelled) }
+                return bounded.futureResult
+            case .ready, .overflow:
+                throw PoolError.overflow
+            }
+        }.flatMap { $0 }.get()
+        #expect(served.channel.eventLoop === loops[1])
+        #expect(clusters.cluster(for: target).snapshot.connections == 1)
+        #expect(clusters.cluster(for: target).snapshot.pending == 0)
+        try await served.channel.close()
+        await app.close()
+        try await group.shutdownGracefully()
+    }
+}

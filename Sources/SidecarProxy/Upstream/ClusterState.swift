@@ -51,8 +51,15 @@ public final class ClusterState: Sendable {
 
     func releaseConnection() {
         counters.withLock { $0.connections -= 1 }
+        wakeAll()
+    }
+
+    /// Tells every loop's pool that capacity changed or that someone is waiting for it.
+    func wakeAll() {
         for wake in wakers.withLock({ $0 }) { wake() }
     }
+
+    var pendingCount: Int { counters.withLock { $0.pending } }
 
     func tryReservePending(max: Int) -> Bool {
         counters.withLock { c in

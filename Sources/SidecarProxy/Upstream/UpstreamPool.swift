@@ -167,6 +167,8 @@ final class UpstreamPool {
         let promise = eventLoop.makePromise(of: UpstreamConnection.self)
         nextWaiterID += 1
         waiters.append(Waiter(id: nextWaiterID, promise: promise, limits: limits))
+        // Idle connections on other loops may hold every slot: ask them to let one go.
+        cluster.wakeAll()
         return .waiting(promise.futureResult, waiterID: nextWaiterID)
     }
 
@@ -190,19 +192,24 @@ final class UpstreamPool {
             waiter.promise.succeed(conn)
             return
         }
-        if idle.count < maxIdle {
+        if idle.count < maxIdle && cluster.pendingCount == 0 {
             idle.append(conn)
         } else {
             conn.channel.close(promise: nil)
         }
     }
 
-    /// A connection slot freed somewhere: start connections for waiters while slots last.
-    func serveWaiters() {
+    /// Capacity changed somewhere, or a request on another loop is waiting: start connections
+    /// for local waiters while slots last; with no local waiters, give up an idle connection
+    /// so the other loop's waiter gets its slot (pools are per loop, limits per cluster).
+    func capacityChanged() {
         while let first = waiters.first, cluster.tryReserveConnection(max: first.limits.maxConnections) {
             _ = waiters.popFirst()
             cluster.releasePending()
             connect(limits: first.limits).cascade(to: first.promise)
+        }
+        if waiters.isEmpty, !idle.isEmpty, cluster.pendingCount > 0, let conn = idle.popLast() {
+            conn.channel.close(promise: nil)
         }
     }
 
@@ -271,7 +278,7 @@ final class LoopPools {
         let bound = NIOLoopBound(pool, eventLoop: eventLoop)
         let loop = eventLoop
         cluster.addWaker {
-            loop.execute { bound.value.serveWaiters() }
+            loop.execute { bound.value.capacityChanged() }
         }
         return pool
     }
