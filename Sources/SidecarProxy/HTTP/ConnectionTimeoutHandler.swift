@@ -1,7 +1,7 @@
 import NIOCore
 
-/// What the proxy tells the timeout handler about the request in progress. Sent as outbound user
-/// events, so the two handlers know nothing about each other.
+/// What the proxy tells the timeout handler about the request in progress (a direct call: the
+/// proxy holds the handler, so the request path pays no event dispatch or dynamic cast).
 enum ExchangePhase: Sendable {
     /// A complete request head arrived: the header timer stops.
     case headReceived
@@ -16,16 +16,62 @@ enum DownstreamTimeout: Sendable {
     case bodyStalled
 }
 
+/// A deadline checked by one lazily re-armed timer: moving the deadline is a store, and the
+/// event loop's timer is only touched when the deadline moves earlier or the timer fires early.
+/// Keeps keep-alive traffic from scheduling and cancelling timers (a timerfd syscall) per request.
+struct LazyDeadline {
+    private(set) var deadline: NIODeadline?
+    private var timer: Scheduled<Void>?
+    private var timerAt: NIODeadline?
+
+    /// Sets the deadline; `fire` runs on the loop once it has really passed.
+    mutating func set(_ deadline: NIODeadline, loop: any EventLoop, fire: @escaping () -> Void) {
+        self.deadline = deadline
+        if let timerAt, timerAt <= deadline { return }
+        timer?.cancel()
+        schedule(at: deadline, loop: loop, fire: fire)
+    }
+
+    mutating func clear() {
+        deadline = nil
+    }
+
+    mutating func cancel() {
+        deadline = nil
+        timer?.cancel()
+        timer = nil
+        timerAt = nil
+    }
+
+    private mutating func schedule(at when: NIODeadline, loop: any EventLoop, fire: @escaping () -> Void) {
+        timerAt = when
+        timer = loop.assumeIsolated().scheduleTask(deadline: when) { fire() }
+    }
+
+    /// Called when the timer fires: true when the deadline has passed (act now); otherwise the
+    /// timer is re-armed for the moved deadline.
+    mutating func timerFired(loop: any EventLoop, fire: @escaping () -> Void) -> Bool {
+        timer = nil
+        timerAt = nil
+        guard let deadline else { return false }
+        if deadline <= loop.now {
+            self.deadline = nil
+            return true
+        }
+        schedule(at: deadline, loop: loop, fire: fire)
+        return false
+    }
+}
+
 /// Timeouts for slow or stalled clients, on raw bytes before the HTTP decoder:
 /// - header timeout: from the first byte of a request until its head is complete (slowloris);
 ///   on expiry answers 408 and closes;
 /// - idle timeout: a connection with no request in progress and no bytes is closed quietly;
 /// - body idle: while a request body is being received, the idle timeout restarts on every read;
 ///   on expiry the proxy is told (`DownstreamTimeout.bodyStalled`) and decides.
-final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class ConnectionTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum State {
@@ -38,78 +84,70 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var state = State.idle
-    private var timer: Scheduled<Void>?
-    /// Reads seen since the timer was armed (avoids re-arming a timer on every read).
-    private var activitySinceArmed = false
+    private var deadline = LazyDeadline()
+    private var context: ChannelHandlerContext?
 
     init(headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        arm(context: context, idleTimeout)
-        context.fireChannelActive()
-    }
-
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context: context, idleTimeout) }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        context.fireChannelInactive()
+        self.context = context
+        if context.channel.isActive { arm(idleTimeout) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        deadline.cancel()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(idleTimeout)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline.cancel()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch state {
         case .idle:
             state = .receivingHead
-            arm(context: context, headerTimeout)
+            arm(headerTimeout)
         case .receivingBody:
-            activitySinceArmed = true
+            arm(idleTimeout)
         case .receivingHead, .awaitingResponse:
             break
         }
         context.fireChannelRead(data)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let phase = event as? ExchangePhase else {
-            context.triggerUserOutboundEvent(event, promise: promise)
-            return
-        }
+    /// The proxy reports progress of the request in flight.
+    func phase(_ phase: ExchangePhase) {
         switch phase {
         case .headReceived:
             state = .receivingBody
-            arm(context: context, idleTimeout)
+            arm(idleTimeout)
         case .requestComplete:
             state = .awaitingResponse
-            timer?.cancel()
-            timer = nil
+            deadline.clear()
         case .idle:
             state = .idle
-            arm(context: context, idleTimeout)
-        }
-        promise?.succeed(())
-    }
-
-    private func arm(context: ChannelHandlerContext, _ amount: TimeAmount) {
-        timer?.cancel()
-        activitySinceArmed = false
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [self] in
-            self.fired(context: context)
+            arm(idleTimeout)
         }
     }
 
-    private func fired(context: ChannelHandlerContext) {
-        timer = nil
+    private func arm(_ amount: TimeAmount) {
+        guard let context else { return }
+        deadline.set(context.eventLoop.now + amount, loop: context.eventLoop) { [self] in self.timerFired() }
+    }
+
+    private func timerFired() {
+        guard let context else { return }
+        guard deadline.timerFired(loop: context.eventLoop, fire: { [self] in self.timerFired() }) else { return }
         switch state {
         case .idle:
             context.close(promise: nil)
@@ -120,11 +158,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: response)), promise: done)
             done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         case .receivingBody:
-            if activitySinceArmed {
-                arm(context: context, idleTimeout)
-            } else {
-                context.fireUserInboundEventTriggered(DownstreamTimeout.bodyStalled)
-            }
+            context.fireUserInboundEventTriggered(DownstreamTimeout.bodyStalled)
         case .awaitingResponse:
             break
         }

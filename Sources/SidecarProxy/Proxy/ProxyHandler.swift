@@ -27,7 +27,7 @@ final class Exchange {
     var retriedStale = false
     var holdingRetrySlot = false
     var freshConnection = false
-    var timer: Scheduled<Void>?
+    var timerStarted = false
     var retryTask: Scheduled<Void>?
     var recorded = false
 
@@ -51,7 +51,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let runtime: ListenerRuntime
+    private let timeouts: ConnectionTimeoutHandler?
     private var context: ChannelHandlerContext?
+    /// The request timeout of the exchange in flight, checked by one lazy timer per connection.
+    private var requestDeadline = LazyDeadline()
     private var loopPools: LoopPools?
     private var random = FastRandom()
     private var exchange: Exchange?
@@ -63,8 +66,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var inactive = false
     private var downstreamAddress: String?
 
-    init(runtime: ListenerRuntime) {
+    init(runtime: ListenerRuntime, timeouts: ConnectionTimeoutHandler? = nil) {
         self.runtime = runtime
+        self.timeouts = timeouts
     }
 
     // MARK: - Channel events
@@ -76,6 +80,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        requestDeadline.cancel()
         self.context = nil
     }
 
@@ -188,7 +193,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func startExchange(_ head: HTTPRequestHead) {
         guard let context else { return }
-        context.triggerUserOutboundEvent(ExchangePhase.headReceived, promise: nil)
+        timeouts?.phase(.headReceived)
         let startWall = Clock.wallNanos()
         let startMono = Clock.monoNanos()
         let snapshot = runtime.configuration.snapshot
@@ -280,7 +285,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
         case .end(let trailers):
             ex.requestEnded = true
-            context?.triggerUserOutboundEvent(ExchangePhase.requestComplete, promise: nil)
+            timeouts?.phase(.requestComplete)
             if ex.discarding || ex.responseDone {
                 if ex.responseDone { exchangeFinished(ex) }
                 return
@@ -313,7 +318,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             attach(conn, ex)
         case .waiting(let future, let waiterID):
             ex.waiterID = waiterID
-            if waiterID != nil && ex.timer == nil { startRequestTimer(ex) }  // queued: bound the wait
+            if waiterID != nil { startRequestTimer(ex) }  // queued: bound the wait
             future.assumeIsolated().whenComplete { [self] result in
                 self.connectCompleted(result, ex)
             }
@@ -396,11 +401,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func startRequestTimer(_ ex: Exchange) {
         let millis = runtime.configuration.config.requestTimeoutMillis
-        guard millis > 0, ex.timer == nil, let context else { return }
-        ex.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(millis)) { [self] in
-            ex.timer = nil
-            self.requestTimedOut(ex)
-        }
+        guard millis > 0, !ex.timerStarted, let context else { return }
+        ex.timerStarted = true
+        requestDeadline.set(context.eventLoop.now + .milliseconds(millis), loop: context.eventLoop) { [self] in self.requestTimerFired() }
+    }
+
+    private func requestTimerFired() {
+        guard let context else { return }
+        guard requestDeadline.timerFired(loop: context.eventLoop, fire: { [self] in self.requestTimerFired() }) else { return }
+        if let ex = exchange { requestTimedOut(ex) }
     }
 
     private func requestTimedOut(_ ex: Exchange) {
@@ -570,7 +579,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         processQueue()
         if exchange == nil {
-            context.triggerUserOutboundEvent(ExchangePhase.idle, promise: nil)
+            timeouts?.phase(.idle)
         }
         resumeDownstreamReads()
     }
@@ -604,8 +613,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func cleanup(_ ex: Exchange) {
-        ex.timer?.cancel()
-        ex.timer = nil
+        if ex.timerStarted { requestDeadline.clear() }
         ex.retryTask?.cancel()
         ex.retryTask = nil
         releaseRetrySlot(ex)

@@ -116,7 +116,9 @@ public final class SidecarServer: Sendable {
         for ch in dataChannels { try? await ch.close() }
         connections.drainAll()
         let deadline = NIODeadline.now() + .milliseconds(configuration.config.drainTimeoutMillis)
-        while stats.snapshot.requestsActive > 0 && NIODeadline.now() < deadline {
+        // Drained connections close themselves once their last response is written; waiting for
+        // that (not just for the request count) keeps the final bytes from being cut off.
+        while (stats.snapshot.requestsActive > 0 || connections.count > 0) && NIODeadline.now() < deadline {
             try? await Task.sleep(nanoseconds: 10_000_000)
         }
         if stats.snapshot.requestsActive > 0 {
@@ -171,8 +173,9 @@ public final class SidecarServer: Sendable {
     /// The data-plane pipeline, in order: timeouts on raw bytes, HTTP codec with header limits,
     /// request validation (smuggling, 431), the proxy.
     static func configureProxyPipeline(_ sync: ChannelPipeline.SynchronousOperations, runtime: ListenerRuntime, config: SidecarConfiguration) throws {
-        try sync.addHandler(ConnectionTimeoutHandler(
-            headerTimeout: .milliseconds(config.headerTimeoutMillis), idleTimeout: .milliseconds(config.idleTimeoutMillis)))
+        let timeouts = ConnectionTimeoutHandler(
+            headerTimeout: .milliseconds(config.headerTimeoutMillis), idleTimeout: .milliseconds(config.idleTimeoutMillis))
+        try sync.addHandler(timeouts)
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = config.maxHeaderBytes
         limits.maxHeaderFieldSize = config.maxHeaderBytes
@@ -183,7 +186,7 @@ public final class SidecarServer: Sendable {
         try sync.addHandler(RequestValidationHandler(maxHeaderBytes: config.maxHeaderBytes) { _ in
             stats.update { $0.rejectedRequests += 1 }
         })
-        try sync.addHandler(ProxyHandler(runtime: runtime))
+        try sync.addHandler(ProxyHandler(runtime: runtime, timeouts: timeouts))
     }
 
     private func bindSimple(host: String, port: Int, respond: @escaping @Sendable (HTTPRequestHead) -> SimpleResponse) async throws -> any Channel {
