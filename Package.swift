@@ -60,6 +60,21 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            // The web UI's sources; scripts/embed-ui compiles them into UI/EmbeddedAssets.swift.
+            exclude: ["UI/Assets"]
+        ),
+
+        // Batching span export to a collector (Zipkin v2 JSON or OTLP/HTTP), shared by the
+        // sidecar and the MeshtraceTracing library.
+        .target(
+            name: "TraceExport",
+            dependencies: [
+                "TraceModel", "TraceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -68,7 +83,7 @@ let package = Package(
         .target(
             name: "SidecarProxy",
             dependencies: [
-                "TraceModel", "TraceWire",
+                "TraceModel", "TraceWire", "TraceExport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -83,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage", "SidecarProxy",
+                "Collector", "TraceStorage", "SidecarProxy", "TraceExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "SidecarProxyTests",
             dependencies: [
-                "SidecarProxy", "TraceModel", "TraceWire",
+                "SidecarProxy", "TraceModel", "TraceWire", "TraceExport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOPosix
 import SidecarProxy
+import TraceExport
 
 struct SidecarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import Synchronization
+import TraceExport
 import TraceModel
 
 /// The real `ProxyTelemetry`: Istio metrics for every request, a span for every sampled one,

@@ -4,6 +4,7 @@ import Testing
 import TraceModel
 
 @testable import SidecarProxy
+@testable import TraceExport
 
 /// Scripted exporter: answers from a list, then succeeds; remembers what it got.
 final class ScriptedExporter: SpanExporter {

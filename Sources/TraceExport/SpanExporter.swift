@@ -5,6 +5,36 @@ import NIOPosix
 import TraceModel
 import TraceWire
 
+/// Where spans go.
+public struct SpanExportTarget: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case zipkin
+        case otlp
+        case none
+    }
+
+    public var kind: Kind
+    /// Full URL, e.g. http://127.0.0.1:9411/api/v2/spans or http://127.0.0.1:4318/v1/traces.
+    public var url: String?
+
+    public init(kind: Kind, url: String?) {
+        self.kind = kind
+        self.url = url
+    }
+
+    public static let disabled = SpanExportTarget(kind: .none, url: nil)
+
+    /// Picks the exporter from the URL's path unless `explicit` says otherwise:
+    /// `…/api/v2/spans` is Zipkin, `…/v1/traces` OTLP/HTTP.
+    public static func resolve(url: String?, explicit: Kind?) -> SpanExportTarget? {
+        guard let url, !url.isEmpty else { return explicit == nil || explicit == SpanExportTarget.Kind.none ? .disabled : nil }
+        if let explicit { return SpanExportTarget(kind: explicit, url: url) }
+        if url.hasSuffix("/api/v2/spans") { return SpanExportTarget(kind: .zipkin, url: url) }
+        if url.hasSuffix("/v1/traces") { return SpanExportTarget(kind: .otlp, url: url) }
+        return nil
+    }
+}
+
 /// The outcome of one export attempt, classified the way OTLP's retry rules need it.
 public enum ExportOutcome: Sendable, Equatable {
     case exported
