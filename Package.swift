@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev): gzip bodies on ingest, with an output cap.
@@ -94,11 +95,39 @@ let package = Package(
             ]
         ),
 
+        // A swift-distributed-tracing `Tracer` for Swift services: W3C + B3, exports to the
+        // collector, so app spans join the sidecar's spans in one trace.
+        .target(
+            name: "MeshtraceTracing",
+            dependencies: [
+                "TraceModel", "TraceExport",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The demo mesh's three services (frontend, backend, database) and its traffic generator.
+        // They use no tracing library for propagation: they forward headers, as apps behind Istio must.
+        .target(
+            name: "DemoServices",
+            dependencies: [
+                "TraceModel", "MeshtraceTracing",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // The single `meshtrace` binary: argument parsing and wiring only.
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage", "SidecarProxy", "TraceExport",
+                "Collector", "TraceStorage", "SidecarProxy", "TraceExport", "DemoServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -123,6 +152,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "MeshtraceTracingTests", dependencies: ["MeshtraceTracing", "TraceModel", "TraceExport"]),
+        .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel"]),
         .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
     ],
     swiftLanguageModes: [.v6]
