@@ -66,6 +66,8 @@ public final class CollectorServer: Service {
         let queryRouter = Router()
         queryRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
         JaegerQueryAPI(store: store).register(on: queryRouter)
+        GraphAPI(store: store).register(on: queryRouter)
+        WebUI().register(on: queryRouter)
 
         let adminRouter = Router()
         AdminAPI(metrics: metrics, readiness: readiness).register(on: adminRouter)
