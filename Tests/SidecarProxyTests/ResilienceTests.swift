@@ -165,6 +165,17 @@ import TraceModel
         await client.close()
     }
 
+    @Test func passthroughToTheProxyItselfIsALoop() async throws {
+        let sidecar = try await outbound(to: 1)
+        defer { Task { await sidecar.stop() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://127.0.0.1:\(sidecar.outboundPort)/self")
+        #expect(r.status == 508)
+        #expect(await eventually { sidecar.server.stats.snapshot.requestsActive == 0 })
+        #expect(sidecar.server.stats.snapshot.requestsTotal == 2, "one hop in, one looped hop refused")
+        await client.close()
+    }
+
     @Test func gatewayRoutesByPrefixAndStartsTraces() async throws {
         let app = try await EchoApp(group: group)
         let backend = try await TestSidecar.start(group: group) { c in

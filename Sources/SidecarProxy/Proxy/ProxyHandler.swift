@@ -66,6 +66,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var inactive = false
     private var downstreamAddress: String?
 
+    /// Marks requests that left through an outbound or gateway listener (loop detection).
+    static let loopHeader = "x-meshtrace-via"
+
     init(runtime: ListenerRuntime, timeouts: ConnectionTimeoutHandler? = nil) {
         self.runtime = runtime
         self.timeouts = timeouts
@@ -207,13 +210,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var headers = head.headers
         let chunked = HopByHop.strip(&headers)
         var sourceService: String?
+        var looped = false
         switch direction {
         case .inbound:
             sourceService = headers.first(name: "x-envoy-downstream-service-cluster")
             headers.remove(name: "x-envoy-downstream-service-cluster")
+            headers.remove(name: Self.loopHeader)
         case .outbound, .gateway:
             sourceService = config.serviceName
             headers.replaceOrAdd(name: "x-envoy-downstream-service-cluster", value: config.serviceName)
+            // Only an outbound or gateway listener adds this and every inbound strips it, so an
+            // outbound request that already carries it came back to a proxy: a loop.
+            looped = direction == .outbound && headers.contains(name: Self.loopHeader)
+            headers.replaceOrAdd(name: Self.loopHeader, value: direction.rawValue)
         }
         let expectsContinue = headers.first(name: "expect")?.lowercased() == "100-continue"
         if expectsContinue { headers.remove(name: "expect") }
@@ -254,6 +263,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             $0.requestsActive += 1
         }
 
+        if looped {
+            localReply(ex, status: .loopDetected, flags: [], reason: "request looped back into an outbound listener (passthrough to a proxy port?)")
+            return
+        }
         switch route.outcome {
         case .reject(let status, let flag, let reason):
             localReply(ex, status: status, flags: flag.map { [$0] } ?? [], reason: reason)
