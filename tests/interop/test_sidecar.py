@@ -383,3 +383,16 @@ def test_sigterm_drains_in_flight_requests_and_flushes_spans(procs, start_collec
     t.join(10)
     assert result["r"].status_code == 200
     assert zipkin_trace(collector, trace_id, 1)[0]["kind"] == "SERVER"
+
+
+def test_curl_large_upload_with_expect_100_continue(mesh, tmp_path):
+    payload = tmp_path / "upload.bin"
+    payload.write_bytes(os.urandom(3_000_000))
+    started = time.monotonic()
+    out = subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "-x", mesh["frontend"].url("outbound"), "-H", "Expect: 100-continue",
+         "--data-binary", f"@{payload}", "http://backend/upload"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["body_bytes"] == 3_000_000
+    assert time.monotonic() - started < 0.9, "the proxy answers 100 Continue instead of making curl wait 1s"
