@@ -16,6 +16,11 @@ import TraceWire
 import FoundationNetworking
 #endif
 
+/// Prints and flushes, so progress shows as it happens even when stdout is a pipe.
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
 let arguments = CommandLine.arguments
 func argument(_ name: String, default value: Int) -> Int {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return value }
@@ -179,7 +184,7 @@ func endToEndRate(format: String, batch: Int) async throws -> Double {
     let elapsed = ContinuousClock.now - started
     task.cancel()
     _ = await task.result
-    if failures > 0 { print("  warning: \(failures) requests failed") }
+    if failures > 0 { say("  warning: \(failures) requests failed") }
     return rate(spans.count, elapsed)
 }
 
@@ -201,7 +206,7 @@ func queryLatencies() async throws -> [(String, Double, Double)] {
         }
         sampleIDs.append(contentsOf: stride(from: 0, to: spans.count, by: 1_000).map { spans[$0].traceID })
         written += spans.count
-        print("  filled \(written)/\(storedSpans) spans (\(fmt(rate(written, ContinuousClock.now - fillStart))) spans/s)")
+        say("  filled \(written)/\(storedSpans) spans (\(fmt(rate(written, ContinuousClock.now - fillStart))) spans/s)")
     }
     try await store.close()
     let (task, addresses) = try await startCollector(dataDir: dir)
@@ -234,25 +239,25 @@ func queryLatencies() async throws -> [(String, Double, Double)] {
     return results
 }
 
-print("meshtrace collector benchmark: \(ingestSpans) spans per ingest run, \(connections) connections, \(storedSpans) stored for queries")
-print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB")
+say("meshtrace collector benchmark: \(ingestSpans) spans per ingest run, \(connections) connections, \(storedSpans) stored for queries")
+say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB")
 var raw: [Int: Double] = [:]
 for batch in [100, 1000] {
     raw[batch] = try await rawStoreRate(batch: batch)
-    print("raw store insert, \(batch)/txn: \(fmt(raw[batch] ?? 0)) spans/s")
+    say("raw store insert, \(batch)/txn: \(fmt(raw[batch] ?? 0)) spans/s")
 }
-print("")
-print("| ingest path | spans/request | spans/s | ratio to raw store |")
-print("|---|---|---|---|")
+say("")
+say("| ingest path | spans/request | spans/s | ratio to raw store |")
+say("|---|---|---|---|")
 for format in ["zipkin-json", "otlp-proto"] {
     for batch in [100, 1000] {
         let r = try await endToEndRate(format: format, batch: batch)
-        print("| \(format) over HTTP | \(batch) | \(fmt(r)) | \(fmt(r / (raw[batch] ?? 1), 2)) |")
+        say("| \(format) over HTTP | \(batch) | \(fmt(r)) | \(fmt(r / (raw[batch] ?? 1), 2)) |")
     }
 }
-for batch in [100, 1000] { print("| raw SQLite store (limit) | \(batch) | \(fmt(raw[batch] ?? 0)) | 1.00 |") }
-print("")
-print("queries with \(storedSpans) spans stored (HTTP, Jaeger API):")
-print("| query | p50 ms | p99 ms |")
-print("|---|---|---|")
-for (label, p50, p99) in try await queryLatencies() { print("| \(label) | \(fmt(p50, 2)) | \(fmt(p99, 2)) |") }
+for batch in [100, 1000] { say("| raw SQLite store (limit) | \(batch) | \(fmt(raw[batch] ?? 0)) | 1.00 |") }
+say("")
+say("queries with \(storedSpans) spans stored (HTTP, Jaeger API):")
+say("| query | p50 ms | p99 ms |")
+say("|---|---|---|")
+for (label, p50, p99) in try await queryLatencies() { say("| \(label) | \(fmt(p50, 2)) | \(fmt(p99, 2)) |") }

@@ -14,16 +14,21 @@ struct IngestService: Service {
     let logger: Logger
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await queue.run() }
-                group.addTask { await maintain() }
-                // The writer returns only after shutdown() and a full drain; maintenance then stops.
-                await group.next()
-                group.cancelAll()
+        // Graceful shutdown and cancellation both end the same way: stop accepting, write what
+        // is queued, then close. The writer is not cancellation-aware on its own (it waits for
+        // work), so cancellation has to be turned into `shutdown()` explicitly.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await maintain() }
+                    await queue.run()  // returns only after shutdown() and a full drain
+                    group.cancelAll()
+                }
+            } onGracefulShutdown: {
+                logger.info("draining ingest queue", metadata: ["queued_spans": "\(queue.depthSpans)"])
+                queue.shutdown()
             }
-        } onGracefulShutdown: {
-            logger.info("draining ingest queue", metadata: ["queued_spans": "\(queue.depthSpans)"])
+        } onCancel: {
             queue.shutdown()
         }
         try await store.close()

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Sidecar proxy benchmark: the same upstream (nginx serving 1 KiB) reached directly, through
+`meshtrace sidecar` (inbound listener, 100% sampling, spans exported to a running collector),
+through nginx as a reverse proxy and through haproxy, all with keep-alive, side by side in one run.
+
+Reports throughput (wrk) and its ratio to each peer, latency at a fixed 1000 rps (hey), the
+latency each proxy adds over the direct connection, CPU-seconds per 1000 requests and RSS.
+Everything listens on 127.0.0.1; every process is stopped at the end.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up within {timeout}s")
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICKS
+
+
+def rss_mb(pids, key="VmRSS"):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def run_wrk(url, duration, connections):
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, int(errors.group(1)) if errors else 0
+
+
+def run_hey(url, duration, rate, workers=10):
+    out = subprocess.run(["hey", "-z", f"{duration}s", "-c", str(workers), "-q", str(rate / workers), url],
+                         capture_output=True, text=True, check=True).stdout
+    def pct(p):
+        m = re.search(rf"\s{p}%% in ([\d.]+) secs", out)
+        return float(m.group(1)) * 1000 if m else float("nan")
+    total = int(re.search(r"\[200\]\s+(\d+) responses", out).group(1))
+    return pct(50), pct(99), total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "meshtrace"))
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rate", type=int, default=1000)
+    args = ap.parse_args()
+    for tool in ("nginx", "haproxy", "wrk", "hey"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install nginx-light haproxy wrk hey")
+
+    tmp = tempfile.mkdtemp(prefix="meshtrace-bench-proxy-")
+    procs = []
+
+    def start(cmd, **kw):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+        procs.append(p)
+        return p
+
+    try:
+        with open(os.path.join(tmp, "1k"), "wb") as f:
+            f.write(b"x" * 1024)
+        app_port, ngx_port, hap_port, sc_port = free_port(), free_port(), free_port(), free_port()
+        # The upstream application: nginx serving the 1 KiB body.
+        app_conf = os.path.join(tmp, "app.conf")
+        with open(app_conf, "w") as f:
+            f.write(f"""daemon off; worker_processes 1; pid {tmp}/app.pid; error_log {tmp}/app-error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{app_port}; location / {{ root {tmp}; try_files /1k =404; default_type text/plain; }} }} }}
+""")
+        start(["nginx", "-c", app_conf, "-p", tmp])
+        # nginx as an equivalent reverse proxy: one worker, upstream keep-alive.
+        ngx_conf = os.path.join(tmp, "proxy.conf")
+        with open(ngx_conf, "w") as f:
+            f.write(f"""daemon off; worker_processes 1; pid {tmp}/proxy.pid; error_log {tmp}/proxy-error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  upstream app {{ server 127.0.0.1:{app_port}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{ngx_port};
+    location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
+""")
+        ngx = start(["nginx", "-c", ngx_conf, "-p", tmp])
+        hap_conf = os.path.join(tmp, "haproxy.cfg")
+        with open(hap_conf, "w") as f:
+            f.write(f"""global
+  nbthread 2
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{hap_port}
+  default_backend app
+backend app
+  server app1 127.0.0.1:{app_port}
+""")
+        hap = start(["haproxy", "-f", hap_conf, "-db"])
+        collector = start([args.binary, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--query-port", "0",
+                           "--admin-port", "0", "--storage", "memory", "--log-level", "info"])
+        zipkin_port = None
+        deadline = time.monotonic() + 30
+        while zipkin_port is None and time.monotonic() < deadline:
+            line = collector.stdout.readline()
+            m = re.search(r"zipkin=http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                zipkin_port = int(m.group(1))
+        if zipkin_port is None:
+            raise RuntimeError("collector did not start")
+        sidecar = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(sc_port), "--app-port", str(app_port),
+                         "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100",
+                         "--collector", f"http://127.0.0.1:{zipkin_port}/api/v2/spans", "--log-level", "warning"])
+        targets = [
+            ("direct (limit)", f"http://127.0.0.1:{app_port}/", []),
+            ("meshtrace sidecar", f"http://127.0.0.1:{sc_port}/", [sidecar.pid]),
+            ("nginx", f"http://127.0.0.1:{ngx_port}/", [ngx.pid]),
+            ("haproxy", f"http://127.0.0.1:{hap_port}/", [hap.pid]),
+        ]
+        for _, url, _ in targets:
+            wait_http(url)
+        print(f"machine: {os.cpu_count()} cores; wrk -t2 -c{args.connections} -d{args.duration}s; "
+              f"hey at {args.rate} rps for {args.duration}s; 1 KiB responses, keep-alive", flush=True)
+        results = {}
+        for name, url, pids in targets:
+            pids = pids + [c for p in pids for c in children(p)]  # nginx workers
+            run_wrk(url, 2, args.connections)  # warm-up
+            rps, errors = run_wrk(url, args.duration, args.connections)
+            cpu0 = cpu_seconds(pids) if pids else 0
+            p50, p99, total = run_hey(url, args.duration, args.rate)
+            cpu = (cpu_seconds(pids) - cpu0) if pids else 0
+            results[name] = dict(rps=rps, errors=errors, p50=p50, p99=p99, cpu_per_1k=cpu / max(total, 1) * 1000,
+                                 vcpu_at_rate=cpu / args.duration, rss=rss_mb(pids) if pids else 0)
+            print(f"  {name}: {rps:.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
+        d = results["direct (limit)"]
+        print()
+        print("| path | req/s (wrk) | vs direct | vs nginx | vs haproxy | p50 ms @%d rps | p99 ms | added p50 | added p99 | CPU-s / 1000 req | vCPU @%d rps | RSS MB |"
+              % (args.rate, args.rate))
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, r in results.items():
+            print(f"| {name} | {r['rps']:.0f} | {r['rps'] / d['rps']:.2f} | {r['rps'] / results['nginx']['rps']:.2f} | "
+                  f"{r['rps'] / results['haproxy']['rps']:.2f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                  f"{r['p50'] - d['p50']:+.2f} | {r['p99'] - d['p99']:+.2f} | {r['cpu_per_1k']:.3f} | {r['vcpu_at_rate']:.3f} | {r['rss']:.1f} |")
+        with urllib.request.urlopen(f"http://127.0.0.1:{zipkin_port}/api/v2/services", timeout=5) as r:
+            print(f"\ncollector received spans for services: {json.load(r)}")
+        if any(r["errors"] for r in results.values()):
+            print("non-2xx responses:", {n: r["errors"] for n, r in results.items()})
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
