@@ -245,3 +245,16 @@ struct RoutingTests {
         #expect(s.addresses.listeningLine(service: "svc").hasPrefix("meshtrace sidecar listening inbound=off outbound=127.0.0.1:"))
     }
 }
+
+struct RequestIDTests {
+    @Test func fastRequestIDMatchesTraceModelFormat() {
+        var a = FastRandom(seed: 42)
+        var b = FastRandom(seed: 42)
+        for _ in 0..<100 {
+            #expect(FastRequestID.generate(using: &a) == RequestID.generate(using: &b))
+        }
+        var g = FastRandom(seed: 1)
+        let id = FastRequestID.generate(using: &g)
+        #expect(UUID(uuidString: id) != nil && id.count == 36 && Array(id)[14] == "4")
+    }
+}

@@ -61,6 +61,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var processingQueue = false
     private var pendingRead = false
+    /// Between a downstream read and its readComplete: upstream writes wait for the one flush
+    /// at readComplete, so a request's head, body and end leave in as few syscalls as possible.
+    private var inDownstreamRead = false
     private var keepAlive = true
     private var draining = false
     private var inactive = false
@@ -93,6 +96,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inDownstreamRead = true
         let part = unwrapInboundIn(data)
         if !queued.isEmpty {
             queued.append(part)
@@ -109,6 +113,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        inDownstreamRead = false
         exchange?.connection?.handler.flush()
         context.fireChannelReadComplete()
     }
@@ -305,7 +310,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             if let conn = ex.connection {
                 conn.handler.write(.end(trailers))
-                conn.handler.flush()
+                if !inDownstreamRead { conn.handler.flush() }
                 ex.requestFullySent = true
                 startRequestTimer(ex)
             } else {
@@ -407,7 +412,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             if case .end = part { ex.requestFullySent = true }
         }
         ex.buffered.removeAll()
-        conn.handler.flush()
+        if !inDownstreamRead { conn.handler.flush() }
         if ex.requestEnded { startRequestTimer(ex) }
         resumeDownstreamReads()
     }
@@ -591,6 +596,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         processQueue()
+        exchange?.connection?.handler.flush()  // parts replayed from the queue, outside any read
         if exchange == nil {
             timeouts?.phase(.idle)
         }

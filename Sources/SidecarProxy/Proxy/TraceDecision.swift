@@ -45,7 +45,7 @@ public enum TraceDecision {
             sampled: sampled, debug: incoming.debug && !healthCheck, traceState: traceState)
 
         var requestID = headers.first(name: RequestID.header) ?? ""
-        if !isAcceptableRequestID(requestID) { requestID = RequestID.generate(using: &random) }
+        if !isAcceptableRequestID(requestID) { requestID = FastRequestID.generate(using: &random) }
         return HopTrace(context: context, sampled: sampled, requestID: requestID, forced: forced, healthCheck: healthCheck)
     }
 

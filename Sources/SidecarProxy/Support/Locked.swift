@@ -87,3 +87,37 @@ struct FastRandom: RandomNumberGenerator {
         return result
     }
 }
+
+/// Request ids without the intermediate arrays of `RequestID.generate` (it showed at 6% of the
+/// proxy's CPU): one 36-byte string written in place. Same format: UUIDv4, lower-case.
+enum FastRequestID {
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func generate<G: RandomNumberGenerator>(using generator: inout G) -> String {
+        var high = generator.next()
+        var low = generator.next()
+        high = (high & ~UInt64(0xF000)) | 0x4000  // version 4
+        low = (low & ~(UInt64(0xC) << 60)) | (UInt64(0x8) << 60)  // variant 10xx
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var out = 0
+            func put(_ value: UInt64, nibbles: Int, shift: Int) {
+                var s = shift
+                for _ in 0..<nibbles {
+                    buffer[out] = digits[Int((value >> UInt64(s)) & 0xF)]
+                    out += 1
+                    s -= 4
+                }
+            }
+            put(high, nibbles: 8, shift: 60)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(high, nibbles: 4, shift: 28)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(high, nibbles: 4, shift: 12)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(low, nibbles: 4, shift: 60)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(low, nibbles: 12, shift: 44)
+            return out
+        }
+    }
+}
