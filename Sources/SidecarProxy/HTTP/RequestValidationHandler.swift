@@ -5,15 +5,16 @@ import NIOHTTP1
 /// Content-Length with Transfer-Encoding, duplicate or invalid Content-Length, …) with 400, and
 /// header blocks over the limit with 431, then closes the connection: once framing is in doubt
 /// nothing after it on the connection can be trusted. Parser errors get the same answers.
-final class RequestValidationHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class RequestValidationHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let maxHeaderBytes: Int
     private var rejected = false
-    private var responseInProgress = false
+    /// Whether a response has started on the connection (then a 400 can no longer be written).
+    /// Asked of the proxy rather than tracked by intercepting every outbound write.
+    var responseInProgress: () -> Bool = { false }
     /// Called with each rejection (for stats and logs).
     private let onReject: (@Sendable (RequestRejection) -> Void)?
 
@@ -47,19 +48,10 @@ final class RequestValidationHandler: ChannelDuplexHandler, RemovableChannelHand
         context.fireErrorCaught(error)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200: responseInProgress = true
-        case .end: responseInProgress = false
-        default: break
-        }
-        context.write(data, promise: promise)
-    }
-
     private func reject(context: ChannelHandlerContext, _ problem: RequestRejection) {
         rejected = true
         onReject?(problem)
-        guard !responseInProgress else {
+        guard !responseInProgress() else {
             context.close(promise: nil)
             return
         }

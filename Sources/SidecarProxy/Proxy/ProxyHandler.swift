@@ -183,6 +183,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// A response has started and not finished (the validation handler asks before answering 400).
+    var responseInProgress: Bool {
+        guard let ex = exchange else { return false }
+        return ex.responseStarted && !ex.responseDone
+    }
+
     // MARK: - Requests
 
     private var shouldHoldReads: Bool {

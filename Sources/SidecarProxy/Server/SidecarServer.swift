@@ -183,10 +183,13 @@ public final class SidecarServer: Sendable {
             position: .last, withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
             withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
         let stats = runtime.stats
-        try sync.addHandler(RequestValidationHandler(maxHeaderBytes: config.maxHeaderBytes) { _ in
+        let validation = RequestValidationHandler(maxHeaderBytes: config.maxHeaderBytes) { _ in
             stats.update { $0.rejectedRequests += 1 }
-        })
-        try sync.addHandler(ProxyHandler(runtime: runtime, timeouts: timeouts))
+        }
+        let proxy = ProxyHandler(runtime: runtime, timeouts: timeouts)
+        validation.responseInProgress = { [weak proxy] in proxy?.responseInProgress ?? false }
+        try sync.addHandler(validation)
+        try sync.addHandler(proxy)
     }
 
     private func bindSimple(host: String, port: Int, respond: @escaping @Sendable (HTTPRequestHead) -> SimpleResponse) async throws -> any Channel {
