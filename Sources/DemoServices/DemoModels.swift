@@ -5,6 +5,13 @@ public struct DemoRecord: Codable, Sendable, Hashable {
     public var item: String
     public var quantity: Int
     public var priceCents: Int
+
+    public init(id: String, item: String, quantity: Int, priceCents: Int) {
+        self.id = id
+        self.item = item
+        self.quantity = quantity
+        self.priceCents = priceCents
+    }
 }
 
 /// database: `GET /records?report=ID`.
@@ -12,6 +19,12 @@ public struct DatabaseRecords: Codable, Sendable, Hashable {
     public var report: String
     public var records: [DemoRecord]
     public var servedBy: String
+
+    public init(report: String, records: [DemoRecord], servedBy: String) {
+        self.report = report
+        self.records = records
+        self.servedBy = servedBy
+    }
 }
 
 /// backend: `GET /reports/{id}`.
@@ -21,6 +34,14 @@ public struct BackendReport: Codable, Sendable, Hashable {
     public var totalCents: Int
     public var checksum: String
     public var computedBy: String
+
+    public init(report: String, records: [DemoRecord], totalCents: Int, checksum: String, computedBy: String) {
+        self.report = report
+        self.records = records
+        self.totalCents = totalCents
+        self.checksum = checksum
+        self.computedBy = computedBy
+    }
 }
 
 /// frontend: `GET /` and `GET /api/reports/{id}`.
@@ -28,6 +49,12 @@ public struct FrontendPage: Codable, Sendable, Hashable {
     public var page: String
     public var report: BackendReport
     public var servedBy: String
+
+    public init(page: String, report: BackendReport, servedBy: String) {
+        self.page = page
+        self.report = report
+        self.servedBy = servedBy
+    }
 }
 
 /// Every error answer: what failed, where, and what the upstream said if it answered.
@@ -36,11 +63,23 @@ public struct DemoErrorBody: Codable, Sendable, Hashable {
     public var service: String
     public var upstream: String?
     public var upstreamStatus: Int?
+
+    public init(error: String, service: String, upstream: String?, upstreamStatus: Int?) {
+        self.error = error
+        self.service = service
+        self.upstream = upstream
+        self.upstreamStatus = upstreamStatus
+    }
 }
 
 public struct DemoHealth: Codable, Sendable, Hashable {
     public var status: String
     public var service: String
+
+    public init(status: String, service: String) {
+        self.status = status
+        self.service = service
+    }
 }
 
 /// The database's deterministic contents: the same id always yields the same records, so

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import MeshtraceTracing
 import NIOCore
+import ServiceLifecycle
 import Tracing
 
 /// The demo mesh's services. They use no tracing library to propagate context: each one copies
@@ -40,10 +41,13 @@ public enum DemoService {
     public static func start(_ configuration: DemoServiceConfiguration, tracer: MeshtraceTracer? = nil, logger: Logger) async throws -> RunningDemoService {
         let (events, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
         let app = makeApplication(configuration, tracer: tracer, logger: logger, onListening: { port in continuation.yield(.success(port)) })
+        // A ServiceGroup of our own, so `stop()` can shut down gracefully: cancelling a
+        // Hummingbird server while a connection is being accepted trips a NIO precondition.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [app], logger: logger))
         let task = Task {
             defer { continuation.finish() }
             do {
-                try await app.run()
+                try await group.run()
             } catch {
                 continuation.yield(.failure(error))
                 throw error
@@ -52,7 +56,7 @@ public enum DemoService {
         for await event in events {
             switch event {
             case .success(let port):
-                return RunningDemoService(role: configuration.role, host: configuration.host, port: port, task: task)
+                return RunningDemoService(role: configuration.role, host: configuration.host, port: port, group: group, task: task)
             case .failure(let error):
                 throw error
             }
@@ -99,20 +103,22 @@ public final class RunningDemoService: Sendable {
     public let role: DemoRole
     public let host: String
     public let port: Int
+    private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    init(role: DemoRole, host: String, port: Int, task: Task<Void, any Error>) {
+    init(role: DemoRole, host: String, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
         self.role = role
         self.host = host
         self.port = port
+        self.group = group
         self.task = task
     }
 
     public var baseURL: String { "http://\(host):\(port)" }
 
-    /// Stops listening and waits for the server to finish.
+    /// Stops listening, lets in-flight requests finish, and waits for the server to exit.
     public func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = await task.result
     }
 }
