@@ -124,11 +124,27 @@ let package = Package(
             ]
         ),
 
+        // `meshtrace up` / `demo`: mesh.yaml, service processes, in-process sidecars and
+        // the control plane that changes their telemetry live.
+        .target(
+            name: "MeshRunner",
+            dependencies: [
+                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // The single `meshtrace` binary: argument parsing and wiring only.
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage", "SidecarProxy", "TraceExport", "DemoServices",
+                "Collector", "TraceStorage", "SidecarProxy", "TraceExport", "DemoServices", "MeshRunner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -150,11 +166,14 @@ let package = Package(
             dependencies: [
                 "SidecarProxy", "TraceModel", "TraceWire", "TraceExport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MeshtraceTracingTests", dependencies: ["MeshtraceTracing", "TraceModel", "TraceExport"]),
         .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel"]),
+        .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel"]),
         .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
     ],
     swiftLanguageModes: [.v6]

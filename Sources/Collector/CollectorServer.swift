@@ -30,6 +30,7 @@ public final class CollectorServer: Service {
     private let logger: Logger
     private let gracefulShutdownSignals: [UnixSignal]
     private let onListening: @Sendable (ListeningAddresses) -> Void
+    private let runningGroup = Mutex<ServiceGroup?>(nil)
 
     /// - Parameters:
     ///   - gracefulShutdownSignals: signals that drain and stop the collector (the CLI passes
@@ -113,6 +114,7 @@ public final class CollectorServer: Service {
                 gracefulShutdownSignals: gracefulShutdownSignals,
                 logger: logger
             ))
+        runningGroup.withLock { $0 = group }
         do {
             try await withGracefulShutdownHandler {
                 try await group.run()
@@ -125,6 +127,12 @@ public final class CollectorServer: Service {
         }
         readiness.set(false)
         logger.info("meshtrace collector stopped")
+    }
+
+    /// Stops the listeners, drains the ingest queue and closes the store, as SIGTERM does;
+    /// for processes that embed the collector and run it outside their own service group.
+    public func shutdownGracefully() async {
+        await runningGroup.withLock { $0 }?.triggerGracefulShutdown()
     }
 
     /// Hummingbird logs every request at info; keep its logger at warning so ours stay readable.

@@ -5,6 +5,6 @@ struct Meshtrace: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshtrace",
         abstract: "See every request as it crosses your services.",
-        subcommands: [CollectorCommand.self, SidecarCommand.self]
+        subcommands: [DemoCommand.self, UpCommand.self, CollectorCommand.self, SidecarCommand.self, StatusCommand.self, TelemetryCommand.self, ProxyConfigCommand.self, DemoServiceCommand.self]
     )
 }

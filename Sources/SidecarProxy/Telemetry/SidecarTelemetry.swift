@@ -56,8 +56,34 @@ public final class SidecarTelemetry: ProxyTelemetry {
     public func record(_ hop: HopRecord) {
         metrics.record(hop)
         guard hop.sampled, let batcher else { return }
-        let span = builder.withLock { $0 }.span(for: hop, samplingPercent: samplingPercent())
-        batcher.add(span)
+        let builder = self.builder.withLock { $0 }
+        let rate = samplingPercent()
+        guard hop.direction == .gateway else {
+            batcher.add(builder.span(for: hop, samplingPercent: rate))
+            return
+        }
+        // A gateway reports the request twice, as Envoy gateways do (spawn_upstream_span):
+        // a SERVER span for the edge request, with the CLIENT span to the route's service as its
+        // child. Downstream services see only the client span id, so they hang off it.
+        var client = builder.span(for: hop, samplingPercent: rate)
+        var server = client
+        server.kind = .server
+        server.spanID = Self.edgeSpanID(for: hop.context.spanID)
+        server.parentSpanID = hop.context.parentSpanID
+        server.remoteEndpoint = hop.downstreamAddress.map { Endpoint(ipv4: HopSpanBuilder.host(of: $0), port: HopSpanBuilder.port(of: $0)) }
+        server.attributes.removeAll { $0.key == "peer.service" || $0.key == "upstream_cluster" || $0.key == "upstream_cluster.name" }
+        client.parentSpanID = server.spanID
+        batcher.add(server)
+        batcher.add(client)
+    }
+
+    /// A second id for the gateway's edge span, derived so it needs no extra state per request.
+    static func edgeSpanID(for id: SpanID) -> SpanID {
+        var z = id.value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return SpanID(z == id.value ? z ^ 1 : z) ?? id
     }
 
     public func prometheusText() -> String { metrics.prometheusText() }

@@ -1,0 +1,115 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TraceModel
+
+/// The mesh's control API, what `istiod` is to Istio's sidecars, on loopback:
+/// `GET /mesh/status`, `GET /mesh/telemetry`, `POST /mesh/telemetry` (JSON with any of
+/// sampling, propagation, customTags, excludePaths), `GET /mesh/proxy-config/{service}`.
+struct ControlPlane {
+    let state: MeshState
+    let logger: Logger
+
+    func application(port: Int, onBound: @escaping @Sendable (Int) -> Void) -> some Service {
+        let router = Router()
+        let state = self.state
+        router.get("/mesh/status") { _, _ in
+            Self.json(MeshStatus(mesh: state.meshName, services: state.status(), telemetry: TelemetryUpdate(state.telemetry)))
+        }
+        router.get("/mesh/telemetry") { _, _ in Self.json(TelemetryUpdate(state.telemetry)) }
+        router.post("/mesh/telemetry") { request, _ in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            let update: TelemetryUpdate
+            do {
+                update = try JSONDecoder().decode(TelemetryUpdate.self, from: Data(buffer: body))
+            } catch {
+                return Self.error(.badRequest, "body must be JSON like {\"sampling\": 5}: \(error)")
+            }
+            var spec = state.telemetry
+            do {
+                try update.apply(to: &spec)
+                try state.apply(spec)
+            } catch let error as MeshFileError {
+                return Self.error(.badRequest, "\(error.field): \(error.message)")
+            } catch {
+                return Self.error(.badRequest, "\(error)")
+            }
+            logger.notice("telemetry changed through the control plane", metadata: ["sampling": "\(spec.samplingPercent)"])
+            return Self.json(TelemetryUpdate(spec))
+        }
+        router.get("/mesh/proxy-config/{service}") { _, context in
+            let name = context.parameters.get("service") ?? ""
+            guard let dump = state.proxyConfig(name) else {
+                let known = state.all.map(\.name).joined(separator: ", ")
+                return Self.error(.notFound, "no sidecar for '\(name)'; known: \(known)")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: dump)))
+        }
+        var quiet = Logger(label: "meshtrace.control")
+        quiet.logLevel = .warning
+        return Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port), serverName: "meshtrace-control"),
+            onServerRunning: { channel in onBound(channel.localAddress?.port ?? port) },
+            logger: quiet)
+    }
+
+    static func json(_ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let body = "{\"error\":\(JSONText.quote(message))}"
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+public struct MeshStatus: Codable, Sendable {
+    public var mesh: String
+    public var services: [ServiceState]
+    public var telemetry: TelemetryUpdate
+}
+
+/// The telemetry settings on the wire; every field optional so a client can change one.
+public struct TelemetryUpdate: Codable, Sendable, Equatable {
+    public var sampling: Double?
+    public var propagation: [String]?
+    public var customTags: [String: String]?
+    public var excludePaths: [String]?
+
+    public init(sampling: Double? = nil, propagation: [String]? = nil, customTags: [String: String]? = nil, excludePaths: [String]? = nil) {
+        self.sampling = sampling
+        self.propagation = propagation
+        self.customTags = customTags
+        self.excludePaths = excludePaths
+    }
+
+    init(_ spec: TelemetrySpec) {
+        sampling = spec.samplingPercent
+        propagation = spec.propagation.map(\.rawValue)
+        customTags = spec.customTags
+        excludePaths = spec.excludePaths
+    }
+
+    func apply(to spec: inout TelemetrySpec) throws(MeshFileError) {
+        if let sampling {
+            guard (0...100).contains(sampling) else {
+                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "sampling", message: "must be between 0 and 100, got \(sampling)", hint: nil)
+            }
+            spec.samplingPercent = sampling
+        }
+        if let propagation {
+            guard let formats = PropagationFormat.parseList(propagation.joined(separator: ",")) else {
+                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "propagation", message: "use w3c, b3multi and/or b3single", hint: nil)
+            }
+            spec.propagation = formats
+        }
+        if let customTags { spec.customTags = customTags }
+        if let excludePaths { spec.excludePaths = excludePaths }
+    }
+}

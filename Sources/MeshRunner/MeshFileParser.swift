@@ -1,0 +1,343 @@
+import TraceModel
+import Yams
+
+/// A problem in mesh.yaml, pointing at the line and field, with a hint toward the fix.
+public struct MeshFileError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int?
+    public var column: Int?
+    /// Dotted path to the field, e.g. `services[1].port`.
+    public var field: String
+    public var message: String
+    public var hint: String?
+
+    public var description: String {
+        var location = file
+        if let line { location += ":\(line)" + (column.map { ":\($0)" } ?? "") }
+        var text = "\(location): \(field.isEmpty ? "" : field + ": ")\(message)"
+        if let hint { text += "\n  hint: \(hint)" }
+        return text
+    }
+}
+
+/// Reads mesh.yaml through Yams' node tree rather than Codable, so every error can name the
+/// exact line, column and field — the thing people need when a config file is wrong.
+public struct MeshFileParser {
+    public var fileName: String
+
+    public init(fileName: String = "mesh.yaml") {
+        self.fileName = fileName
+    }
+
+    public func parse(_ text: String) throws(MeshFileError) -> MeshFile {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw MeshFileError(file: fileName, line: 1, column: 1, field: "", message: "the file is empty",
+                                    hint: "start from examples/mesh.yaml")
+            }
+            root = node
+        } catch let error as MeshFileError {
+            throw error
+        } catch let error as YamlError {
+            throw yamlSyntaxError(error)
+        } catch {
+            throw MeshFileError(file: fileName, line: nil, column: nil, field: "", message: "cannot read YAML: \(error)", hint: nil)
+        }
+        return try mesh(root)
+    }
+
+    private func yamlSyntaxError(_ error: YamlError) -> MeshFileError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return MeshFileError(file: fileName, line: mark.line, column: mark.column, field: "", message: "YAML syntax error: \(problem)",
+                                 hint: "check indentation (spaces, not tabs) and that every key ends with ':'")
+        default:
+            return MeshFileError(file: fileName, line: nil, column: nil, field: "", message: "YAML error: \(error)", hint: nil)
+        }
+    }
+
+    // MARK: helpers
+
+    private func fail(_ node: Node?, _ field: String, _ message: String, hint: String? = nil) -> MeshFileError {
+        MeshFileError(file: fileName, line: node?.mark?.line, column: node?.mark?.column, field: field, message: message, hint: hint)
+    }
+
+    private func mapping(_ node: Node, _ field: String, allowed: Set<String>) throws(MeshFileError) -> [(key: String, keyNode: Node, value: Node)] {
+        guard let map = node.mapping else {
+            throw fail(node, field, "expected a mapping (key: value lines), got \(describe(node))")
+        }
+        var seen = Set<String>()
+        var out: [(key: String, keyNode: Node, value: Node)] = []
+        for (k, v) in map {
+            guard let key = k.string else { throw fail(k, field, "keys must be plain strings") }
+            let path = field.isEmpty ? key : "\(field).\(key)"
+            guard allowed.contains(key) else {
+                let close = allowed.min { editDistance($0, key) < editDistance($1, key) }
+                let hint = close.flatMap { editDistance($0, key) <= 3 ? "did you mean '\($0)'?" : nil }
+                    ?? "known keys here: \(allowed.sorted().joined(separator: ", "))"
+                throw fail(k, path, "unknown key '\(key)'", hint: hint)
+            }
+            guard seen.insert(key).inserted else { throw fail(k, path, "'\(key)' is given twice") }
+            out.append((key, k, v))
+        }
+        return out
+    }
+
+    private func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return "'\(s.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    private func string(_ node: Node, _ field: String) throws(MeshFileError) -> String {
+        guard case .scalar(let s) = node else { throw fail(node, field, "expected a string, got \(describe(node))") }
+        return s.string
+    }
+
+    private func int(_ node: Node, _ field: String, range: ClosedRange<Int>, hint: String? = nil) throws(MeshFileError) -> Int {
+        guard case .scalar(let s) = node, let value = Int(s.string) else {
+            throw fail(node, field, "expected a whole number, got \(describe(node))", hint: hint)
+        }
+        guard range.contains(value) else { throw fail(node, field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)", hint: hint) }
+        return value
+    }
+
+    private func double(_ node: Node, _ field: String, range: ClosedRange<Double>) throws(MeshFileError) -> Double {
+        guard case .scalar(let s) = node, let value = Double(s.string.hasSuffix("%") ? String(s.string.dropLast()) : s.string) else {
+            throw fail(node, field, "expected a number, got \(describe(node))")
+        }
+        guard range.contains(value) else { throw fail(node, field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)") }
+        return value
+    }
+
+    private func bool(_ node: Node, _ field: String) throws(MeshFileError) -> Bool {
+        guard case .scalar(let s) = node else { throw fail(node, field, "expected true or false, got \(describe(node))") }
+        switch s.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw fail(node, field, "expected true or false, got '\(s.string)'")
+        }
+    }
+
+    private func strings(_ node: Node, _ field: String) throws(MeshFileError) -> [String] {
+        if case .scalar(let s) = node { return s.string.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty } }
+        guard let seq = node.sequence else { throw fail(node, field, "expected a list, got \(describe(node))") }
+        var out: [String] = []
+        for (i, item) in seq.enumerated() { out.append(try string(item, "\(field)[\(i)]")) }
+        return out
+    }
+
+    private func stringMap(_ node: Node, _ field: String) throws(MeshFileError) -> [String: String] {
+        guard let map = node.mapping else { throw fail(node, field, "expected a mapping of NAME: value, got \(describe(node))") }
+        var out: [String: String] = [:]
+        for (k, v) in map {
+            let key = try string(k, field)
+            out[key] = try string(v, "\(field).\(key)")
+        }
+        return out
+    }
+
+    // MARK: sections
+
+    private func mesh(_ root: Node) throws(MeshFileError) -> MeshFile {
+        var file = MeshFile(services: [])
+        var servicesNode: Node?
+        for (key, _, value) in try mapping(root, "", allowed: ["name", "services", "gateway", "telemetry", "collector"]) {
+            switch key {
+            case "name": file.name = try string(value, "name")
+            case "services": servicesNode = value
+            case "gateway": file.gateway = try gateway(value)
+            case "telemetry": file.telemetry = try telemetry(value)
+            case "collector": file.collector = try collector(value)
+            default: break
+            }
+        }
+        guard let servicesNode else {
+            throw fail(root, "services", "no services are defined", hint: "add a 'services:' list; see examples/mesh.yaml")
+        }
+        file.services = try services(servicesNode)
+        try crossCheck(file, servicesNode: servicesNode)
+        return file
+    }
+
+    private func services(_ node: Node) throws(MeshFileError) -> [ServiceSpec] {
+        guard let seq = node.sequence else {
+            throw fail(node, "services", "expected a list of services (each item starts with '- name:')", hint: nil)
+        }
+        guard seq.count > 0 else { throw fail(node, "services", "the list is empty") }
+        var out: [ServiceSpec] = []
+        for (i, item) in seq.enumerated() {
+            let field = "services[\(i)]"
+            var spec = ServiceSpec(name: "", command: "")
+            var hasCommand = false
+            for (key, _, value) in try mapping(item, field, allowed: ["name", "command", "args", "env", "workingDir", "port", "upstreams", "health", "replicas"]) {
+                let path = "\(field).\(key)"
+                switch key {
+                case "name":
+                    spec.name = try string(value, path)
+                    guard spec.name.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {
+                        throw fail(value, path, "'\(spec.name)' is not a valid service name", hint: "use lower-case letters, digits and '-', starting with a letter (it becomes a host name)")
+                    }
+                case "command":
+                    spec.command = try string(value, path)
+                    hasCommand = !spec.command.isEmpty
+                case "args": spec.args = try strings(value, path)
+                case "env": spec.env = try stringMap(value, path)
+                case "workingDir": spec.workingDir = try string(value, path)
+                case "port": spec.port = try int(value, path, range: 0...65535, hint: "0 picks a free port and passes it to the app as $PORT")
+                case "upstreams": spec.upstreams = try strings(value, path).map { $0.lowercased() }
+                case "health": spec.healthPath = try string(value, path)
+                case "replicas":
+                    spec.replicas = try int(value, path, range: 1...64)
+                    if spec.replicas > 1 {
+                        throw fail(value, path, "replicas > 1 is not supported yet", hint: "run one replica per service for now")
+                    }
+                default: break
+                }
+            }
+            guard !spec.name.isEmpty else { throw fail(item, "\(field).name", "every service needs a name") }
+            guard hasCommand else {
+                throw fail(item, "\(field).command", "service '\(spec.name)' has no command", hint: "e.g. command: python3 with args: [app.py, --port, \"${PORT}\"]")
+            }
+            if let health = spec.healthPath, !health.hasPrefix("/") {
+                throw fail(item, "\(field).health", "health path must start with '/', got '\(health)'")
+            }
+            out.append(spec)
+        }
+        return out
+    }
+
+    private func gateway(_ node: Node) throws(MeshFileError) -> GatewaySpec {
+        var spec = GatewaySpec(routes: [])
+        for (key, _, value) in try mapping(node, "gateway", allowed: ["port", "routes"]) {
+            switch key {
+            case "port": spec.port = try int(value, "gateway.port", range: 0...65535)
+            case "routes":
+                if let map = value.mapping {
+                    for (k, v) in map {
+                        let prefix = try string(k, "gateway.routes")
+                        spec.routes.append((prefix, try string(v, "gateway.routes.\(prefix)").lowercased()))
+                    }
+                } else if let seq = value.sequence {
+                    for (i, item) in seq.enumerated() {
+                        var prefix = "/"
+                        var service = ""
+                        for (k, _, v) in try mapping(item, "gateway.routes[\(i)]", allowed: ["prefix", "service"]) {
+                            if k == "prefix" { prefix = try string(v, "gateway.routes[\(i)].prefix") } else { service = try string(v, "gateway.routes[\(i)].service").lowercased() }
+                        }
+                        spec.routes.append((prefix, service))
+                    }
+                } else {
+                    throw fail(value, "gateway.routes", "expected PREFIX: SERVICE pairs, e.g. '/: frontend'")
+                }
+            default: break
+            }
+        }
+        for (i, route) in spec.routes.enumerated() where !route.prefix.hasPrefix("/") {
+            throw fail(node, "gateway.routes[\(i)]", "route prefix must start with '/', got '\(route.prefix)'")
+        }
+        return spec
+    }
+
+    private func telemetry(_ node: Node) throws(MeshFileError) -> TelemetrySpec {
+        var spec = TelemetrySpec()
+        for (key, _, value) in try mapping(node, "telemetry", allowed: ["sampling", "propagation", "customTags", "excludePaths", "exporter"]) {
+            let path = "telemetry.\(key)"
+            switch key {
+            case "sampling": spec.samplingPercent = try double(value, path, range: 0...100)
+            case "propagation":
+                let names = try strings(value, path)
+                guard let formats = PropagationFormat.parseList(names.joined(separator: ",")) else {
+                    throw fail(value, path, "unknown format in \(names)", hint: "use w3c, b3multi and/or b3single")
+                }
+                spec.propagation = formats
+            case "customTags":
+                spec.customTags = try stringMap(value, path)
+                for (name, source) in spec.customTags where !(source.hasPrefix("literal:") || source.hasPrefix("env:") || source.hasPrefix("header:")) {
+                    throw fail(value, "\(path).\(name)", "'\(source)' must start with literal:, env: or header:")
+                }
+            case "excludePaths": spec.excludePaths = try strings(value, path)
+            case "exporter":
+                spec.exporter = try string(value, path).lowercased()
+                guard ["zipkin", "otlp"].contains(spec.exporter) else { throw fail(value, path, "must be zipkin or otlp, got '\(spec.exporter)'") }
+            default: break
+            }
+        }
+        return spec
+    }
+
+    private func collector(_ node: Node) throws(MeshFileError) -> CollectorSpec {
+        var spec = CollectorSpec()
+        for (key, _, value) in try mapping(node, "collector", allowed: ["url", "queryPort", "zipkinPort", "otlpPort", "adminPort", "dataDir", "embedded"]) {
+            let path = "collector.\(key)"
+            switch key {
+            case "url":
+                let url = try string(value, path)
+                guard url.hasPrefix("http://"), url.hasSuffix("/api/v2/spans") || url.hasSuffix("/v1/traces") else {
+                    throw fail(value, path, "'\(url)' is not a collector endpoint", hint: "use http://HOST:9411/api/v2/spans (Zipkin) or http://HOST:4318/v1/traces (OTLP)")
+                }
+                spec.url = url
+            case "embedded":
+                if try bool(value, path) == false && spec.url == nil { spec.url = spec.url ?? "" }
+            case "queryPort": spec.queryPort = try int(value, path, range: 0...65535)
+            case "zipkinPort": spec.zipkinPort = try int(value, path, range: 0...65535)
+            case "otlpPort": spec.otlpPort = try int(value, path, range: 0...65535)
+            case "adminPort": spec.adminPort = try int(value, path, range: 0...65535)
+            case "dataDir": spec.dataDir = try string(value, path)
+            default: break
+            }
+        }
+        if spec.url == "" {
+            throw fail(node, "collector", "embedded: false needs a url", hint: "give collector.url, or drop 'embedded: false' to run the built-in collector")
+        }
+        return spec
+    }
+
+    private func crossCheck(_ file: MeshFile, servicesNode: Node) throws(MeshFileError) {
+        let names = file.services.map(\.name)
+        var seen = Set<String>()
+        for (i, name) in names.enumerated() where !seen.insert(name).inserted {
+            throw fail(servicesNode.sequence?[i], "services[\(i)].name", "service '\(name)' is defined twice")
+        }
+        for (i, service) in file.services.enumerated() {
+            for upstream in service.upstreams where !seen.contains(upstream) {
+                throw fail(servicesNode.sequence?[i], "services[\(i)].upstreams", "'\(upstream)' is not a service in this mesh",
+                           hint: "known services: \(names.joined(separator: ", "))")
+            }
+        }
+        if let gateway = file.gateway {
+            for route in gateway.routes where !seen.contains(route.service) {
+                throw fail(nil, "gateway.routes", "route \(route.prefix) goes to '\(route.service)', which is not a service in this mesh",
+                           hint: "known services: \(names.joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,140 @@
+import Collector
+import Foundation
+import UnixSignals
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SidecarProxy
+import Synchronization
+import TraceExport
+import TraceModel
+import TraceStorage
+
+/// How `meshtrace up` / `meshtrace demo` run a mesh file.
+public struct MeshOptions: Sendable {
+    /// Control-plane API port (`meshtrace telemetry set`, `status`, `proxy-config` talk to it); 0 picks one.
+    public var controlPort = 15100
+    /// The meshtrace binary, substituted for `${MESHTRACE}` in service commands.
+    public var executable: String
+    /// mesh.yaml to watch for telemetry edits, if the mesh came from a file.
+    public var watchFile: String?
+    /// Where `up` records its control URL so other commands find it.
+    public var stateFile: String?
+    /// Default data dir for the embedded collector when the file names none.
+    public var defaultDataDir: String?
+
+    public init(executable: String) {
+        self.executable = executable
+    }
+}
+
+/// What a running mesh tells its caller once everything is up and healthy.
+public struct MeshReady: Sendable {
+    public var controlURL: String
+    public var gatewayURL: String?
+    public var queryURL: String?
+    public var collectorURL: String
+    public var services: [ServiceState]
+}
+
+/// One service as the control plane reports it.
+public struct ServiceState: Sendable, Codable, Equatable {
+    public var name: String
+    public var pid: Int32?
+    public var phase: String
+    public var restarts: Int
+    public var healthy: Bool
+    public var appPort: Int
+    public var inbound: String?
+    public var outbound: String?
+    public var metrics: String?
+    public var requestsPerSecond: Double
+}
+
+/// Runs a mesh: the embedded collector, one sidecar per service (in this process, so the
+/// control plane can change them live), the gateway, the service processes, and the control API.
+public final class MeshRuntime: Service {
+    let file: MeshFile
+    let options: MeshOptions
+    let logger: Logger
+    let gracefulShutdownSignals: [UnixSignal]
+    let onReady: @Sendable (MeshReady) -> Void
+    let state: MeshState
+
+    public init(file: MeshFile, options: MeshOptions, logger: Logger, gracefulShutdownSignals: [UnixSignal] = [],
+                onReady: @escaping @Sendable (MeshReady) -> Void = { _ in }) {
+        self.file = file
+        self.options = options
+        self.logger = logger
+        self.gracefulShutdownSignals = gracefulShutdownSignals
+        self.onReady = onReady
+        self.state = MeshState(file: file)
+    }
+
+    public func run() async throws {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let collectorURL: String
+        var queryURL: String?
+        if let url = file.collector.url {
+            collectorURL = url
+        } else {
+            var config = CollectorConfiguration()
+            config.zipkinPort = file.collector.zipkinPort
+            config.otlpHTTPPort = file.collector.otlpPort
+            config.queryPort = file.collector.queryPort
+            config.adminPort = file.collector.adminPort
+            config.dataDirectory = file.collector.dataDir ?? options.defaultDataDir
+            let (stream, continuation) = AsyncStream.makeStream(of: ListeningAddresses.self)
+            let collector = CollectorServer(configuration: config, logger: logger, onListening: { continuation.yield($0) })
+            // The collector must be listening before sidecars export to it, so start it first
+            // and learn its ports; the service group then owns its lifetime.
+            let started = CollectorStarter(collector: collector, addresses: stream)
+            services.append(.init(service: started))
+            let addresses = try await started.waitUntilListening()
+            let exporterPath = file.telemetry.exporter == "otlp" ? "http://127.0.0.1:\(addresses.otlpHTTPPort)/v1/traces"
+                : "http://127.0.0.1:\(addresses.zipkinPort)/api/v2/spans"
+            collectorURL = exporterPath
+            queryURL = "http://127.0.0.1:\(addresses.queryPort)"
+        }
+        let core = MeshCore(file: file, options: options, logger: logger, state: state, collectorURL: collectorURL, queryURL: queryURL, onReady: onReady)
+        let control = ControlPlane(state: state, logger: logger).application(port: options.controlPort, onBound: { port in core.controlPortBound(port) })
+        services.append(.init(service: control))
+        services.append(.init(service: core))
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
+        try await group.run()
+    }
+}
+
+/// Starts the collector eagerly (so its ports are known before sidecars are configured) and
+/// then behaves as the collector's service inside the group.
+final class CollectorStarter: Service {
+    let collector: CollectorServer
+    let addresses: AsyncStream<ListeningAddresses>
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+
+    init(collector: CollectorServer, addresses: AsyncStream<ListeningAddresses>) {
+        self.collector = collector
+        self.addresses = addresses
+    }
+
+    func waitUntilListening() async throws -> ListeningAddresses {
+        let collector = self.collector
+        task.withLock { $0 = Task { try await collector.run() } }
+        for await a in addresses { return a }
+        throw CancellationError()
+    }
+
+    func run() async throws {
+        guard let running = task.withLock({ $0 }) else { return }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await running.value
+            } onGracefulShutdown: {
+                Task { await self.collector.shutdownGracefully() }
+            }
+        } onCancel: {
+            running.cancel()
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshRunner
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the built-in three-service mesh (gateway → frontend → backend → database) with traffic.",
+        discussion: """
+            The services forward trace headers in a few lines, as apps behind Istio must. With --broken, \
+            backend forgets to, and its calls to database start separate traces: see `meshtrace analyze`.
+            """
+    )
+
+    @Flag(help: "Run the variant where backend does not forward trace headers.") var broken = false
+    @Option(help: "Requests the traffic generator sends through the gateway (0 = none).") var requests = 30
+    @Option(help: "Requests per second.") var rate = 10.0
+    @Option(name: .customLong("data-dir"), help: "Keep traces here (default: a temporary directory removed on exit).") var dataDir: String?
+    @Option(name: .customLong("query-port"), help: "UI and query API port.") var queryPort = 16686
+    @Option(name: .customLong("zipkin-port"), help: "Zipkin ingest and API port.") var zipkinPort = 9411
+    @Option(name: .customLong("otlp-http-port"), help: "OTLP/HTTP ingest port.") var otlpPort = 4318
+    @Option(name: .customLong("collector-admin-port"), help: "Collector /metrics port.") var collectorAdminPort = 14269
+    @Option(name: .customLong("gateway-port"), help: "Ingress gateway port.") var gatewayPort = 8080
+    @Option(name: .customLong("control-port"), help: "Control-plane API port.") var controlPort = 15100
+    @Option(help: "Sampling percentage.") var sampling = 100.0
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
+
+    func validate() throws {
+        let ports = [("--query-port", queryPort), ("--zipkin-port", zipkinPort), ("--otlp-http-port", otlpPort),
+                     ("--collector-admin-port", collectorAdminPort), ("--gateway-port", gatewayPort), ("--control-port", controlPort)]
+        for (flag, port) in ports {
+            guard (0...65535).contains(port) else { throw ValidationError("\(flag) must be between 0 and 65535") }
+            if port != 0 && !PortCheck.isFree(port) {
+                throw ValidationError("port \(port) is already in use; pick another with \(flag) (or 0 for any free port)")
+            }
+        }
+        guard requests >= 0, rate > 0 else { throw ValidationError("--requests must be >= 0 and --rate > 0") }
+        guard (0...100).contains(sampling) else { throw ValidationError("--sampling must be between 0 and 100") }
+    }
+
+    func meshFile(dataDir: String) -> MeshFile {
+        func service(_ role: String, upstreams: [String], extra: [String] = []) -> ServiceSpec {
+            ServiceSpec(name: role, command: "${MESHTRACE}", args: ["demo-service", role, "--port", "${PORT}"] + extra,
+                        upstreams: upstreams, healthPath: "/healthz")
+        }
+        return MeshFile(
+            name: broken ? "demo-broken" : "demo",
+            services: [
+                service("frontend", upstreams: ["backend"]),
+                service("backend", upstreams: ["database"], extra: broken ? ["--broken"] : []),
+                service("database", upstreams: []),
+            ],
+            gateway: GatewaySpec(port: gatewayPort, routes: [("/", "frontend")]),
+            telemetry: TelemetrySpec(samplingPercent: sampling),
+            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir))
+    }
+
+    func run() async throws {
+        let logger = bootstrapLogging(logLevel)
+        let temporary = dataDir == nil
+        let directory = dataDir ?? (NSTemporaryDirectory() + "meshtrace-demo-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
+        var options = MeshOptions(executable: selfExecutable())
+        options.controlPort = controlPort
+        options.stateFile = MeshStateFile.defaultPath()
+        let requests = self.requests
+        let rate = self.rate
+        let traffic = Mutex<Task<Void, Never>?>(nil)
+        print("starting the demo mesh\(broken ? " (broken: backend does not forward trace headers)" : "")… data dir: \(directory)\(temporary ? " (temporary)" : "")")
+        fflush(nil)
+        let runtime = MeshRuntime(file: meshFile(dataDir: directory), options: options, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint]) { ready in
+            let ui = ready.queryURL.map { $0 + "/" }
+            printReady(ready, uiURL: ui)
+            guard requests > 0, let gateway = ready.gatewayURL, let query = ready.queryURL else { return }
+            traffic.withLock { $0 = Task { await DemoTraffic.run(gateway: gateway, query: query, requests: requests, rate: rate) } }
+        }
+        try await runtime.run()
+        traffic.withLock { $0?.cancel() }
+    }
+}
+
+enum PortCheck {
+    static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+}
+
+/// The demo's traffic: GET /api/reports/N through the gateway at a steady rate, then one
+/// example trace id a person can open.
+enum DemoTraffic {
+    static func run(gateway: String, query: String, requests: Int, rate: Double) async {
+        let session = URLSession(configuration: .ephemeral)
+        var statuses: [Int: Int] = [:]
+        let interval = Duration.milliseconds(Int(1000 / rate))
+        var next = ContinuousClock.now
+        print("sending \(requests) requests at \(rate)/s to \(gateway)/api/reports/{id} …")
+        fflush(nil)
+        for i in 0..<requests where !Task.isCancelled {
+            try? await Task.sleep(until: next)  // pacing the load, not waiting for another task
+            next += interval
+            guard let url = URL(string: "\(gateway)/api/reports/\(i % 50 + 1)") else { continue }
+            let status = (try? await session.data(from: url)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode } ?? 0
+            statuses[status, default: 0] += 1
+        }
+        let summary = statuses.sorted { $0.key < $1.key }.map { "\($0.key == 0 ? "failed" : String($0.key)): \($0.value)" }.joined(separator: ", ")
+        print("traffic done: \(summary)")
+        if let id = await exampleTrace(query: query, session: session) {
+            print("example trace: \(query)/trace/\(id)")
+        } else {
+            print("no trace arrived yet: check `meshtrace status` and the service logs above")
+        }
+        fflush(nil)
+    }
+
+    /// The most recent gateway trace, once its spans are in (sidecars export about once a second).
+    static func exampleTrace(query: String, session: URLSession) async -> String? {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            if let url = URL(string: "\(query)/api/traces?service=gateway&limit=5&lookback=1h"),
+               let (data, _) = try? await session.data(from: url),
+               let body = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let traces = body["data"] as? [[String: Any]] {
+                let best = traces.max { ($0["spans"] as? [Any])?.count ?? 0 < ($1["spans"] as? [Any])?.count ?? 0 }
+                if let best, let spans = best["spans"] as? [Any], spans.count >= 3, let id = best["traceID"] as? String {
+                    return id
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        return nil
+    }
+}

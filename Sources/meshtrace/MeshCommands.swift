@@ -1,0 +1,208 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MeshRunner
+import ServiceLifecycle
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The running binary, for `${MESHTRACE}` in service commands and the demo's services.
+func selfExecutable() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+func bootstrapLogging(_ level: String) -> Logger {
+    let parsed = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+    var logger = Logger(label: "meshtrace.mesh")
+    logger.logLevel = parsed
+    return logger
+}
+
+/// Prints what a person needs after start: where to look, and the table of services.
+func printReady(_ ready: MeshReady, uiURL: String?) {
+    var lines: [String] = []
+    if let uiURL { lines.append("UI:       \(uiURL)") }
+    if let gateway = ready.gatewayURL { lines.append("gateway:  \(gateway)") }
+    lines.append("control:  \(ready.controlURL)   (meshtrace status | telemetry set --sampling N | proxy-config SERVICE)")
+    lines.append("")
+    lines.append(ServiceTable.render(ready.services))
+    print(lines.joined(separator: "\n"))
+    fflush(nil)
+}
+
+enum ServiceTable {
+    static func render(_ services: [ServiceState]) -> String {
+        let header = ["SERVICE", "HEALTH", "PID", "APP PORT", "SIDECAR IN", "SIDECAR OUT", "RPS", "RESTARTS"]
+        let rows = services.map { s in
+            [s.name, s.healthy ? "healthy" : s.phase, s.pid.map(String.init) ?? "-", s.appPort > 0 ? String(s.appPort) : "-",
+             s.inbound ?? "-", s.outbound ?? "-", String(format: "%.1f", s.requestsPerSecond), String(s.restarts)]
+        }
+        let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Run a local mesh from mesh.yaml: collector, sidecars, gateway and your services.",
+        discussion: """
+            Telemetry settings (sampling, propagation, custom tags, excluded paths) change live: edit \
+            and save mesh.yaml, or run `meshtrace telemetry set`. Ctrl-C stops every service and sidecar.
+            """
+    )
+
+    @Option(name: .shortAndLong, help: "The mesh file.")
+    var file = "mesh.yaml"
+
+    @Option(name: .customLong("control-port"), help: "Control-plane API port (0 picks one).")
+    var controlPort = 15100
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ValidationError("cannot read \(file): \(error.localizedDescription). Start from examples/mesh.yaml.")
+        }
+        let mesh: MeshFile
+        do {
+            mesh = try MeshFileParser(fileName: file).parse(text)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+        let logger = bootstrapLogging(logLevel)
+        var options = MeshOptions(executable: selfExecutable())
+        options.controlPort = controlPort
+        options.watchFile = file
+        options.stateFile = MeshStateFile.defaultPath()
+        let runtime = MeshRuntime(file: mesh, options: options, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint]) { ready in
+            printReady(ready, uiURL: ready.queryURL.map { $0 + "/" })
+        }
+        try await runtime.run()
+    }
+}
+
+/// An error the CLI prints as is, without the usage text (the command line was fine).
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Finds the running mesh's control API: `--control`, else the state file `up` wrote.
+struct ControlOptions: ParsableArguments {
+    @Option(name: .customLong("control"), help: "Control-plane URL of the running mesh (default: found from `meshtrace up`'s state file).")
+    var control: String?
+
+    func url(_ path: String) throws -> URL {
+        guard let base = control ?? MeshStateFile.controlURL(at: MeshStateFile.defaultPath()) else {
+            throw CLIError("no running mesh found: start one with `meshtrace up` or `meshtrace demo`, or pass --control URL")
+        }
+        guard let url = URL(string: base + path) else { throw ValidationError("bad control URL \(base)") }
+        return url
+    }
+
+    func request(_ path: String, method: String = "GET", body: Data? = nil) async throws -> Data {
+        var request = URLRequest(url: try url(path))
+        request.httpMethod = method
+        request.httpBody = body
+        if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            throw CLIError("cannot reach the mesh at \(request.url?.absoluteString ?? "?"): \(error.localizedDescription); is `meshtrace up` still running?")
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard status == 200 else {
+            let message = (try? JSONDecoder().decode([String: String].self, from: data))?["error"] ?? String(decoding: data, as: UTF8.self)
+            throw CLIError("the mesh answered \(status): \(message)")
+        }
+        return data
+    }
+}
+
+struct TelemetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "telemetry",
+        abstract: "Show or change the running mesh's telemetry settings.",
+        subcommands: [Set.self, Show.self]
+    )
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change sampling, propagation or excluded paths in every sidecar, live.")
+
+        @OptionGroup var control: ControlOptions
+        @Option(help: "Percentage of new traces to sample, 0-100.") var sampling: Double?
+        @Option(help: "Formats to inject: comma list of w3c, b3multi, b3single.") var propagation: String?
+        @Option(name: .customLong("exclude-paths"), help: "Comma list of paths not traced.") var excludePaths: String?
+
+        func run() async throws {
+            let update = TelemetryUpdate(
+                sampling: sampling, propagation: propagation?.split(separator: ",").map(String.init),
+                excludePaths: excludePaths?.split(separator: ",").map(String.init))
+            guard update != TelemetryUpdate() else { throw ValidationError("nothing to change: give --sampling, --propagation or --exclude-paths") }
+            let data = try await control.request("/mesh/telemetry", method: "POST", body: try JSONEncoder().encode(update))
+            print("applied to every sidecar: " + String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the telemetry settings in force.")
+        @OptionGroup var control: ControlOptions
+        func run() async throws {
+            print(String(decoding: try await control.request("/mesh/telemetry"), as: UTF8.self))
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "List the mesh's services, health, ports and request rates.")
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let data = try await control.request("/mesh/status")
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let status = try JSONDecoder().decode(MeshStatus.self, from: data)
+        print("mesh \(status.mesh): sampling \(status.telemetry.sampling.map { String(format: "%g", $0) } ?? "?")%, "
+              + "propagation \((status.telemetry.propagation ?? []).joined(separator: ","))\n")
+        print(ServiceTable.render(status.services))
+    }
+}
+
+struct ProxyConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy-config", abstract: "Print a sidecar's effective configuration, like `istioctl proxy-config`.")
+    @OptionGroup var control: ControlOptions
+    @Argument(help: "The service whose sidecar to show (or 'gateway').") var service: String
+
+    func run() async throws {
+        let data = try await control.request("/mesh/proxy-config/\(service)")
+        // Pretty-print for people; keys in a stable order.
+        if let object = try? JSONSerialization.jsonObject(with: data),
+           let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
+            print(String(decoding: pretty, as: UTF8.self))
+        } else {
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import TraceModel
+
+@testable import MeshRunner
+
+@Suite struct MeshFileParserTests {
+    let parser = MeshFileParser(fileName: "mesh.yaml")
+
+    @Test func parsesTheAnnotatedExample() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples/mesh.yaml")
+        let file = try parser.parse(try String(contentsOf: url, encoding: .utf8))
+        #expect(file.name == "shop")
+        #expect(file.services.map(\.name) == ["frontend", "backend", "database"])
+        #expect(file.services[0].upstreams == ["backend"])
+        #expect(file.services[1].env == ["LOG_FORMAT": "plain"])
+        #expect(file.services[0].args == ["demo-service", "frontend", "--port", "${PORT}"])
+        #expect(file.gateway?.port == 8080)
+        #expect(file.gateway?.routes.first?.service == "frontend")
+        #expect(file.telemetry.samplingPercent == 100)
+        #expect(file.telemetry.propagation == [.w3c, .b3multi])
+        #expect(file.telemetry.customTags == ["team": "literal:shop"])
+        #expect(file.collector.queryPort == 16686)
+    }
+
+    func error(_ yaml: String) -> MeshFileError? {
+        do {
+            _ = try parser.parse(yaml)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func wrongTypeNamesLineAndField() throws {
+        let e = try #require(error("""
+            services:
+              - name: web
+                command: ./web
+                port: eighty
+            """))
+        #expect(e.line == 4)
+        #expect(e.field == "services[0].port")
+        #expect(e.description.contains("mesh.yaml:4:"))
+        #expect(e.description.contains("expected a whole number"))
+        #expect(e.hint != nil)
+    }
+
+    @Test func unknownKeySuggestsTheClosestOne() throws {
+        let e = try #require(error("""
+            services:
+              - name: web
+                comand: ./web
+            """))
+        #expect(e.line == 3)
+        #expect(e.field == "services[0].comand")
+        #expect(e.hint == "did you mean 'command'?")
+    }
+
+    @Test func unknownUpstreamAndRouteServicesAreNamed() throws {
+        let e = try #require(error("""
+            services:
+              - name: web
+                command: ./web
+                upstreams: [api]
+            """))
+        #expect(e.field == "services[0].upstreams")
+        #expect(e.message.contains("'api'"))
+        let r = try #require(error("""
+            services:
+              - name: web
+                command: ./web
+            gateway:
+              routes:
+                /: nowhere
+            """))
+        #expect(r.field == "gateway.routes")
+        #expect(r.message.contains("nowhere"))
+    }
+
+    @Test func yamlSyntaxErrorsCarryThePosition() throws {
+        let e = try #require(error("services:\n  - name: web\n   command: [unclosed\n"))
+        #expect(e.line != nil)
+        #expect(e.message.hasPrefix("YAML syntax error"))
+    }
+
+    @Test(arguments: [
+        ("name: x\n", "services"),
+        ("services: []\n", "services"),
+        ("services:\n  - name: Web\n    command: x\n", "services[0].name"),
+        ("services:\n  - name: web\n", "services[0].command"),
+        ("services:\n  - name: web\n    command: x\ntelemetry:\n  sampling: 150\n", "telemetry.sampling"),
+        ("services:\n  - name: web\n    command: x\ntelemetry:\n  propagation: [w3c, jaeger]\n", "telemetry.propagation"),
+        ("services:\n  - name: web\n    command: x\ncollector:\n  url: http://x:1/foo\n", "collector.url"),
+        ("services:\n  - name: web\n    command: x\n  - name: web\n    command: y\n", "services[1].name"),
+        ("services:\n  - name: web\n    command: x\n    replicas: 3\n", "services[0].replicas"),
+    ])
+    func rejectsInvalidFiles(yaml: String, field: String) throws {
+        let e = try #require(error(yaml))
+        #expect(e.field == field, "\(e)")
+    }
+
+    @Test func fuzzedFilesNeverCrash() {
+        var rng = SplitMix64(seed: 20261122)  // fixed seed: a failure reproduces
+        let seed = Array("services:\n  - name: web\n    command: ./web\n    port: 8080\n    upstreams: [web]\ntelemetry:\n  sampling: 5\n".utf8)
+        let alphabet = Array(":-[]{}#'\" \n\t,&*!|>%@`abc019".utf8)
+        for _ in 0..<2000 {
+            var bytes = seed
+            for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                let i = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[i] = alphabet.randomElement(using: &rng) ?? 32
+                case 1: bytes.insert(alphabet.randomElement(using: &rng) ?? 32, at: i)
+                default: bytes.remove(at: i)
+                }
+                if bytes.isEmpty { bytes = seed }
+            }
+            _ = try? parser.parse(String(decoding: bytes, as: UTF8.self))
+        }
+    }
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
