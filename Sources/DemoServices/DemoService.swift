@@ -146,6 +146,9 @@ struct Handlers: Sendable {
 
     var name: String { configuration.role.rawValue }
 
+    /// How long the backend's report computation takes on top of its CPU work.
+    static let simulatedWork: Duration = .milliseconds(3)
+
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in json(DemoHealth(status: "ok", service: name)) }
         switch configuration.role {
@@ -188,10 +191,16 @@ struct Handlers: Sendable {
 
         // The business span: parented on the caller's context (the backend sidecar's inbound
         // span, read from the same headers), so it lands in the sidecars' trace.
-        guard let tracer else { return json(DemoData.compute(report: id, records: fetched.records)) }
+        guard let tracer else {
+            try? await Task.sleep(for: Handlers.simulatedWork)
+            return json(DemoData.compute(report: id, records: fetched.records))
+        }
         var parent = InstrumentationContext.topLevel
         tracer.extract(request.headers, into: &parent, using: HTTPFieldsExtractor())
-        let computed = tracer.withSpan("compute-report", context: parent, ofKind: .internal) { span in
+        let computed = await tracer.withSpan("compute-report", context: parent, ofKind: .internal) { span in
+            // Simulated latency (say, a pricing lookup) so the span is visible in the waterfall
+            // without burning the CPU that the mesh's other processes share.
+            try? await Task.sleep(for: Handlers.simulatedWork)
             let result = DemoData.compute(report: id, records: fetched.records)
             span.attributes["report.id"] = id
             span.attributes["report.records"] = result.records.count
