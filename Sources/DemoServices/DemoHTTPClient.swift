@@ -8,10 +8,27 @@ import NIOPosix
 public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
+    /// `NO_PROXY`: hosts reached directly (exact names, `.suffix` domains, or `*`), as curl and
+    /// Python's requests honour it. The mesh runner lists 127.0.0.1 there, so a `<NAME>_URL`
+    /// pointing at a local egress listener is not proxied twice.
+    public var bypass: [String] = []
 
-    public init(host: String, port: Int) {
+    public init(host: String, port: Int, bypass: [String] = []) {
         self.host = host
         self.port = port
+        self.bypass = bypass
+    }
+
+    /// Whether a request to `host` should go through this proxy.
+    public func applies(to host: String) -> Bool {
+        let host = host.lowercased()
+        for entry in bypass {
+            let rule = entry.lowercased()
+            if rule == "*" || rule == host { return false }
+            let suffix = rule.hasPrefix(".") ? rule : "." + rule
+            if host.hasSuffix(suffix) { return false }
+        }
+        return true
     }
 
     /// Accepts `http://host:port[/]` or bare `host:port`, as curl and most clients do.
@@ -25,8 +42,13 @@ public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
 
     /// `HTTP_PROXY`, else `http_proxy` (curl reads only the lower-case one, most others both).
     public static func fromEnvironment(_ environment: [String: String]) -> HTTPProxy? {
+        let bypass = (environment["NO_PROXY"] ?? environment["no_proxy"] ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for name in ["HTTP_PROXY", "http_proxy"] {
-            if let value = environment[name], let proxy = HTTPProxy(value) { return proxy }
+            if let value = environment[name], var proxy = HTTPProxy(value) {
+                proxy.bypass = bypass
+                return proxy
+            }
         }
         return nil
     }
@@ -129,6 +151,7 @@ public struct DemoHTTPClient: Sendable {
     }
 
     private func send(_ target: Target, url: String, headers: [(String, String)]) async throws -> DemoHTTPResponse {
+        let proxy = self.proxy.flatMap { $0.applies(to: target.host) ? $0 : nil }
         let connectHost = proxy?.host ?? target.host
         let connectPort = proxy?.port ?? target.port
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>

@@ -106,12 +106,36 @@ final class MeshCore: Service {
             gatewayURL = server.addresses.gateway.map { "http://\($0)" }
         }
 
+        // 3b. Per-upstream egress listeners, for clients that ignore HTTP_PROXY: `<NAME>_URL`
+        //     points at a listener whose only destination is that upstream. It shares the
+        //     service's telemetry, so its CLIENT spans belong to the calling service.
+        var egress: [String: [String: String]] = [:]
+        var quietLogger = logger
+        quietLogger.logLevel = .warning
+        for (service, _, _) in sidecars {
+            guard let entry = state.all.first(where: { $0.name == service.name }) else { continue }
+            for upstream in service.upstreams {
+                var config = entry.box.config
+                config.appPort = nil
+                config.inboundPort = -1
+                config.outboundPort = 0
+                config.metricsPort = -1
+                config.adminPort = -1
+                config.defaultUpstream = upstream
+                let box = ConfigurationBox(config)
+                let server = SidecarServer(configuration: box, telemetry: entry.telemetry, logger: quietLogger, group: group)
+                try await server.start()
+                state.addEgress(MeshState.Egress(service: service.name, upstream: upstream, box: box, server: server))
+                if let address = server.addresses.outbound { egress[service.name, default: [:]][upstream] = "http://\(address)" }
+            }
+        }
+
         // 4. The service processes, each told to call out through its own sidecar.
         let printer = LogPrinter(services: file.services.map(\.name))
         let supervisors = sidecars.map { service, server, _ in
             let supervisor = ServiceSupervisor(
                 name: service.name, arguments: arguments(for: service, port: state.all.first { $0.name == service.name }?.appPort ?? 0),
-                environment: environment(for: service, outbound: server.addresses.outbound),
+                environment: environment(for: service, outbound: server.addresses.outbound, egress: egress[service.name] ?? [:]),
                 workingDirectory: service.workingDir, output: printer, logger: logger)
             state.attach(supervisor, to: service.name)
             return supervisor
@@ -139,6 +163,7 @@ final class MeshCore: Service {
             tasks.cancelAll()
             while let _ = try? await tasks.next() {}
         }
+        for egress in state.egressListeners { await egress.server.shutdown() }
         for entry in state.all {
             await entry.server.shutdown()
             await entry.telemetry.flush()
@@ -176,7 +201,7 @@ final class MeshCore: Service {
 
     /// The process environment plus: PORT, HTTP_PROXY toward its outbound sidecar, `<NAME>_URL`
     /// per upstream, and where MeshtraceTracing should export app spans.
-    func environment(for service: ServiceSpec, outbound: String?) -> [String: String] {
+    func environment(for service: ServiceSpec, outbound: String?, egress: [String: String]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         let port = state.all.first { $0.name == service.name }?.appPort ?? 0
         env["PORT"] = String(port)
@@ -190,7 +215,7 @@ final class MeshCore: Service {
         }
         for upstream in service.upstreams {
             let key = upstream.uppercased().replacingOccurrences(of: "-", with: "_") + "_URL"
-            env[key] = "http://\(upstream)"
+            env[key] = egress[upstream] ?? "http://\(upstream)"
         }
         for (key, value) in service.env { env[key] = substitute(value, port: port) }
         return env

@@ -21,7 +21,16 @@ final class MeshState: Sendable {
         var rate = 0.0
     }
 
+    /// A per-upstream egress listener; hidden from status, but telemetry changes reach it too.
+    struct Egress: Sendable {
+        var service: String
+        var upstream: String
+        var box: ConfigurationBox
+        var server: SidecarServer
+    }
+
     private let entries = Mutex<[Entry]>([])
+    private let egress = Mutex<[Egress]>([])
     private let telemetrySpec: Mutex<TelemetrySpec>
     let meshName: String
 
@@ -38,6 +47,8 @@ final class MeshState: Sendable {
         }
     }
     var all: [Entry] { entries.withLock { $0 } }
+    var egressListeners: [Egress] { egress.withLock { $0 } }
+    func addEgress(_ listener: Egress) { egress.withLock { $0.append(listener) } }
     var telemetry: TelemetrySpec { telemetrySpec.withLock { $0 } }
 
     func setHealth(_ name: String, _ healthy: Bool) {
@@ -58,8 +69,8 @@ final class MeshState: Sendable {
             }
         }
         telemetrySpec.withLock { $0 = spec }
-        for entry in all {
-            entry.box.update { config in
+        for box in all.map(\.box) + egressListeners.map(\.box) {
+            box.update { config in
                 config.samplingPercent = spec.samplingPercent
                 config.propagation = spec.propagation
                 config.customTags = tags

@@ -145,6 +145,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var upstreams: [UpstreamService] = []
     public var registryFile: String?
     public var outboundPolicy: OutboundPolicy = .allowAny
+    /// Outbound requests whose host names no known service go to this upstream (a per-upstream
+    /// egress listener, as the mesh runner gives each `<NAME>_URL`). nil: route by host only.
+    public var defaultUpstream: String?
 
     /// 0...100, 0.01 precision.
     public var samplingPercent: Double = 100

@@ -43,7 +43,10 @@ public enum Router {
                 return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "https:// needs CONNECT, which is not supported"),
                              path: target.path, authority: target.authority, destinationService: target.host, clusterName: nil)
             }
-            if let service = lookup(target.host, in: snapshot) {
+            // A per-upstream egress listener (`defaultUpstream`) sends everything that names no
+            // known service to its one upstream, for clients that ignore HTTP_PROXY and call
+            // `<NAME>_URL=http://127.0.0.1:PORT` directly.
+            if let service = lookup(target.host, in: snapshot) ?? config.defaultUpstream.flatMap({ snapshot.upstreamsByName[$0] }) {
                 let cluster = "outbound|\(target.port)||\(service.name)"
                 return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
                              path: target.path, authority: target.authority, destinationService: service.name, clusterName: cluster)
