@@ -215,7 +215,32 @@ public enum ZipkinJSON {
         }
         guard let ts else { throw WireError("timestamp is required") }
         guard let value else { throw WireError("value is required") }
-        return SpanEvent(timeNanos: ts, name: value)
+        return event(timeNanos: ts, annotation: value)
+    }
+
+    /// Reverses `annotationValue`: OpenTelemetry's Zipkin exporters write an event with
+    /// attributes as the annotation `{"name":{"key":value,...}}`. Anything else is a plain name.
+    static func event(timeNanos: UInt64, annotation value: String) -> SpanEvent {
+        guard value.utf8.first == UInt8(ascii: "{"), value.utf8.last == UInt8(ascii: "}"),
+              let parsed = try? JSONParser.parse(Array(value.utf8), maxDepth: 8),
+              case .object(let members) = parsed, members.count == 1,
+              case .object(let fields) = members[0].value
+        else { return SpanEvent(timeNanos: timeNanos, name: value) }
+        return SpanEvent(timeNanos: timeNanos, name: members[0].key, attributes: fields.compactMap { key, v in
+            attribute(from: v).map { Attribute(key, $0) }
+        })
+    }
+
+    private static func attribute(from value: JSONValue) -> AttributeValue? {
+        switch value {
+        case .string(let s): return .string(s)
+        case .bool(let b): return .bool(b)
+        case .number:
+            if let i = value.int64Value { return .int(i) }
+            return value.doubleValue.map { .double($0) }
+        case .array(let items): return .array(items.compactMap(attribute(from:)))
+        case .null, .object: return nil
+        }
     }
 
     // MARK: - Encoding

@@ -77,7 +77,7 @@ public enum ZipkinProto {
             guard let t = Micros.toNanos(a.timestamp) else {
                 throw WireError("spans[\(i)].annotations[\(n)].timestamp: out of range")
             }
-            events.append(SpanEvent(timeNanos: t, name: a.value))
+            events.append(ZipkinJSON.event(timeNanos: t, annotation: a.value))
         }
 
         return Span(
