@@ -140,11 +140,18 @@ let package = Package(
             ]
         ),
 
+        // `meshtrace analyze`: finds where traces break (dropped context, orphans, partial
+        // propagation, clock skew, sampling flips, uninstrumented hops) and computes critical paths.
+        .target(
+            name: "TraceAnalysis",
+            dependencies: ["TraceModel"]
+        ),
+
         // The single `meshtrace` binary: argument parsing and wiring only.
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage", "SidecarProxy", "TraceExport", "DemoServices", "MeshRunner",
+                "Collector", "TraceStorage", "SidecarProxy", "TraceExport", "DemoServices", "MeshRunner", "TraceAnalysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -173,6 +180,7 @@ let package = Package(
         ),
         .testTarget(name: "MeshtraceTracingTests", dependencies: ["MeshtraceTracing", "TraceModel", "TraceExport"]),
         .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel"]),
+        .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
         .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel"]),
         .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
     ],
