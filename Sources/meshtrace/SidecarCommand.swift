@@ -51,6 +51,8 @@ struct SidecarCommand: AsyncParsableCommand {
     var sampling: String?
     @Option(name: .customLong("propagation"), help: "Formats injected: comma list of w3c, b3multi, b3single (default w3c,b3multi).")
     var propagation: String?
+    @Flag(name: .customLong("infer-parent"), help: "Link outbound calls without trace context to the one inbound request in flight (never guesses when several are).")
+    var inferParent = false
     @Option(name: .customLong("health-check-path"), help: "Comma list of paths not traced (default /healthz,/readyz,/health; 'none' for none).")
     var healthCheckPath: String?
     @Option(name: .customLong("custom-tag"), help: "Span tag NAME=literal:VALUE, NAME=env:VAR or NAME=header:NAME (repeatable).")
@@ -85,6 +87,9 @@ struct SidecarCommand: AsyncParsableCommand {
     var idleTimeout: String?
     @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, time in-flight requests get to finish (default 10s).")
     var drainTimeout: String?
+    @Option(name: .customLong("threads"), help: "Event-loop threads (default 1, like a linkerd2-proxy sidecar; more for a busy gateway).")
+    var threads: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
@@ -102,7 +107,8 @@ struct SidecarCommand: AsyncParsableCommand {
         add("max-connections", maxConnections); add("max-pending-requests", maxPendingRequests)
         add("max-idle-per-upstream", maxIdlePerUpstream); add("max-downstream-connections", maxDownstreamConnections)
         add("max-header-bytes", maxHeaderBytes); add("header-timeout", headerTimeout); add("idle-timeout", idleTimeout)
-        add("drain-timeout", drainTimeout); add("log-level", logLevel)
+        add("drain-timeout", drainTimeout); add("log-level", logLevel); add("threads", threads)
+        if inferParent { pairs.append(("infer-parent", "true")) }
         for v in route { pairs.append(("route", v)) }
         for v in upstream { pairs.append(("upstream", v)) }
         for v in customTag { pairs.append(("custom-tag", v)) }
@@ -152,7 +158,7 @@ struct SidecarCommand: AsyncParsableCommand {
         var logger = Logger(label: "meshtrace.sidecar")
         logger.logLevel = level
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, ProcessInfo.processInfo.activeProcessorCount))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(config.threads, 64)))
         let box = ConfigurationBox(config)
         let telemetry = Self.makeTelemetry(config, box: box, group: group, logger: logger)
         let server = SidecarServer(configuration: box, telemetry: telemetry, logger: logger, group: group)

@@ -21,7 +21,8 @@ public enum ConfigurationLoader {
         "metrics-port", "admin-port", "upstream", "registry", "outbound-policy", "sampling", "propagation",
         "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "max-retries",
         "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
-        "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level",
+        "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
+        "infer-parent",
     ]
 
     /// Applies one option. Repeatable options append; others replace.
@@ -56,6 +57,12 @@ public enum ConfigurationLoader {
                 throw ConfigurationError("--sampling must be a percentage between 0 and 100, got '\(v)'")
             }
             config.samplingPercent = (percent * 100).rounded() / 100
+        case "infer-parent":
+            switch v.lowercased() {
+            case "true", "yes", "on", "1", "": config.inferParent = true
+            case "false", "no", "off", "0": config.inferParent = false
+            default: throw ConfigurationError("--infer-parent takes true or false, got '\(v)'")
+            }
         case "propagation":
             guard let formats = PropagationFormat.parseList(v) else {
                 throw ConfigurationError("--propagation takes a comma list of w3c, b3multi, b3single; got '\(v)'")
@@ -96,6 +103,7 @@ public enum ConfigurationLoader {
         case "max-idle-per-upstream": config.maxIdlePerUpstream = try count(v, option)
         case "max-downstream-connections": config.maxDownstreamConnections = try count(v, option)
         case "max-header-bytes": config.maxHeaderBytes = try count(v, option)
+        case "threads": config.threads = try count(v, option)
         case "log-level":
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
                 throw ConfigurationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")

@@ -155,6 +155,10 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var healthCheckPaths: [String] = ["/healthz", "/readyz", "/health"]
     public var customTags: [CustomTag] = []
     public var exporter = ExporterConfiguration()
+    /// Parent inference (propagation doctor): an outbound request without trace context, made
+    /// while exactly one inbound request of this service is in flight, becomes that request's
+    /// child. Off by default: it is a guess, if a safe one (see `ParentInference`).
+    public var inferParent = false
 
     // Per-upstream resilience (Envoy cluster settings).
     public var connectTimeoutMillis: Int64 = 10_000
@@ -184,6 +188,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var drainTimeoutMillis: Int64 = 10_000
 
     public var logLevel = "info"
+    /// Event-loop threads. One by default: a sidecar shares its machine with the app it serves,
+    /// and on small machines a second loop mostly adds context switches (docs/performance.md).
+    public var threads = 1
 
     public init() {}
 

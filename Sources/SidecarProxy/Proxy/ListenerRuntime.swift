@@ -32,12 +32,15 @@ public final class ListenerRuntime: Sendable {
     public let clusters: ClusterRegistry
     public let stats: ProxyStats
     public let connections: ConnectionTracker
+    /// Shared by every listener of one service instance (see `ParentInference`).
+    public let inference: ParentInference
     public let logger: Logger
 
     public init(
         direction: ProxyDirection, configuration: ConfigurationBox, telemetry: any ProxyTelemetry,
         pools: PoolRegistry = PoolRegistry(), clusters: ClusterRegistry = ClusterRegistry(), stats: ProxyStats = ProxyStats(),
-        connections: ConnectionTracker? = nil, logger: Logger = Logger(label: "meshtrace.sidecar")
+        connections: ConnectionTracker? = nil, inference: ParentInference = ParentInference(),
+        logger: Logger = Logger(label: "meshtrace.sidecar")
     ) {
         self.direction = direction
         self.configuration = configuration
@@ -46,6 +49,7 @@ public final class ListenerRuntime: Sendable {
         self.clusters = clusters
         self.stats = stats
         self.connections = connections ?? ConnectionTracker(limit: configuration.config.maxDownstreamConnections)
+        self.inference = inference
         self.logger = logger
     }
 }

@@ -30,6 +30,8 @@ final class Exchange {
     var timerStarted = false
     var retryTask: Scheduled<Void>?
     var recorded = false
+    /// Inbound only, with parent inference on: this request's registration in `ParentInference`.
+    var inferenceToken: Int?
 
     init(hop: HopRecord, startMono: UInt64, requestVersion: HTTPVersion, requestFraming: BodyFraming, upstreamHead: HTTPRequestHead) {
         self.hop = hop
@@ -216,7 +218,34 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         keepAlive = keepAlive && head.isKeepAlive && !draining
 
         let route = Router.route(direction: direction, head: head, snapshot: snapshot)
-        let trace = TraceDecision.decide(headers: head.headers, path: route.path, snapshot: snapshot, random: &random)
+        var trace = TraceDecision.decide(headers: head.headers, path: route.path, snapshot: snapshot, random: &random)
+        var inferenceToken: Int?
+        var parentInferred = false
+        if config.inferParent {
+            switch direction {
+            case .inbound:
+                // Every inbound request counts, health checks included: an extra one in flight can
+                // only make inference ambiguous, never wrong.
+                inferenceToken = runtime.inference.started(
+                    ParentInference.Inbound(context: trace.context, sampled: trace.sampled, requestID: trace.requestID))
+            case .outbound where !trace.hadContext && trace.upstreamSampled == nil:
+                if case .inferred(let inbound) = runtime.inference.infer() {
+                    // Child of the inbound SERVER span, with its sampling decision and tracestate, so
+                    // the rest of the path joins the same trace.
+                    trace.context = TraceContext(
+                        traceID: inbound.context.traceID, spanID: trace.context.spanID, parentSpanID: inbound.context.spanID,
+                        sampled: inbound.sampled, debug: inbound.context.debug, traceState: inbound.context.traceState)
+                    trace.sampled = inbound.sampled
+                    // The app dropped x-request-id too: the request it serves is the one to log under.
+                    if !TraceDecision.isAcceptableRequestID(head.headers.first(name: RequestID.header) ?? "") {
+                        trace.requestID = inbound.requestID
+                    }
+                    parentInferred = true
+                }
+            case .outbound, .gateway:
+                break
+            }
+        }
 
         var headers = head.headers
         let chunked = HopByHop.strip(&headers)
@@ -258,16 +287,22 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             if let value, !value.isEmpty { tags.append((tag.name, value)) }
         }
 
-        let hop = HopRecord(
+        var hop = HopRecord(
             direction: direction, context: trace.context, sampled: trace.sampled, startNanos: startWall, durationNanos: 0,
             method: head.method.rawValue, path: route.path, authority: route.authority,
             httpProtocol: "HTTP/\(head.version.major).\(head.version.minor)", statusCode: nil, requestID: trace.requestID,
             userAgent: head.headers.first(name: "user-agent"), downstreamAddress: downstreamAddress, sourceService: sourceService,
-            destinationService: route.destinationService, upstreamCluster: route.clusterName, customTags: tags)
+            destinationService: route.destinationService, upstreamCluster: route.clusterName, customTags: tags,
+            parentInferred: parentInferred)
+        hop.propagationExtracted = trace.extracted.isEmpty
+            ? "none" : PropagationFormat.allCases.filter { trace.extracted.contains($0) }.map(\.rawValue).joined(separator: ",")
+        if direction == .inbound { hop.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",") }
+        hop.upstreamSampled = trace.upstreamSampled
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.path, headers: headers)
         let ex = Exchange(
             hop: hop, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(head),
             upstreamHead: upstreamHead)
+        ex.inferenceToken = inferenceToken
         exchange = ex
         runtime.stats.update {
             $0.requestsTotal += 1
@@ -628,6 +663,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishRecord(_ ex: Exchange) {
         guard !ex.recorded else { return }
         ex.recorded = true
+        releaseInference(ex)
         ex.hop.durationNanos = Clock.monoNanos() &- ex.startMono
         runtime.telemetry.record(ex.hop)
         let flags = ex.hop.responseFlags
@@ -637,7 +673,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
+    /// The inbound request is answered: it can no longer be the cause of an outbound call.
+    private func releaseInference(_ ex: Exchange) {
+        if let token = ex.inferenceToken {
+            ex.inferenceToken = nil
+            runtime.inference.finished(token)
+        }
+    }
+
     private func cleanup(_ ex: Exchange) {
+        releaseInference(ex)
         if ex.timerStarted { requestDeadline.clear() }
         ex.retryTask?.cancel()
         ex.retryTask = nil

@@ -10,6 +10,12 @@ public struct HopTrace: Sendable, Equatable {
     /// True when the client forced the trace (x-client-trace-id, x-envoy-force-trace, B3 debug).
     public var forced: Bool
     public var healthCheck: Bool
+    /// Formats found in the incoming headers (recorded on the span for the propagation doctor).
+    public var extracted: Set<PropagationFormat> = []
+    /// The sampling decision the incoming headers carried, if any.
+    public var upstreamSampled: Bool?
+    /// Whether the incoming headers carried a valid parent context.
+    public var hadContext = false
 }
 
 public enum TraceDecision {
@@ -46,7 +52,9 @@ public enum TraceDecision {
 
         var requestID = headers.first(name: RequestID.header) ?? ""
         if !isAcceptableRequestID(requestID) { requestID = FastRequestID.generate(using: &random) }
-        return HopTrace(context: context, sampled: sampled, requestID: requestID, forced: forced, healthCheck: healthCheck)
+        return HopTrace(
+            context: context, sampled: sampled, requestID: requestID, forced: forced, healthCheck: healthCheck,
+            extracted: incoming.formats, upstreamSampled: incoming.sampled, hadContext: incoming.context != nil)
     }
 
     /// Writes this hop's context in every configured format (old trace headers cleared first),

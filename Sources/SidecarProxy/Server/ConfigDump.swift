@@ -25,7 +25,7 @@ public struct BoundAddresses: Sendable, Equatable {
 
 /// `/config_dump`: the effective configuration as JSON.
 public enum ConfigDump {
-    public static func render(_ config: SidecarConfiguration, addresses: BoundAddresses) -> String {
+    public static func render(_ config: SidecarConfiguration, addresses: BoundAddresses, inference: ParentInference? = nil) -> String {
         var o = JSONObjectWriter()
         o.string("service", config.serviceName)
 
@@ -75,6 +75,14 @@ public enum ConfigDump {
         sampling.raw("health_check_paths", "[" + config.healthCheckPaths.map(JSONText.quote).joined(separator: ",") + "]")
         o.raw("sampling", sampling.finish())
         o.raw("propagation", "[" + config.propagation.map { JSONText.quote($0.rawValue) }.joined(separator: ",") + "]")
+        var parent = JSONObjectWriter()
+        parent.bool("enabled", config.inferParent)
+        if let counts = inference?.counts {
+            parent.int("inferred", counts.inferred)
+            parent.int("ambiguous", counts.ambiguous)
+            parent.int("none", counts.none)
+        }
+        o.raw("parent_inference", parent.finish())
         o.raw("custom_tags", "[" + config.customTags.map { t in
             var w = JSONObjectWriter()
             w.string("name", t.name)

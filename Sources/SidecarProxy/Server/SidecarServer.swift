@@ -13,6 +13,9 @@ public final class SidecarServer: Sendable {
     public let pools = PoolRegistry()
     public let clusters = ClusterRegistry()
     public let connections: ConnectionTracker
+    /// In-flight inbound requests for parent inference; pass one in to share it with other
+    /// listeners of the same service instance (the mesh runner's egress listeners).
+    public let inference: ParentInference
     private let logger: Logger
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
@@ -26,13 +29,16 @@ public final class SidecarServer: Sendable {
         var stopped = false
     }
 
-    public convenience init(configuration: SidecarConfiguration, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil) {
-        self.init(configuration: ConfigurationBox(configuration), telemetry: telemetry, logger: logger, group: group)
+    public convenience init(configuration: SidecarConfiguration, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
+                            inference: ParentInference? = nil) {
+        self.init(configuration: ConfigurationBox(configuration), telemetry: telemetry, logger: logger, group: group, inference: inference)
     }
 
     /// - Parameter configuration: the live configuration; swap it to change sampling and more at runtime.
-    public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil) {
+    public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
+                inference: ParentInference? = nil) {
         self.configuration = configuration
+        self.inference = inference ?? ParentInference()
         self.telemetry = telemetry
         self.logger = logger
         self.connections = ConnectionTracker(limit: configuration.config.maxDownstreamConnections)
@@ -144,7 +150,7 @@ public final class SidecarServer: Sendable {
     func makeRuntime(_ direction: ProxyDirection) -> ListenerRuntime {
         ListenerRuntime(
             direction: direction, configuration: configuration, telemetry: telemetry, pools: pools, clusters: clusters,
-            stats: stats, connections: connections, logger: logger)
+            stats: stats, connections: connections, inference: inference, logger: logger)
     }
 
     private func bindProxy(direction: ProxyDirection, host: String, port: Int) async throws -> any Channel {
@@ -210,7 +216,9 @@ public final class SidecarServer: Sendable {
         let path = TraceDecision.pathOnly(head.uri)
         switch path {
         case "/stats/prometheus", "/metrics":
-            return SimpleResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: telemetry.prometheusText())
+            return SimpleResponse(
+                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                body: telemetry.prometheusText() + inference.prometheusText(service: configuration.config.serviceName))
         default:
             return .text("not found; metrics are at /stats/prometheus\n", status: .notFound)
         }
@@ -220,7 +228,7 @@ public final class SidecarServer: Sendable {
         let path = TraceDecision.pathOnly(head.uri)
         switch path {
         case "/config_dump":
-            return .json(ConfigDump.render(configuration.config, addresses: addresses))
+            return .json(ConfigDump.render(configuration.config, addresses: addresses, inference: inference))
         case "/ready":
             return isDraining ? .text("DRAINING\n", status: .serviceUnavailable) : .text("LIVE\n")
         case "/stats":
@@ -245,6 +253,9 @@ public final class SidecarServer: Sendable {
             "downstream_cx_overflow: \(s.downstreamConnectionsRefused)",
             "local_replies: \(s.localReplies)",
             "upstream_rq_retry: \(s.upstreamRetries)",
+            "parent_inference.inferred: \(inference.counts.inferred)",
+            "parent_inference.ambiguous: \(inference.counts.ambiguous)",
+            "parent_inference.none: \(inference.counts.none)",
         ]
         for (flag, n) in s.responseFlags.sorted(by: { $0.key < $1.key }) {
             lines.append("response_flags.\(flag): \(n)")

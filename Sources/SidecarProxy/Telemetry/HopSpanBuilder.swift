@@ -60,6 +60,11 @@ public struct HopSpanBuilder: Sendable {
         }
         if hop.direction != .inbound { attributes.append(Attribute("peer.service", .string(hop.destinationService))) }
         if hop.parentInferred { attributes.append(Attribute("meshtrace.parent_inferred", .bool(true))) }
+        // What the propagation doctor compares (`meshtrace analyze`): formats that arrived, formats
+        // handed to the app, and the caller's sampling decision.
+        if let extracted = hop.propagationExtracted { attributes.append(Attribute("meshtrace.propagation.extracted", .string(extracted))) }
+        if let injected = hop.propagationInjected { attributes.append(Attribute("meshtrace.propagation.injected", .string(injected))) }
+        if let upstream = hop.upstreamSampled { attributes.append(Attribute("meshtrace.sampling.upstream", .bool(upstream))) }
         if isError { attributes.append(Attribute("error", .string("true"))) }
         for tag in hop.customTags where !tag.value.isEmpty { attributes.append(Attribute(tag.key, .string(tag.value))) }
 

@@ -52,6 +52,12 @@ public struct HopRecord: Sendable {
     public var customTags: [(key: String, value: String)]
     /// True when the proxy linked this span to a parent it inferred (issue: propagation doctor).
     public var parentInferred: Bool
+    /// Trace formats found in the incoming headers, e.g. "w3c,b3multi" or "none"; nil = not recorded.
+    public var propagationExtracted: String?
+    /// Inbound only: the formats written toward the app, e.g. "w3c,b3multi".
+    public var propagationInjected: String?
+    /// The sampling decision the incoming headers carried, if any.
+    public var upstreamSampled: Bool?
 
     public init(
         direction: ProxyDirection, context: TraceContext, sampled: Bool, startNanos: UInt64, durationNanos: UInt64,
