@@ -182,7 +182,11 @@ struct Handlers: Sendable {
 
         // Forward the trace headers to the database… unless this is the broken demo, which
         // shows what a trace looks like when one service forgets.
-        let forward = configuration.broken ? [] : HeaderForwarding.forwarded(from: request.headers)
+        var forward = configuration.broken ? [] : HeaderForwarding.forwarded(from: request.headers)
+        if configuration.broken, let cause = HeaderForwarding.value(of: "x-request-id", in: request.headers) {
+            // Bookkeeping for the parent-inference tests, not propagation: which request this call serves.
+            forward.append((DemoCausality.header, cause))
+        }
         let fetched: DatabaseRecords
         switch await call(.database, path: "/records?report=\(id)", headers: forward, as: DatabaseRecords.self) {
         case .success(let value): fetched = value

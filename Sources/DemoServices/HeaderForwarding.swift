@@ -30,3 +30,11 @@ public enum HeaderForwarding {
         return values.isEmpty ? nil : values.joined(separator: ",")
     }
 }
+
+/// The broken backend's record of true causality: on each call to database it sends the
+/// x-request-id of the request it is serving in this header (which is not a trace header, so
+/// the trace still breaks). `meshtrace demo` tags it onto spans as `demo.caused_by`, so a test
+/// can compare every inferred parent link with what really happened.
+public enum DemoCausality {
+    public static let header = "x-demo-caused-by"
+}

@@ -73,6 +73,7 @@ final class MeshCore: Service {
             config.samplingPercent = spec.samplingPercent
             config.propagation = spec.propagation
             config.healthCheckPaths = spec.excludePaths
+            config.inferParent = spec.inferParent
             config.outboundPolicy = .allowAny
             config.logLevel = "warning"
             let (server, box) = try await startSidecar(config, exporter: exporter, group: group, appPort: appPort, service: service)
@@ -123,7 +124,10 @@ final class MeshCore: Service {
                 config.adminPort = -1
                 config.defaultUpstream = upstream
                 let box = ConfigurationBox(config)
-                let server = SidecarServer(configuration: box, telemetry: entry.telemetry, logger: quietLogger, group: group)
+                // Same in-flight tracker as the service's own sidecar: parent inference must see the
+                // inbound requests whichever listener the app calls out through.
+                let server = SidecarServer(configuration: box, telemetry: entry.telemetry, logger: quietLogger, group: group,
+                                           inference: entry.server.inference)
                 try await server.start()
                 state.addEgress(MeshState.Egress(service: service.name, upstream: upstream, box: box, server: server))
                 if let address = server.addresses.outbound { egress[service.name, default: [:]][upstream] = "http://\(address)" }

@@ -75,6 +75,9 @@ public struct TelemetrySpec: Sendable, Equatable {
     public var excludePaths: [String]
     /// zipkin or otlp, toward the collector.
     public var exporter: String
+    /// Sidecars link outbound calls without trace context to the one inbound request in flight
+    /// (`telemetry.inferParent`, see `ParentInference`).
+    public var inferParent = false
 
     public init(samplingPercent: Double = 100, propagation: [PropagationFormat] = [.w3c, .b3multi], customTags: [String: String] = [:],
                 excludePaths: [String] = ["/healthz", "/readyz", "/health"], exporter: String = "zipkin") {

@@ -245,7 +245,7 @@ public struct MeshFileParser {
 
     private func telemetry(_ node: Node) throws(MeshFileError) -> TelemetrySpec {
         var spec = TelemetrySpec()
-        for (key, _, value) in try mapping(node, "telemetry", allowed: ["sampling", "propagation", "customTags", "excludePaths", "exporter"]) {
+        for (key, _, value) in try mapping(node, "telemetry", allowed: ["sampling", "propagation", "customTags", "excludePaths", "exporter", "inferParent"]) {
             let path = "telemetry.\(key)"
             switch key {
             case "sampling": spec.samplingPercent = try double(value, path, range: 0...100)
@@ -261,6 +261,7 @@ public struct MeshFileParser {
                     throw fail(value, "\(path).\(name)", "'\(source)' must start with literal:, env: or header:")
                 }
             case "excludePaths": spec.excludePaths = try strings(value, path)
+            case "inferParent": spec.inferParent = try bool(value, path)
             case "exporter":
                 spec.exporter = try string(value, path).lowercased()
                 guard ["zipkin", "otlp"].contains(spec.exporter) else { throw fail(value, path, "must be zipkin or otlp, got '\(spec.exporter)'") }

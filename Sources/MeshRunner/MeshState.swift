@@ -75,6 +75,7 @@ final class MeshState: Sendable {
                 config.propagation = spec.propagation
                 config.customTags = tags
                 config.healthCheckPaths = spec.excludePaths
+                config.inferParent = spec.inferParent
             }
         }
     }
@@ -104,6 +105,6 @@ final class MeshState: Sendable {
 
     func proxyConfig(_ name: String) -> String? {
         guard let e = all.first(where: { $0.name == name }) else { return nil }
-        return ConfigDump.render(e.box.config, addresses: e.server.addresses)
+        return ConfigDump.render(e.box.config, addresses: e.server.addresses, inference: e.server.inference)
     }
 }

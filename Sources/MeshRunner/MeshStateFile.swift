@@ -28,6 +28,15 @@ public enum MeshStateFile {
         }
     }
 
+    /// The query (UI) URL of the running mesh, if its state file exists and its process is alive.
+    public static func queryURL(at path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let contents = try? JSONDecoder().decode(Contents.self, from: data),
+              kill(contents.pid, 0) == 0
+        else { return nil }
+        return contents.queryURL
+    }
+
     /// The control URL of the running mesh, if its state file exists and its process is alive.
     public static func controlURL(at path: String) -> String? {
         guard let data = FileManager.default.contents(atPath: path),

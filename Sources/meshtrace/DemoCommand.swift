@@ -1,4 +1,5 @@
 import ArgumentParser
+import DemoServices
 import Foundation
 import Logging
 import MeshRunner
@@ -20,6 +21,8 @@ struct DemoCommand: AsyncParsableCommand {
     )
 
     @Flag(help: "Run the variant where backend does not forward trace headers.") var broken = false
+    @Flag(name: .customLong("infer-parent"), help: "Sidecars link calls without trace context to the one inbound request in flight (telemetry.inferParent).")
+    var inferParent = false
     @Option(help: "Requests the traffic generator sends through the gateway (0 = none).") var requests = 30
     @Option(help: "Requests per second.") var rate = 10.0
     @Option(name: .customLong("data-dir"), help: "Keep traces here (default: a temporary directory removed on exit).") var dataDir: String?
@@ -50,6 +53,11 @@ struct DemoCommand: AsyncParsableCommand {
             ServiceSpec(name: role, command: "${MESHTRACE}", args: ["demo-service", role, "--port", "${PORT}"] + extra,
                         upstreams: upstreams, healthPath: "/healthz")
         }
+        var telemetry = TelemetrySpec(samplingPercent: sampling)
+        telemetry.inferParent = inferParent
+        // The broken backend still names the request it is serving in its own header (no trace
+        // context in it): recorded on spans so tests can check inferred links against the truth.
+        telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"]
         return MeshFile(
             name: broken ? "demo-broken" : "demo",
             services: [
@@ -58,7 +66,7 @@ struct DemoCommand: AsyncParsableCommand {
                 service("database", upstreams: []),
             ],
             gateway: GatewaySpec(port: gatewayPort, routes: [("/", "frontend")]),
-            telemetry: TelemetrySpec(samplingPercent: sampling),
+            telemetry: telemetry,
             collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir))
     }
 
