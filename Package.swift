@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "TraceModel", "TraceWire", "TraceStorage",
+                "TraceModel", "TraceWire", "TraceStorage", "TraceAnalysis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

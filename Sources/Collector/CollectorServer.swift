@@ -68,6 +68,7 @@ public final class CollectorServer: Service {
         queryRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
         JaegerQueryAPI(store: store).register(on: queryRouter)
         GraphAPI(store: store).register(on: queryRouter)
+        AnalysisAPI(store: store).register(on: queryRouter)  // propagation doctor, critical path
         WebUI().register(on: queryRouter)
 
         let adminRouter = Router()
