@@ -78,7 +78,7 @@ def run_hey(url, duration, rate, workers=10):
     out = subprocess.run(["hey", "-z", f"{duration}s", "-c", str(workers), "-q", str(rate / workers), url],
                          capture_output=True, text=True, check=True).stdout
     def pct(p):
-        m = re.search(rf"\s{p}%% in ([\d.]+) secs", out)
+        m = re.search(rf"\s{p}% in ([\d.]+) secs", out)
         return float(m.group(1)) * 1000 if m else float("nan")
     total = int(re.search(r"\[200\]\s+(\d+) responses", out).group(1))
     return pct(50), pct(99), total
@@ -96,6 +96,7 @@ def main():
             sys.exit(f"{tool} not found: apt-get install nginx-light haproxy wrk hey")
 
     tmp = tempfile.mkdtemp(prefix="meshtrace-bench-proxy-")
+    os.chmod(tmp, 0o755)  # nginx workers run unprivileged and must read the 1 KiB file
     procs = []
 
     def start(cmd, **kw):
@@ -158,14 +159,31 @@ backend app
         sidecar = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(sc_port), "--app-port", str(app_port),
                          "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100",
                          "--collector", f"http://127.0.0.1:{zipkin_port}/api/v2/spans", "--log-level", "warning"])
+        two_port = free_port()
+        two = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(two_port), "--app-port", str(app_port),
+                     "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100", "--threads", "2",
+                     "--collector", f"http://127.0.0.1:{zipkin_port}/api/v2/spans", "--log-level", "warning"])
+        # The same proxy with tracing off (sampling 0, metrics still on): what the spans cost.
+        quiet_port = free_port()
+        quiet = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(quiet_port), "--app-port", str(app_port),
+                       "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "0",
+                       "--exporter", "none", "--log-level", "warning"])
         targets = [
             ("direct (limit)", f"http://127.0.0.1:{app_port}/", []),
             ("meshtrace sidecar", f"http://127.0.0.1:{sc_port}/", [sidecar.pid]),
+            ("meshtrace sidecar, 2 threads", f"http://127.0.0.1:{two_port}/", [two.pid]),
+            ("meshtrace sidecar, sampling 0", f"http://127.0.0.1:{quiet_port}/", [quiet.pid]),
             ("nginx", f"http://127.0.0.1:{ngx_port}/", [ngx.pid]),
             ("haproxy", f"http://127.0.0.1:{hap_port}/", [hap.pid]),
         ]
-        for _, url, _ in targets:
-            wait_http(url)
+        for name, url, _ in targets:
+            try:
+                wait_http(url)
+            except RuntimeError:
+                dead = [p for p in procs if p.poll() is not None]
+                for p in dead:
+                    print(f"{p.args[0]} exited {p.returncode}: {p.stdout.read()[-2000:]}", file=sys.stderr)
+                raise RuntimeError(f"{name} at {url} did not come up")
         print(f"machine: {os.cpu_count()} cores; wrk -t2 -c{args.connections} -d{args.duration}s; "
               f"hey at {args.rate} rps for {args.duration}s; 1 KiB responses, keep-alive", flush=True)
         results = {}
@@ -190,6 +208,7 @@ backend app
                   f"{r['p50'] - d['p50']:+.2f} | {r['p99'] - d['p99']:+.2f} | {r['cpu_per_1k']:.3f} | {r['vcpu_at_rate']:.3f} | {r['rss']:.1f} |")
         with urllib.request.urlopen(f"http://127.0.0.1:{zipkin_port}/api/v2/services", timeout=5) as r:
             print(f"\ncollector received spans for services: {json.load(r)}")
+        print(f"collector CPU during the whole run: {cpu_seconds([collector.pid]):.1f} s (it shares the 2 cores with everything above)")
         if any(r["errors"] for r in results.values()):
             print("non-2xx responses:", {n: r["errors"] for n, r in results.items()})
     finally:
