@@ -123,6 +123,10 @@ def test_broken_demo_names_backend_and_the_headers(tmp_path, meshes):
     roots = [s for s in trace["spans"] if not s["references"]]
     assert [(service(trace, s), kind(s)) for s in roots] == [("backend", "client")]
 
+    # The UI's Health page is served and reads the same endpoint.
+    assert requests.get(f"{mesh.ui}/health", timeout=10).status_code == 200
+    assert "/api/meshtrace/analysis" in requests.get(f"{mesh.ui}/static/health.js", timeout=10).text
+
     # Only about one service: frontend is fine.
     assert analyze(mesh, "--service", "frontend").returncode == 0
     # Usage and connection errors are status 2 with a message.
@@ -153,6 +157,16 @@ def test_inferred_parents_make_sequential_traces_whole(tmp_path, meshes):
                                                                  ("backend", "client"), ("database", "server")}
         db, = [s for s in t["spans"] if service(t, s) == "database" and kind(s) == "server"]
         assert by_id[parent_id(db)]["spanID"] == span["spanID"]
+    # Server-side critical path over a whole trace: contiguous sections from the gateway's root.
+    tid = calls[0][0]["traceID"]
+    cp = subprocess.run([BINARY, "analyze", "critical-path", tid, "--query", mesh.ui, "--format", "json"], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    sections = json.loads(cp.stdout)["sections"]
+    assert sections and all(a["endMicros"] <= b["startMicros"] for a, b in zip(sections, sections[1:]))
+    assert any(sec["service"] == "database" for sec in sections)
+    text = subprocess.run([BINARY, "analyze", "critical-path", tid, "--query", mesh.ui], capture_output=True, text=True, timeout=30)
+    print(text.stdout)
+    assert text.returncode == 0 and "critical path of trace" in text.stdout
     # The doctor is satisfied, and the sidecar counted what it did.
     wait_until(lambda: report(mesh)[1]["traces"] >= 18, timeout=40, interval=1, message="analysed traces")
     code, body = report(mesh)

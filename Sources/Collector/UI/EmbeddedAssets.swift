@@ -3,11 +3,11 @@
 
 enum EmbeddedAssets {
     /// FNV-1a 64 over every asset's name and hash.
-    static let combinedHash = "28ef6f06aabedb0f"
+    static let combinedHash = "b200157ade11780d"
 
     static let files: [String: EmbeddedAsset] = [
         "api.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"7398b7eb42caeec8\"",
+            contentType: "text/javascript; charset=utf-8", etag: "\"331a2b67669bfa6e\"",
             text: #"""
 // The collector's own JSON APIs (same origin). Errors carry the server's message.
 export class ApiError extends Error {
@@ -56,6 +56,8 @@ export function convertTrace(trace) {
       parentID: parentRef ? parentRef.spanID : null, refs, start: sp.startTime, duration: sp.duration,
       tags, logs: sp.logs || [], process: proc, warnings: sp.warnings || [], kind,
       error: err === true || err === 'true' || tag('otel.status_code') === 'ERROR',
+      // The sidecar guessed this span's parent (telemetry.inferParent): drawn dashed.
+      inferred: tag('meshtrace.parent_inferred') === true || tag('meshtrace.parent_inferred') === 'true',
       children: [], depth: 0, parent: null,
     };
   });
@@ -152,7 +154,7 @@ export function criticalPath(model) {
 
 """#),
         "app.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"3290650707435866\"",
+            contentType: "text/javascript; charset=utf-8", etag: "\"9c8fb0e1bbc76aca\"",
             text: #"""
 // Meshtrace UI: a tiny router over history.pushState. Paths match Jaeger UI's where it has
 // the same view (/search?service=…, /trace/{id}), so shared links keep working.
@@ -161,6 +163,7 @@ import { getJSON } from './api.js';
 import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
 import { renderGraph } from './graph.js';
+import { renderHealth } from './health.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
@@ -171,6 +174,7 @@ const routes = [
   [/^\/(?:search)?\/?$/, (root, params, c) => renderSearch(root, params, c), 'search'],
   [/^\/trace\/([^/]+)\/?$/, (root, params, c, id) => renderTrace(root, params, c, decodeURIComponent(id)), 'trace'],
   [/^\/graph\/?$/, (root, params, c) => renderGraph(root, params, c), 'graph'],
+  [/^\/health\/?$/, (root, params, c) => renderHealth(root, params, c), 'health'],
 ];
 
 async function route() {
@@ -590,8 +594,67 @@ function drawGraph(data, selection, onSelect) {
 }
 
 """#),
+        "health.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"d1c248c2744acec4\"",
+            text: #"""
+// Health: the propagation doctor's findings (the same report as `meshtrace analyze`), from
+// GET /api/meshtrace/analysis. Every value is rendered as text.
+import { h, state } from './dom.js';
+import { getJSON } from './api.js';
+
+const WINDOWS = [['5m', 'Last 5 minutes'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['6h', 'Last 6 hours']];
+
+export async function renderHealth(root, params, ctx) {
+  const lookback = WINDOWS.some(([v]) => v === params.get('lookback')) ? params.get('lookback') : '15m';
+  const service = params.get('service') || '';
+  const winSel = h('select', { id: 'health-window', 'aria-label': 'Time window' }, WINDOWS.map(([v, l]) => h('option', { value: v }, l)));
+  winSel.value = lookback;
+  const refresh = h('button', { type: 'button', class: 'btn', id: 'health-refresh' }, 'Refresh');
+  const summary = h('p', { class: 'muted', id: 'health-summary', 'aria-live': 'polite' }, 'Analysing…');
+  const list = h('div', { id: 'health-findings' });
+  root.replaceChildren(h('div', { class: 'health-page' },
+    h('div', { class: 'health-tools' }, h('h1', null, 'Health'), h('label', { class: 'inline' }, 'Window ', winSel), refresh),
+    h('p', { class: 'muted' }, 'Where traces break and why: dropped context, orphan spans, partial propagation, clock skew, sampling flips and uninstrumented hops. Same as `meshtrace analyze`.'),
+    summary, list));
+
+  async function load() {
+    const next = new URLSearchParams({ lookback: winSel.value });
+    if (service) next.set('service', service);
+    history.replaceState(null, '', `/health?${next}`);  // not navigate(): that would re-render
+    let body;
+    try {
+      body = (await getJSON('/api/meshtrace/analysis', { lookback: winSel.value, service })).body;
+    } catch (e) {
+      list.replaceChildren(state('error', 'Could not load the analysis', String(e && e.message || e)));
+      return;
+    }
+    const findings = body.findings || [];
+    summary.textContent = `Analysed ${body.traces} traces (${body.spans} spans, ${(body.services || []).length} services). `
+      + (findings.length ? `${findings.length} problem${findings.length === 1 ? '' : 's'} found.` : 'No problems found.');
+    if (!findings.length) {
+      list.replaceChildren(state('empty', 'No problems found', body.traces ? 'Trace context is propagated end to end.' : 'No complete traces in this window yet.'));
+      return;
+    }
+    list.replaceChildren(...findings.map((f) => {
+      const ev = f.evidence || {};
+      const details = Object.entries(ev.details || {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join('; ');
+      return h('section', { class: `finding ${f.severity}`, dataset: { kind: f.kind, service: f.service } },
+        h('h2', null, `${f.kind.replace(/-/g, ' ')} — ${f.service}`),
+        h('p', null, f.summary),
+        h('p', { class: 'muted' }, `Evidence: ${ev.count}${ev.outOf != null ? ` of ${ev.outOf}` : ''}${details ? `; ${details}` : ''}`),
+        h('p', { class: 'traces' }, 'Traces: ', (ev.traceIDs || []).map((id) => h('a', { href: `/trace/${encodeURIComponent(id)}`, 'data-link': true }, id.slice(0, 16)))),
+        h('p', { class: 'fix' }, `Fix: ${f.fix}`));
+    }));
+  }
+  winSel.addEventListener('change', load);
+  refresh.addEventListener('click', load);
+  await load();
+  return null;
+}
+
+"""#),
         "index.html": EmbeddedAsset(
-            contentType: "text/html; charset=utf-8", etag: "\"8e0f96d37aa2f26a\"",
+            contentType: "text/html; charset=utf-8", etag: "\"2bca5b44de5da518\"",
             text: #"""
 <!doctype html>
 <html lang="en">
@@ -609,6 +672,7 @@ function drawGraph(data, selection, onSelect) {
   <nav>
     <a href="/search" data-link data-nav="search">Search</a>
     <a href="/graph" data-link data-nav="graph">Service graph</a>
+    <a href="/health" data-link data-nav="health">Health</a>
   </nav>
   <span class="spacer"></span>
   <span class="hint" id="shortcut-hint">/ find · j/k move · Enter open · ←/→ fold</span>
@@ -881,7 +945,7 @@ function scatter(traces, ctx) {
 
 """#),
         "style.css": EmbeddedAsset(
-            contentType: "text/css; charset=utf-8", etag: "\"85fe30ad19a09fee\"",
+            contentType: "text/css; charset=utf-8", etag: "\"42ae5f896b931197\"",
             text: #"""
 :root {
   --bg: #f7f8fa; --panel: #ffffff; --text: #1d2430; --muted: #5f6b7a; --border: #dde2ea; --hover: #eef3fb;
@@ -1076,9 +1140,21 @@ label.inline { display: inline-flex; align-items: center; gap: 6px; }
   .graph-side { display: none; }
 }
 
+/* Propagation doctor: inferred parent links are dashed (the sidecar guessed them). */
+.bar.inferred { outline: 2px dashed var(--fg, #333); outline-offset: 1px; }
+.indent.inferred-link { align-self: stretch; border-bottom: 2px dashed var(--muted, #888); margin-bottom: 12px; }
+.inferred-mark { margin-left: 6px; font-size: 11px; padding: 0 4px; border: 1px dashed var(--muted, #888); border-radius: 3px; }
+.health-page { padding: 16px 20px; max-width: 1100px; }
+.health-tools { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
+.finding { border: 1px solid var(--grid, #ddd); border-left: 4px solid var(--warn, #d90); border-radius: 4px; padding: 10px 14px; margin: 12px 0; }
+.finding.error { border-left-color: var(--err, #c33); }
+.finding h2 { font-size: 15px; margin: 0 0 6px; }
+.finding .fix { font-weight: 600; }
+.finding .traces a { margin-right: 8px; font-family: monospace; }
+
 """#),
         "trace.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"0e2dd0a538cb4981\"",
+            contentType: "text/javascript; charset=utf-8", etag: "\"7cd67f3bb1812a93\"",
             text: #"""
 // Trace view: virtualized waterfall with a collapsible span tree, critical path, span details,
 // per-service statistics and JSON download. Deep link: /trace/{id}[?span=<spanID>][&uiFind=text][&view=stats]
@@ -1196,7 +1272,7 @@ export async function renderTrace(root, params, ctx, traceID) {
       isCollapsed ? '▸' : '▾')
       : h('span', { class: 'toggle-spacer' });
     const left = pct(sp.start), width = Math.max((sp.duration / (model.duration || 1)) * 100, 0.15);
-    const bar = h('div', { class: 'bar' + (sp.error ? ' error' : ''), style: { left: `${left}%`, width: `${width}%`, background: colour } });
+    const bar = h('div', { class: 'bar' + (sp.error ? ' error' : '') + (sp.inferred ? ' inferred' : ''), style: { left: `${left}%`, width: `${width}%`, background: colour } });
     if (showCP && cp.has(sp.id)) {
       for (const [a, b] of cp.get(sp.id)) {
         bar.append(h('div', { class: 'cp', style: { left: `${((a - sp.start) / (sp.duration || 1)) * 100}%`, width: `${((b - a) / (sp.duration || 1)) * 100}%` } }));
@@ -1215,11 +1291,13 @@ export async function renderTrace(root, params, ctx, traceID) {
       style: { transform: `translateY(${index * ROW_H}px)` },
     },
     h('div', { class: 'name-col', title: `${sp.service}: ${sp.name}${sp.depth > MAX_INDENT_LEVELS ? ` (depth ${sp.depth + 1})` : ''}` },
-      h('span', { class: 'indent', style: { width: `${indent}px` } }), toggle,
+      h('span', { class: 'indent' + (sp.inferred ? ' inferred-link' : ''), style: { width: `${indent}px` },
+        title: sp.inferred ? 'parent inferred by the sidecar (the app did not forward trace headers)' : null }), toggle,
       h('span', { class: 'swatch', style: { background: colour } }),
       h('span', { class: 'svc' }, sp.service),
       h('span', { class: 'op' }, sp.name),
       sp.error ? h('span', { class: 'err-mark', title: 'error' }, '!') : null,
+      sp.inferred ? h('span', { class: 'inferred-mark', title: 'parent inferred by the sidecar (meshtrace.parent_inferred)' }, 'inferred') : null,
       isCollapsed ? h('span', { class: 'hidden-count' }, `+${countDescendants(sp)}`) : null),
     h('div', { class: 'bar-col' }, bar, label));
     if (sp.children.length) toggle.addEventListener('click', (e) => { e.stopPropagation(); setCollapsed(sp, !isCollapsed); });

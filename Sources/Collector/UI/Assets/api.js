@@ -45,6 +45,8 @@ export function convertTrace(trace) {
       parentID: parentRef ? parentRef.spanID : null, refs, start: sp.startTime, duration: sp.duration,
       tags, logs: sp.logs || [], process: proc, warnings: sp.warnings || [], kind,
       error: err === true || err === 'true' || tag('otel.status_code') === 'ERROR',
+      // The sidecar guessed this span's parent (telemetry.inferParent): drawn dashed.
+      inferred: tag('meshtrace.parent_inferred') === true || tag('meshtrace.parent_inferred') === 'true',
       children: [], depth: 0, parent: null,
     };
   });

@@ -5,6 +5,7 @@ import { getJSON } from './api.js';
 import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
 import { renderGraph } from './graph.js';
+import { renderHealth } from './health.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
@@ -15,6 +16,7 @@ const routes = [
   [/^\/(?:search)?\/?$/, (root, params, c) => renderSearch(root, params, c), 'search'],
   [/^\/trace\/([^/]+)\/?$/, (root, params, c, id) => renderTrace(root, params, c, decodeURIComponent(id)), 'trace'],
   [/^\/graph\/?$/, (root, params, c) => renderGraph(root, params, c), 'graph'],
+  [/^\/health\/?$/, (root, params, c) => renderHealth(root, params, c), 'health'],
 ];
 
 async function route() {

@@ -114,7 +114,7 @@ export async function renderTrace(root, params, ctx, traceID) {
       isCollapsed ? '▸' : '▾')
       : h('span', { class: 'toggle-spacer' });
     const left = pct(sp.start), width = Math.max((sp.duration / (model.duration || 1)) * 100, 0.15);
-    const bar = h('div', { class: 'bar' + (sp.error ? ' error' : ''), style: { left: `${left}%`, width: `${width}%`, background: colour } });
+    const bar = h('div', { class: 'bar' + (sp.error ? ' error' : '') + (sp.inferred ? ' inferred' : ''), style: { left: `${left}%`, width: `${width}%`, background: colour } });
     if (showCP && cp.has(sp.id)) {
       for (const [a, b] of cp.get(sp.id)) {
         bar.append(h('div', { class: 'cp', style: { left: `${((a - sp.start) / (sp.duration || 1)) * 100}%`, width: `${((b - a) / (sp.duration || 1)) * 100}%` } }));
@@ -133,11 +133,13 @@ export async function renderTrace(root, params, ctx, traceID) {
       style: { transform: `translateY(${index * ROW_H}px)` },
     },
     h('div', { class: 'name-col', title: `${sp.service}: ${sp.name}${sp.depth > MAX_INDENT_LEVELS ? ` (depth ${sp.depth + 1})` : ''}` },
-      h('span', { class: 'indent', style: { width: `${indent}px` } }), toggle,
+      h('span', { class: 'indent' + (sp.inferred ? ' inferred-link' : ''), style: { width: `${indent}px` },
+        title: sp.inferred ? 'parent inferred by the sidecar (the app did not forward trace headers)' : null }), toggle,
       h('span', { class: 'swatch', style: { background: colour } }),
       h('span', { class: 'svc' }, sp.service),
       h('span', { class: 'op' }, sp.name),
       sp.error ? h('span', { class: 'err-mark', title: 'error' }, '!') : null,
+      sp.inferred ? h('span', { class: 'inferred-mark', title: 'parent inferred by the sidecar (meshtrace.parent_inferred)' }, 'inferred') : null,
       isCollapsed ? h('span', { class: 'hidden-count' }, `+${countDescendants(sp)}`) : null),
     h('div', { class: 'bar-col' }, bar, label));
     if (sp.children.length) toggle.addEventListener('click', (e) => { e.stopPropagation(); setCollapsed(sp, !isCollapsed); });
