@@ -36,23 +36,12 @@ let logger: Logger = {
     return l
 }()
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 let services = ["frontend", "backend", "database", "cart", "checkout", "payments", "shipping", "email"]
 let routes = ["GET /api/items/{id}", "POST /api/cart", "GET /health/deep", "PUT /api/orders/{id}", "GET /api/search"]
 
 /// Traces of 10 spans shaped like sidecar output: ~12 attributes each.
 func makeSpans(count: Int, seed: UInt64, baseNanos: UInt64) -> [Span] {
-    var rng = SplitMix64(state: seed)
+    var rng = SplitMix64(seed: seed)
     var spans: [Span] = []
     spans.reserveCapacity(count)
     while spans.count < count {

@@ -288,7 +288,7 @@ extension MeshState {
     }
 }
 
-enum PortAllocator {
+public enum PortAllocator {
     struct NoPort: Error {}
 
     /// A port the kernel considers free right now (bound and released).
@@ -309,7 +309,7 @@ enum PortAllocator {
     }
 
     /// True when nothing listens on 127.0.0.1:port and we may bind it.
-    static func isFree(_ port: Int) -> Bool {
+    public static func isFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

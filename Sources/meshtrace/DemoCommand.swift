@@ -40,7 +40,7 @@ struct DemoCommand: AsyncParsableCommand {
                      ("--collector-admin-port", collectorAdminPort), ("--gateway-port", gatewayPort), ("--control-port", controlPort)]
         for (flag, port) in ports {
             guard (0...65535).contains(port) else { throw ValidationError("\(flag) must be between 0 and 65535") }
-            if port != 0 && !PortCheck.isFree(port) {
+            if port != 0 && !PortAllocator.isFree(port) {
                 throw ValidationError("port \(port) is already in use; pick another with \(flag) (or 0 for any free port)")
             }
         }
@@ -91,21 +91,6 @@ struct DemoCommand: AsyncParsableCommand {
         }
         try await runtime.run()
         traffic.withLock { $0?.cancel() }
-    }
-}
-
-enum PortCheck {
-    static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
     }
 }
 

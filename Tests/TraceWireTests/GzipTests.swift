@@ -1,3 +1,4 @@
+import TraceModel
 import Testing
 @testable import TraceWire
 

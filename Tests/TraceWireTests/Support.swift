@@ -1,19 +1,6 @@
 import TraceModel
 @testable import TraceWire
 
-/// Seeded PRNG so fuzz failures reproduce (print the seed and iteration on failure).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 enum Fuzz {
     static func randomBytes(_ g: inout SplitMix64, maxCount: Int = 200) -> [UInt8] {
         let n = Int.random(in: 0...maxCount, using: &g)

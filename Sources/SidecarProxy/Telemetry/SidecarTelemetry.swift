@@ -79,10 +79,7 @@ public final class SidecarTelemetry: ProxyTelemetry {
 
     /// A second id for the gateway's edge span, derived so it needs no extra state per request.
     static func edgeSpanID(for id: SpanID) -> SpanID {
-        var z = id.value &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        let z = SplitMix64.mix(id.value)
         return SpanID(z == id.value ? z ^ 1 : z) ?? id
     }
 

@@ -21,10 +21,6 @@ public struct Sampler: Hashable, Sendable {
         if percent <= 0 { return false }
         // The low 64 bits are random in both 64- and 128-bit ids; mix them so ids with
         // structured low bits (counters in tests, some SDKs) still spread evenly.
-        var z = traceID.low &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Double(z % 10_000) < percent * 100
+        return Double(SplitMix64.mix(traceID.low) % 10_000) < percent * 100
     }
 }
