@@ -180,8 +180,9 @@ public struct DemoHTTPClient: Sendable {
                 }
                 head.headers.add(name: "Connection", value: "close")
                 head.headers.add(name: "User-Agent", value: "meshtrace-demo")
-                try await outbound.write(.head(head))
-                try await outbound.write(.end(nil))
+                // One write for head and end: a server that answers and closes as soon as it has
+                // the head must not turn our (empty) end-of-request write into an error.
+                try await outbound.write(contentsOf: [.head(head), .end(nil)])
 
                 var response = DemoHTTPResponse(status: 0, headers: [], body: [])
                 for try await part in inbound {

@@ -149,9 +149,7 @@ enum OneShotHTTPClient {
             head.headers.add(name: "Content-Length", value: String(body.count))
             head.headers.add(name: "Connection", value: "close")
             head.headers.add(name: "User-Agent", value: "meshtrace-sidecar")
-            try await outbound.write(.head(head))
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-            try await outbound.write(.end(nil))
+            try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: body))), .end(nil)])
             var response = Response(status: 0, retryAfterSeconds: nil, bodyPrefix: "")
             for try await part in inbound {
                 switch part {
