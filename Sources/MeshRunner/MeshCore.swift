@@ -145,7 +145,7 @@ final class MeshCore: Service {
             return supervisor
         }
 
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
+        await withTaskGroup(of: Void.self) { tasks in
             for supervisor in supervisors { tasks.addTask { await supervisor.run() } }
             tasks.addTask { await self.monitorHealth() }
             if let watch = options.watchFile { tasks.addTask { await self.watch(watch) } }
@@ -165,7 +165,7 @@ final class MeshCore: Service {
                 for supervisor in supervisors { stops.addTask { await supervisor.stop() } }
             }
             tasks.cancelAll()
-            while let _ = try? await tasks.next() {}
+            while await tasks.next() != nil {}
         }
         for egress in state.egressListeners { await egress.server.shutdown() }
         for entry in state.all {

@@ -75,7 +75,7 @@ func extracted(_ tracer: MeshtraceTracer, _ fields: [String: String]) -> Instrum
         let (tracer, exporter) = makeTracer()
         await tracer.withSpan("outer", context: .topLevel) { _ in
             // withSpan binds the span's context to InstrumentationContext.current.
-            await tracer.withSpan("inner") { _ in }
+            tracer.withSpan("inner") { _ in }
         }
         await tracer.flush()
         let outer = try #require(exporter.exported.first { $0.name == "outer" })
