@@ -29,22 +29,46 @@ public enum HopByHop {
     ]
 
     /// Removes hop-by-hop headers in place. Returns true when the message was chunked.
+    /// One read-only pass finds what must go; the headers are rebuilt once, and only when
+    /// something is removed (most requests carry none, most responses only `Connection`).
     @discardableResult
     public static func strip(_ headers: inout HTTPHeaders) -> Bool {
         var chunked = false
         var listed: [String] = []
+        var found = false
         for (name, value) in headers {
-            if name.utf8.count == 10, name.lowercased() == "connection" {
-                for token in value.split(separator: ",") {
-                    let t = token.trimmingSpaces.lowercased()
-                    if !t.isEmpty && t != "close" && t != "keep-alive" { listed.append(t) }
+            switch name.utf8.count {
+            case 10:
+                let lower = name.lowercased()
+                if lower == "connection" {
+                    found = true
+                    for token in value.split(separator: ",") {
+                        let t = token.trimmingSpaces.lowercased()
+                        if !t.isEmpty && t != "close" && t != "keep-alive" { listed.append(t) }
+                    }
+                } else if lower == "keep-alive" {
+                    found = true
                 }
-            } else if name.utf8.count == 17, name.lowercased() == "transfer-encoding" {
-                if value.lowercased().contains("chunked") { chunked = true }
+            case 17:
+                if name.lowercased() == "transfer-encoding" {
+                    found = true
+                    if value.lowercased().contains("chunked") { chunked = true }
+                }
+            case 2, 7, 16, 18, 19:
+                if !found, fixed.contains(name.lowercased()) { found = true }
+            default:
+                break
             }
         }
-        for name in listed { headers.remove(name: name) }
-        for name in fixed where headers.contains(name: name) { headers.remove(name: name) }
+        guard found || !listed.isEmpty else { return chunked }
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if fixed.contains(lower) || listed.contains(lower) { continue }
+            kept.append((name, value))
+        }
+        headers = HTTPHeaders(kept)
         return chunked
     }
 }
