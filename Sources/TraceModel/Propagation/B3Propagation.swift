@@ -17,10 +17,20 @@ public enum B3Propagation {
         case decisionOnly(sampled: Bool, debug: Bool)
     }
 
+    @inlinable
     public static func extractMulti(_ headers: some HeaderCarrier) -> Extracted? {
-        let sampled = headers.first(sampledHeader).flatMap(parseSampled)
-        let debug = headers.first(flagsHeader)?.trimmingCharacters(in: " ") == "1"
-        guard let rawTrace = headers.first(traceIDHeader), let rawSpan = headers.first(spanIDHeader) else {
+        extractMulti(
+            sampled: headers.first(sampledHeader), flags: headers.first(flagsHeader), traceID: headers.first(traceIDHeader),
+            spanID: headers.first(spanIDHeader), parentSpanID: { headers.first(parentSpanIDHeader) })
+    }
+
+    /// `extractMulti` on header values already looked up (the parent is read only when needed).
+    public static func extractMulti(
+        sampled rawSampled: String?, flags: String?, traceID: String?, spanID: String?, parentSpanID: () -> String?
+    ) -> Extracted? {
+        let sampled = rawSampled.flatMap(parseSampled)
+        let debug = flags?.trimmingCharacters(in: " ") == "1"
+        guard let rawTrace = traceID, let rawSpan = spanID else {
             if debug { return .decisionOnly(sampled: true, debug: true) }
             if let sampled { return .decisionOnly(sampled: sampled, debug: false) }
             return nil
@@ -29,15 +39,21 @@ public enum B3Propagation {
             return nil
         }
         var parent: SpanID?
-        if let rawParent = headers.first(parentSpanIDHeader) {
+        if let rawParent = parentSpanID() {
             guard let parsed = SpanID(hex: rawParent.trimmingCharacters(in: " ").lowercased()) else { return nil }
             parent = parsed
         }
         return .context(TraceContext(traceID: traceID, spanID: spanID, parentSpanID: parent, sampled: debug ? true : sampled, debug: debug))
     }
 
+    @inlinable
     public static func extractSingle(_ headers: some HeaderCarrier) -> Extracted? {
         guard let value = headers.first(singleHeader) else { return nil }
+        return extractSingle(value)
+    }
+
+    /// `extractSingle` on the `b3` header's value.
+    public static func extractSingle(_ value: String) -> Extracted? {
         let parts = value.trimmingCharacters(in: " ").split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         if parts.count == 1 {
             switch parts[0] {
@@ -69,6 +85,7 @@ public enum B3Propagation {
         return .context(TraceContext(traceID: traceID, spanID: spanID, parentSpanID: parent, sampled: sampled, debug: debug))
     }
 
+    @inlinable
     public static func injectMulti(_ context: TraceContext, into headers: inout some HeaderCarrier) {
         headers.replace("X-B3-TraceId", with: context.traceID.hex)
         headers.replace("X-B3-SpanId", with: context.spanID.hex)
@@ -94,6 +111,7 @@ public enum B3Propagation {
         return value
     }
 
+    @inlinable
     public static func injectSingle(_ context: TraceContext, into headers: inout some HeaderCarrier) {
         headers.replace(singleHeader, with: formatSingle(context))
     }

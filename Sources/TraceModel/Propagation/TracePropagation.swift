@@ -28,16 +28,26 @@ public enum TracePropagation {
         B3Propagation.sampledHeader, B3Propagation.flagsHeader, B3Propagation.singleHeader,
     ]
 
+    @inlinable
     public static func extract(_ headers: some HeaderCarrier) -> IncomingTrace {
+        combine(
+            w3c: W3CTraceContext.extract(headers), single: B3Propagation.extractSingle(headers),
+            multi: B3Propagation.extractMulti(headers), traceparent: { headers.first(W3CTraceContext.traceparent) },
+            tracestate: { headers.first(W3CTraceContext.tracestate) })
+    }
+
+    /// The non-generic part of `extract`: merges what each format found.
+    public static func combine(
+        w3c: TraceContext?, single: B3Propagation.Extracted?, multi: B3Propagation.Extracted?,
+        traceparent: () -> String?, tracestate: () -> String?
+    ) -> IncomingTrace {
         var incoming = IncomingTrace()
-        let w3c = W3CTraceContext.extract(headers)
-        let single = B3Propagation.extractSingle(headers)
-        let multi = B3Propagation.extractMulti(headers)
         if w3c != nil { incoming.formats.insert(.w3c) }
         if case .context = single { incoming.formats.insert(.b3single) }
         if case .context = multi { incoming.formats.insert(.b3multi) }
 
-        for candidate in [single, multi] {
+        // Single first, then multi (no array per request).
+        func take(_ candidate: B3Propagation.Extracted?) {
             switch candidate {
             case .context(let context)?:
                 if incoming.context == nil { incoming.context = context }
@@ -49,6 +59,8 @@ public enum TracePropagation {
                 break
             }
         }
+        take(single)
+        take(multi)
         if var w3c {
             // Keep B3's debug flag even when W3C supplies the ids (W3C has no debug bit).
             if incoming.debug { w3c.debug = true; w3c.sampled = true }
@@ -56,8 +68,8 @@ public enum TracePropagation {
         }
         // A B3-only hop upstream still forwards `tracestate` (see `inject`): keep it with the B3
         // context, but only when there is no traceparent at all (an invalid one voids tracestate).
-        if w3c == nil, incoming.context != nil, headers.first(W3CTraceContext.traceparent) == nil,
-           let state = headers.first(W3CTraceContext.tracestate), W3CTraceContext.isValidTraceState(state)
+        if w3c == nil, incoming.context != nil, traceparent() == nil,
+           let state = tracestate(), W3CTraceContext.isValidTraceState(state)
         {
             incoming.context?.traceState = state
         }
@@ -69,6 +81,7 @@ public enum TracePropagation {
     }
 
     /// Clears every trace header this module owns, then writes `context` in each format.
+    @inlinable
     public static func inject(_ context: TraceContext, formats: [PropagationFormat], into headers: inout some HeaderCarrier) {
         for name in ownedHeaders { headers.remove(name) }
         for format in formats {

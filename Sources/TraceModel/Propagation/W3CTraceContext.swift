@@ -5,9 +5,18 @@ public enum W3CTraceContext {
     public static let traceparent = "traceparent"
     public static let tracestate = "tracestate"
 
+    /// Generic only for the header lookups (inlinable, so callers in other modules specialize
+    /// it for their carrier instead of going through runtime generic metadata per request).
+    @inlinable
     public static func extract(_ headers: some HeaderCarrier) -> TraceContext? {
-        guard let value = headers.first(traceparent), var context = parse(value) else { return nil }
-        if let state = headers.first(tracestate), isValidTraceState(state) {
+        guard let value = headers.first(traceparent) else { return nil }
+        return extract(traceparent: value, tracestate: { headers.first(tracestate) })
+    }
+
+    /// `extract` on values already looked up; `tracestate` is read only for a valid traceparent.
+    public static func extract(traceparent value: String, tracestate: () -> String?) -> TraceContext? {
+        guard var context = parse(value) else { return nil }
+        if let state = tracestate(), isValidTraceState(state) {
             context.traceState = state
         }
         return context
@@ -32,6 +41,7 @@ public enum W3CTraceContext {
         "00-\(context.traceID.hex32)-\(context.spanID.hex)-\(context.sampled == true || context.debug ? "01" : "00")"
     }
 
+    @inlinable
     public static func inject(_ context: TraceContext, into headers: inout some HeaderCarrier) {
         headers.replace(traceparent, with: format(context))
         if let state = context.traceState, !state.isEmpty {
@@ -46,6 +56,7 @@ public enum W3CTraceContext {
     }
 
     /// Loose check: at most 32 comma-separated `key=value` members of printable ASCII.
+    @usableFromInline
     static func isValidTraceState(_ value: String) -> Bool {
         let members = value.split(separator: ",", omittingEmptySubsequences: true)
         guard members.count <= 32, value.utf8.count <= 512 else { return false }
