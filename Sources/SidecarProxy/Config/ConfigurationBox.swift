@@ -13,6 +13,10 @@ public final class ConfigurationBox: Sendable {
         /// Upstreams by lower-case name.
         public let upstreamsByName: [String: UpstreamService]
         public let healthCheckPaths: Set<String>
+        /// The inbound cluster name, `inbound|PORT||` (built once, not per request).
+        public let inboundCluster: String
+        /// The configured propagation formats as recorded on inbound spans, e.g. "w3c,b3multi".
+        public let propagationInjected: String
         /// Bumped on every swap, so caches keyed on it can notice.
         public let generation: Int
 
@@ -23,6 +27,8 @@ public final class ConfigurationBox: Sendable {
             for u in config.upstreams { byName[u.name] = u }
             self.upstreamsByName = byName
             self.healthCheckPaths = Set(config.healthCheckPaths)
+            self.inboundCluster = "inbound|\(config.appPort ?? 0)||"
+            self.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",")
             self.generation = generation
         }
     }

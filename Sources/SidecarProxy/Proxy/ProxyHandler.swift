@@ -290,13 +290,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var hop = HopRecord(
             direction: direction, context: trace.context, sampled: trace.sampled, startNanos: startWall, durationNanos: 0,
             method: head.method.rawValue, path: route.path, authority: route.authority,
-            httpProtocol: "HTTP/\(head.version.major).\(head.version.minor)", statusCode: nil, requestID: trace.requestID,
+            httpProtocol: Self.protocolName(head.version), statusCode: nil, requestID: trace.requestID,
             userAgent: head.headers.first(name: "user-agent"), downstreamAddress: downstreamAddress, sourceService: sourceService,
             destinationService: route.destinationService, upstreamCluster: route.clusterName, customTags: tags,
             parentInferred: parentInferred)
         hop.propagationExtracted = trace.extracted.isEmpty
             ? "none" : PropagationFormat.allCases.filter { trace.extracted.contains($0) }.map(\.rawValue).joined(separator: ",")
-        if direction == .inbound { hop.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",") }
+        if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
         hop.upstreamSampled = trace.upstreamSampled
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.path, headers: headers)
         let ex = Exchange(
@@ -357,6 +357,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             } else {
                 ex.buffered.append(.end(trailers))
             }
+        }
+    }
+
+    /// "HTTP/1.1" without building the string per request.
+    static func protocolName(_ version: HTTPVersion) -> String {
+        switch (version.major, version.minor) {
+        case (1, 1): return "HTTP/1.1"
+        case (1, 0): return "HTTP/1.0"
+        default: return "HTTP/\(version.major).\(version.minor)"
         }
     }
 

@@ -24,7 +24,7 @@ public enum Router {
         switch direction {
         case .inbound:
             let appPort = config.appPort ?? 0
-            let cluster = "inbound|\(appPort)||"
+            let cluster = snapshot.inboundCluster
             return Route(
                 outcome: .forward(UpstreamTarget(clusterName: cluster, host: config.appHost, port: appPort)),
                 path: head.uri, authority: head.headers.first(name: "host") ?? "", destinationService: config.serviceName,
