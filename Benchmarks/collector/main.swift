@@ -113,7 +113,8 @@ func rawStoreRate(batch: Int) async throws -> Double {
 }
 
 // MARK: 2. end-to-end over HTTP
-func startCollector(dataDir: String) async throws -> (Task<Void, any Error>, ListeningAddresses) {
+/// A collector in this process; stop it with `stop(_:)`, which drains and closes it gracefully.
+func startCollector(dataDir: String) async throws -> (RunningCollector, ListeningAddresses) {
     var config = CollectorConfiguration()
     config.zipkinPort = 0
     config.otlpHTTPPort = 0
@@ -123,8 +124,18 @@ func startCollector(dataDir: String) async throws -> (Task<Void, any Error>, Lis
     let (stream, continuation) = AsyncStream.makeStream(of: ListeningAddresses.self)
     let server = CollectorServer(configuration: config, logger: logger, onListening: { continuation.yield($0) })
     let task = Task { try await server.run() }
-    for await addresses in stream { return (task, addresses) }
+    for await addresses in stream { return (RunningCollector(server: server, task: task), addresses) }
     throw CancellationError()
+}
+
+struct RunningCollector {
+    let server: CollectorServer
+    let task: Task<Void, any Error>
+
+    func stop() async {
+        await server.shutdownGracefully()
+        _ = await task.result
+    }
 }
 
 func post(_ session: URLSession, _ url: URL, _ body: Data, contentType: String) async throws -> Int {
@@ -171,8 +182,7 @@ func endToEndRate(format: String, batch: Int) async throws -> Double {
         return try await group.reduce(0, +)
     }
     let elapsed = ContinuousClock.now - started
-    task.cancel()
-    _ = await task.result
+    await task.stop()
     if failures > 0 { say("  warning: \(failures) requests failed") }
     return rate(spans.count, elapsed)
 }
@@ -223,8 +233,7 @@ func queryLatencies() async throws -> [(String, Double, Double)] {
         for _ in 0..<100 { samples.append(try await timeGet(path)) }
         results.append((label, percentile(samples, 0.5), percentile(samples, 0.99)))
     }
-    task.cancel()
-    _ = await task.result
+    await task.stop()
     return results
 }
 
