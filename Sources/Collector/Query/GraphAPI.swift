@@ -31,7 +31,7 @@ struct GraphAPI: Sendable {
         guard lookback > 0, lookback <= Self.maxLookbackNanos else {
             throw HTTPFailure.badRequest("parameter 'lookback' must be between 1s and 24h, like 1m, 5m or 1h")
         }
-        let endMs = try params.int64("endTs", min: 1) ?? Int64(WallClock.nowNanos() / 1_000_000)
+        let endMs = try params.int64("endTs", min: 1, max: QueryParameters.maxMillis) ?? Int64(WallClock.nowNanos() / 1_000_000)
         let end = UInt64(endMs) * 1_000_000 + 999_999
         let start = end > lookback ? end - lookback : 0
         let readFrom = start > Self.lookBehindNanos ? start - Self.lookBehindNanos : 0

@@ -118,8 +118,8 @@ struct JaegerQueryAPI: Sendable {
         let params = QueryParameters(request)
         guard let service = params.string("service") else { throw .badRequest("parameter 'service' is required") }
         let nowMicros = Int64(WallClock.nowNanos() / 1_000)
-        let end = try params.int64("end", min: 0) ?? nowMicros
-        var start = try params.int64("start", min: 0)
+        let end = try params.int64("end", min: 0, max: QueryParameters.maxMicros) ?? nowMicros
+        var start = try params.int64("start", min: 0, max: QueryParameters.maxMicros)
         if start == nil, let lookback = try params.goDurationNanos("lookback") {
             start = max(0, end - Int64(lookback / 1_000))
         }
@@ -168,11 +168,8 @@ struct JaegerQueryAPI: Sendable {
 
     private func dependencies(_ request: Request) async throws -> Response {
         let params = QueryParameters(request)
-        let endTs = try params.int64("endTs", min: 1) ?? Int64(WallClock.nowNanos() / 1_000_000)
-        let lookback = try params.int64("lookback", min: 1) ?? 86_400_000
-        let end = UInt64(endTs) * 1_000_000 + 999_999
-        let start = endTs > lookback ? UInt64(endTs - lookback) * 1_000_000 : 0
-        var links = try await store.dependencies(startNanos: start, endNanos: end)
+        let window = try params.millisecondWindow()
+        var links = try await store.dependencies(startNanos: window.start, endNanos: window.end)
         if let service = params.string("service") {
             links = links.filter { $0.parent == service || $0.child == service }
         }

@@ -43,12 +43,35 @@ struct QueryParameters {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    func int64(_ name: String, min: Int64 = 0) throws(HTTPFailure) -> Int64? {
+    /// Largest epoch-millisecond (resp. microsecond) value whose nanoseconds fit in 64 bits
+    /// (the year 2262): larger times would overflow when converted, so they are refused.
+    static let maxMillis: Int64 = Int64.max / 1_000_000
+    static let maxMicros: Int64 = Int64.max / 1_000
+
+    func int64(_ name: String, min: Int64 = 0, max: Int64 = Int64.max) throws(HTTPFailure) -> Int64? {
         guard let raw = string(name) else { return nil }
-        guard let value = Int64(raw), value >= min else {
-            throw .badRequest("parameter '\(name)' must be an integer >= \(min), got \"\(raw)\"")
+        guard let value = Int64(raw), value >= min, value <= max else {
+            let range = max == Int64.max ? ">= \(min)" : "between \(min) and \(max)"
+            throw .badRequest("parameter '\(name)' must be an integer \(range), got \"\(raw)\"")
         }
         return value
+    }
+
+    /// Zipkin's and Jaeger's dependency and search windows: `endTs` in epoch ms (default now)
+    /// and `lookback` in ms, as nanoseconds, the whole last millisecond included.
+    func millisecondWindow(requireEnd: Bool = false, defaultLookbackMs: Int64 = 86_400_000) throws(HTTPFailure) -> (start: UInt64, end: UInt64) {
+        let endTs: Int64
+        if let given = try int64("endTs", min: 1, max: Self.maxMillis) {
+            endTs = given
+        } else if requireEnd {
+            throw .badRequest("parameter 'endTs' is required: epoch milliseconds")
+        } else {
+            endTs = Int64(WallClock.nowNanos() / 1_000_000)
+        }
+        let lookback = try int64("lookback", min: 1) ?? defaultLookbackMs
+        let end = UInt64(endTs) * 1_000_000 + 999_999
+        let start = endTs > lookback ? UInt64(endTs - lookback) * 1_000_000 : 0
+        return (start, end)
     }
 
     func positiveInt(_ name: String, max: Int = 100_000) throws(HTTPFailure) -> Int? {

@@ -77,16 +77,12 @@ struct ZipkinQueryAPI: Sendable {
 
     func query(from request: Request) throws(HTTPFailure) -> TraceQuery {
         let params = QueryParameters(request)
-        let nowMs = Int64(WallClock.nowNanos() / 1_000_000)
-        let endTs = try params.int64("endTs", min: 1) ?? nowMs
-        let lookback = try params.int64("lookback", min: 1) ?? 86_400_000
-        let minDuration = try params.int64("minDuration", min: 0)
-        let maxDuration = try params.int64("maxDuration", min: 0)
+        let window = try params.millisecondWindow()
+        let minDuration = try params.int64("minDuration", min: 0, max: QueryParameters.maxMicros)
+        let maxDuration = try params.int64("maxDuration", min: 0, max: QueryParameters.maxMicros)
         if let minDuration, let maxDuration, maxDuration < minDuration {
             throw .badRequest("parameter 'maxDuration' must be >= 'minDuration'")
         }
-        let endNanos = UInt64(endTs) &* 1_000_000 &+ 999_999
-        let startNanos = endTs > lookback ? UInt64(endTs - lookback) * 1_000_000 : 0
         let parsed: (tags: [String: String], terms: [String]) = params.string("annotationQuery").map(Self.parseAnnotationQuery) ?? ([:], [])
         var spanName = params.string("spanName")
         if spanName == "all" { spanName = nil }
@@ -99,8 +95,8 @@ struct ZipkinQueryAPI: Sendable {
             annotationTerms: parsed.terms,
             minDurationNanos: minDuration.map { UInt64($0) * 1_000 },
             maxDurationNanos: maxDuration.map { UInt64($0) * 1_000 },
-            startTimeMinNanos: startNanos,
-            startTimeMaxNanos: endNanos,
+            startTimeMinNanos: window.start,
+            startTimeMaxNanos: window.end,
             limit: try params.positiveInt("limit") ?? 10
         )
     }
@@ -145,14 +141,8 @@ struct ZipkinQueryAPI: Sendable {
     }
 
     private func dependencies(_ request: Request) async throws -> Response {
-        let params = QueryParameters(request)
-        guard let endTs = try params.int64("endTs", min: 1) else {
-            throw HTTPFailure.badRequest("parameter 'endTs' is required: epoch milliseconds")
-        }
-        let lookback = try params.int64("lookback", min: 1) ?? 86_400_000
-        let end = UInt64(endTs) * 1_000_000 + 999_999
-        let start = endTs > lookback ? UInt64(endTs - lookback) * 1_000_000 : 0
-        let links = try await store.dependencies(startNanos: start, endNanos: end)
+        let window = try QueryParameters(request).millisecondWindow(requireEnd: true)
+        let links = try await store.dependencies(startNanos: window.start, endNanos: window.end)
         return .json(DependencyJSON.encode(links, omitZeroErrors: true))
     }
 }
