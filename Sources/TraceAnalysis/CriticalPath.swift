@@ -92,3 +92,27 @@ public enum CriticalPath {
         return sections.sorted { $0.startNanos < $1.startNanos }
     }
 }
+
+/// The critical path as the API serves it and the CLI reads it (microseconds, as Jaeger's API
+/// uses): one type on both sides so they cannot drift apart.
+public struct CriticalPathReport: Codable, Sendable, Equatable {
+    public struct Section: Codable, Sendable, Equatable {
+        public var spanID: String
+        public var service: String
+        public var name: String
+        public var startMicros: UInt64
+        public var endMicros: UInt64
+    }
+
+    public var traceID: String
+    public var totalMicros: UInt64
+    public var sections: [Section]
+
+    public init(traceID: String, sections: [CriticalPath.Section]) {
+        self.traceID = traceID
+        self.totalMicros = sections.reduce(0) { $0 + $1.durationNanos / 1_000 }
+        self.sections = sections.map {
+            Section(spanID: $0.spanID, service: $0.service, name: $0.name, startMicros: $0.startNanos / 1_000, endMicros: $0.endNanos / 1_000)
+        }
+    }
+}

@@ -118,19 +118,6 @@ struct CriticalPathCommand: AsyncParsableCommand {
     @Argument(help: "Trace id (hex).") var traceID: String
     @Option(help: "text or json.") var format = "text"
 
-    struct Body: Codable {
-        struct Section: Codable {
-            var spanID: String
-            var service: String
-            var name: String
-            var startMicros: UInt64
-            var endMicros: UInt64
-        }
-        var traceID: String
-        var totalMicros: UInt64
-        var sections: [Section]
-    }
-
     func run() async throws {
         guard format == "text" || format == "json" else { throw AnalyzeFailure.exit("--format must be text or json, got '\(format)'") }
         guard traceID.range(of: "^[0-9a-fA-F]{1,32}$", options: .regularExpression) != nil else {
@@ -141,8 +128,8 @@ struct CriticalPathCommand: AsyncParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        let body: Body
-        do { body = try JSONDecoder().decode(Body.self, from: data) } catch { throw AnalyzeFailure.exit("cannot read the critical path: \(error)") }
+        let body: CriticalPathReport
+        do { body = try JSONDecoder().decode(CriticalPathReport.self, from: data) } catch { throw AnalyzeFailure.exit("cannot read the critical path: \(error)") }
         let origin = body.sections.first?.startMicros ?? 0
         print("critical path of trace \(body.traceID): \(String(format: "%.2f", Double(body.totalMicros) / 1000)) ms in \(body.sections.count) sections")
         for s in body.sections {

@@ -48,7 +48,7 @@ struct AnalysisAPI: Sendable {
             throw HTTPFailure.badRequest("parameter 'lookback' must be between 1s and 24h, like 5m, 15m or 1h")
         }
         let now = WallClock.nowNanos()
-        let endMs = try params.int64("endTs", min: 1) ?? Int64(now / 1_000_000)
+        let endMs = try params.int64("endTs", min: 1, max: QueryParameters.maxMillis) ?? Int64(now / 1_000_000)
         let end = min(UInt64(endMs) * 1_000_000 + 999_999, now)
         let start = end > lookback ? end - lookback : 0
         let readFrom = start > Self.lookBehindNanos ? start - Self.lookBehindNanos : 0
@@ -74,22 +74,7 @@ struct AnalysisAPI: Sendable {
         guard let id = TraceID(hex: hex) else { throw HTTPFailure.badRequest("trace id must be 1-32 hex digits, got '\(hex)'") }
         let trace = try await store.trace(id: id)
         guard !trace.isEmpty else { throw HTTPFailure(status: .notFound, message: "trace \(hex) not found") }
-        struct Body: Encodable {
-            var traceID: String
-            var totalMicros: UInt64
-            var sections: [Section]
-        }
-        struct Section: Encodable {
-            var spanID: String
-            var service: String
-            var name: String
-            var startMicros: UInt64
-            var endMicros: UInt64
-        }
-        let sections = CriticalPath.compute(trace: trace)
-        let body = Body(
-            traceID: id.hex, totalMicros: sections.reduce(0) { $0 + $1.durationNanos / 1_000 },
-            sections: sections.map { Section(spanID: $0.spanID, service: $0.service, name: $0.name, startMicros: $0.startNanos / 1_000, endMicros: $0.endNanos / 1_000) })
+        let body = CriticalPathReport(traceID: id.hex, sections: CriticalPath.compute(trace: trace))
         return try Self.encode(body)
     }
 
