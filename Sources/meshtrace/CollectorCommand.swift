@@ -63,14 +63,7 @@ struct CollectorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "meshtrace.collector")
-        logger.logLevel = level
+        let logger = bootstrapLogging(logLevel, label: "meshtrace.collector")
 
         var config = CollectorConfiguration()
         config.host = host

@@ -71,7 +71,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = bootstrapLogging(logLevel)
+        let logger = bootstrapLogging(logLevel, label: "meshtrace.mesh")
         let temporary = dataDir == nil
         let directory = dataDir ?? (NSTemporaryDirectory() + "meshtrace-demo-\(ProcessInfo.processInfo.processIdentifier)")
         defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }

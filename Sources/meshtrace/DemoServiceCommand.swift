@@ -49,14 +49,7 @@ struct DemoServiceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "meshtrace.demo.\(role.rawValue)")
-        logger.logLevel = level
+        let logger = bootstrapLogging(logLevel, label: "meshtrace.demo.\(role.rawValue)")
         try await DemoService.run(role: role, port: port, host: host, broken: broken, serviceName: serviceName, collector: collector, logger: logger)
     }
 }

@@ -13,18 +13,6 @@ func selfExecutable() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
-func bootstrapLogging(_ level: String) -> Logger {
-    let parsed = Logger.Level(rawValue: level) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = parsed
-        return handler
-    }
-    var logger = Logger(label: "meshtrace.mesh")
-    logger.logLevel = parsed
-    return logger
-}
-
 /// Prints what a person needs after start: where to look, and the table of services.
 func printReady(_ ready: MeshReady, uiURL: String?) {
     var lines: [String] = []
@@ -85,7 +73,7 @@ struct UpCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode(2)
         }
-        let logger = bootstrapLogging(logLevel)
+        let logger = bootstrapLogging(logLevel, label: "meshtrace.mesh")
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
         options.watchFile = file

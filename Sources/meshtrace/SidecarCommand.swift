@@ -149,14 +149,7 @@ struct SidecarCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try buildConfiguration()
-        let level = Logger.Level(rawValue: config.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "meshtrace.sidecar")
-        logger.logLevel = level
+        let logger = bootstrapLogging(config.logLevel, label: "meshtrace.sidecar")
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(config.threads, 64)))
         let box = ConfigurationBox(config)
