@@ -155,7 +155,10 @@ enum OneShotHTTPClient {
                 switch part {
                 case .head(let head):
                     response.status = Int(head.status.code)
-                    response.retryAfterSeconds = head.headers.first(name: "retry-after").flatMap(Double.init)
+                    // Delay-seconds only; an HTTP-date or garbage falls back to our own backoff.
+                    response.retryAfterSeconds = head.headers.first(name: "retry-after").flatMap(Double.init).flatMap {
+                        $0.isFinite && $0 >= 0 ? $0 : nil
+                    }
                 case .body(let buffer):
                     if response.bodyPrefix.utf8.count < 300 { response.bodyPrefix += String(buffer: buffer) }
                 case .end:

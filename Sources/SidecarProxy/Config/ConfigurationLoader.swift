@@ -207,10 +207,16 @@ public enum ConfigurationLoader {
             let number = v.dropLast(suffix.count)
             // "ms" also ends with "s": only accept a number before the suffix.
             guard let n = Double(number), n >= 0, n.isFinite else { continue }
-            return Int64((n * factor).rounded())
+            return millis(n * factor)
         }
         guard let n = Double(v), n >= 0, n.isFinite else { return nil }
-        return Int64((n * 1000).rounded())
+        return millis(n * 1000)
+    }
+
+    /// Refuses values beyond about 292 years instead of trapping on the conversion to Int64.
+    private static func millis(_ value: Double) -> Int64? {
+        guard value.isFinite, value < Double(Int64.max / 1_000_000) else { return nil }
+        return Int64(value.rounded())
     }
 
     private static func duration(_ v: String, _ option: String, allowZero: Bool) throws(ConfigurationError) -> Int64 {
