@@ -3,19 +3,30 @@ import Synchronization
 import TraceModel
 
 /// A bounded buffer between the request path and the exporter. `add` never blocks and never
-/// grows past `capacity`: when the collector is slow or down, new spans are dropped and
+/// grows past `capacity` spans: when the collector is slow or down, new spans are dropped and
 /// counted rather than slowing application traffic or eating memory.
+///
+/// Spans enter already encoded in the exporter's wire format (`SpanWireFormat`), straight into
+/// the batch being filled, so what waits here is a few large byte arrays, and the export task
+/// has nothing left to do but send.
 public final class SpanBatcher: Sendable {
     private struct State {
-        var buffer: [Span] = []
+        var filling: EncodedSpanBatch
+        /// Batches that reached `maxBatch`, oldest first.
+        var full: [EncodedSpanBatch] = []
+        /// Spans in `filling` and `full`.
+        var queued = 0
         var dropped = 0
+        /// The size of the last batch handed out, to reserve the next one's bytes up front.
+        var lastBatchBytes = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     let capacity: Int
     let maxBatch: Int
     let flushInterval: Duration
     let exporter: any SpanExporter
+    public let format: SpanWireFormat
     let logger: Logger
     let onExported: @Sendable (Int) -> Void
     let onDropped: @Sendable (Int) -> Void
@@ -25,36 +36,64 @@ public final class SpanBatcher: Sendable {
         onExported: @escaping @Sendable (Int) -> Void = { _ in }, onDropped: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
         self.exporter = exporter
+        self.format = exporter.format
         self.capacity = max(1, capacity)
         self.maxBatch = max(1, maxBatch)
         self.flushInterval = flushInterval
         self.logger = logger
         self.onExported = onExported
         self.onDropped = onDropped
+        self.state = Mutex(State(filling: EncodedSpanBatch(format: exporter.format)))
     }
 
-    /// Returns false (and counts a drop) when the buffer is full.
+    /// Encodes `span` in the exporter's format and queues it. Returns false (and counts a
+    /// drop) when the buffer is full.
     @discardableResult
     public func add(_ span: Span) -> Bool {
+        add(entry: format.encode(span))
+    }
+
+    /// Queues one span already encoded as a `format` entry (a producer that writes the wire
+    /// format directly). Returns false (and counts a drop) when the buffer is full.
+    @discardableResult
+    public func add(entry: [UInt8]) -> Bool {
+        let maxBatch = self.maxBatch
         let accepted = state.withLock { s -> Bool in
-            guard s.buffer.count < capacity else {
+            guard s.queued < capacity else {
                 s.dropped += 1
                 return false
             }
-            s.buffer.append(span)
+            s.filling.append(entry: entry)
+            s.queued += 1
+            if s.filling.spanCount >= maxBatch { Self.seal(&s) }
             return true
         }
         if !accepted { onDropped(1) }
         return accepted
     }
 
-    public var queued: Int { state.withLock { $0.buffer.count } }
+    public var queued: Int { state.withLock { $0.queued } }
     public var dropped: Int { state.withLock { $0.dropped } }
+    var fullBatches: Int { state.withLock { $0.full.count } }
 
-    private func take(_ n: Int) -> [Span] {
+    /// Moves the batch being filled to the full list.
+    private static func seal(_ s: inout State) {
+        var batch = s.filling
+        batch.close()
+        s.lastBatchBytes = batch.body.count
+        s.full.append(batch)
+        s.filling = EncodedSpanBatch(format: batch.format, reservingCapacity: s.lastBatchBytes)
+    }
+
+    /// The oldest full batch, or (with `partial`) whatever is being filled.
+    private func take(partial: Bool) -> EncodedSpanBatch? {
         state.withLock { s in
-            let batch = Array(s.buffer.prefix(n))
-            s.buffer.removeFirst(batch.count)
+            if s.full.isEmpty {
+                guard partial, s.filling.spanCount > 0 else { return nil }
+                Self.seal(&s)
+            }
+            let batch = s.full.removeFirst()
+            s.queued -= batch.spanCount
             return batch
         }
     }
@@ -64,39 +103,41 @@ public final class SpanBatcher: Sendable {
     public func run() async {
         var lastFlush = ContinuousClock.now
         while !Task.isCancelled {
-            if queued >= maxBatch || (queued > 0 && ContinuousClock.now - lastFlush >= flushInterval) {
+            let due = ContinuousClock.now - lastFlush >= flushInterval
+            if let batch = take(partial: due) {
                 lastFlush = ContinuousClock.now
-                await exportWithRetry(take(maxBatch), attempts: 5)
+                await exportWithRetry(batch, attempts: 5)
                 continue
             }
+            if due { lastFlush = ContinuousClock.now }
             try? await Task.sleep(for: .milliseconds(50))
         }
     }
 
     /// Exports everything still buffered (shutdown path), with fewer retries.
     public func flush() async {
-        while queued > 0 {
-            await exportWithRetry(take(maxBatch), attempts: 2)
+        while let batch = take(partial: true) {
+            await exportWithRetry(batch, attempts: 2)
         }
     }
 
     /// Exponential backoff with jitter, honouring Retry-After, as OTLP clients should.
-    func exportWithRetry(_ batch: [Span], attempts: Int) async {
-        guard !batch.isEmpty else { return }
+    func exportWithRetry(_ batch: EncodedSpanBatch, attempts: Int) async {
+        guard batch.spanCount > 0 else { return }
         var delay = 0.1
         for attempt in 1...attempts {
             switch await exporter.export(batch) {
             case .exported:
-                onExported(batch.count)
+                onExported(batch.spanCount)
                 return
             case .rejected(let reason):
-                logger.warning("collector rejected spans; dropping batch", metadata: ["spans": "\(batch.count)", "reason": "\(reason)"])
-                drop(batch.count)
+                logger.warning("collector rejected spans; dropping batch", metadata: ["spans": "\(batch.spanCount)", "reason": "\(reason)"])
+                drop(batch.spanCount)
                 return
             case .retryable(let reason, let retryAfter):
                 guard attempt < attempts, !Task.isCancelled else {
-                    logger.warning("export failed; dropping batch", metadata: ["spans": "\(batch.count)", "reason": "\(reason)"])
-                    drop(batch.count)
+                    logger.warning("export failed; dropping batch", metadata: ["spans": "\(batch.spanCount)", "reason": "\(reason)"])
+                    drop(batch.spanCount)
                     return
                 }
                 let wait = min(30, retryAfter ?? delay * Double.random(in: 0.8...1.2))

@@ -47,7 +47,9 @@ public enum ExportOutcome: Sendable, Equatable {
 /// Sends a batch of spans somewhere. Protocols at the seams (as swift-otel does) let tests use
 /// an in-memory exporter and users point the sidecar at Zipkin, Jaeger, Tempo or our collector.
 public protocol SpanExporter: Sendable {
-    func export(_ spans: [Span]) async -> ExportOutcome
+    /// The format batches are built in before they reach `export`.
+    var format: SpanWireFormat { get }
+    func export(_ batch: EncodedSpanBatch) async -> ExportOutcome
 }
 
 /// Zipkin v2 JSON (`…/api/v2/spans`) or OTLP/HTTP protobuf (`…/v1/traces`) over HTTP/1.1.
@@ -65,19 +67,12 @@ public struct HTTPSpanExporter: SpanExporter {
         self.timeout = timeout
     }
 
-    public func export(_ spans: [Span]) async -> ExportOutcome {
-        let body: [UInt8]
-        let contentType: String
-        switch kind {
-        case .zipkin:
-            body = ZipkinJSON.encode(spans)
-            contentType = "application/json"
-        case .otlp, .none:
-            body = OTLPProto.encode(spans)
-            contentType = "application/x-protobuf"
-        }
+    public var format: SpanWireFormat { kind == .zipkin ? .zipkinJSON : .otlpProtobuf }
+
+    public func export(_ batch: EncodedSpanBatch) async -> ExportOutcome {
         do {
-            let response = try await OneShotHTTPClient.post(endpoint, body: body, contentType: contentType, group: group, timeout: timeout)
+            let response = try await OneShotHTTPClient.post(
+                endpoint, body: batch.body, contentType: batch.format.contentType, group: group, timeout: timeout)
             switch response.status {
             case 200..<300:
                 return .exported

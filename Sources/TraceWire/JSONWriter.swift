@@ -64,6 +64,16 @@ public struct JSONWriter: Sendable {
 
     public mutating func append(int: Int) { append(int: Int64(int)) }
 
+    /// An integer as a JSON string (`"42"`), for formats whose values are all strings, without
+    /// building the String first.
+    public mutating func append(quotedInt: Int64) {
+        comma()
+        bytes.append(UInt8(ascii: "\""))
+        appendDecimal(quotedInt)
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
     public mutating func append(uint: UInt64) {
         comma()
         appendDecimal(uint)

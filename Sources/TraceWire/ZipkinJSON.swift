@@ -327,7 +327,7 @@ public enum ZipkinJSON {
     }
 
     /// An event with attributes becomes `{"name":{attrs}}`, as OpenTelemetry's Zipkin exporter writes it.
-    static func annotationValue(_ e: SpanEvent) -> String {
+    public static func annotationValue(_ e: SpanEvent) -> String {
         guard !e.attributes.isEmpty else { return e.name }
         var w = JSONWriter()
         w.beginObject()

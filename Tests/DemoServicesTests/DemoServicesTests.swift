@@ -10,8 +10,11 @@ import TraceModel
 final class InMemoryExporter: SpanExporter {
     private let spans = Mutex<[TraceModel.Span]>([])
     var exported: [TraceModel.Span] { spans.withLock { $0 } }
-    func export(_ batch: [TraceModel.Span]) async -> ExportOutcome {
-        spans.withLock { $0.append(contentsOf: batch) }
+    /// OTLP keeps attribute types, so the spans read back as they were made.
+    let format = SpanWireFormat.otlpProtobuf
+    func export(_ batch: EncodedSpanBatch) async -> ExportOutcome {
+        guard let decoded = try? batch.decode() else { return .rejected(reason: "undecodable batch") }
+        spans.withLock { $0.append(contentsOf: decoded) }
         return .exported
     }
 }

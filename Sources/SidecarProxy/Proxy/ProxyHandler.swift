@@ -616,17 +616,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func responseComplete(_ ex: Exchange, trailers: HTTPHeaders?) {
         guard let context else { return }
         ex.responseDone = true
-        finishRecord(ex)
+        // Telemetry (metrics, the span) is recorded after the flush, so the client has its
+        // response before the proxy spends time on it; the duration then ends at the last
+        // byte handed to the kernel, as Envoy's does.
         let mustClose = !keepAlive || (ex.discarding && ex.requestFraming != .none && !ex.requestEnded)
         if mustClose {
             let done = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: done)
             done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            finishRecord(ex)
             cleanup(ex)
             exchange = nil
             return
         }
         context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        finishRecord(ex)
         if !ex.requestEnded {
             // Upstream answered before the request body finished: forward nothing more of it.
             ex.discarding = true

@@ -3,6 +3,7 @@ import NIOCore
 import Synchronization
 import TraceExport
 import TraceModel
+import TraceWire
 
 /// The real `ProxyTelemetry`: Istio metrics for every request, a span for every sampled one,
 /// exported in batches to the configured collector.
@@ -59,7 +60,14 @@ public final class SidecarTelemetry: ProxyTelemetry {
         let builder = self.builder.withLock { $0 }
         let rate = samplingPercent()
         guard hop.direction == .gateway else {
-            batcher.add(builder.span(for: hop, samplingPercent: rate))
+            if batcher.format == .zipkinJSON {
+                // The hot path: straight to Zipkin JSON, no Span model in between.
+                var w = JSONWriter(capacity: 1536)
+                builder.writeZipkin(hop, samplingPercent: rate, to: &w)
+                batcher.add(entry: w.bytes)
+            } else {
+                batcher.add(builder.span(for: hop, samplingPercent: rate))
+            }
             return
         }
         // A gateway reports the request twice, as Envoy gateways do (spawn_upstream_span):

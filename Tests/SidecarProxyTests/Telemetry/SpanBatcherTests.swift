@@ -9,9 +9,14 @@ import TraceModel
 /// Scripted exporter: answers from a list, then succeeds; remembers what it got.
 final class ScriptedExporter: SpanExporter {
     private let state: Mutex<(script: [ExportOutcome], batches: [[Span]])>
-    init(_ script: [ExportOutcome] = []) { state = Mutex((script, [])) }
-    func export(_ spans: [Span]) async -> ExportOutcome {
-        state.withLock { s in
+    let format: SpanWireFormat
+    init(_ script: [ExportOutcome] = [], format: SpanWireFormat = .zipkinJSON) {
+        state = Mutex((script, []))
+        self.format = format
+    }
+    func export(_ batch: EncodedSpanBatch) async -> ExportOutcome {
+        let spans = (try? batch.decode()) ?? []
+        return state.withLock { s in
             s.batches.append(spans)
             return s.script.isEmpty ? .exported : s.script.removeFirst()
         }
@@ -60,13 +65,13 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) async 
         let exporter = ScriptedExporter([.retryable(reason: "503", retryAfter: 0.01), .retryable(reason: "refused", retryAfter: nil)])
         let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger,
                                   onExported: { n in exported.withLock { $0 += n } })
-        await batcher.exportWithRetry([sampleSpan(1), sampleSpan(2)], attempts: 5)
+        await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1), sampleSpan(2)]), attempts: 5)
         #expect(exporter.batches.count == 3, "two retryable failures, then success")
         #expect(exported.withLock { $0 } == 2)
 
         let rejecting = ScriptedExporter([.rejected(reason: "400")])
         let second = SpanBatcher(exporter: rejecting, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
-        await second.exportWithRetry([sampleSpan(1)], attempts: 5)
+        await second.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), attempts: 5)
         #expect(rejecting.batches.count == 1, "a permanent rejection is not retried")
         #expect(second.dropped == 1)
     }
@@ -77,7 +82,35 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) async 
         for i in 0..<7 { batcher.add(sampleSpan(UInt64(i))) }
         await batcher.flush()
         #expect(exporter.batches.map(\.count) == [3, 3, 1])
+        #expect(exporter.batches.joined().map(\.name) == (0..<7).map { "s\($0)" }, "every span, in order")
         #expect(batcher.queued == 0)
+    }
+
+    /// Both wire formats frame a batch that decodes to exactly the spans put in, in order.
+    @Test(arguments: SpanWireFormat.allCases)
+    func batchesDecodeToTheSpansAdded(format: SpanWireFormat) async {
+        let exporter = ScriptedExporter(format: format)
+        let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 4, flushInterval: .seconds(3600), logger: logger)
+        var spans = (0..<9).map { sampleSpan(UInt64($0)) }
+        spans[3].attributes = [Attribute("http.status_code", .int(503)), Attribute("quote", .string("a\"b\\c\n"))]
+        spans[5].serviceName = "other"
+        for span in spans { batcher.add(span) }
+        #expect(batcher.fullBatches == 2)
+        await batcher.flush()
+        #expect(exporter.batches.map(\.count) == [4, 4, 1])
+        let received = Array(exporter.batches.joined())
+        #expect(received.map(\.spanID) == spans.map(\.spanID))
+        #expect(received.map(\.serviceName) == spans.map(\.serviceName))
+        #expect(received[3].attribute("quote") == .string("a\"b\\c\n"))
+        #expect(batcher.queued == 0)
+    }
+
+    @Test func anEmptyBatchIsStillAValidBody() throws {
+        for format in SpanWireFormat.allCases {
+            var batch = EncodedSpanBatch(format: format)
+            batch.close()
+            #expect(try batch.decode().isEmpty)
+        }
     }
 }
 
