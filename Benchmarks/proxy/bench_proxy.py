@@ -195,17 +195,18 @@ backend app
             p50, p99, total = run_hey(url, args.duration, args.rate)
             cpu = (cpu_seconds(pids) - cpu0) if pids else 0
             results[name] = dict(rps=rps, errors=errors, p50=p50, p99=p99, cpu_per_1k=cpu / max(total, 1) * 1000,
-                                 vcpu_at_rate=cpu / args.duration, rss=rss_mb(pids) if pids else 0)
+                                 vcpu_at_rate=cpu / args.duration, rss=rss_mb(pids) if pids else 0,
+                                 anon=rss_mb(pids, "RssAnon") if pids else 0)
             print(f"  {name}: {rps:.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
         d = results["direct (limit)"]
         print()
-        print("| path | req/s (wrk) | vs direct | vs nginx | vs haproxy | p50 ms @%d rps | p99 ms | added p50 | added p99 | CPU-s / 1000 req | vCPU @%d rps | RSS MB |"
+        print("| path | req/s (wrk) | vs direct | vs nginx | vs haproxy | p50 ms @%d rps | p99 ms | added p50 | added p99 | CPU-s / 1000 req | vCPU @%d rps | RSS MB | of which private (anon) MB |"
               % (args.rate, args.rate))
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, r in results.items():
             print(f"| {name} | {r['rps']:.0f} | {r['rps'] / d['rps']:.2f} | {r['rps'] / results['nginx']['rps']:.2f} | "
                   f"{r['rps'] / results['haproxy']['rps']:.2f} | {r['p50']:.2f} | {r['p99']:.2f} | "
-                  f"{r['p50'] - d['p50']:+.2f} | {r['p99'] - d['p99']:+.2f} | {r['cpu_per_1k']:.3f} | {r['vcpu_at_rate']:.3f} | {r['rss']:.1f} |")
+                  f"{r['p50'] - d['p50']:+.2f} | {r['p99'] - d['p99']:+.2f} | {r['cpu_per_1k']:.3f} | {r['vcpu_at_rate']:.3f} | {r['rss']:.1f} | {r['anon']:.1f} |")
         with urllib.request.urlopen(f"http://127.0.0.1:{zipkin_port}/api/v2/services", timeout=5) as r:
             print(f"\ncollector received spans for services: {json.load(r)}")
         print(f"collector CPU during the whole run: {cpu_seconds([collector.pid]):.1f} s (it shares the 2 cores with everything above)")

@@ -186,7 +186,7 @@ final class MeshCore: Service {
         sidecarLogger.logLevel = .warning
         let telemetry = SidecarTelemetry(
             configuration: TelemetryConfiguration(serviceName: config.serviceName, exporter: exporter),
-            group: group, logger: sidecarLogger, samplingPercent: { box.config.samplingPercent })
+            group: group, logger: sidecarLogger, samplingPercent: { box.snapshot.config.samplingPercent })
         telemetry.start()
         let server = SidecarServer(configuration: box, telemetry: telemetry, logger: sidecarLogger, group: group)
         try await server.start()

@@ -148,6 +148,7 @@ struct SidecarCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MemoryTuning.applyForSidecar()
         let config = try buildConfiguration()
         let logger = bootstrapLogging(config.logLevel, label: "meshtrace.sidecar")
 
@@ -185,6 +186,6 @@ struct SidecarCommand: AsyncParsableCommand {
         let telemetryConfig = TelemetryConfiguration(
             serviceName: config.serviceName, exporter: target, maxBatchSpans: config.exporter.batchSize,
             flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000)
-        return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.config.samplingPercent })
+        return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.snapshot.config.samplingPercent })
     }
 }

@@ -174,6 +174,21 @@ struct RoutingTests {
         let chunked = HopByHop.strip(&h)
         #expect(chunked)
         #expect(h.map(\.name) == ["X-Keep", "traceparent"])
+
+        var shouting = HTTPHeaders([("CONNECTION", "close"), ("KEEP-ALIVE", "1"), ("User-Agent", "u"), ("Content-Length", "0")])
+        #expect(!HopByHop.strip(&shouting))
+        #expect(shouting.map(\.name) == ["User-Agent", "Content-Length"])
+    }
+
+    @Test func caseInsensitiveNameComparisonFoldsOnlyASCIILetters() {
+        #expect("Transfer-Encoding".equalsLowercaseASCII("transfer-encoding"))
+        #expect("HOST".equalsLowercaseASCII("host"))
+        #expect(!"hosts".equalsLowercaseASCII("host"))
+        #expect(!"Hos\u{7F}".equalsLowercaseASCII("host"))
+        #expect(!"connectio\u{C9}".equalsLowercaseASCII("connection"))
+        // '@' (0x40) and '[' (0x5B) sit next to the letters; folding them would be a bug.
+        #expect(!"@".equalsLowercaseASCII("`"))
+        #expect(!"[".equalsLowercaseASCII("{"))
     }
 
     @Test func requestRules() {

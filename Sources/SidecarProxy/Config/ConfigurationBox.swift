@@ -2,12 +2,14 @@ import TraceModel
 
 /// The live configuration, shared by every event loop. Readers take a snapshot per request (one
 /// lock + a retain); a writer swaps the whole value, so a request never sees half an update.
+/// The snapshot is a class so that taking one, and reading a field of it, copies no strings or
+/// arrays (a struct copy of the whole configuration cost dozens of retains per request).
 /// A later issue changes sampling live through this.
 public final class ConfigurationBox: Sendable {
     private let storage: Locked<Snapshot>
 
     /// The configuration plus what is derived from it once, so the request path does not redo it.
-    public struct Snapshot: Sendable {
+    public final class Snapshot: Sendable {
         public let config: SidecarConfiguration
         public let sampler: Sampler
         /// Upstreams by lower-case name.

@@ -1,17 +1,6 @@
 import NIOHTTP1
 import TraceModel
 
-/// NIO's `HTTPHeaders` seen through TraceModel's `HeaderCarrier` (case-insensitive names).
-struct HTTPHeadersCarrier: HeaderCarrier {
-    var headers: HTTPHeaders
-
-    init(_ headers: HTTPHeaders) { self.headers = headers }
-
-    func first(_ name: String) -> String? { headers.first(name: name) }
-    mutating func replace(_ name: String, with value: String) { headers.replaceOrAdd(name: name, value: value) }
-    mutating func remove(_ name: String) { headers.remove(name: name) }
-}
-
 /// How a message body is delimited on the wire.
 public enum BodyFraming: Sendable, Equatable {
     case none
@@ -39,23 +28,22 @@ public enum HopByHop {
         for (name, value) in headers {
             switch name.utf8.count {
             case 10:
-                let lower = name.lowercased()
-                if lower == "connection" {
+                if name.equalsLowercaseASCII("connection") {
                     found = true
                     for token in value.split(separator: ",") {
                         let t = token.trimmingSpaces.lowercased()
                         if !t.isEmpty && t != "close" && t != "keep-alive" { listed.append(t) }
                     }
-                } else if lower == "keep-alive" {
+                } else if name.equalsLowercaseASCII("keep-alive") {
                     found = true
                 }
             case 17:
-                if name.lowercased() == "transfer-encoding" {
+                if name.equalsLowercaseASCII("transfer-encoding") {
                     found = true
                     if value.lowercased().contains("chunked") { chunked = true }
                 }
             case 2, 7, 16, 18, 19:
-                if !found, fixed.contains(name.lowercased()) { found = true }
+                if !found, fixed.contains(where: { name.equalsLowercaseASCII($0) }) { found = true }
             default:
                 break
             }
@@ -64,8 +52,7 @@ public enum HopByHop {
         var kept: [(String, String)] = []
         kept.reserveCapacity(headers.count)
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if fixed.contains(lower) || listed.contains(lower) { continue }
+            if fixed.contains(where: { name.equalsLowercaseASCII($0) }) || listed.contains(where: { name.equalsLowercaseASCII($0) }) { continue }
             kept.append((name, value))
         }
         headers = HTTPHeaders(kept)
@@ -106,13 +93,13 @@ public enum RequestRules {
         for (name, value) in head.headers {
             size += name.utf8.count + value.utf8.count + 4
             switch name.utf8.count {
-            case 14 where name.lowercased() == "content-length":
+            case 14 where name.equalsLowercaseASCII("content-length"):
                 contentLengths += 1
                 lengthValue = Substring(value)
-            case 17 where name.lowercased() == "transfer-encoding":
+            case 17 where name.equalsLowercaseASCII("transfer-encoding"):
                 transferEncodings += 1
                 teValue = value
-            case 4 where name.lowercased() == "host":
+            case 4 where name.equalsLowercaseASCII("host"):
                 hosts += 1
             default:
                 break
@@ -146,9 +133,27 @@ public enum RequestRules {
 
     /// The body framing a valid request head declares.
     public static func framing(_ head: HTTPRequestHead) -> BodyFraming {
-        if let te = head.headers.first(name: "transfer-encoding"), te.lowercased().contains("chunked") { return .chunked }
-        if let cl = head.headers.first(name: "content-length"), let n = Int(cl.trimmingSpaces) { return n > 0 ? .contentLength(n) : .none }
+        let te = head.headers.first(name: "transfer-encoding")
+        return framing(chunked: te?.lowercased().contains("chunked") ?? false, contentLength: head.headers.first(name: "content-length"))
+    }
+
+    static func framing(chunked: Bool, contentLength: String?) -> BodyFraming {
+        if chunked { return .chunked }
+        if let contentLength, let n = Int(contentLength.trimmingSpaces) { return n > 0 ? .contentLength(n) : .none }
         return .none
+    }
+}
+
+extension StringProtocol {
+    /// Case-insensitive ASCII comparison against an already lower-case name, without building a
+    /// lower-cased copy (header names are compared on every request).
+    func equalsLowercaseASCII(_ lower: String) -> Bool {
+        guard utf8.count == lower.utf8.count else { return false }
+        for (a, b) in zip(utf8, lower.utf8) {
+            let folded = a >= 65 && a <= 90 ? a | 0x20 : a
+            if folded != b { return false }
+        }
+        return true
     }
 }
 

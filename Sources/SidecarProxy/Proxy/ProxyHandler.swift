@@ -6,6 +6,8 @@ import TraceModel
 /// One request/response through one listener: what was asked, where it went, what came back.
 final class Exchange {
     var hop: HopRecord
+    /// The configuration this request started under; every later decision for it reads this one.
+    let snapshot: ConfigurationBox.Snapshot
     let startMono: UInt64
     let requestVersion: HTTPVersion
     let requestFraming: BodyFraming
@@ -33,8 +35,10 @@ final class Exchange {
     /// Inbound only, with parent inference on: this request's registration in `ParentInference`.
     var inferenceToken: Int?
 
-    init(hop: HopRecord, startMono: UInt64, requestVersion: HTTPVersion, requestFraming: BodyFraming, upstreamHead: HTTPRequestHead) {
+    init(hop: HopRecord, snapshot: ConfigurationBox.Snapshot, startMono: UInt64, requestVersion: HTTPVersion, requestFraming: BodyFraming,
+         upstreamHead: HTTPRequestHead) {
         self.hop = hop
+        self.snapshot = snapshot
         self.startMono = startMono
         self.requestVersion = requestVersion
         self.requestFraming = requestFraming
@@ -217,8 +221,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let direction = runtime.direction
         keepAlive = keepAlive && head.isKeepAlive && !draining
 
-        let route = Router.route(direction: direction, head: head, snapshot: snapshot)
-        var trace = TraceDecision.decide(headers: head.headers, path: route.path, snapshot: snapshot, random: &random)
+        var scan = RequestHeadScan(head.headers)
+        let route = Router.route(direction: direction, head: head, host: scan.host, snapshot: snapshot)
+        var trace = TraceDecision.decide(scan: scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
         var parentInferred = false
         if config.inferParent {
@@ -237,7 +242,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                         sampled: inbound.sampled, debug: inbound.context.debug, traceState: inbound.context.traceState)
                     trace.sampled = inbound.sampled
                     // The app dropped x-request-id too: the request it serves is the one to log under.
-                    if !TraceDecision.isAcceptableRequestID(head.headers.first(name: RequestID.header) ?? "") {
+                    if !TraceDecision.isAcceptableRequestID(scan.requestID ?? "") {
                         trace.requestID = inbound.requestID
                     }
                     parentInferred = true
@@ -247,34 +252,39 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
         }
 
-        var headers = head.headers
-        let chunked = HopByHop.strip(&headers)
+        // The upstream head: the kept headers, then what this hop adds.
+        var forwarded = scan.kept
+        scan.kept = []  // `forwarded` is then the only reference and grows in place
+        var added = AddedHeaders()
         var sourceService: String?
         var looped = false
         switch direction {
         case .inbound:
-            sourceService = headers.first(name: "x-envoy-downstream-service-cluster")
-            headers.remove(name: "x-envoy-downstream-service-cluster")
-            headers.remove(name: Self.loopHeader)
+            sourceService = scan.downstreamCluster
         case .outbound, .gateway:
             sourceService = config.serviceName
-            headers.replaceOrAdd(name: "x-envoy-downstream-service-cluster", value: config.serviceName)
+            added.add("x-envoy-downstream-service-cluster", config.serviceName)
             // Only an outbound or gateway listener adds this and every inbound strips it, so an
             // outbound request that already carries it came back to a proxy: a loop.
-            looped = direction == .outbound && headers.contains(name: Self.loopHeader)
-            headers.replaceOrAdd(name: Self.loopHeader, value: direction.rawValue)
+            looped = direction == .outbound && scan.loopMarked
+            added.add(Self.loopHeader, direction.rawValue)
         }
-        let expectsContinue = headers.first(name: "expect")?.lowercased() == "100-continue"
-        if expectsContinue { headers.remove(name: "expect") }
-        if chunked {
-            headers.add(name: "transfer-encoding", value: "chunked")
-        } else if !headers.contains(name: "content-length"), head.method == .POST || head.method == .PUT || head.method == .PATCH {
-            headers.add(name: "content-length", value: "0")
+        let expectsContinue = scan.expectsContinue
+        if scan.chunked {
+            added.add("transfer-encoding", "chunked")
+        } else if scan.contentLength == nil, head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            added.add("content-length", "0")
         }
         if direction == .outbound, !route.authority.isEmpty, head.uri.hasPrefix("http") {
-            headers.replaceOrAdd(name: "host", value: route.authority)
+            if let i = scan.hostIndex { forwarded[i].1 = route.authority } else { added.add("host", route.authority) }
         }
-        TraceDecision.inject(trace, formats: config.propagation, into: &headers)
+        // Into an empty list: injection first clears every trace header it owns, which costs
+        // nothing there (the scan already left the incoming ones out).
+        var traceHeaders = AddedHeaders()
+        TraceDecision.inject(trace, formats: config.propagation, into: &traceHeaders)
+        forwarded.append(contentsOf: added.fields)
+        forwarded.append(contentsOf: traceHeaders.fields)
+        let headers = HTTPHeaders(forwarded)
 
         var tags: [(key: String, value: String)] = []
         for tag in config.customTags {
@@ -291,16 +301,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             direction: direction, context: trace.context, sampled: trace.sampled, startNanos: startWall, durationNanos: 0,
             method: head.method.rawValue, path: route.path, authority: route.authority,
             httpProtocol: Self.protocolName(head.version), statusCode: nil, requestID: trace.requestID,
-            userAgent: head.headers.first(name: "user-agent"), downstreamAddress: downstreamAddress, sourceService: sourceService,
+            userAgent: scan.userAgent, downstreamAddress: downstreamAddress, sourceService: sourceService,
             destinationService: route.destinationService, upstreamCluster: route.clusterName, customTags: tags,
             parentInferred: parentInferred)
-        hop.propagationExtracted = trace.extracted.isEmpty
-            ? "none" : PropagationFormat.allCases.filter { trace.extracted.contains($0) }.map(\.rawValue).joined(separator: ",")
+        hop.propagationExtracted = Self.formatList(trace.extracted)
         if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
         hop.upstreamSampled = trace.upstreamSampled
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.path, headers: headers)
         let ex = Exchange(
-            hop: hop, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(head),
+            hop: hop, snapshot: snapshot, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(chunked: scan.chunked, contentLength: scan.contentLength),
             upstreamHead: upstreamHead)
         ex.inferenceToken = inferenceToken
         exchange = ex
@@ -360,6 +369,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
+    /// "w3c,b3multi"-style lists of the formats found, one constant per combination (built once,
+    /// not joined per request); "none" when no format carried a context.
+    static func formatList(_ formats: Set<PropagationFormat>) -> String {
+        switch (formats.contains(.w3c), formats.contains(.b3multi), formats.contains(.b3single)) {
+        case (false, false, false): return "none"
+        case (true, false, false): return "w3c"
+        case (false, true, false): return "b3multi"
+        case (false, false, true): return "b3single"
+        case (true, true, false): return "w3c,b3multi"
+        case (true, false, true): return "w3c,b3single"
+        case (false, true, true): return "b3multi,b3single"
+        case (true, true, true): return "w3c,b3multi,b3single"
+        }
+    }
+
     /// "HTTP/1.1" without building the string per request.
     static func protocolName(_ version: HTTPVersion) -> String {
         switch (version.major, version.minor) {
@@ -371,16 +395,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: - Upstream connection
 
-    private func poolLimits(_ config: SidecarConfiguration) -> UpstreamPool.Limits {
+    private func poolLimits(_ snapshot: ConfigurationBox.Snapshot) -> UpstreamPool.Limits {
         UpstreamPool.Limits(
-            maxConnections: config.maxConnections, maxPending: config.maxPendingRequests, maxIdle: config.maxIdlePerUpstream,
-            connectTimeout: .milliseconds(config.connectTimeoutMillis))
+            maxConnections: snapshot.config.maxConnections, maxPending: snapshot.config.maxPendingRequests,
+            maxIdle: snapshot.config.maxIdlePerUpstream, connectTimeout: .milliseconds(snapshot.config.connectTimeoutMillis))
     }
 
     private func acquireConnection(_ ex: Exchange) {
         guard let pool = ex.pool else { return }
-        let config = runtime.configuration.config
-        switch pool.acquire(limits: poolLimits(config), fresh: ex.freshConnection) {
+        switch pool.acquire(limits: poolLimits(ex.snapshot), fresh: ex.freshConnection) {
         case .ready(let conn):
             releaseRetrySlot(ex)
             attach(conn, ex)
@@ -400,7 +423,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.waiterID = nil
         releaseRetrySlot(ex)
         guard exchange === ex, !ex.responseDone, !inactive else {
-            if case .success(let conn) = result { ex.pool?.release(conn, reusable: true, maxIdle: runtime.configuration.config.maxIdlePerUpstream) }
+            if case .success(let conn) = result { ex.pool?.release(conn, reusable: true, maxIdle: ex.snapshot.config.maxIdlePerUpstream) }
             return
         }
         switch result {
@@ -413,7 +436,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func connectFailed(_ error: Error, _ ex: Exchange) {
         if let poolError = error as? PoolError, poolError == .cancelled { return }
-        let config = runtime.configuration.config
+        let config = ex.snapshot.config
         let timedOut: Bool
         if let channelError = error as? ChannelError, case .connectTimeout = channelError { timedOut = true } else { timedOut = false }
         if ex.hop.retries < config.maxRetries, let cluster = ex.cluster,
@@ -468,7 +491,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func startRequestTimer(_ ex: Exchange) {
-        let millis = runtime.configuration.config.requestTimeoutMillis
+        let millis = ex.snapshot.config.requestTimeoutMillis
         guard millis > 0, !ex.timerStarted, let context else { return }
         ex.timerStarted = true
         requestDeadline.set(context.eventLoop.now + .milliseconds(millis), loop: context.eventLoop) { [self] in self.requestTimerFired() }
@@ -482,7 +505,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func requestTimedOut(_ ex: Exchange) {
         guard exchange === ex, !ex.responseDone else { return }
-        let millis = runtime.configuration.config.requestTimeoutMillis
+        let millis = ex.snapshot.config.requestTimeoutMillis
         if !ex.responseStarted {
             abandonUpstream(ex)
             localReply(ex, status: .gatewayTimeout, flags: ["UT"], reason: "upstream request timeout after \(millis) ms")
@@ -541,7 +564,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .end(let trailers):
             ex.connection = nil
             let reusable = ex.upstreamKeepAlive && ex.requestFullySent
-            ex.pool?.release(connection, reusable: reusable, maxIdle: runtime.configuration.config.maxIdlePerUpstream)
+            ex.pool?.release(connection, reusable: reusable, maxIdle: ex.snapshot.config.maxIdlePerUpstream)
             responseComplete(ex, trailers: trailers)
         }
     }

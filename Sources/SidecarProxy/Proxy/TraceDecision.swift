@@ -27,11 +27,15 @@ public enum TraceDecision {
     static func decide<G: RandomNumberGenerator>(
         headers: HTTPHeaders, path: String, snapshot: ConfigurationBox.Snapshot, random: inout G
     ) -> HopTrace {
-        let incoming = TracePropagation.extract(HTTPHeadersCarrier(headers))
+        decide(scan: RequestHeadScan(headers), path: path, snapshot: snapshot, random: &random)
+    }
+
+    static func decide<G: RandomNumberGenerator>(
+        scan: RequestHeadScan, path: String, snapshot: ConfigurationBox.Snapshot, random: inout G
+    ) -> HopTrace {
+        let incoming = TracePropagation.extract(scan.trace)
         let healthCheck = !snapshot.healthCheckPaths.isEmpty && snapshot.healthCheckPaths.contains(pathOnly(path))
-        let forced = incoming.debug
-            || !(headers.first(name: clientTraceID) ?? "").isEmpty
-            || headers.contains(name: forceTrace)
+        let forced = incoming.debug || !(scan.clientTraceID ?? "").isEmpty || scan.forceTrace
 
         let traceID: TraceID
         let parent: SpanID?
@@ -50,22 +54,19 @@ public enum TraceDecision {
             traceID: traceID, spanID: SpanID.random(using: &random), parentSpanID: parent,
             sampled: sampled, debug: incoming.debug && !healthCheck, traceState: traceState)
 
-        var requestID = headers.first(name: RequestID.header) ?? ""
+        var requestID = scan.requestID ?? ""
         if !isAcceptableRequestID(requestID) { requestID = FastRequestID.generate(using: &random) }
         return HopTrace(
             context: context, sampled: sampled, requestID: requestID, forced: forced, healthCheck: healthCheck,
             extracted: incoming.formats, upstreamSampled: incoming.sampled, hadContext: incoming.context != nil)
     }
 
-    /// Writes this hop's context in every configured format (old trace headers cleared first),
-    /// and the request id. Other vendors' headers (sw8, x-datadog-*, x-ot-span-context, baggage)
-    /// are left exactly as they came.
-    static func inject(_ trace: HopTrace, formats: [PropagationFormat], into headers: inout HTTPHeaders) {
-        var carrier = HTTPHeadersCarrier(headers)
-        headers = HTTPHeaders()  // release the extra reference so the carrier mutates in place
-        TracePropagation.inject(trace.context, formats: formats, into: &carrier)
-        carrier.headers.replaceOrAdd(name: RequestID.header, value: trace.requestID)
-        headers = carrier.headers
+    /// Writes this hop's context in every configured format, and the request id, into the headers
+    /// the hop adds (the scan already left the incoming trace headers out). Other vendors' headers
+    /// (sw8, x-datadog-*, x-ot-span-context, baggage) stay in the kept ones, exactly as they came.
+    static func inject(_ trace: HopTrace, formats: [PropagationFormat], into added: inout AddedHeaders) {
+        TracePropagation.inject(trace.context, formats: formats, into: &added)
+        added.replace(RequestID.header, with: trace.requestID)
     }
 
     static func pathOnly(_ path: String) -> String {

@@ -10,7 +10,13 @@ import TraceWire
 public final class SidecarTelemetry: ProxyTelemetry {
     public let metrics: IstioMetrics
     public let batcher: SpanBatcher?
-    private let builder: Mutex<HopSpanBuilder>
+    /// Swapped whole on a settings change; a class so reading it per request is one retain,
+    /// not a copy of every string in the configuration.
+    private final class BuilderBox: Sendable {
+        let builder: HopSpanBuilder
+        init(_ builder: HopSpanBuilder) { self.builder = builder }
+    }
+    private let builderBox: Mutex<BuilderBox>
     private let samplingPercent: @Sendable () -> Double
     private let exportTask = Mutex<Task<Void, Never>?>(nil)
 
@@ -22,7 +28,7 @@ public final class SidecarTelemetry: ProxyTelemetry {
     ) {
         let metrics = IstioMetrics(workload: configuration.serviceName, namespace: configuration.namespace)
         self.metrics = metrics
-        self.builder = Mutex(HopSpanBuilder(configuration: configuration))
+        self.builderBox = Mutex(BuilderBox(HopSpanBuilder(configuration: configuration)))
         self.samplingPercent = samplingPercent
         if let exporter {
             batcher = SpanBatcher(
@@ -51,29 +57,29 @@ public final class SidecarTelemetry: ProxyTelemetry {
 
     /// Span naming and identity can change at runtime (the control plane pushes telemetry settings).
     public func update(configuration: TelemetryConfiguration) {
-        builder.withLock { $0.configuration = configuration }
+        builderBox.withLock { $0 = BuilderBox(HopSpanBuilder(configuration: configuration)) }
     }
 
     public func record(_ hop: HopRecord) {
         metrics.record(hop)
         guard hop.sampled, let batcher else { return }
-        let builder = self.builder.withLock { $0 }
+        let box = builderBox.withLock { $0 }
         let rate = samplingPercent()
         guard hop.direction == .gateway else {
             if batcher.format == .zipkinJSON {
                 // The hot path: straight to Zipkin JSON, no Span model in between.
                 var w = JSONWriter(capacity: 1536)
-                builder.writeZipkin(hop, samplingPercent: rate, to: &w)
+                box.builder.writeZipkin(hop, samplingPercent: rate, to: &w)
                 batcher.add(entry: w.bytes)
             } else {
-                batcher.add(builder.span(for: hop, samplingPercent: rate))
+                batcher.add(box.builder.span(for: hop, samplingPercent: rate))
             }
             return
         }
         // A gateway reports the request twice, as Envoy gateways do (spawn_upstream_span):
         // a SERVER span for the edge request, with the CLIENT span to the route's service as its
         // child. Downstream services see only the client span id, so they hang off it.
-        var client = builder.span(for: hop, samplingPercent: rate)
+        var client = box.builder.span(for: hop, samplingPercent: rate)
         var server = client
         server.kind = .server
         server.spanID = Self.edgeSpanID(for: hop.context.spanID)

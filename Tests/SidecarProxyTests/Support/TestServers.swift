@@ -267,6 +267,7 @@ struct TestSidecar {
     let server: SidecarServer
     let telemetry: RecordingTelemetry
     let addresses: BoundAddresses
+    let group: any EventLoopGroup
 
     static func start(group: any EventLoopGroup, _ configure: (inout SidecarConfiguration) -> Void) async throws -> TestSidecar {
         var config = SidecarConfiguration()
@@ -281,7 +282,7 @@ struct TestSidecar {
         logger.logLevel = .critical
         let server = SidecarServer(configuration: config, telemetry: telemetry, logger: logger, group: group)
         let addresses = try await server.start()
-        return TestSidecar(server: server, telemetry: telemetry, addresses: addresses)
+        return TestSidecar(server: server, telemetry: telemetry, addresses: addresses, group: group)
     }
 
     func port(_ address: String?) -> Int {
@@ -295,7 +296,13 @@ struct TestSidecar {
     var adminPort: Int { port(addresses.admin) }
     var metricsPort: Int { port(addresses.metrics) }
 
-    func hops(_ direction: ProxyDirection) -> [HopRecord] { telemetry.recorded.filter { $0.direction == direction } }
+    /// The hops recorded so far. The proxy records a hop right after flushing the response, in
+    /// the same event-loop turn, so a client can hold its response a moment before the hop exists:
+    /// a no-op run on every loop first is a barrier that orders this read after those turns.
+    func hops(_ direction: ProxyDirection) -> [HopRecord] {
+        for loop in group.makeIterator() { try? loop.submit {}.wait() }
+        return telemetry.recorded.filter { $0.direction == direction }
+    }
 
     func stop() async { await server.shutdown() }
 }
