@@ -1,0 +1,80 @@
+import Foundation
+import NIOHTTP1
+import Testing
+import TraceModel
+
+@testable import SidecarProxy
+
+@Suite struct RequestHeadScanTests {
+    /// Names the scan treats specially, in mixed case, plus ordinary ones and near misses.
+    static let names = [
+        "Host", "host", "User-Agent", "Connection", "connection", "Keep-Alive", "TE", "Trailer", "Upgrade", "Transfer-Encoding",
+        "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Expect", "Content-Length", "traceparent", "TraceState",
+        "b3", "X-B3-TraceId", "X-B3-SpanId", "X-B3-ParentSpanId", "X-B3-Sampled", "X-B3-Flags", "X-Request-Id",
+        "x-envoy-downstream-service-cluster", "x-meshtrace-via", "x-client-trace-id", "x-envoy-force-trace",
+        "Accept", "X-Foo", "x-bar", "baggage", "sw8", "x-datadog-trace-id", "hosts", "b4", "x-request-ids", "Contentlength",
+    ]
+    static let values = ["", "1", "close", "keep-alive, X-Foo", "Upgrade, x-bar", "100-continue", "100-Continue ", "chunked",
+                         "gzip, chunked", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "a b"]
+
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+                                         "proxy-authorization", "proxy-authenticate"]
+    static let rewritten: Set<String> = ["traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid",
+                                          "x-b3-sampled", "x-b3-flags", "x-request-id", "x-envoy-downstream-service-cluster", "x-meshtrace-via"]
+
+    /// What a proxy must forward, written the slow and obvious way.
+    static func reference(_ headers: [(String, String)]) -> [(String, String)] {
+        var listed = Set<String>()
+        for (name, value) in headers where name.lowercased() == "connection" {
+            for token in value.split(separator: ",") {
+                let t = token.trimmingCharacters(in: .init(charactersIn: " \t")).lowercased()
+                if !t.isEmpty, t != "close", t != "keep-alive" { listed.insert(t) }
+            }
+        }
+        return headers.filter { name, value in
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || rewritten.contains(lower) || listed.contains(lower) { return false }
+            if lower == "expect" && value.trimmingCharacters(in: .init(charactersIn: " \t")).lowercased() == "100-continue" { return false }
+            return true
+        }
+    }
+
+    @Test func randomizedHeaderListsMatchTheReference() {
+        var rng = SplitMix64(seed: 42)
+        for round in 0..<3_000 {
+            let count = Int(rng.next() % 12)
+            let headers = (0..<count).map { _ in
+                (Self.names[Int(rng.next() % UInt64(Self.names.count))], Self.values[Int(rng.next() % UInt64(Self.values.count))])
+            }
+            let scan = RequestHeadScan(HTTPHeaders(headers))
+            let expected = Self.reference(headers)
+            #expect(scan.kept.map(\.0) == expected.map(\.0), "round \(round): \(headers)")
+            #expect(scan.kept.map(\.1) == expected.map(\.1), "round \(round)")
+            let firstValue = { (name: String) in headers.first { $0.0.lowercased() == name }?.1 }
+            #expect(scan.host == firstValue("host"))
+            #expect(scan.userAgent == firstValue("user-agent"))
+            #expect(scan.requestID == firstValue("x-request-id"))
+            #expect(scan.trace.first("traceparent") == firstValue("traceparent"))
+            #expect(scan.trace.first("x-b3-parentspanid") == firstValue("x-b3-parentspanid"))
+            #expect(scan.downstreamCluster == firstValue("x-envoy-downstream-service-cluster"))
+            #expect(scan.loopMarked == (firstValue("x-meshtrace-via") != nil))
+            #expect(scan.chunked == headers.contains { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked") })
+            if let i = scan.hostIndex { #expect(scan.kept[i].0.lowercased() == "host") } else { #expect(!scan.kept.contains { $0.0.lowercased() == "host" }) }
+        }
+    }
+
+    @Test func expectContinueIsAnsweredNotForwardedButOtherExpectationsAre() {
+        let continuing = RequestHeadScan(HTTPHeaders([("Expect", "100-continue"), ("Host", "a")]))
+        #expect(continuing.expectsContinue)
+        #expect(continuing.kept.map(\.0) == ["Host"])
+        let other = RequestHeadScan(HTTPHeaders([("Expect", "something-else")]))
+        #expect(!other.expectsContinue)
+        #expect(other.kept.map(\.0) == ["Expect"])
+    }
+
+    @Test func aConnectionListedContentLengthNoLongerCounts() {
+        let scan = RequestHeadScan(HTTPHeaders([("Content-Length", "5"), ("Connection", "content-length")]))
+        #expect(scan.contentLength == nil)
+        #expect(scan.kept.isEmpty)
+    }
+}
