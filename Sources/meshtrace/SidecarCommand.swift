@@ -153,8 +153,11 @@ struct SidecarCommand: AsyncParsableCommand {
         let logger = bootstrapLogging(config.logLevel, label: "meshtrace.sidecar")
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(config.threads, 64)))
+        // Span export gets its own loop: sending a batch (hundreds of KB) on the proxy's loop
+        // would hold up the requests queued behind it, which showed as tail latency.
+        let exportGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let box = ConfigurationBox(config)
-        let telemetry = Self.makeTelemetry(config, box: box, group: group, logger: logger)
+        let telemetry = Self.makeTelemetry(config, box: box, group: exportGroup, logger: logger)
         let server = SidecarServer(configuration: box, telemetry: telemetry, logger: logger, group: group)
         if let sidecarTelemetry = telemetry as? SidecarTelemetry { sidecarTelemetry.start() }
         do {
@@ -162,9 +165,11 @@ struct SidecarCommand: AsyncParsableCommand {
         } catch {
             await telemetry.flush()
             try? await group.shutdownGracefully()
+            try? await exportGroup.shutdownGracefully()
             throw error
         }
         try? await group.shutdownGracefully()
+        try? await exportGroup.shutdownGracefully()
     }
 
     /// The real telemetry (spans to the collector, Istio metrics).
