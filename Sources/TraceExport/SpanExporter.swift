@@ -1,7 +1,5 @@
 import Foundation
 import NIOCore
-import NIOHTTP1
-import NIOPosix
 import TraceModel
 import TraceWire
 
@@ -69,98 +67,28 @@ public struct HTTPSpanExporter: SpanExporter {
 
     public var format: SpanWireFormat { kind == .zipkin ? .zipkinJSON : .otlpProtobuf }
 
+    /// Enough of a rejection's body to say why in a log line; the rest is read and dropped, so
+    /// a sidecar never holds a large error page.
+    static let reasonBodyBytes = 300
+
     public func export(_ batch: EncodedSpanBatch) async -> ExportOutcome {
         do {
-            let response = try await OneShotHTTPClient.post(
-                endpoint, body: batch.body, contentType: batch.format.contentType, group: group, timeout: timeout)
+            let response = try await OneShotHTTPClient.send(
+                .POST, to: endpoint, body: batch.body, contentType: batch.format.contentType,
+                headers: [("User-Agent", "meshtrace-sidecar")], timeout: timeout,
+                bodyLimit: .truncate(keeping: Self.reasonBodyBytes), group: group)
             switch response.status {
             case 200..<300:
                 return .exported
             case 429, 502, 503, 504:
                 return .retryable(reason: "collector answered \(response.status)", retryAfter: response.retryAfterSeconds)
             default:
-                return .rejected(reason: "collector answered \(response.status): \(response.bodyPrefix)")
+                return .rejected(reason: "collector answered \(response.status): \(String(decoding: response.body, as: UTF8.self))")
             }
+        } catch OneShotHTTPClient.Failure.timedOut {
+            return .retryable(reason: "export timed out", retryAfter: nil)
         } catch {
             return .retryable(reason: "\(error)", retryAfter: nil)
-        }
-    }
-}
-
-/// host, port and path of an http:// URL.
-struct HTTPEndpoint: Sendable, Hashable {
-    var host: String
-    var port: Int
-    var path: String
-
-    init?(url: String) {
-        guard let components = URLComponents(string: url), components.scheme == "http", let host = components.host, !host.isEmpty else { return nil }
-        self.host = host
-        self.port = components.port ?? 80
-        self.path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
-    }
-}
-
-struct ExportTimeout: Error, CustomStringConvertible {
-    var description: String { "export timed out" }
-}
-
-/// One request per connection: exports are a few per second at most, so pooling buys nothing,
-/// and a fresh connection never inherits a half-broken one.
-enum OneShotHTTPClient {
-    struct Response: Sendable {
-        var status: Int
-        var retryAfterSeconds: Double?
-        var bodyPrefix: String
-    }
-
-    static func post(_ endpoint: HTTPEndpoint, body: [UInt8], contentType: String, group: any EventLoopGroup, timeout: Duration) async throws -> Response {
-        try await withThrowingTaskGroup(of: Response.self) { tasks in
-            tasks.addTask { try await send(endpoint, body: body, contentType: contentType, group: group) }
-            tasks.addTask {
-                try await Task.sleep(for: timeout)
-                throw ExportTimeout()
-            }
-            defer { tasks.cancelAll() }
-            guard let first = try await tasks.next() else { throw ExportTimeout() }
-            return first
-        }
-    }
-
-    private static func send(_ endpoint: HTTPEndpoint, body: [UInt8], contentType: String, group: any EventLoopGroup) async throws -> Response {
-        let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .connectTimeout(.seconds(5))
-            .connect(host: endpoint.host, port: endpoint.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
-            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path)
-            head.headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
-            head.headers.add(name: "Content-Type", value: contentType)
-            head.headers.add(name: "Content-Length", value: String(body.count))
-            head.headers.add(name: "Connection", value: "close")
-            head.headers.add(name: "User-Agent", value: "meshtrace-sidecar")
-            try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(ByteBuffer(bytes: body))), .end(nil)])
-            var response = Response(status: 0, retryAfterSeconds: nil, bodyPrefix: "")
-            for try await part in inbound {
-                switch part {
-                case .head(let head):
-                    response.status = Int(head.status.code)
-                    // Delay-seconds only; an HTTP-date or garbage falls back to our own backoff.
-                    response.retryAfterSeconds = head.headers.first(name: "retry-after").flatMap(Double.init).flatMap {
-                        $0.isFinite && $0 >= 0 ? $0 : nil
-                    }
-                case .body(let buffer):
-                    if response.bodyPrefix.utf8.count < 300 { response.bodyPrefix += String(buffer: buffer) }
-                case .end:
-                    return response
-                }
-            }
-            return response
         }
     }
 }

@@ -2,10 +2,7 @@ import ArgumentParser
 import Foundation
 import MeshRunner
 import TraceAnalysis
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import TraceExport
 
 /// `meshtrace analyze`: the propagation doctor. Asks the collector's analysis endpoint
 /// (`/api/meshtrace/analysis`, same rules as `TraceAnalysis`) and prints what breaks traces,
@@ -47,17 +44,16 @@ enum AnalyzeFailure {
     /// GETs `url`; any failure becomes a clear message and exit status 2.
     static func get(_ url: String, what: String) async throws -> Data {
         guard let u = URL(string: url) else { throw exit("not a URL: \(url)") }
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = 30
-        let session = URLSession(configuration: config)
-        let data: Data
-        let response: URLResponse
+        let response: OneShotHTTPClient.Response
         do {
-            (data, response) = try await session.data(from: u)
+            // An analysis over a day of spans takes a while to compute; longer than 30 s means
+            // the collector is stuck, and CI should hear so rather than hang.
+            response = try await OneShotHTTPClient.send(.GET, url: u.absoluteString, timeout: .seconds(30))
         } catch {
             throw exit("cannot reach the collector at \(url): \(error.localizedDescription). Is `meshtrace demo`, `meshtrace up` or `meshtrace collector` running? Use --query URL.")
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let status = response.status
+        let data = Data(response.body)
         guard status == 200 else {
             let body = String(decoding: data.prefix(300), as: UTF8.self)
             if status == 404 && what == "analysis" {

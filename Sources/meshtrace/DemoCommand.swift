@@ -5,10 +5,7 @@ import Logging
 import MeshRunner
 import ServiceLifecycle
 import Synchronization
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import TraceExport
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -97,8 +94,10 @@ struct DemoCommand: AsyncParsableCommand {
 /// The demo's traffic: GET /api/reports/N through the gateway at a steady rate, then one
 /// example trace id a person can open.
 enum DemoTraffic {
+    /// Long enough that a slow first request (services still warming up) counts as answered.
+    static let requestTimeout = Duration.seconds(60)
+
     static func run(gateway: String, query: String, requests: Int, rate: Double) async {
-        let session = URLSession(configuration: .ephemeral)
         var statuses: [Int: Int] = [:]
         let interval = Duration.milliseconds(Int(1000 / rate))
         var next = ContinuousClock.now
@@ -108,12 +107,12 @@ enum DemoTraffic {
             try? await Task.sleep(until: next)  // pacing the load, not waiting for another task
             next += interval
             guard let url = URL(string: "\(gateway)/api/reports/\(i % 50 + 1)") else { continue }
-            let status = (try? await session.data(from: url)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode } ?? 0
+            let status = (try? await OneShotHTTPClient.send(.GET, url: url.absoluteString, timeout: requestTimeout))?.status ?? 0
             statuses[status, default: 0] += 1
         }
         let summary = statuses.sorted { $0.key < $1.key }.map { "\($0.key == 0 ? "failed" : String($0.key)): \($0.value)" }.joined(separator: ", ")
         print("traffic done: \(summary)")
-        if let id = await exampleTrace(query: query, session: session) {
+        if let id = await exampleTrace(query: query) {
             print("example trace: \(query)/trace/\(id)")
         } else {
             print("no trace arrived yet: check `meshtrace status` and the service logs above")
@@ -122,12 +121,12 @@ enum DemoTraffic {
     }
 
     /// The most recent gateway trace, once its spans are in (sidecars export about once a second).
-    static func exampleTrace(query: String, session: URLSession) async -> String? {
+    static func exampleTrace(query: String) async -> String? {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline, !Task.isCancelled {
             if let url = URL(string: "\(query)/api/traces?service=gateway&limit=5&lookback=1h"),
-               let (data, _) = try? await session.data(from: url),
-               let body = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let response = try? await OneShotHTTPClient.send(.GET, url: url.absoluteString, timeout: requestTimeout),
+               let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
                let traces = body["data"] as? [[String: Any]] {
                 let best = traces.max { ($0["spans"] as? [Any])?.count ?? 0 < ($1["spans"] as? [Any])?.count ?? 0 }
                 if let best, let spans = best["spans"] as? [Any], spans.count >= 3, let id = best["traceID"] as? String {

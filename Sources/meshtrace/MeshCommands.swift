@@ -3,10 +3,7 @@ import Foundation
 import Logging
 import MeshRunner
 import ServiceLifecycle
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import TraceExport
 
 /// The running binary, for `${MESHTRACE}` in service commands and the demo's services.
 func selfExecutable() -> String {
@@ -104,22 +101,21 @@ struct ControlOptions: ParsableArguments {
         return url
     }
 
-    func request(_ path: String, method: String = "GET", body: Data? = nil) async throws -> Data {
-        var request = URLRequest(url: try url(path))
-        request.httpMethod = method
-        request.httpBody = body
-        if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
-        let data: Data
-        let response: URLResponse
+    func request(_ path: String, method: OneShotHTTPClient.Method = .GET, body: Data? = nil) async throws -> Data {
+        let url = try url(path).absoluteString
+        let response: OneShotHTTPClient.Response
         do {
-            (data, response) = try await URLSession.shared.data(for: request)
+            // Control-plane calls are quick; a minute only bounds a mesh that stopped answering.
+            response = try await OneShotHTTPClient.send(
+                method, url: url, body: body.map { [UInt8]($0) }, contentType: body == nil ? nil : "application/json",
+                timeout: .seconds(60))
         } catch {
-            throw CLIError("cannot reach the mesh at \(request.url?.absoluteString ?? "?"): \(error.localizedDescription); is `meshtrace up` still running?")
+            throw CLIError("cannot reach the mesh at \(url): \(error.localizedDescription); is `meshtrace up` still running?")
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard status == 200 else {
+        let data = Data(response.body)
+        guard response.status == 200 else {
             let message = (try? JSONDecoder().decode([String: String].self, from: data))?["error"] ?? String(decoding: data, as: UTF8.self)
-            throw CLIError("the mesh answered \(status): \(message)")
+            throw CLIError("the mesh answered \(response.status): \(message)")
         }
         return data
     }
@@ -145,7 +141,7 @@ struct TelemetryCommand: AsyncParsableCommand {
                 sampling: sampling, propagation: propagation?.split(separator: ",").map(String.init),
                 excludePaths: excludePaths?.split(separator: ",").map(String.init))
             guard update != TelemetryUpdate() else { throw ValidationError("nothing to change: give --sampling, --propagation or --exclude-paths") }
-            let data = try await control.request("/mesh/telemetry", method: "POST", body: try JSONEncoder().encode(update))
+            let data = try await control.request("/mesh/telemetry", method: .POST, body: try JSONEncoder().encode(update))
             print("applied to every sidecar: " + String(decoding: data, as: UTF8.self))
         }
     }
