@@ -95,7 +95,14 @@ def spans_by_service(trace):
 def meshes():
     started = []
     yield started
+    # SIGTERM first: the mesh then stops its services. A SIGKILL straight away (as this did)
+    # left every service process orphaned, dozens per test run.
     for m in started:
+        if m.proc.poll() is None:
+            try:
+                m.stop(signal.SIGTERM, timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
         m.kill()
 
 

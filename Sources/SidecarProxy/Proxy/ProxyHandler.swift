@@ -32,6 +32,8 @@ final class Exchange {
     var timerStarted = false
     var retryTask: Scheduled<Void>?
     var recorded = false
+    /// When the response's last part was handed to the channel (monotonic), if it was.
+    var endMono: UInt64?
     /// Inbound only, with parent inference on: this request's registration in `ParentInference`.
     var inferenceToken: Int?
 
@@ -640,8 +642,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let context else { return }
         ex.responseDone = true
         // Telemetry (metrics, the span) is recorded after the flush, so the client has its
-        // response before the proxy spends time on it; the duration then ends at the last
-        // byte handed to the kernel, as Envoy's does.
+        // response before the proxy spends time on it. The span ends before the write, though:
+        // a caller's CLIENT span can end as soon as the bytes arrive, and a SERVER span ending
+        // after it (the thread preempted between write and record) reads as clock skew.
+        ex.endMono = Clock.monoNanos()
         let mustClose = !keepAlive || (ex.discarding && ex.requestFraming != .none && !ex.requestEnded)
         if mustClose {
             let done = context.eventLoop.makePromise(of: Void.self)
@@ -700,7 +704,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard !ex.recorded else { return }
         ex.recorded = true
         releaseInference(ex)
-        ex.hop.durationNanos = Clock.monoNanos() &- ex.startMono
+        ex.hop.durationNanos = (ex.endMono ?? Clock.monoNanos()) &- ex.startMono
         runtime.telemetry.record(ex.hop)
         let flags = ex.hop.responseFlags
         runtime.stats.update { stats in
