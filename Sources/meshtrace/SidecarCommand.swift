@@ -61,6 +61,10 @@ struct SidecarCommand: AsyncParsableCommand {
     var exporter: String?
     @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin) or http://127.0.0.1:4318 (OTLP).")
     var collector: String?
+    @Option(name: .customLong("export-batch-size"), help: "Spans per export request at most (default 512).")
+    var exportBatchSize: String?
+    @Option(name: .customLong("export-flush-interval"), help: "Send a partial batch after this long (default 1s).")
+    var exportFlushInterval: String?
     @Option(name: .customLong("connect-timeout"), help: "Upstream connect timeout (default 10s).")
     var connectTimeout: String?
     @Option(name: .customLong("request-timeout"), help: "Upstream request timeout, 0 = none (default 15s).")
@@ -102,6 +106,7 @@ struct SidecarCommand: AsyncParsableCommand {
         add("metrics-port", metricsPort); add("admin-port", adminPort); add("registry", registry)
         add("outbound-policy", outboundPolicy); add("sampling", sampling); add("propagation", propagation)
         add("health-check-path", healthCheckPath); add("exporter", exporter); add("collector", collector)
+        add("export-batch-size", exportBatchSize); add("export-flush-interval", exportFlushInterval)
         add("connect-timeout", connectTimeout); add("request-timeout", requestTimeout); add("max-retries", maxRetries)
         add("retry-budget-percent", retryBudgetPercent); add("min-retry-concurrency", minRetryConcurrency)
         add("max-connections", maxConnections); add("max-pending-requests", maxPendingRequests)

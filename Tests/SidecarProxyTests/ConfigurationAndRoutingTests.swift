@@ -16,6 +16,7 @@ struct ConfigurationTests {
             ("custom-tag", "env=literal:prod"), ("custom-tag", "tenant=env:TENANT"), ("custom-tag", "user=header:X-User"),
             ("request-timeout", "250ms"), ("connect-timeout", "2s"), ("idle-timeout", "1m"), ("gateway-port", "0"),
             ("route", "/api=backend"), ("inbound-port", "off"), ("health-check-path", "/live,/ping"),
+            ("export-batch-size", "64"), ("export-flush-interval", "200ms"),
         ] {
             try ConfigurationLoader.apply(k, v, to: &c, environment: env)
         }
@@ -29,6 +30,7 @@ struct ConfigurationTests {
         #expect(c.inboundPort == -1 && !c.inboundEnabled)
         #expect(c.gatewayEnabled && c.routes == [GatewayRoute(prefix: "/api", service: "backend")])
         #expect(c.healthCheckPaths == ["/live", "/ping"])
+        #expect(c.exporter.batchSize == 64 && c.exporter.flushIntervalMillis == 200)
         try c.validate()
     }
 
@@ -36,6 +38,7 @@ struct ConfigurationTests {
         ("sampling", "101"), ("sampling", "x"), ("propagation", "jaeger"), ("upstream", "noport"), ("upstream", "a=b:0"),
         ("outbound-policy", "deny"), ("custom-tag", "x=bogus:1"), ("custom-tag", "x"), ("route", "api=backend"),
         ("request-timeout", "soon"), ("inbound-port", "70000"), ("log-level", "loud"), ("nope", "1"),
+        ("export-batch-size", "0"), ("export-batch-size", "many"), ("export-flush-interval", "0s"),
     ])
     func badFlagsAreRejectedWithAMessage(option: String, value: String) {
         var c = SidecarConfiguration()
@@ -71,6 +74,8 @@ struct ConfigurationTests {
             exporter:
               kind: otlp
               endpoint: http://127.0.0.1:4318
+              batch_size: 100
+              flush-interval: 2s
             max-retries: 1
             request-timeout: 3s
             """, to: &c)
@@ -79,6 +84,7 @@ struct ConfigurationTests {
         #expect(c.upstreams.map(\.name) == ["backend"] && c.routes.map(\.service) == ["backend"])
         #expect(c.customTags.first?.source == .literal("prod"))
         #expect(c.exporter.kind == "otlp" && c.exporter.endpoint == "http://127.0.0.1:4318")
+        #expect(c.exporter.batchSize == 100 && c.exporter.flushIntervalMillis == 2000)
         #expect(c.maxRetries == 1 && c.requestTimeoutMillis == 3000)
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("unknown-key: 1", to: &c) }
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("service: [a, b]", to: &c) }

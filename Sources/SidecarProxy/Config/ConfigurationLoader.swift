@@ -22,7 +22,7 @@ public enum ConfigurationLoader {
         "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "max-retries",
         "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
         "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
-        "infer-parent",
+        "infer-parent", "export-batch-size", "export-flush-interval",
     ]
 
     /// Applies one option. Repeatable options append; others replace.
@@ -88,6 +88,12 @@ public enum ConfigurationLoader {
                 throw ConfigurationError("--collector must be an http:// URL, got '\(v)'")
             }
             config.exporter.endpoint = v
+        case "export-batch-size":
+            guard let n = Int(v), (1...100_000).contains(n) else {
+                throw ConfigurationError("--export-batch-size must be 1...100000 spans, got '\(v)'")
+            }
+            config.exporter.batchSize = n
+        case "export-flush-interval": config.exporter.flushIntervalMillis = Int(try duration(v, option, allowZero: false))
         case "connect-timeout": config.connectTimeoutMillis = try duration(v, option, allowZero: false)
         case "request-timeout": config.requestTimeoutMillis = try duration(v, option, allowZero: true)
         case "header-timeout": config.headerTimeoutMillis = try duration(v, option, allowZero: false)
@@ -149,6 +155,8 @@ public enum ConfigurationLoader {
                     switch sub {
                     case "kind", "type": try apply("exporter", text, to: &config, environment: environment)
                     case "endpoint", "url", "collector": try apply("collector", text, to: &config, environment: environment)
+                    case "batch-size": try apply("export-batch-size", text, to: &config, environment: environment)
+                    case "flush-interval": try apply("export-flush-interval", text, to: &config, environment: environment)
                     default: throw ConfigurationError("config file: unknown exporter key '\(name)'")
                     }
                 }
