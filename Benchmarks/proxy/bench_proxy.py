@@ -145,6 +145,18 @@ backend app
   server app1 127.0.0.1:{app_port}
 """)
         hap = start(["haproxy", "-f", hap_conf, "-db"])
+        # A discard sink that accepts span batches (202) and does nothing with them: the sidecar
+        # exporting there shows the proxy's own cost, without the collector's ingestion competing
+        # for the same two cores.
+        sink_port = free_port()
+        sink_conf = os.path.join(tmp, "sink.conf")
+        with open(sink_conf, "w") as f:
+            f.write(f"""daemon off; worker_processes 1; pid {tmp}/sink.pid; error_log {tmp}/sink-error.log;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
+  server {{ listen 127.0.0.1:{sink_port}; location / {{ return 202; }} }} }}
+""")
+        start(["nginx", "-c", sink_conf, "-p", tmp])
         collector = start([args.binary, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--query-port", "0",
                            "--admin-port", "0", "--storage", "memory", "--log-level", "info"])
         zipkin_port = None
@@ -163,6 +175,10 @@ backend app
         two = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(two_port), "--app-port", str(app_port),
                      "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100", "--threads", "2",
                      "--collector", f"http://127.0.0.1:{zipkin_port}/api/v2/spans", "--log-level", "warning"])
+        sink_sc_port = free_port()
+        sink_sc = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(sink_sc_port), "--app-port", str(app_port),
+                         "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100",
+                         "--collector", f"http://127.0.0.1:{sink_port}/api/v2/spans", "--log-level", "warning"])
         # The same proxy with tracing off (sampling 0, metrics still on): what the spans cost.
         quiet_port = free_port()
         quiet = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(quiet_port), "--app-port", str(app_port),
@@ -172,6 +188,7 @@ backend app
             ("direct (limit)", f"http://127.0.0.1:{app_port}/", []),
             ("meshtrace sidecar", f"http://127.0.0.1:{sc_port}/", [sidecar.pid]),
             ("meshtrace sidecar, 2 threads", f"http://127.0.0.1:{two_port}/", [two.pid]),
+            ("meshtrace sidecar, spans to a discard sink", f"http://127.0.0.1:{sink_sc_port}/", [sink_sc.pid]),
             ("meshtrace sidecar, sampling 0", f"http://127.0.0.1:{quiet_port}/", [quiet.pid]),
             ("nginx", f"http://127.0.0.1:{ngx_port}/", [ngx.pid]),
             ("haproxy", f"http://127.0.0.1:{hap_port}/", [hap.pid]),
