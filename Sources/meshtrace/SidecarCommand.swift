@@ -181,7 +181,8 @@ struct SidecarCommand: AsyncParsableCommand {
     static func makeTelemetry(
         _ config: SidecarConfiguration, box: ConfigurationBox, group: MultiThreadedEventLoopGroup, logger: Logger
     ) -> any ProxyTelemetry {
-        let explicit = SpanExportTarget.Kind(rawValue: config.exporter.kind)
+        // No --exporter: the URL's path decides (`…/v1/traces` is OTLP), as the flag's help says.
+        let explicit = config.exporter.kind.flatMap(SpanExportTarget.Kind.init(rawValue:))
         var target = SpanExportTarget.disabled
         if let endpoint = config.exporter.endpoint, explicit != SpanExportTarget.Kind.none {
             var url = endpoint

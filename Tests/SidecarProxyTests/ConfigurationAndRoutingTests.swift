@@ -45,6 +45,17 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.apply(option, value, to: &c) }
     }
 
+    @Test func exportFormatFollowsTheURLPathUnlessGiven() throws {
+        var c = SidecarConfiguration()
+        #expect(c.exporter.effectiveKind == "zipkin")
+        try ConfigurationLoader.apply("collector", "http://127.0.0.1:4318/v1/traces", to: &c)
+        #expect(c.exporter.effectiveKind == "otlp")
+        try ConfigurationLoader.apply("collector", "http://127.0.0.1:9411/api/v2/spans", to: &c)
+        #expect(c.exporter.effectiveKind == "zipkin")
+        try ConfigurationLoader.apply("exporter", "otlp", to: &c)
+        #expect(c.exporter.effectiveKind == "otlp", "an explicit --exporter wins over the path")
+    }
+
     @Test func validationCatchesCrossFieldMistakes() throws {
         var c = SidecarConfiguration()
         c.gatewayPort = 0

@@ -107,14 +107,21 @@ public struct CustomTag: Sendable, Hashable {
 
 /// Where finished spans go. The telemetry side reads this; the data plane only carries it.
 public struct ExporterConfiguration: Sendable, Hashable {
-    /// "zipkin" (JSON v2 to /api/v2/spans), "otlp" (OTLP/HTTP to /v1/traces) or "none".
-    public var kind: String = "zipkin"
+    /// "zipkin" (JSON v2 to /api/v2/spans), "otlp" (OTLP/HTTP to /v1/traces) or "none";
+    /// nil: chosen by the endpoint's path (`…/v1/traces` is OTLP, anything else Zipkin).
+    public var kind: String?
     /// Base URL of the collector, e.g. http://127.0.0.1:9411. nil = do not export.
     public var endpoint: String?
     public var batchSize: Int = 512
     public var flushIntervalMillis: Int = 1000
 
     public init() {}
+
+    /// The format in force: the explicit `kind`, else what the endpoint's path names.
+    public var effectiveKind: String {
+        if let kind { return kind }
+        return endpoint?.hasSuffix("/v1/traces") == true ? "otlp" : "zipkin"
+    }
 }
 
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {

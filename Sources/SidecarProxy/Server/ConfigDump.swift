@@ -91,7 +91,7 @@ public enum ConfigDump {
         }.joined(separator: ",") + "]")
 
         var exporter = JSONObjectWriter()
-        exporter.string("kind", config.exporter.kind)
+        exporter.string("kind", config.exporter.effectiveKind)
         if let endpoint = config.exporter.endpoint { exporter.string("endpoint", endpoint) } else { exporter.raw("endpoint", "null") }
         exporter.int("batch_size", config.exporter.batchSize)
         exporter.int("flush_interval_ms", config.exporter.flushIntervalMillis)
