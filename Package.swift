@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "DemoServices",
             dependencies: [
-                "TraceModel", "MeshtraceTracing",
+                "TraceModel", "TraceExport", "MeshtraceTracing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

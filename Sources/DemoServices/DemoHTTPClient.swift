@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
-import NIOHTTP1
 import NIOPosix
+import TraceExport
 
 /// An HTTP forward proxy to send requests through: the sidecar's outbound listener, found in
 /// `HTTP_PROXY`, the way apps in a mesh reach their sidecar without iptables.
@@ -90,9 +90,9 @@ public enum DemoHTTPClientError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// A deliberately small HTTP/1.1 GET client for the demo services and the traffic generator.
-/// One connection per request (`Connection: close`): simple to reason about, never reuses a
-/// half-broken connection, and the sidecar in between pools upstream connections anyway.
+/// The GET client of the demo services and the traffic generator: `OneShotHTTPClient` with
+/// `HTTP_PROXY` honoured and errors worded for a 502 body. One connection per request suits
+/// the demo too, since the sidecar in between pools upstream connections anyway.
 ///
 /// With a `proxy`, requests go to it in absolute form (`GET http://backend/reports/7`,
 /// `Host: backend`), which is what lets the sidecar see, route and trace the call.
@@ -112,102 +112,27 @@ public struct DemoHTTPClient: Sendable {
         self.group = group
     }
 
-    /// The parts of an `http://` URL a GET needs.
-    struct Target: Sendable, Equatable {
-        var host: String
-        var port: Int
-        /// `host` or `host:port` when the port is not 80: the Host header and absolute form.
-        var authority: String
-        /// Origin form: path plus query, at least "/".
-        var pathAndQuery: String
-
-        init?(url: String) {
-            guard let c = URLComponents(string: url), c.scheme?.lowercased() == "http", let host = c.host, !host.isEmpty else { return nil }
-            self.host = host
-            self.port = c.port ?? 80
-            let hostPart = host.contains(":") ? "[\(host)]" : host
-            self.authority = c.port.map { $0 == 80 ? hostPart : "\(hostPart):\($0)" } ?? hostPart
-            var path = c.percentEncodedPath.isEmpty ? "/" : c.percentEncodedPath
-            if let query = c.percentEncodedQuery { path += "?" + query }
-            self.pathAndQuery = path
-        }
-    }
-
     /// GET `url` with `headers` added (Host, Connection and User-Agent are set here).
     /// Throws `DemoHTTPClientError`; any HTTP status, including 5xx, is a response.
     public func get(_ url: String, headers: [(String, String)] = []) async throws -> DemoHTTPResponse {
-        guard let target = Target(url: url) else { throw DemoHTTPClientError.invalidURL(url) }
-        let timeout = self.timeout
-        return try await withThrowingTaskGroup(of: DemoHTTPResponse.self) { tasks in
-            tasks.addTask { try await self.send(target, url: url, headers: headers) }
-            tasks.addTask {
-                try await Task.sleep(for: timeout)
-                throw DemoHTTPClientError.timedOut(url: url, after: timeout)
+        guard var endpoint = HTTPEndpoint(url: url) else { throw DemoHTTPClientError.invalidURL(url) }
+        endpoint.namesDefaultPort = false
+        let proxy = self.proxy.flatMap { $0.applies(to: endpoint.host) ? OneShotHTTPClient.Proxy(host: $0.host, port: $0.port) : nil }
+        // A forwarded User-Agent names the caller's client, not this service, so it is replaced.
+        let headers = headers.filter { $0.0.lowercased() != "user-agent" } + [("User-Agent", "meshtrace-demo")]
+        do {
+            let response = try await OneShotHTTPClient.send(
+                .GET, to: endpoint, headers: headers, timeout: timeout, bodyLimit: .fail(atMost: maxResponseBytes), via: proxy, group: group)
+            return DemoHTTPResponse(status: response.status, headers: response.headers, body: response.body)
+        } catch let failure as OneShotHTTPClient.Failure {
+            switch failure {
+            case .unsupportedURL: throw DemoHTTPClientError.invalidURL(url)
+            case .connectFailed(let target, let reason): throw DemoHTTPClientError.connectFailed(target: target, reason: reason)
+            case .timedOut: throw DemoHTTPClientError.timedOut(url: url, after: timeout)
+            case .closedEarly: throw DemoHTTPClientError.closedEarly(url: url)
+            case .bodyTooLarge(let limit): throw DemoHTTPClientError.responseTooLarge(url: url, limit: limit)
+            case .transport(let reason): throw DemoHTTPClientError.transport(url: url, reason: reason)
             }
-            defer { tasks.cancelAll() }
-            guard let first = try await tasks.next() else { throw DemoHTTPClientError.closedEarly(url: url) }
-            return first
         }
     }
-
-    private func send(_ target: Target, url: String, headers: [(String, String)]) async throws -> DemoHTTPResponse {
-        let proxy = self.proxy.flatMap { $0.applies(to: target.host) ? $0 : nil }
-        let connectHost = proxy?.host ?? target.host
-        let connectPort = proxy?.port ?? target.port
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(.seconds(5))
-                .connect(host: connectHost, port: connectPort) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            let via = proxy == nil ? "" : " (proxy for \(target.authority))"
-            throw DemoHTTPClientError.connectFailed(target: "\(connectHost):\(connectPort)\(via)", reason: "\(error)")
-        }
-        let limit = maxResponseBytes
-        // Through a proxy the request line carries the full URL; directly, only the path.
-        let uri = proxy == nil ? target.pathAndQuery : "http://\(target.authority)\(target.pathAndQuery)"
-        do {
-            return try await channel.executeThenClose { inbound, outbound in
-                var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
-                head.headers.add(name: "Host", value: target.authority)
-                for (name, value) in headers where !Self.managedHeaders.contains(name.lowercased()) {
-                    head.headers.add(name: name, value: value)
-                }
-                head.headers.add(name: "Connection", value: "close")
-                head.headers.add(name: "User-Agent", value: "meshtrace-demo")
-                // One write for head and end: a server that answers and closes as soon as it has
-                // the head must not turn our (empty) end-of-request write into an error.
-                try await outbound.write(contentsOf: [.head(head), .end(nil)])
-
-                var response = DemoHTTPResponse(status: 0, headers: [], body: [])
-                for try await part in inbound {
-                    switch part {
-                    case .head(let head):
-                        response.status = Int(head.status.code)
-                        response.headers = head.headers.map { ($0.name, $0.value) }
-                    case .body(var buffer):
-                        guard response.body.count + buffer.readableBytes <= limit else {
-                            throw DemoHTTPClientError.responseTooLarge(url: url, limit: limit)
-                        }
-                        response.body += buffer.readBytes(length: buffer.readableBytes) ?? []
-                    case .end:
-                        return response
-                    }
-                }
-                throw DemoHTTPClientError.closedEarly(url: url)
-            }
-        } catch let error as DemoHTTPClientError {
-            throw error
-        } catch {
-            throw DemoHTTPClientError.transport(url: url, reason: "\(error)")
-        }
-    }
-
-    /// Set by the client itself; callers' copies are ignored rather than duplicated.
-    static let managedHeaders: Set<String> = ["host", "connection", "user-agent", "content-length", "transfer-encoding"]
 }

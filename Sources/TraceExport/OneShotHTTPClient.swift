@@ -10,6 +10,10 @@ public struct HTTPEndpoint: Sendable, Hashable {
     public var port: Int
     /// Origin form: path plus query, at least "/".
     public var path: String
+    /// Whether `authority` keeps ":80". The demo services clear it so the sidecar, which routes
+    /// and names spans by the Host it is given, sees `backend` as curl or Python would send it,
+    /// not `backend:80`.
+    public var namesDefaultPort = true
 
     /// Nil unless `url` is an `http://` URL with a host: https and other schemes need a client
     /// that links TLS, which is exactly what this one exists to avoid.
@@ -26,9 +30,10 @@ public struct HTTPEndpoint: Sendable, Hashable {
         self.path = path
     }
 
-    /// The Host header: IPv6 literals need their brackets back.
+    /// The Host header, and the absolute URL a proxy gets: IPv6 literals need their brackets back.
     var authority: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        return port == 80 && !namesDefaultPort ? hostPart : "\(hostPart):\(port)"
     }
 }
 
@@ -43,6 +48,19 @@ public struct HTTPEndpoint: Sendable, Hashable {
 public enum OneShotHTTPClient {
     public enum Method: String, Sendable, Hashable {
         case GET, POST, PUT, DELETE
+    }
+
+    /// An HTTP forward proxy (the sidecar's outbound listener, say) to connect to instead of the
+    /// endpoint. The request line then carries the absolute URL, since the proxy has no other
+    /// way to learn where the request is going; Host stays the endpoint's.
+    public struct Proxy: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
     public struct Response: Sendable {
@@ -117,25 +135,26 @@ public enum OneShotHTTPClient {
     /// Sends one request to `url`; throws `Failure.unsupportedURL` unless it is an http:// URL.
     public static func send(
         _ method: Method, url: String, body: [UInt8]? = nil, contentType: String? = nil, headers: [(String, String)] = [],
-        timeout: Duration, bodyLimit: BodyLimit = .standard,
+        timeout: Duration, bodyLimit: BodyLimit = .standard, via proxy: Proxy? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         guard let endpoint = HTTPEndpoint(url: url) else { throw Failure.unsupportedURL(url) }
         return try await send(
             method, to: endpoint, body: body, contentType: contentType, headers: headers,
-            timeout: timeout, bodyLimit: bodyLimit, group: group)
+            timeout: timeout, bodyLimit: bodyLimit, via: proxy, group: group)
     }
 
     /// Sends one request; `timeout` bounds all of it, connecting included.
     public static func send(
         _ method: Method, to endpoint: HTTPEndpoint, body: [UInt8]? = nil, contentType: String? = nil, headers: [(String, String)] = [],
-        timeout: Duration, bodyLimit: BodyLimit = .standard,
+        timeout: Duration, bodyLimit: BodyLimit = .standard, via proxy: Proxy? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
-        let head = requestHead(method, endpoint, body: body, contentType: contentType, headers: headers)
+        let head = requestHead(method, endpoint, body: body, contentType: contentType, headers: headers, absoluteForm: proxy != nil)
         return try await withThrowingTaskGroup(of: Response.self) { tasks in
             tasks.addTask {
-                try await exchange(endpoint, head: head, body: body, bodyLimit: bodyLimit, connectTimeout: min(timeout, .seconds(5)), group: group)
+                try await exchange(
+                    endpoint, via: proxy, head: head, body: body, bodyLimit: bodyLimit, connectTimeout: min(timeout, .seconds(5)), group: group)
             }
             tasks.addTask {
                 try await Task.sleep(for: timeout)
@@ -152,9 +171,11 @@ public enum OneShotHTTPClient {
     static let managedHeaders: Set<String> = ["host", "connection", "content-length", "transfer-encoding"]
 
     static func requestHead(
-        _ method: Method, _ endpoint: HTTPEndpoint, body: [UInt8]?, contentType: String?, headers: [(String, String)]
+        _ method: Method, _ endpoint: HTTPEndpoint, body: [UInt8]?, contentType: String?, headers: [(String, String)],
+        absoluteForm: Bool
     ) -> HTTPRequestHead {
-        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: endpoint.path)
+        let uri = absoluteForm ? "http://\(endpoint.authority)\(endpoint.path)" : endpoint.path
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: uri)
         head.headers.add(name: "Host", value: endpoint.authority)
         var managed = managedHeaders
         if let contentType {
@@ -176,22 +197,24 @@ public enum OneShotHTTPClient {
     }
 
     private static func exchange(
-        _ endpoint: HTTPEndpoint, head: HTTPRequestHead, body: [UInt8]?, bodyLimit: BodyLimit, connectTimeout: Duration,
-        group: any EventLoopGroup
+        _ endpoint: HTTPEndpoint, via proxy: Proxy?, head: HTTPRequestHead, body: [UInt8]?, bodyLimit: BodyLimit,
+        connectTimeout: Duration, group: any EventLoopGroup
     ) async throws -> Response {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
             channel = try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .connectTimeout(TimeAmount(connectTimeout))
-                .connect(host: endpoint.host, port: endpoint.port) { channel in
+                .connect(host: proxy?.host ?? endpoint.host, port: proxy?.port ?? endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }
                 }
         } catch {
-            throw Failure.connectFailed(target: endpoint.authority, reason: connectReason(error))
+            // A refused proxy would otherwise read as the endpoint being down.
+            let target = proxy.map { "\($0.host):\($0.port) (proxy for \(endpoint.authority))" } ?? endpoint.authority
+            throw Failure.connectFailed(target: target, reason: connectReason(error))
         }
         do {
             return try await channel.executeThenClose { inbound, outbound in

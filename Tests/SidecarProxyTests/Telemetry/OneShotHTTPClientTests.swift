@@ -175,6 +175,36 @@ final class CannedHandler: ChannelInboundHandler {
         }
     }
 
+    @Test func throughAProxyTheRequestLineCarriesTheAbsoluteURLAndHostStaysTheTargets() async throws {
+        let proxy = try await CannedHTTPServer(.answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        defer { Task { await proxy.close() } }
+        let via = OneShotHTTPClient.Proxy(host: "127.0.0.1", port: proxy.port)
+        let response = try await OneShotHTTPClient.send(.GET, url: "http://backend:8080/reports/7?x=1", timeout: .seconds(5), via: via)
+        #expect(response.status == 200 && response.body == Array("ok".utf8))
+        #expect(proxy.lastRequest.hasPrefix("GET http://backend:8080/reports/7?x=1 HTTP/1.1\r\n"))
+        #expect(proxy.lastRequest.contains("Host: backend:8080\r\n"))
+
+        var bare = try #require(HTTPEndpoint(url: "http://backend/records"))
+        bare.namesDefaultPort = false
+        #expect(bare.authority == "backend")
+        _ = try await OneShotHTTPClient.send(.POST, to: bare, body: Array("{}".utf8), timeout: .seconds(5), via: via)
+        let request = proxy.lastRequest
+        #expect(request.hasPrefix("POST http://backend/records HTTP/1.1\r\n"))
+        #expect(request.contains("Host: backend\r\n") && request.contains("Content-Length: 2\r\n"))
+        #expect(request.hasSuffix("\r\n\r\n{}"))
+    }
+
+    @Test func aRefusedProxyIsNamedAsTheProxy() async throws {
+        let port = try await closedPort(group: MultiThreadedEventLoopGroup.singleton)
+        do {
+            _ = try await OneShotHTTPClient.send(
+                .GET, url: "http://backend/", timeout: .seconds(5), via: .init(host: "127.0.0.1", port: port))
+            Issue.record("expected a connect failure")
+        } catch let failure as OneShotHTTPClient.Failure {
+            #expect(failure == .connectFailed(target: "127.0.0.1:\(port) (proxy for backend:80)", reason: "connection refused"))
+        }
+    }
+
     @Test func timesOutOnASilentServer() async throws {
         let server = try await CannedHTTPServer(.silent)
         defer { Task { await server.close() } }
