@@ -131,12 +131,7 @@ public enum RequestRules {
         return nil
     }
 
-    /// The body framing a valid request head declares.
-    public static func framing(_ head: HTTPRequestHead) -> BodyFraming {
-        let te = head.headers.first(name: "transfer-encoding")
-        return framing(chunked: te?.lowercased().contains("chunked") ?? false, contentLength: head.headers.first(name: "content-length"))
-    }
-
+    /// The body framing a valid request head declares (from what `RequestHeadScan` read).
     static func framing(chunked: Bool, contentLength: String?) -> BodyFraming {
         if chunked { return .chunked }
         if let contentLength, let n = Int(contentLength.trimmingSpaces) { return n > 0 ? .contentLength(n) : .none }
