@@ -7,18 +7,6 @@ import Testing
 import TraceExport
 import TraceModel
 
-final class InMemoryExporter: SpanExporter {
-    private let spans = Mutex<[TraceModel.Span]>([])
-    var exported: [TraceModel.Span] { spans.withLock { $0 } }
-    /// OTLP keeps attribute types, so the spans read back as they were made.
-    let format = SpanWireFormat.otlpProtobuf
-    func export(_ batch: EncodedSpanBatch) async -> ExportOutcome {
-        guard let decoded = try? batch.decode() else { return .rejected(reason: "undecodable batch") }
-        spans.withLock { $0.append(contentsOf: decoded) }
-        return .exported
-    }
-}
-
 let quietLogger: Logger = {
     var logger = Logger(label: "demo-tests")
     logger.logLevel = .error
@@ -142,7 +130,7 @@ func start(_ role: DemoRole, broken: Bool = false, upstreams: [DemoRole: String]
 
     @Test func brokenBackendDropsTraceHeadersButStillAnswers() async throws {
         let database = try await RecordingServer(body: try databaseJSON("7"))
-        let exporter = InMemoryExporter()
+        let exporter = InMemorySpanExporter()
         let tracer = MeshtraceTracer(serviceName: "backend", exporter: exporter)
         let backend = try await start(.backend, broken: true, upstreams: [.database: "http://127.0.0.1:\(database.port)"], tracer: tracer)
         let response = try await client.get(backend.baseURL + "/reports/7", headers: incomingTraceHeaders)
@@ -161,7 +149,7 @@ func start(_ role: DemoRole, broken: Bool = false, upstreams: [DemoRole: String]
 
     @Test func businessSpanIsAChildOfTheInboundRequest() async throws {
         let database = try await start(.database)
-        let exporter = InMemoryExporter()
+        let exporter = InMemorySpanExporter()
         let tracer = MeshtraceTracer(serviceName: "backend", exporter: exporter)
         let backend = try await start(.backend, upstreams: [.database: database.baseURL], tracer: tracer)
 

@@ -6,19 +6,6 @@ import TraceExport
 import TraceModel
 import Tracing
 
-/// Records exported batches instead of sending them.
-final class InMemoryExporter: SpanExporter {
-    private let spans = Mutex<[TraceModel.Span]>([])
-    var exported: [TraceModel.Span] { spans.withLock { $0 } }
-    /// OTLP keeps attribute types, so the spans read back as they were made.
-    let format = SpanWireFormat.otlpProtobuf
-    func export(_ batch: EncodedSpanBatch) async -> ExportOutcome {
-        guard let decoded = try? batch.decode() else { return .rejected(reason: "undecodable batch") }
-        spans.withLock { $0.append(contentsOf: decoded) }
-        return .exported
-    }
-}
-
 /// A case-insensitive header dictionary, as HTTP header containers behave.
 struct Headers: Sendable {
     var fields: [String: String] = [:]
@@ -39,8 +26,8 @@ struct Boom: Error, CustomStringConvertible {
     var description: String { "boom happened" }
 }
 
-func makeTracer(sampling: Double = 100, formats: [PropagationFormat] = [.w3c, .b3multi]) -> (MeshtraceTracer, InMemoryExporter) {
-    let exporter = InMemoryExporter()
+func makeTracer(sampling: Double = 100, formats: [PropagationFormat] = [.w3c, .b3multi]) -> (MeshtraceTracer, InMemorySpanExporter) {
+    let exporter = InMemorySpanExporter()
     let tracer = MeshtraceTracer(serviceName: "unit", exporter: exporter, formats: formats, sampler: Sampler(percent: sampling))
     return (tracer, exporter)
 }
@@ -263,7 +250,7 @@ func extracted(_ tracer: MeshtraceTracer, _ fields: [String: String]) -> Instrum
     }
 
     @Test func exportLoopSendsWithoutExplicitFlushAndShutdownDrains() async throws {
-        let exporter = InMemoryExporter()
+        let exporter = InMemorySpanExporter()
         let tracer = MeshtraceTracer(serviceName: "loop", exporter: exporter, flushInterval: .milliseconds(20))
         tracer.startExporting()
         tracer.withSpan("background", context: .topLevel) { _ in }

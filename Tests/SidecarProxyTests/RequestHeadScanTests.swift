@@ -63,6 +63,17 @@ import TraceModel
         }
     }
 
+    /// The scan keeps its own length-keyed list of hop-by-hop names (for speed); it must agree
+    /// with `HopByHop.fixed`, which strips responses.
+    @Test func theScanAndResponseStrippingAgreeOnHopByHopNames() {
+        for name in HopByHop.fixed {
+            let kind = RequestHeadScan.classify(name)
+            #expect([.hopByHop, .connection, .transferEncoding].contains(kind), "\(name) -> \(kind)")
+            #expect(RequestHeadScan.classify(name.uppercased()) == kind)
+        }
+        #expect(Set(Self.hopByHop) == Set(HopByHop.fixed), "the reference list in this test is the same list")
+    }
+
     @Test func expectContinueIsAnsweredNotForwardedButOtherExpectationsAre() {
         let continuing = RequestHeadScan(HTTPHeaders([("Expect", "100-continue"), ("Host", "a")]))
         #expect(continuing.expectsContinue)
