@@ -24,15 +24,39 @@ public enum Hex {
 
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// The lower-hex digit for a nibble, by arithmetic (no table lookup, no bounds check).
+    @inlinable @inline(__always)
+    public static func digit(_ nibble: UInt64) -> UInt8 {
+        let n = UInt8(truncatingIfNeeded: nibble & 0xF)
+        return n < 10 ? n &+ 48 : n &+ 87
+    }
+
+    /// Writes `value` as 16 lower-hex digits at `buffer[offset..<offset + 16]`.
+    @inlinable
+    public static func write(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        var v = value
+        var i = offset + 15
+        while i >= offset {
+            buffer[i] = digit(v)
+            v >>= 4
+            i -= 1
+        }
+    }
+
     /// Fixed-width (16 digit) lower-hex rendering.
     public static func format(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buffer in
-            var v = value
-            for i in stride(from: 15, through: 0, by: -1) {
-                buffer[i] = digits[Int(v & 0xF)]
-                v >>= 4
-            }
+            write(value, into: buffer, at: 0)
             return 16
+        }
+    }
+
+    /// 32 lower-hex digits: `high` then `low`, in one string (no concatenation).
+    public static func format(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            write(high, into: buffer, at: 0)
+            write(low, into: buffer, at: 16)
+            return 32
         }
     }
 

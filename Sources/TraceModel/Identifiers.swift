@@ -40,10 +40,10 @@ public struct TraceID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var isValid: Bool { high != 0 || low != 0 }
 
     /// Canonical lower-hex: 16 digits for 64-bit ids, else 32.
-    public var hex: String { high == 0 ? Hex.format(low) : Hex.format(high) + Hex.format(low) }
+    public var hex: String { high == 0 ? Hex.format(low) : Hex.format(high, low) }
 
     /// Always 32 digits (W3C traceparent, OTLP JSON).
-    public var hex32: String { Hex.format(high) + Hex.format(low) }
+    public var hex32: String { Hex.format(high, low) }
 
     /// Always 16 bytes, big-endian (OTLP).
     public var bytes: [UInt8] {

@@ -131,7 +131,9 @@ public struct Attribute: Hashable, Sendable {
     }
 }
 
-public indirect enum AttributeValue: Hashable, Sendable, CustomStringConvertible {
+// Not `indirect`: every case already fits in two words (arrays are references), and an
+// indirect enum boxes each value on the heap, one allocation per tag on the sidecar's span path.
+public enum AttributeValue: Hashable, Sendable, CustomStringConvertible {
     case string(String)
     case bool(Bool)
     case int(Int64)

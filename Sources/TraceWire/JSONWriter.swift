@@ -124,42 +124,100 @@ public struct JSONWriter: Sendable {
 
     // MARK: - Encoding
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     @usableFromInline mutating func appendQuoted(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { utf8 in
-            var runStart = 0
-            var i = 0
-            let n = utf8.count
-            while i < n {
-                let c = utf8[i]
-                if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") {
-                    i += 1
-                    continue
-                }
-                if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
-                bytes.append(UInt8(ascii: "\\"))
-                switch c {
-                case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
-                case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
-                case 0x0A: bytes.append(UInt8(ascii: "n"))
-                case 0x0D: bytes.append(UInt8(ascii: "r"))
-                case 0x09: bytes.append(UInt8(ascii: "t"))
-                case 0x08: bytes.append(UInt8(ascii: "b"))
-                case 0x0C: bytes.append(UInt8(ascii: "f"))
-                default:
-                    bytes.append(contentsOf: "u00".utf8)
-                    bytes.append(Self.hexDigits[Int(c >> 4)])
-                    bytes.append(Self.hexDigits[Int(c & 0xF)])
-                }
-                i += 1
-                runStart = i
-            }
-            if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
+        // Native and small strings hand out their bytes directly; others are made contiguous once.
+        if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) == nil {
+            var copy = s
+            copy.withUTF8 { appendEscaped($0) }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A member name known to need no escaping (a literal in the caller), copied as is: the
+    /// sidecar writes some thirty of these per span.
+    public mutating func key(unescaped name: StaticString) {
+        comma()
+        bytes.append(UInt8(ascii: "\""))
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    /// An id as a quoted lower-hex string (16 digits, or 32 for a 128-bit trace id), written
+    /// straight into the output instead of through a String.
+    public mutating func append(traceID: TraceID) {
+        comma()
+        if traceID.high == 0 {
+            appendQuotedHex(traceID.low, nil)
+        } else {
+            appendQuotedHex(traceID.high, traceID.low)
+        }
+        needsComma = true
+    }
+
+    public mutating func append(spanID: SpanID) {
+        comma()
+        appendQuotedHex(spanID.value, nil)
+        needsComma = true
+    }
+
+    private mutating func appendQuotedHex(_ first: UInt64, _ second: UInt64?) {
+        var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes: 32 digits and quotes
+        withUnsafeMutableBytes(of: &scratch) { raw in
+            let buf = raw.bindMemory(to: UInt8.self)
+            buf[0] = UInt8(ascii: "\"")
+            Hex.write(first, into: buf, at: 1)
+            var end = 17
+            if let second {
+                Hex.write(second, into: buf, at: 17)
+                end = 33
+            }
+            buf[end] = UInt8(ascii: "\"")
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0...end]))
+        }
+    }
+
+    private mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+        let n = utf8.count
+        var i = 0
+        // Most strings need no escaping: find that out in one tight pass, then copy once.
+        while i < n {
+            let c = utf8[i]
+            if c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { break }
+            i += 1
+        }
+        if i == n {
+            bytes.append(contentsOf: utf8)
+            return
+        }
+        var runStart = 0
+        while i < n {
+            let c = utf8[i]
+            if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") {
+                i += 1
+                continue
+            }
+            if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+            bytes.append(UInt8(ascii: "\\"))
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
+            case 0x0A: bytes.append(UInt8(ascii: "n"))
+            case 0x0D: bytes.append(UInt8(ascii: "r"))
+            case 0x09: bytes.append(UInt8(ascii: "t"))
+            case 0x08: bytes.append(UInt8(ascii: "b"))
+            case 0x0C: bytes.append(UInt8(ascii: "f"))
+            default:
+                bytes.append(contentsOf: "u00".utf8)
+                bytes.append(Hex.digit(UInt64(c >> 4)))
+                bytes.append(Hex.digit(UInt64(c & 0xF)))
+            }
+            i += 1
+            runStart = i
+        }
+        if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
     }
 
     @usableFromInline mutating func appendDecimal(_ v: UInt64) {

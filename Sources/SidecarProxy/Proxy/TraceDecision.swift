@@ -64,9 +64,11 @@ public enum TraceDecision {
     /// Writes this hop's context in every configured format, and the request id, into the headers
     /// the hop adds (the scan already left the incoming trace headers out). Other vendors' headers
     /// (sw8, x-datadog-*, x-ot-span-context, baggage) stay in the kept ones, exactly as they came.
+    /// `added` must not hold trace headers yet: they are appended, not replaced (the hop builds a
+    /// fresh list for them, so no per-request search for stale ones is needed).
     static func inject(_ trace: HopTrace, formats: [PropagationFormat], into added: inout AddedHeaders) {
-        TracePropagation.inject(trace.context, formats: formats, into: &added)
-        added.replace(RequestID.header, with: trace.requestID)
+        TracePropagation.forEachHeader(trace.context, formats: formats) { added.add($0, $1) }
+        added.add(RequestID.header, trace.requestID)
     }
 
     static func pathOnly(_ path: String) -> String {

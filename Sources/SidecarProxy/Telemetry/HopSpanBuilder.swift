@@ -21,7 +21,7 @@ public struct HopSpanBuilder: Sendable {
     public func span(for hop: HopRecord, samplingPercent: Double) -> Span {
         var attributes: [Attribute] = []
         attributes.reserveCapacity(32)
-        forEachTag(of: hop, samplingPercent: samplingPercent) { attributes.append(Attribute($0, $1)) }
+        forEachTag(of: hop, samplingPercent: samplingPercent) { attributes.append(Attribute($0.string, $1)) }
         let status = hop.statusCode
         let remote = remoteEndpoint(of: hop)
         return Span(
@@ -47,9 +47,14 @@ public struct HopSpanBuilder: Sendable {
     /// `ZipkinJSON.write(span(for: hop, …))` produces.
     public func writeZipkin(_ hop: HopRecord, samplingPercent: Double, to w: inout JSONWriter) {
         w.beginObject()
-        w.member("traceId", hop.context.traceID.hex)
-        if let parent = hop.context.parentSpanID { w.member("parentId", parent.hex) }
-        w.member("id", hop.context.spanID.hex)
+        w.key(unescaped: "traceId")
+        w.append(traceID: hop.context.traceID)
+        if let parent = hop.context.parentSpanID {
+            w.key(unescaped: "parentId")
+            w.append(spanID: parent)
+        }
+        w.key(unescaped: "id")
+        w.append(spanID: hop.context.spanID)
         w.member("kind", hop.direction == .inbound ? "SERVER" : "CLIENT")
         let name = configuration.naming.name(method: hop.method, path: hop.path)
         if !name.isEmpty { w.member("name", name) }
@@ -83,7 +88,10 @@ public struct HopSpanBuilder: Sendable {
         w.key("tags")
         w.beginObject()
         forEachTag(of: hop, samplingPercent: samplingPercent) { key, value in
-            w.key(key)
+            switch key {
+            case .fixed(let name): w.key(unescaped: name)
+            case .custom(let name): w.key(name)
+            }
             switch value {
             case .string(let s): w.append(string: s)
             case .int(let i): w.append(quotedInt: i)  // Zipkin tags are strings
@@ -96,57 +104,71 @@ public struct HopSpanBuilder: Sendable {
     }
 
     /// Every tag of the hop's span, in order.
-    func forEachTag(of hop: HopRecord, samplingPercent: Double, _ tag: (String, AttributeValue) -> Void) {
+    func forEachTag(of hop: HopRecord, samplingPercent: Double, _ tag: (TagKey, AttributeValue) -> Void) {
         let status = hop.statusCode
         let flags = Self.flags(hop)
         let url = "http://" + hop.authority + truncated(hop.path)
-        tag("node_id", .string(configuration.nodeID))
-        tag("zone", .string(""))
-        tag("guid:x-request-id", .string(hop.requestID))
-        tag("http.url", .string(url))
-        tag("http.method", .string(hop.method))
-        tag("http.protocol", .string(hop.httpProtocol))
-        tag("downstream_cluster", .string(hop.direction == .inbound ? hop.sourceService ?? "-" : "-"))
-        tag("user_agent", .string(hop.userAgent ?? "-"))
-        tag("request_size", .int(Int64(hop.requestBytes)))
-        tag("response_size", .int(Int64(hop.responseBytes)))
-        tag("response_flags", .string(flags))
-        tag("component", .string("proxy"))
-        tag("istio.canonical_service", .string(configuration.serviceName))
-        tag("istio.namespace", .string(configuration.namespace))
+        tag(.fixed("node_id"), .string(configuration.nodeID))
+        tag(.fixed("zone"), .string(""))
+        tag(.fixed("guid:x-request-id"), .string(hop.requestID))
+        tag(.fixed("http.url"), .string(url))
+        tag(.fixed("http.method"), .string(hop.method))
+        tag(.fixed("http.protocol"), .string(hop.httpProtocol))
+        tag(.fixed("downstream_cluster"), .string(hop.direction == .inbound ? hop.sourceService ?? "-" : "-"))
+        tag(.fixed("user_agent"), .string(hop.userAgent ?? "-"))
+        tag(.fixed("request_size"), .int(Int64(hop.requestBytes)))
+        tag(.fixed("response_size"), .int(Int64(hop.responseBytes)))
+        tag(.fixed("response_flags"), .string(flags))
+        tag(.fixed("component"), .string("proxy"))
+        tag(.fixed("istio.canonical_service"), .string(configuration.serviceName))
+        tag(.fixed("istio.namespace"), .string(configuration.namespace))
         // OpenTelemetry semantic conventions
-        tag("http.request.method", .string(hop.method))
-        tag("url.full", .string(url))
-        tag("http.request.body.size", .int(Int64(hop.requestBytes)))
-        tag("http.response.body.size", .int(Int64(hop.responseBytes)))
-        tag("sampling.rate", .double(samplingPercent / 100))
-        if let peer = hop.downstreamAddress { tag("peer.address", .string(peer)) }
-        if let ua = hop.userAgent { tag("user_agent.original", .string(ua)) }
+        tag(.fixed("http.request.method"), .string(hop.method))
+        tag(.fixed("url.full"), .string(url))
+        tag(.fixed("http.request.body.size"), .int(Int64(hop.requestBytes)))
+        tag(.fixed("http.response.body.size"), .int(Int64(hop.responseBytes)))
+        tag(.fixed("sampling.rate"), .double(samplingPercent / 100))
+        if let peer = hop.downstreamAddress { tag(.fixed("peer.address"), .string(peer)) }
+        if let ua = hop.userAgent { tag(.fixed("user_agent.original"), .string(ua)) }
         if let cluster = hop.upstreamCluster {
-            tag("upstream_cluster", .string(cluster))
-            tag("upstream_cluster.name", .string(cluster))
+            tag(.fixed("upstream_cluster"), .string(cluster))
+            tag(.fixed("upstream_cluster.name"), .string(cluster))
         }
         if let upstream = hop.upstreamAddress {
-            tag("upstream_address", .string(upstream))
-            tag("network.peer.address", .string(upstream))
+            tag(.fixed("upstream_address"), .string(upstream))
+            tag(.fixed("network.peer.address"), .string(upstream))
         }
         if let status {
-            tag("http.status_code", .string(String(status)))
-            tag("http.response.status_code", .int(Int64(status)))
+            tag(.fixed("http.status_code"), .string(String(status)))
+            tag(.fixed("http.response.status_code"), .int(Int64(status)))
         }
         if hop.retries > 0 {
-            tag("retry.count", .int(Int64(hop.retries)))
-            tag("http.request.resend_count", .int(Int64(hop.retries)))
+            tag(.fixed("retry.count"), .int(Int64(hop.retries)))
+            tag(.fixed("http.request.resend_count"), .int(Int64(hop.retries)))
         }
-        if hop.direction != .inbound { tag("peer.service", .string(hop.destinationService)) }
-        if hop.parentInferred { tag("meshtrace.parent_inferred", .bool(true)) }
+        if hop.direction != .inbound { tag(.fixed("peer.service"), .string(hop.destinationService)) }
+        if hop.parentInferred { tag(.fixed("meshtrace.parent_inferred"), .bool(true)) }
         // What the propagation doctor compares (`meshtrace analyze`): formats that arrived, formats
         // handed to the app, and the caller's sampling decision.
-        if let extracted = hop.propagationExtracted { tag("meshtrace.propagation.extracted", .string(extracted)) }
-        if let injected = hop.propagationInjected { tag("meshtrace.propagation.injected", .string(injected)) }
-        if let upstream = hop.upstreamSampled { tag("meshtrace.sampling.upstream", .bool(upstream)) }
-        if Self.isError(hop) { tag("error", .string("true")) }
-        for custom in hop.customTags where !custom.value.isEmpty { tag(custom.key, .string(custom.value)) }
+        if let extracted = hop.propagationExtracted { tag(.fixed("meshtrace.propagation.extracted"), .string(extracted)) }
+        if let injected = hop.propagationInjected { tag(.fixed("meshtrace.propagation.injected"), .string(injected)) }
+        if let upstream = hop.upstreamSampled { tag(.fixed("meshtrace.sampling.upstream"), .bool(upstream)) }
+        if Self.isError(hop) { tag(.fixed("error"), .string("true")) }
+        for custom in hop.customTags where !custom.value.isEmpty { tag(.custom(custom.key), .string(custom.value)) }
+    }
+
+    /// A tag's name: one of the builder's own (a literal, written without escaping) or a
+    /// user's custom tag.
+    enum TagKey {
+        case fixed(StaticString)
+        case custom(String)
+
+        var string: String {
+            switch self {
+            case .fixed(let name): return name.description
+            case .custom(let name): return name
+            }
+        }
     }
 
     /// 5xx, or no response at all (upstream failure, client gone).
@@ -170,16 +192,19 @@ public struct HopSpanBuilder: Sendable {
     }
 
     private func truncated(_ path: String) -> String {
-        path.count <= configuration.maxPathTagLength ? path : String(path.prefix(configuration.maxPathTagLength))
+        // Characters never outnumber bytes: a path short in bytes needs no (slow) character count.
+        if path.utf8.count <= configuration.maxPathTagLength { return path }
+        return path.count <= configuration.maxPathTagLength ? path : String(path.prefix(configuration.maxPathTagLength))
     }
 
+    // By bytes: ':' is ASCII, and a Character search would run grapheme breaking per span.
     static func host(of address: String?) -> String? {
-        guard let address, let colon = address.lastIndex(of: ":") else { return address }
+        guard let address, let colon = address.utf8.lastIndex(of: UInt8(ascii: ":")) else { return address }
         return String(address[..<colon])
     }
 
     static func port(of address: String?) -> Int? {
-        guard let address, let colon = address.lastIndex(of: ":") else { return nil }
-        return Int(address[address.index(after: colon)...])
+        guard let address, let colon = address.utf8.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+        return Int(address[address.utf8.index(after: colon)...])
     }
 }

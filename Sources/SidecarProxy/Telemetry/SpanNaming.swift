@@ -14,15 +14,30 @@ public struct SpanNaming: Sendable, Hashable {
     }
 
     public func route(_ path: String) -> String {
-        var p = Substring(path)
-        if let q = p.firstIndex(where: { $0 == "?" || $0 == "#" }) { p = p[..<q] }
-        if p.isEmpty { return "/" }
+        // Over bytes: '?', '#' and '/' are ASCII, so byte positions are character boundaries, and
+        // a Character-based split would run grapheme breaking on every request.
+        let utf8 = path.utf8
+        let end = utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
+        if end == utf8.startIndex { return "/" }
+        let p = path[..<end]
         guard templatePaths else { return String(p) }
+        var segments: [Range<String.Index>] = []
+        var start = utf8.startIndex
+        var i = start
+        while i < end {
+            if utf8[i] == UInt8(ascii: "/") {
+                segments.append(start..<i)
+                start = utf8.index(after: i)
+            }
+            i = utf8.index(after: i)
+        }
+        segments.append(start..<end)
+        guard segments.contains(where: { Self.looksLikeID(path[$0]) }) else { return String(p) }
         var out = ""
         out.reserveCapacity(p.utf8.count)
-        for (i, segment) in p.split(separator: "/", omittingEmptySubsequences: false).enumerated() {
-            if i > 0 { out += "/" }
-            out += Self.looksLikeID(segment) ? "{id}" : String(segment)
+        for (n, segment) in segments.enumerated() {
+            if n > 0 { out += "/" }
+            out += Self.looksLikeID(path[segment]) ? "{id}" : path[segment]
         }
         return out
     }

@@ -87,28 +87,55 @@ public enum B3Propagation {
 
     @inlinable
     public static func injectMulti(_ context: TraceContext, into headers: inout some HeaderCarrier) {
-        headers.replace("X-B3-TraceId", with: context.traceID.hex)
-        headers.replace("X-B3-SpanId", with: context.spanID.hex)
-        if let parent = context.parentSpanID {
-            headers.replace("X-B3-ParentSpanId", with: parent.hex)
-        } else {
-            headers.remove(parentSpanIDHeader)
-        }
+        if context.parentSpanID == nil { headers.remove(parentSpanIDHeader) }
+        if context.debug { headers.remove(sampledHeader) } else { headers.remove(flagsHeader) }
+        if !context.debug && context.sampled == nil { headers.remove(sampledHeader) }
+        forEachMultiHeader(context) { headers.replace($0, with: $1) }
+    }
+
+    /// The multi-header form's fields for `context`, in order (`injectMulti` without the clearing).
+    @inlinable
+    public static func forEachMultiHeader(_ context: TraceContext, _ emit: (String, String) -> Void) {
+        emit("X-B3-TraceId", context.traceID.hex)
+        emit("X-B3-SpanId", context.spanID.hex)
+        if let parent = context.parentSpanID { emit("X-B3-ParentSpanId", parent.hex) }
         if context.debug {
-            headers.replace("X-B3-Flags", with: "1")
-            headers.remove(sampledHeader)
-        } else {
-            headers.remove(flagsHeader)
-            if let sampled = context.sampled { headers.replace("X-B3-Sampled", with: sampled ? "1" : "0") } else { headers.remove(sampledHeader) }
+            emit("X-B3-Flags", "1")
+        } else if let sampled = context.sampled {
+            emit("X-B3-Sampled", sampled ? "1" : "0")
         }
     }
 
+    /// `{traceid}-{spanid}[-{decision}[-{parentspanid}]]`, written into one string.
     public static func formatSingle(_ context: TraceContext) -> String {
-        var value = "\(context.traceID.hex)-\(context.spanID.hex)"
-        let decision = context.debug ? "d" : context.sampled.map { $0 ? "1" : "0" }
-        if let decision { value += "-" + decision }
-        if let parent = context.parentSpanID, decision != nil { value += "-" + parent.hex }
-        return value
+        let traceID = context.traceID
+        let idLength = traceID.high == 0 ? 16 : 32
+        let decision: UInt8? = context.debug ? UInt8(ascii: "d") : context.sampled.map { $0 ? UInt8(ascii: "1") : UInt8(ascii: "0") }
+        let parent = decision == nil ? nil : context.parentSpanID
+        let length = idLength + 17 + (decision == nil ? 0 : 2) + (parent == nil ? 0 : 17)
+        return String(unsafeUninitializedCapacity: length) { b in
+            var i = 0
+            if idLength == 32 {
+                Hex.write(traceID.high, into: b, at: 0)
+                i = 16
+            }
+            Hex.write(traceID.low, into: b, at: i)
+            i += 16
+            b[i] = UInt8(ascii: "-")
+            Hex.write(context.spanID.value, into: b, at: i + 1)
+            i += 17
+            if let decision {
+                b[i] = UInt8(ascii: "-")
+                b[i + 1] = decision
+                i += 2
+            }
+            if let parent {
+                b[i] = UInt8(ascii: "-")
+                Hex.write(parent.value, into: b, at: i + 1)
+                i += 17
+            }
+            return i
+        }
     }
 
     @inlinable

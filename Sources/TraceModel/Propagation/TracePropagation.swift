@@ -84,16 +84,33 @@ public enum TracePropagation {
     @inlinable
     public static func inject(_ context: TraceContext, formats: [PropagationFormat], into headers: inout some HeaderCarrier) {
         for name in ownedHeaders { headers.remove(name) }
+        forEachHeader(context, formats: formats) { headers.replace($0, with: $1) }
+    }
+
+    /// Every header `inject` writes, each once, in order, without clearing anything first: for a
+    /// fresh header list that holds none of them, which can then simply append.
+    @inlinable
+    public static func forEachHeader(_ context: TraceContext, formats: [PropagationFormat], _ emit: (String, String) -> Void) {
+        var written: (w3c: Bool, multi: Bool, single: Bool) = (false, false, false)
         for format in formats {
             switch format {
-            case .w3c: W3CTraceContext.inject(context, into: &headers)
-            case .b3multi: B3Propagation.injectMulti(context, into: &headers)
-            case .b3single: B3Propagation.injectSingle(context, into: &headers)
+            case .w3c where !written.w3c:
+                written.w3c = true
+                emit(W3CTraceContext.traceparent, W3CTraceContext.format(context))
+                if let state = context.traceState, !state.isEmpty { emit(W3CTraceContext.tracestate, state) }
+            case .b3multi where !written.multi:
+                written.multi = true
+                B3Propagation.forEachMultiHeader(context, emit)
+            case .b3single where !written.single:
+                written.single = true
+                emit(B3Propagation.singleHeader, B3Propagation.formatSingle(context))
+            default:
+                break
             }
         }
         // W3C's tracestate must travel even when only B3 is written toward the app.
-        if !formats.contains(.w3c), let state = context.traceState, !state.isEmpty {
-            headers.replace(W3CTraceContext.tracestate, with: state)
+        if !written.w3c, let state = context.traceState, !state.isEmpty {
+            emit(W3CTraceContext.tracestate, state)
         }
     }
 }

@@ -37,8 +37,19 @@ public enum W3CTraceContext {
         return TraceContext(traceID: traceID, spanID: spanID, sampled: flags & 1 == 1)
     }
 
+    /// Written byte by byte into one string (it is built for every proxied request).
     public static func format(_ context: TraceContext) -> String {
-        "00-\(context.traceID.hex32)-\(context.spanID.hex)-\(context.sampled == true || context.debug ? "01" : "00")"
+        String(unsafeUninitializedCapacity: 55) { b in
+            b[0] = UInt8(ascii: "0"); b[1] = UInt8(ascii: "0"); b[2] = UInt8(ascii: "-")
+            Hex.write(context.traceID.high, into: b, at: 3)
+            Hex.write(context.traceID.low, into: b, at: 19)
+            b[35] = UInt8(ascii: "-")
+            Hex.write(context.spanID.value, into: b, at: 36)
+            b[52] = UInt8(ascii: "-")
+            b[53] = UInt8(ascii: "0")
+            b[54] = context.sampled == true || context.debug ? UInt8(ascii: "1") : UInt8(ascii: "0")
+            return 55
+        }
     }
 
     @inlinable

@@ -1,0 +1,104 @@
+import Testing
+
+@testable import TraceModel
+
+/// The header formats are written byte by byte (they are built for every proxied request); these
+/// hold them to the plain string-built forms and to the parsers, over random contexts.
+@Suite struct PropagationTests {
+    static func randomContext(_ rng: inout SplitMix64) -> TraceContext {
+        let traceID = TraceID(high: rng.next() % 3 == 0 ? 0 : rng.next(), low: rng.next() | 1)
+        let sampledChoices: [Bool?] = [nil, true, false]
+        return TraceContext(
+            traceID: traceID, spanID: SpanID(rng.next() | 1) ?? SpanID.random(),
+            parentSpanID: rng.next() % 2 == 0 ? nil : SpanID(rng.next() | 1),
+            sampled: sampledChoices[Int(rng.next() % 3)], debug: rng.next() % 5 == 0,
+            traceState: [nil, "", "vendor=1", "a=b,c=d"][Int(rng.next() % 4)])
+    }
+
+    // The formats as they were first written, with interpolation.
+    static func referenceTraceparent(_ c: TraceContext) -> String {
+        "00-\(Hex.format(c.traceID.high))\(Hex.format(c.traceID.low))-\(Hex.format(c.spanID.value))-\(c.sampled == true || c.debug ? "01" : "00")"
+    }
+
+    static func referenceB3Single(_ c: TraceContext) -> String {
+        var value = "\(c.traceID.high == 0 ? Hex.format(c.traceID.low) : Hex.format(c.traceID.high) + Hex.format(c.traceID.low))-\(Hex.format(c.spanID.value))"
+        let decision = c.debug ? "d" : c.sampled.map { $0 ? "1" : "0" }
+        if let decision { value += "-" + decision }
+        if let parent = c.parentSpanID, decision != nil { value += "-" + Hex.format(parent.value) }
+        return value
+    }
+
+    @Test func formatsMatchReferenceAndParseBack() throws {
+        var rng = SplitMix64(seed: 7)
+        for _ in 0..<3_000 {
+            let c = Self.randomContext(&rng)
+            let traceparent = W3CTraceContext.format(c)
+            #expect(traceparent == Self.referenceTraceparent(c))
+            let parsed = try #require(W3CTraceContext.parse(traceparent))
+            #expect(parsed.traceID == c.traceID && parsed.spanID == c.spanID)
+            #expect(parsed.sampled == (c.sampled == true || c.debug))
+
+            let single = B3Propagation.formatSingle(c)
+            #expect(single == Self.referenceB3Single(c))
+            guard case .context(let b3)? = B3Propagation.extractSingle(single) else {
+                Issue.record("b3 \(single) did not parse")
+                continue
+            }
+            #expect(b3.traceID == c.traceID && b3.spanID == c.spanID && b3.debug == c.debug)
+            #expect(b3.parentSpanID == (c.sampled == nil && !c.debug ? nil : c.parentSpanID))
+
+            #expect(c.traceID.hex32 == Hex.format(c.traceID.high) + Hex.format(c.traceID.low))
+        }
+    }
+
+    /// The append-only path a fresh header list takes is `inject` into an empty carrier, header
+    /// for header, whatever the format list (repeats included).
+    @Test func appendedHeadersEqualInjectIntoEmptyCarrier() {
+        var rng = SplitMix64(seed: 11)
+        let all: [PropagationFormat] = [.w3c, .b3multi, .b3single]
+        for _ in 0..<3_000 {
+            let c = Self.randomContext(&rng)
+            let formats = (0..<Int(rng.next() % 5)).map { _ in all[Int(rng.next() % 3)] }
+            var injected = HeaderList()
+            TracePropagation.inject(c, formats: formats, into: &injected)
+            var appended: [(String, String)] = []
+            TracePropagation.forEachHeader(c, formats: formats) { appended.append(($0, $1)) }
+            let lower = { (fields: [(String, String)]) in fields.map { "\($0.0.lowercased()): \($0.1)" }.sorted() }
+            #expect(lower(appended) == lower(injected.fields.map { ($0.name, $0.value) }), "\(formats)")
+            #expect(Set(appended.map { $0.0.lowercased() }).count == appended.count, "a header written twice for \(formats)")
+        }
+    }
+
+    /// `inject` over a carrier full of stale trace headers leaves exactly the fresh ones.
+    @Test func injectReplacesStaleHeaders() {
+        var rng = SplitMix64(seed: 13)
+        let c = Self.randomContext(&rng)
+        var headers = HeaderList(TracePropagation.ownedHeaders.map { ($0.uppercased(), "stale") } + [("x-other", "kept")])
+        TracePropagation.inject(c, formats: [.w3c, .b3multi, .b3single], into: &headers)
+        #expect(!headers.fields.contains { $0.value == "stale" })
+        #expect(headers.first("x-other") == "kept")
+        #expect(headers.first("traceparent") == W3CTraceContext.format(c))
+    }
+
+    /// Random bytes, and valid headers with one byte changed, never trap and never yield a
+    /// context with a zero id.
+    @Test func parsersSurviveRandomInput() {
+        var rng = SplitMix64(seed: 17)
+        let alphabet = Array("0123456789abcdefABCDEF-xz ,=;\t\u{0}é😀")
+        for i in 0..<20_000 {
+            let value: String
+            if i % 2 == 0 {
+                value = String((0..<Int(rng.next() % 80)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+            } else {
+                let c = Self.randomContext(&rng)
+                var chars = Array(i % 4 == 1 ? W3CTraceContext.format(c) : B3Propagation.formatSingle(c))
+                chars[Int(rng.next() % UInt64(chars.count))] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                value = String(chars)
+            }
+            if let c = W3CTraceContext.parse(value) { #expect(c.traceID.isValid && c.spanID.value != 0, "\(value)") }
+            if case .context(let c)? = B3Propagation.extractSingle(value) { #expect(c.traceID.isValid && c.spanID.value != 0, "\(value)") }
+            let incoming = TracePropagation.extract(HeaderList([("traceparent", value), ("b3", value), ("x-b3-traceid", value), ("x-b3-spanid", value)]))
+            if let c = incoming.context { #expect(c.traceID.isValid, "\(value)") }
+        }
+    }
+}
