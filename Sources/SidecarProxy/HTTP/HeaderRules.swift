@@ -30,9 +30,12 @@ public enum HopByHop {
             case 10:
                 if name.equalsLowercaseASCII("connection") {
                     found = true
-                    for token in value.split(separator: ",") {
-                        let t = token.trimmingSpaces.lowercased()
-                        if !t.isEmpty && t != "close" && t != "keep-alive" { listed.append(t) }
+                    // Split on bytes (a Character split showed in profiles), and skip the two
+                    // tokens nearly every Connection header carries before lower-casing anything.
+                    for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                        let t = Substring(token).trimmingSpaces
+                        if t.isEmpty || t.equalsLowercaseASCII("close") || t.equalsLowercaseASCII("keep-alive") { continue }
+                        listed.append(t.lowercased())
                     }
                 } else if name.equalsLowercaseASCII("keep-alive") {
                     found = true

@@ -225,8 +225,12 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    // NIO's response decoder (it watches the request heads written past it, to
+                    // know a HEAD response has no body), behind our request encoder.
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(UpstreamRequestEncoder())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(UpstreamHandler())
                 }
             }
         let connecting: EventLoopFuture<any Channel>
@@ -263,18 +267,18 @@ final class UpstreamPool {
 /// The pools of one event loop, by target. Confined to that loop.
 final class LoopPools {
     let eventLoop: any EventLoop
-    private var pools: [String: UpstreamPool] = [:]
+    /// By the target itself: hashing its three fields costs less than building a string key per request.
+    private var pools: [UpstreamTarget: UpstreamPool] = [:]
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
     func pool(for target: UpstreamTarget, clusters: ClusterRegistry) -> UpstreamPool {
-        let key = target.key
-        if let existing = pools[key] { return existing }
+        if let existing = pools[target] { return existing }
         let cluster = clusters.cluster(for: target)
         let pool = UpstreamPool(eventLoop: eventLoop, target: target, cluster: cluster)
-        pools[key] = pool
+        pools[target] = pool
         let bound = NIOLoopBound(pool, eventLoop: eventLoop)
         let loop = eventLoop
         cluster.addWaker {
