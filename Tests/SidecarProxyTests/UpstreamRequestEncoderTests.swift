@@ -78,3 +78,68 @@ import TraceModel
         }
     }
 }
+
+/// The sidecar's response encoder against NIO's (`configureHTTPServerPipeline`): the same request
+/// bytes in, the same response parts out, byte-identical wire output, over random sequences of
+/// methods (HEAD included), statuses (1xx, 204, 304), versions, framing headers, bodies and
+/// trailers.
+@Suite struct DownstreamResponseEncoderTests {
+    static func output(ours: Bool, requests: String, responses: [HTTPServerResponsePart]) throws -> [UInt8] {
+        let channel = EmbeddedChannel()
+        let sync = channel.pipeline.syncOperations
+        if ours {
+            try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try sync.addHandler(DownstreamResponseEncoder())
+        } else {
+            try sync.configureHTTPServerPipeline(
+                position: .last, withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
+                withOutboundHeaderValidation: false)
+        }
+        try channel.writeInbound(ByteBuffer(string: requests))
+        while try channel.readInbound(as: HTTPServerRequestPart.self) != nil {}
+        for part in responses { channel.write(part, promise: nil) }
+        channel.flush()
+        var out: [UInt8] = []
+        while let chunk = try channel.readOutbound(as: IOData.self) {
+            guard case .byteBuffer(let buffer) = chunk else { throw UpstreamRequestEncoderTests.EncoderTestError.fileRegion }
+            out += buffer.readableBytesView
+        }
+        _ = try channel.finish()
+        return out
+    }
+
+    @Test func bytesEqualNIOsEncoderOverRandomExchanges() throws {
+        var rng = SplitMix64(seed: 99)
+        let methods = ["GET", "HEAD", "POST", "DELETE"]
+        let statuses: [HTTPResponseStatus] = [.ok, .noContent, .notModified, .notFound, .internalServerError, .custom(code: 299, reasonPhrase: "X")]
+        for i in 0..<1_000 {
+            let count = 1 + Int(rng.next() % 3)
+            var requests = ""
+            var responses: [HTTPServerResponsePart] = []
+            for _ in 0..<count {
+                requests += "\(methods[Int(rng.next() % 4)]) /r\(i) HTTP/1.1\r\nhost: x\r\n\r\n"
+                if rng.next() % 4 == 0 { responses.append(.head(HTTPResponseHead(version: .http1_1, status: .continue))) }
+                let version: HTTPVersion = rng.next() % 4 == 0 ? .http1_0 : .http1_1
+                var headers: HTTPHeaders = ["x-app": "v\(rng.next() % 100)"]
+                let bodies = (0..<Int(rng.next() % 3)).map { _ in ByteBuffer(string: String(repeating: "b", count: Int(rng.next() % 200))) }
+                switch rng.next() % 4 {
+                case 0: headers.add(name: "Content-Length", value: String(bodies.reduce(0) { $0 + $1.readableBytes }))
+                case 1: headers.add(name: "transfer-encoding", value: "chunked")
+                case 2:
+                    headers.add(name: "content-length", value: String(bodies.reduce(0) { $0 + $1.readableBytes }))
+                    headers.add(name: "Transfer-Encoding", value: "gzip, chunked")
+                default: break
+                }
+                headers.add(name: "server", value: "t")
+                responses.append(.head(HTTPResponseHead(version: version, status: statuses[Int(rng.next() % UInt64(statuses.count))], headers: headers)))
+                responses += bodies.map { .body(.byteBuffer($0)) }
+                responses.append(.end(rng.next() % 5 == 0 ? ["x-trailer": "t"] : nil))
+            }
+            let ours = try Self.output(ours: true, requests: requests, responses: responses)
+            let nios = try Self.output(ours: false, requests: requests, responses: responses)
+            try #require(
+                ours == nios,
+                "exchange \(i):\n\(String(decoding: ours, as: UTF8.self))\n!=\n\(String(decoding: nios, as: UTF8.self))")
+        }
+    }
+}

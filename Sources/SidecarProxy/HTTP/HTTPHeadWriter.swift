@@ -103,6 +103,46 @@ enum HTTPHeadWriter {
     }
 }
 
+/// Chunked-body framing shared by both encoders.
+enum ChunkedBody {
+    /// A body part as one chunk. An empty part would read as the body's end, so it is passed on
+    /// unframed (a no-op write that keeps its promise in order).
+    static func write(_ body: IOData, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        guard chunked, body.readableBytes > 0 else {
+            context.write(NIOAny(body), promise: promise)
+            return
+        }
+        var header = context.channel.allocator.buffer(capacity: 18)
+        HTTPHeadWriter.writeChunkHeader(body.readableBytes, into: &header)
+        context.write(NIOAny(IOData.byteBuffer(header)), promise: nil)
+        context.write(NIOAny(body), promise: nil)
+        context.write(NIOAny(IOData.byteBuffer(crlf)), promise: promise)
+    }
+
+    /// The end of a message: the last chunk and trailers when chunked, else nothing (an empty
+    /// write only when someone waits on the promise).
+    static func end(_ trailers: HTTPHeaders?, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if chunked {
+            var buffer = context.channel.allocator.buffer(capacity: 5)
+            buffer.writeStaticString("0\r\n")
+            if let trailers {
+                for (name, value) in trailers {
+                    buffer.writeString(name)
+                    buffer.writeStaticString(": ")
+                    buffer.writeString(value)
+                    buffer.writeStaticString("\r\n")
+                }
+            }
+            buffer.writeStaticString("\r\n")
+            context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
+        } else if let promise {
+            context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        }
+    }
+
+    private static let crlf = ByteBuffer(staticString: "\r\n")
+}
+
 /// Writes request parts toward an upstream in HTTP/1.1 wire form, in place of NIO's
 /// `HTTPRequestEncoder`. The proxy has already settled the framing headers (the client's
 /// Content-Length, or `Transfer-Encoding: chunked` it added), so this only serializes: the body is
@@ -120,37 +160,80 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
             chunked = HTTPHeadWriter.writeRequest(method: head.method, target: head.uri, headers: head.headers, into: &buffer)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
         case .body(let body):
-            // An empty chunk would read as the body's end: it is passed on unframed (a no-op write
-            // that keeps the promise in order).
-            guard chunked, body.readableBytes > 0 else {
-                context.write(wrapOutboundOut(body), promise: promise)
-                return
-            }
-            var header = context.channel.allocator.buffer(capacity: 18)
-            HTTPHeadWriter.writeChunkHeader(body.readableBytes, into: &header)
-            context.write(wrapOutboundOut(.byteBuffer(header)), promise: nil)
-            context.write(wrapOutboundOut(body), promise: nil)
-            context.write(wrapOutboundOut(.byteBuffer(Self.crlf)), promise: promise)
+            ChunkedBody.write(body, chunked: chunked, context: context, promise: promise)
         case .end(let trailers):
-            if chunked {
-                var buffer = context.channel.allocator.buffer(capacity: 5)
-                buffer.writeStaticString("0\r\n")
-                if let trailers {
-                    for (name, value) in trailers {
-                        buffer.writeString(name)
-                        buffer.writeStaticString(": ")
-                        buffer.writeString(value)
-                        buffer.writeStaticString("\r\n")
-                    }
-                }
-                buffer.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-            } else if let promise {
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
-            }
+            ChunkedBody.end(trailers, chunked: chunked, context: context, promise: promise)
             chunked = false
         }
     }
+}
 
-    private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
+/// Writes responses toward the client in HTTP/1.1 wire form, in place of NIO's
+/// `HTTPResponseEncoder` and with its framing rules: no body for 1xx, 204 and 304 or in answer to
+/// HEAD and CONNECT; Content-Length wins over Transfer-Encoding; otherwise an HTTP/1.1 body is
+/// chunked. It sits right after the request decoder to note each request's method, as NIO's
+/// paired encoder is told them by its decoder.
+final class DownstreamResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = IOData
+
+    /// Methods of requests not yet answered, oldest first (pipelined requests queue up).
+    private var methods = CircularBuffer<HTTPMethod>()
+    private var chunked = false
+    private var suppressBody = false
+
+    enum EncoderError: Error { case bodyNotAllowed }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) { methods.append(head.method) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(var head):
+            let code = head.status.code
+            // An interim response (100 Continue) answers no request by itself.
+            let informational = code >= 100 && code < 200 && code != 101
+            var connect = false
+            if !informational, let method = methods.popFirst() {
+                suppressBody = method == .HEAD || method == .CONNECT
+                connect = method == .CONNECT
+            }
+            var hasLength = false
+            var hasEncoding = false
+            for (name, _) in head.headers {
+                switch name.utf8.count {
+                case 14 where name.equalsLowercaseASCII("content-length"): hasLength = true
+                case 17 where name.equalsLowercaseASCII("transfer-encoding"): hasEncoding = true
+                default: break
+                }
+            }
+            var isChunked = false
+            if connect || !head.status.mayHaveResponseBody {
+                if hasLength { head.headers.remove(name: "content-length") }
+                if hasEncoding { head.headers.remove(name: "transfer-encoding") }
+            } else if hasLength {
+                if hasEncoding { head.headers.remove(name: "transfer-encoding") }
+            } else if head.version.major == 1 && head.version.minor >= 1 {
+                head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+                isChunked = true
+            }
+            chunked = suppressBody ? false : isChunked
+            var buffer = context.channel.allocator.buffer(capacity: 0)
+            _ = HTTPHeadWriter.writeResponse(version: head.version, status: head.status, headers: head.headers, into: &buffer)
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        case .body(let body):
+            if suppressBody {
+                promise?.fail(EncoderError.bodyNotAllowed)  // nothing may follow a HEAD response's head
+                return
+            }
+            ChunkedBody.write(body, chunked: chunked, context: context, promise: promise)
+        case .end(let trailers):
+            suppressBody = false
+            ChunkedBody.end(trailers, chunked: chunked, context: context, promise: promise)
+        }
+    }
 }

@@ -185,9 +185,9 @@ public final class SidecarServer: Sendable {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = config.maxHeaderBytes
         limits.maxHeaderFieldSize = config.maxHeaderBytes
-        try sync.configureHTTPServerPipeline(
-            position: .last, withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
-            withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+        // NIO's parser, then our response encoder (NIO's rules, one-pass serialization).
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+        try sync.addHandler(DownstreamResponseEncoder())
         let stats = runtime.stats
         let validation = RequestValidationHandler(maxHeaderBytes: config.maxHeaderBytes) { _ in
             stats.update { $0.rejectedRequests += 1 }
