@@ -12,6 +12,10 @@ public enum Hex {
     }
 
     /// Parses up to 16 hex digits into a UInt64. Returns nil on any non-hex byte or bad length.
+    /// Inlinable so that callers in other modules get it specialized for their collection: the
+    /// generic version walked the bytes through witness tables, some 10k instructions per span
+    /// id on the collector's ingest path.
+    @inlinable
     public static func parseUInt64<S: Collection>(_ utf8: S) -> UInt64? where S.Element == UInt8 {
         guard !utf8.isEmpty, utf8.count <= 16 else { return nil }
         var value: UInt64 = 0
