@@ -182,29 +182,21 @@ public struct JSONReader {
         skipWhitespace()
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw unexpected("a string") }
         let start = position + 1
-        // Over the raw buffer: this loop runs for every key and value of every span ingested, and
-        // checked array subscripts were most of its cost.
-        let scan = bytes.withUnsafeBufferPointer { buf -> (end: Int, escaped: Bool, control: Int?) in
-            var i = start
-            var escaped = false
-            let n = buf.count
-            while i < n {
-                let c = buf[i]
-                if c == UInt8(ascii: "\"") { return (i, escaped, nil) }
-                if c == UInt8(ascii: "\\") {
-                    escaped = true
-                    i += 2
-                    continue
-                }
-                if c < 0x20 { return (i, escaped, i) }
-                i += 1
+        var i = start
+        var escaped = false
+        let n = bytes.count
+        while true {
+            guard i < n else { throw error("unterminated string", at: start - 1) }
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") { break }
+            if c == UInt8(ascii: "\\") {
+                escaped = true
+                i += 2
+                continue
             }
-            return (-1, escaped, nil)
+            if c < 0x20 { throw error("unescaped control character in string", at: i) }
+            i += 1
         }
-        if let control = scan.control { throw error("unescaped control character in string", at: control) }
-        guard scan.end >= 0 else { throw error("unterminated string", at: start - 1) }
-        let i = scan.end
-        let escaped = scan.escaped
         position = i + 1
         afterValue = true
         if !escaped { return bytes[start..<i] }
