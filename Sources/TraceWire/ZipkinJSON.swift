@@ -99,7 +99,8 @@ public enum ZipkinJSON {
             case "tags":
                 guard try r.peek() == .object else { throw WireError("expected an object of string values") }
                 try r.beginObject()
-                while let tagKey = try r.nextKey() {
+                while let rawTagKey = try r.nextRawKey() {
+                    let tagKey = CommonStrings.tagName(rawTagKey)
                     let value: String
                     switch try r.peek() {
                     case .string: value = try r.readString()

@@ -200,3 +200,20 @@ import TraceModel
         #expect(decoded > 50)
     }
 }
+
+@Suite struct CommonStringsTests {
+    /// Every common name comes back as itself; near misses and other bytes decode as usual.
+    @Test func sharedNamesMatchExactlyAndEverythingElseDecodes() {
+        for name in CommonStrings.tagNames {
+            #expect(CommonStrings.tagName(ArraySlice(name.utf8)) == name)
+            var changed = Array(name.utf8)
+            changed[changed.count - 1] ^= 0x20
+            #expect(CommonStrings.tagName(ArraySlice(changed)) == String(decoding: changed, as: UTF8.self))
+        }
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<2_000 {
+            let bytes = (0..<Int(rng.next() % 50)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            #expect(CommonStrings.tagName(ArraySlice(bytes)) == String(decoding: bytes, as: UTF8.self))
+        }
+    }
+}
