@@ -99,6 +99,9 @@ public enum ZipkinJSON {
             case "tags":
                 guard try r.peek() == .object else { throw WireError("expected an object of string values") }
                 try r.beginObject()
+                // Room for a sidecar span's ~30 tags at once, instead of six doublings; trimmed below
+                // when far fewer came, since stored spans keep this array.
+                tags.reserveCapacity(32)
                 while let rawTagKey = try r.nextRawKey() {
                     let tagKey = CommonStrings.tagName(rawTagKey)
                     let value: String
@@ -116,6 +119,7 @@ public enum ZipkinJSON {
                     if tagKey == "error" { errorMessage = value }
                     tags.append(Attribute(tagKey, .string(limiter.limit(value))))
                 }
+                if tags.capacity > 2 * tags.count + 8 { tags = Array(tags[...]) }
             case "debug":
                 debug = try r.readBool()
             case "shared":

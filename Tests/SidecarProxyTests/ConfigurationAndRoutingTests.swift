@@ -197,6 +197,30 @@ struct RoutingTests {
         #expect(shouting.map(\.name) == ["User-Agent", "Content-Length"])
     }
 
+    /// In-place stripping against a plain rebuild by the RFC's rule, over random header blocks.
+    @Test func hopByHopStrippingMatchesReferenceOnRandomHeaders() {
+        let names = ["Connection", "connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "X-Foo", "x-bar",
+                     "Proxy-Authorization", "proxy-authenticate", "Proxy-Connection", "Content-Length", "Server", "Date"]
+        let values = ["close", "keep-alive", "X-Foo", "x-bar, Upgrade", " keep-alive , x-foo ", "chunked", "gzip, chunked", "1", ""]
+        var rng = SplitMix64(seed: 31)
+        for _ in 0..<3_000 {
+            let fields = (0..<Int(rng.next() % 10)).map { _ in (names[Int(rng.next() % UInt64(names.count))], values[Int(rng.next() % UInt64(values.count))]) }
+            var listed = Set<String>()
+            for (name, value) in fields where name.lowercased() == "connection" {
+                for token in value.split(separator: ",") {
+                    let t = token.trimmingCharacters(in: .whitespaces).lowercased()
+                    if !t.isEmpty && t != "close" && t != "keep-alive" { listed.insert(t) }
+                }
+            }
+            let expected = fields.filter { !HopByHop.fixed.contains($0.0.lowercased()) && !listed.contains($0.0.lowercased()) }
+            let expectedChunked = fields.contains { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked") }
+            var headers = HTTPHeaders(fields)
+            let chunked = HopByHop.strip(&headers)
+            #expect(headers.map { "\($0.name)=\($0.value)" } == expected.map { "\($0.0)=\($0.1)" }, "\(fields)")
+            #expect(chunked == expectedChunked)
+        }
+    }
+
     @Test func caseInsensitiveNameComparisonFoldsOnlyASCIILetters() {
         #expect("Transfer-Encoding".equalsLowercaseASCII("transfer-encoding"))
         #expect("HOST".equalsLowercaseASCII("host"))

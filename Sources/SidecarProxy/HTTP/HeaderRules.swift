@@ -18,48 +18,43 @@ public enum HopByHop {
     ]
 
     /// Removes hop-by-hop headers in place. Returns true when the message was chunked.
-    /// One read-only pass finds what must go; the headers are rebuilt once, and only when
-    /// something is removed (most requests carry none, most responses only `Connection`).
+    /// One read-only pass finds what must go; then each name found is removed in place (most
+    /// requests carry none, most responses only `Connection`), without rebuilding the headers.
     @discardableResult
     public static func strip(_ headers: inout HTTPHeaders) -> Bool {
         var chunked = false
         var listed: [String] = []
-        var found = false
+        var foundFixed: UInt16 = 0  // bit i: fixed[i] is present
         for (name, value) in headers {
-            switch name.utf8.count {
-            case 10:
-                if name.equalsLowercaseASCII("connection") {
-                    found = true
-                    // Split on bytes (a Character split showed in profiles), and skip the two
-                    // tokens nearly every Connection header carries before lower-casing anything.
-                    for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                        let t = Substring(token).trimmingSpaces
-                        if t.isEmpty || t.equalsLowercaseASCII("close") || t.equalsLowercaseASCII("keep-alive") { continue }
-                        listed.append(t.lowercased())
-                    }
-                } else if name.equalsLowercaseASCII("keep-alive") {
-                    found = true
+            guard let i = fixedIndex(name) else { continue }
+            foundFixed |= 1 << UInt16(i)
+            switch i {
+            case connection:
+                // Split on bytes (a Character split showed in profiles), and skip the two tokens
+                // nearly every Connection header carries before lower-casing anything.
+                for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                    let t = Substring(token).trimmingSpaces
+                    if t.isEmpty || t.equalsLowercaseASCII("close") || t.equalsLowercaseASCII("keep-alive") { continue }
+                    listed.append(t.lowercased())
                 }
-            case 17:
-                if name.equalsLowercaseASCII("transfer-encoding") {
-                    found = true
-                    if value.lowercased().contains("chunked") { chunked = true }
-                }
-            case 2, 7, 16, 18, 19:
-                if !found, fixed.contains(where: { name.equalsLowercaseASCII($0) }) { found = true }
+            case transferEncoding:
+                if value.lowercased().contains("chunked") { chunked = true }
             default:
                 break
             }
         }
-        guard found || !listed.isEmpty else { return chunked }
-        var kept: [(String, String)] = []
-        kept.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            if fixed.contains(where: { name.equalsLowercaseASCII($0) }) || listed.contains(where: { name.equalsLowercaseASCII($0) }) { continue }
-            kept.append((name, value))
-        }
-        headers = HTTPHeaders(kept)
+        for (i, name) in fixed.enumerated() where foundFixed & (1 << UInt16(i)) != 0 { headers.remove(name: name) }
+        for name in listed { headers.remove(name: name) }
         return chunked
+    }
+
+    private static let connection = 0
+    private static let transferEncoding = 5
+
+    private static func fixedIndex(_ name: String) -> Int? {
+        let n = name.utf8.count
+        for (i, f) in fixed.enumerated() where f.utf8.count == n && name.equalsLowercaseASCII(f) { return i }
+        return nil
     }
 }
 
