@@ -6,39 +6,84 @@ import TraceModel
 ///     var w = JSONWriter()
 ///     w.beginObject(); w.key("data"); w.beginArray(); w.append(int: 1); w.endArray(); w.endObject()
 ///     w.bytes  // {"data":[1]}
-public struct JSONWriter: Sendable {
-    public var bytes: [UInt8]
+public struct JSONWriter: @unchecked Sendable {
+    // @unchecked: the bytes live in a raw allocation owned by `owner`, and are written only once
+    // `reserve` has made `owner` unique to this value (copy-on-write, as Array does). A raw
+    // buffer because Array's own appends cost some ninety instructions each, and the sidecar
+    // makes about a hundred of them per span.
+    final class Owner {
+        let pointer: UnsafeMutablePointer<UInt8>
+        let capacity: Int
+
+        init(capacity: Int) {
+            self.capacity = capacity
+            pointer = .allocate(capacity: capacity)
+        }
+
+        deinit { pointer.deallocate() }
+    }
+
+    private var owner: Owner
+    /// Bytes written so far, at the start of `owner.pointer`.
+    public private(set) var count = 0
     /// True after a complete value (or member) at the current nesting level, so the next one needs a comma.
     @usableFromInline var needsComma = false
 
     public init(capacity: Int = 256) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        owner = Owner(capacity: max(capacity, 16))
     }
 
-    @inlinable mutating func comma() {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    /// What was written, as an array (a copy).
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: owner.pointer, count: count)) }
+
+    /// Room for `n` more bytes, in memory this value alone owns; returns where they go.
+    @inline(__always) private mutating func reserve(_ n: Int) -> UnsafeMutablePointer<UInt8> {
+        if count + n > owner.capacity || !isKnownUniquelyReferenced(&owner) {
+            let copy = Owner(capacity: count + n > owner.capacity ? max(owner.capacity * 2, count + n) : owner.capacity)
+            copy.pointer.initialize(from: owner.pointer, count: count)
+            owner = copy
+        }
+        return owner.pointer + count
+    }
+
+    @inline(__always) mutating func appendByte(_ byte: UInt8) {
+        reserve(1).initialize(to: byte)
+        count += 1
+    }
+
+    @inline(__always) mutating func appendBytes(_ source: UnsafeBufferPointer<UInt8>) {
+        guard let start = source.baseAddress, source.count > 0 else { return }
+        reserve(source.count).initialize(from: start, count: source.count)
+        count += source.count
+    }
+
+    @inline(__always) mutating func appendStatic(_ text: StaticString) {
+        text.withUTF8Buffer { appendBytes($0) }
+    }
+
+    @inline(__always) mutating func comma() {
+        if needsComma { appendByte(UInt8(ascii: ",")) }
     }
 
     public mutating func beginObject() {
         comma()
-        bytes.append(UInt8(ascii: "{"))
+        appendByte(UInt8(ascii: "{"))
         needsComma = false
     }
 
     public mutating func endObject() {
-        bytes.append(UInt8(ascii: "}"))
+        appendByte(UInt8(ascii: "}"))
         needsComma = true
     }
 
     public mutating func beginArray() {
         comma()
-        bytes.append(UInt8(ascii: "["))
+        appendByte(UInt8(ascii: "["))
         needsComma = false
     }
 
     public mutating func endArray() {
-        bytes.append(UInt8(ascii: "]"))
+        appendByte(UInt8(ascii: "]"))
         needsComma = true
     }
 
@@ -46,7 +91,7 @@ public struct JSONWriter: Sendable {
     public mutating func key(_ name: String) {
         comma()
         appendQuoted(name)
-        bytes.append(UInt8(ascii: ":"))
+        appendByte(UInt8(ascii: ":"))
         needsComma = false
     }
 
@@ -68,9 +113,9 @@ public struct JSONWriter: Sendable {
     /// building the String first.
     public mutating func append(quotedInt: Int64) {
         comma()
-        bytes.append(UInt8(ascii: "\""))
+        appendByte(UInt8(ascii: "\""))
         appendDecimal(quotedInt)
-        bytes.append(UInt8(ascii: "\""))
+        appendByte(UInt8(ascii: "\""))
         needsComma = true
     }
 
@@ -87,30 +132,33 @@ public struct JSONWriter: Sendable {
             if double == double.rounded(.towardZero), abs(double) < 1e15 {
                 appendDecimal(Int64(double))  // 72 rather than 72.0, as Go and Jackson print
             } else {
-                bytes.append(contentsOf: double.description.utf8)
+                var text = double.description
+                text.withUTF8 { appendBytes($0) }
             }
         } else {
-            bytes.append(contentsOf: "null".utf8)
+            appendStatic("null")
         }
         needsComma = true
     }
 
     public mutating func append(bool: Bool) {
         comma()
-        bytes.append(contentsOf: bool ? "true".utf8 : "false".utf8)
+        if bool { appendStatic("true") } else { appendStatic("false") }
         needsComma = true
     }
 
     public mutating func appendNull() {
         comma()
-        bytes.append(contentsOf: "null".utf8)
+        appendStatic("null")
         needsComma = true
     }
 
     /// A pre-encoded JSON value, copied verbatim.
     public mutating func append(rawJSON: some Sequence<UInt8>) {
         comma()
-        bytes.append(contentsOf: rawJSON)
+        if rawJSON.withContiguousStorageIfAvailable({ appendBytes($0) }) == nil {
+            for byte in rawJSON { appendByte(byte) }
+        }
         needsComma = true
     }
 
@@ -125,23 +173,23 @@ public struct JSONWriter: Sendable {
     // MARK: - Encoding
 
     @usableFromInline mutating func appendQuoted(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
+        appendByte(UInt8(ascii: "\""))
         // Native and small strings hand out their bytes directly; others are made contiguous once.
         if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) == nil {
             var copy = s
             copy.withUTF8 { appendEscaped($0) }
         }
-        bytes.append(UInt8(ascii: "\""))
+        appendByte(UInt8(ascii: "\""))
     }
 
     /// A member name known to need no escaping (a literal in the caller), copied as is: the
     /// sidecar writes some thirty of these per span.
     public mutating func key(unescaped name: StaticString) {
         comma()
-        bytes.append(UInt8(ascii: "\""))
-        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+        appendByte(UInt8(ascii: "\""))
+        name.withUTF8Buffer { appendBytes($0) }
+        appendByte(UInt8(ascii: "\""))
+        appendByte(UInt8(ascii: ":"))
         needsComma = false
     }
 
@@ -175,7 +223,7 @@ public struct JSONWriter: Sendable {
                 end = 33
             }
             buf[end] = UInt8(ascii: "\"")
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0...end]))
+            appendBytes(UnsafeBufferPointer(rebasing: buf[0...end]))
         }
     }
 
@@ -189,7 +237,7 @@ public struct JSONWriter: Sendable {
             i += 1
         }
         if i == n {
-            bytes.append(contentsOf: utf8)
+            appendBytes(utf8)
             return
         }
         var runStart = 0
@@ -199,30 +247,30 @@ public struct JSONWriter: Sendable {
                 i += 1
                 continue
             }
-            if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
-            bytes.append(UInt8(ascii: "\\"))
+            if runStart < i { appendBytes(UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+            appendByte(UInt8(ascii: "\\"))
             switch c {
-            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
-            case 0x0A: bytes.append(UInt8(ascii: "n"))
-            case 0x0D: bytes.append(UInt8(ascii: "r"))
-            case 0x09: bytes.append(UInt8(ascii: "t"))
-            case 0x08: bytes.append(UInt8(ascii: "b"))
-            case 0x0C: bytes.append(UInt8(ascii: "f"))
+            case UInt8(ascii: "\""): appendByte(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): appendByte(UInt8(ascii: "\\"))
+            case 0x0A: appendByte(UInt8(ascii: "n"))
+            case 0x0D: appendByte(UInt8(ascii: "r"))
+            case 0x09: appendByte(UInt8(ascii: "t"))
+            case 0x08: appendByte(UInt8(ascii: "b"))
+            case 0x0C: appendByte(UInt8(ascii: "f"))
             default:
-                bytes.append(contentsOf: "u00".utf8)
-                bytes.append(Hex.digit(UInt64(c >> 4)))
-                bytes.append(Hex.digit(UInt64(c & 0xF)))
+                appendStatic("u00")
+                appendByte(Hex.digit(UInt64(c >> 4)))
+                appendByte(Hex.digit(UInt64(c & 0xF)))
             }
             i += 1
             runStart = i
         }
-        if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
+        if runStart < n { appendBytes(UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
     }
 
     @usableFromInline mutating func appendDecimal(_ v: UInt64) {
         if v < 10 {
-            bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v))
+            appendByte(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v))
             return
         }
         var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
@@ -234,13 +282,13 @@ public struct JSONWriter: Sendable {
                 buf[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10)
                 x /= 10
             }
-            bytes.append(contentsOf: buf[i...])
+            appendBytes(UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[i...]))
         }
     }
 
     @usableFromInline mutating func appendDecimal(_ v: Int64) {
         if v < 0 {
-            bytes.append(UInt8(ascii: "-"))
+            appendByte(UInt8(ascii: "-"))
             appendDecimal(v.magnitude)
         } else {
             appendDecimal(UInt64(v))
