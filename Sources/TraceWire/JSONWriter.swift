@@ -6,84 +6,39 @@ import TraceModel
 ///     var w = JSONWriter()
 ///     w.beginObject(); w.key("data"); w.beginArray(); w.append(int: 1); w.endArray(); w.endObject()
 ///     w.bytes  // {"data":[1]}
-public struct JSONWriter: @unchecked Sendable {
-    // @unchecked: the bytes live in a raw allocation owned by `owner`, and are written only once
-    // `reserve` has made `owner` unique to this value (copy-on-write, as Array does). A raw
-    // buffer because Array's own appends cost some ninety instructions each, and the sidecar
-    // makes about a hundred of them per span.
-    final class Owner {
-        let pointer: UnsafeMutablePointer<UInt8>
-        let capacity: Int
-
-        init(capacity: Int) {
-            self.capacity = capacity
-            pointer = .allocate(capacity: capacity)
-        }
-
-        deinit { pointer.deallocate() }
-    }
-
-    private var owner: Owner
-    /// Bytes written so far, at the start of `owner.pointer`.
-    public private(set) var count = 0
+public struct JSONWriter: Sendable {
+    public var bytes: [UInt8]
     /// True after a complete value (or member) at the current nesting level, so the next one needs a comma.
     @usableFromInline var needsComma = false
 
     public init(capacity: Int = 256) {
-        owner = Owner(capacity: max(capacity, 16))
+        bytes = []
+        bytes.reserveCapacity(capacity)
     }
 
-    /// What was written, as an array (a copy).
-    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: owner.pointer, count: count)) }
-
-    /// Room for `n` more bytes, in memory this value alone owns; returns where they go.
-    @inline(__always) private mutating func reserve(_ n: Int) -> UnsafeMutablePointer<UInt8> {
-        if count + n > owner.capacity || !isKnownUniquelyReferenced(&owner) {
-            let copy = Owner(capacity: count + n > owner.capacity ? max(owner.capacity * 2, count + n) : owner.capacity)
-            copy.pointer.initialize(from: owner.pointer, count: count)
-            owner = copy
-        }
-        return owner.pointer + count
-    }
-
-    @inline(__always) mutating func appendByte(_ byte: UInt8) {
-        reserve(1).initialize(to: byte)
-        count += 1
-    }
-
-    @inline(__always) mutating func appendBytes(_ source: UnsafeBufferPointer<UInt8>) {
-        guard let start = source.baseAddress, source.count > 0 else { return }
-        reserve(source.count).initialize(from: start, count: source.count)
-        count += source.count
-    }
-
-    @inline(__always) mutating func appendStatic(_ text: StaticString) {
-        text.withUTF8Buffer { appendBytes($0) }
-    }
-
-    @inline(__always) mutating func comma() {
-        if needsComma { appendByte(UInt8(ascii: ",")) }
+    @inlinable mutating func comma() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
 
     public mutating func beginObject() {
         comma()
-        appendByte(UInt8(ascii: "{"))
+        bytes.append(UInt8(ascii: "{"))
         needsComma = false
     }
 
     public mutating func endObject() {
-        appendByte(UInt8(ascii: "}"))
+        bytes.append(UInt8(ascii: "}"))
         needsComma = true
     }
 
     public mutating func beginArray() {
         comma()
-        appendByte(UInt8(ascii: "["))
+        bytes.append(UInt8(ascii: "["))
         needsComma = false
     }
 
     public mutating func endArray() {
-        appendByte(UInt8(ascii: "]"))
+        bytes.append(UInt8(ascii: "]"))
         needsComma = true
     }
 
@@ -91,7 +46,7 @@ public struct JSONWriter: @unchecked Sendable {
     public mutating func key(_ name: String) {
         comma()
         appendQuoted(name)
-        appendByte(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
@@ -113,9 +68,9 @@ public struct JSONWriter: @unchecked Sendable {
     /// building the String first.
     public mutating func append(quotedInt: Int64) {
         comma()
-        appendByte(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
         appendDecimal(quotedInt)
-        appendByte(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }
 
@@ -132,33 +87,30 @@ public struct JSONWriter: @unchecked Sendable {
             if double == double.rounded(.towardZero), abs(double) < 1e15 {
                 appendDecimal(Int64(double))  // 72 rather than 72.0, as Go and Jackson print
             } else {
-                var text = double.description
-                text.withUTF8 { appendBytes($0) }
+                bytes.append(contentsOf: double.description.utf8)
             }
         } else {
-            appendStatic("null")
+            bytes.append(contentsOf: "null".utf8)
         }
         needsComma = true
     }
 
     public mutating func append(bool: Bool) {
         comma()
-        if bool { appendStatic("true") } else { appendStatic("false") }
+        bytes.append(contentsOf: bool ? "true".utf8 : "false".utf8)
         needsComma = true
     }
 
     public mutating func appendNull() {
         comma()
-        appendStatic("null")
+        bytes.append(contentsOf: "null".utf8)
         needsComma = true
     }
 
     /// A pre-encoded JSON value, copied verbatim.
     public mutating func append(rawJSON: some Sequence<UInt8>) {
         comma()
-        if rawJSON.withContiguousStorageIfAvailable({ appendBytes($0) }) == nil {
-            for byte in rawJSON { appendByte(byte) }
-        }
+        bytes.append(contentsOf: rawJSON)
         needsComma = true
     }
 
@@ -173,23 +125,23 @@ public struct JSONWriter: @unchecked Sendable {
     // MARK: - Encoding
 
     @usableFromInline mutating func appendQuoted(_ s: String) {
-        appendByte(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
         // Native and small strings hand out their bytes directly; others are made contiguous once.
         if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) == nil {
             var copy = s
             copy.withUTF8 { appendEscaped($0) }
         }
-        appendByte(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
     }
 
     /// A member name known to need no escaping (a literal in the caller), copied as is: the
     /// sidecar writes some thirty of these per span.
     public mutating func key(unescaped name: StaticString) {
         comma()
-        appendByte(UInt8(ascii: "\""))
-        name.withUTF8Buffer { appendBytes($0) }
-        appendByte(UInt8(ascii: "\""))
-        appendByte(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: "\""))
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
@@ -223,7 +175,7 @@ public struct JSONWriter: @unchecked Sendable {
                 end = 33
             }
             buf[end] = UInt8(ascii: "\"")
-            appendBytes(UnsafeBufferPointer(rebasing: buf[0...end]))
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0...end]))
         }
     }
 
@@ -237,7 +189,7 @@ public struct JSONWriter: @unchecked Sendable {
             i += 1
         }
         if i == n {
-            appendBytes(utf8)
+            bytes.append(contentsOf: utf8)
             return
         }
         var runStart = 0
@@ -247,30 +199,30 @@ public struct JSONWriter: @unchecked Sendable {
                 i += 1
                 continue
             }
-            if runStart < i { appendBytes(UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
-            appendByte(UInt8(ascii: "\\"))
+            if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+            bytes.append(UInt8(ascii: "\\"))
             switch c {
-            case UInt8(ascii: "\""): appendByte(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): appendByte(UInt8(ascii: "\\"))
-            case 0x0A: appendByte(UInt8(ascii: "n"))
-            case 0x0D: appendByte(UInt8(ascii: "r"))
-            case 0x09: appendByte(UInt8(ascii: "t"))
-            case 0x08: appendByte(UInt8(ascii: "b"))
-            case 0x0C: appendByte(UInt8(ascii: "f"))
+            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
+            case 0x0A: bytes.append(UInt8(ascii: "n"))
+            case 0x0D: bytes.append(UInt8(ascii: "r"))
+            case 0x09: bytes.append(UInt8(ascii: "t"))
+            case 0x08: bytes.append(UInt8(ascii: "b"))
+            case 0x0C: bytes.append(UInt8(ascii: "f"))
             default:
-                appendStatic("u00")
-                appendByte(Hex.digit(UInt64(c >> 4)))
-                appendByte(Hex.digit(UInt64(c & 0xF)))
+                bytes.append(contentsOf: "u00".utf8)
+                bytes.append(Hex.digit(UInt64(c >> 4)))
+                bytes.append(Hex.digit(UInt64(c & 0xF)))
             }
             i += 1
             runStart = i
         }
-        if runStart < n { appendBytes(UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
+        if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
     }
 
     @usableFromInline mutating func appendDecimal(_ v: UInt64) {
         if v < 10 {
-            appendByte(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v))
+            bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v))
             return
         }
         var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
@@ -282,13 +234,13 @@ public struct JSONWriter: @unchecked Sendable {
                 buf[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10)
                 x /= 10
             }
-            appendBytes(UnsafeBufferPointer(rebasing: buf.bindMemory(to: UInt8.self)[i...]))
+            bytes.append(contentsOf: buf[i...])
         }
     }
 
     @usableFromInline mutating func appendDecimal(_ v: Int64) {
         if v < 0 {
-            appendByte(UInt8(ascii: "-"))
+            bytes.append(UInt8(ascii: "-"))
             appendDecimal(v.magnitude)
         } else {
             appendDecimal(UInt64(v))
