@@ -96,3 +96,19 @@ import TraceModel
         #expect(parsed > 0)
     }
 }
+
+@Suite struct JSONWriterStorageTests {
+    /// The writer keeps value semantics over its raw buffer: a copy diverges without touching the
+    /// original, and growth past the first allocation keeps every byte.
+    @Test func copiesAreIndependentAndGrowthKeepsBytes() {
+        var a = JSONWriter(capacity: 1)
+        a.beginArray()
+        var b = a
+        for i in 0..<500 { a.append(int: i) }
+        b.append(string: "only in b")
+        a.endArray()
+        b.endArray()
+        #expect(String(decoding: a.bytes, as: UTF8.self) == "[" + (0..<500).map(String.init).joined(separator: ",") + "]")
+        #expect(String(decoding: b.bytes, as: UTF8.self) == #"["only in b"]"#)
+    }
+}
