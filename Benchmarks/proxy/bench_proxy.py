@@ -61,6 +61,22 @@ def rss_mb(pids, key="VmRSS"):
     return total / 1024
 
 
+def wait_quiet(pid, timeout=90):
+    """Waits until `pid` (the collector) has used no CPU for half a second: a sidecar that was
+    just saturated still exports its backlog of spans for a while, and that work must not land in
+    the next measurement window. Bounded: gives up after `timeout` seconds and says so."""
+    deadline = time.monotonic() + timeout
+    last, still = cpu_seconds([pid]), 0
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = cpu_seconds([pid])
+        still = still + 1 if now == last else 0
+        if still >= 2:
+            return
+        last = now
+    print(f"  (collector still busy after {timeout}s; measuring anyway)", flush=True)
+
+
 def children(pid):
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]
@@ -206,8 +222,12 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
         results = {}
         for name, url, pids in targets:
             pids = pids + [c for p in pids for c in children(p)]  # nginx workers
+            wait_quiet(collector.pid)
             run_wrk(url, 2, args.connections)  # warm-up
             rps, errors = run_wrk(url, args.duration, args.connections)
+            # The saturated run leaves the sidecars exporting a backlog: let it drain, so the
+            # fixed-rate window measures this path at 1000 rps and nothing left over.
+            wait_quiet(collector.pid)
             cpu0 = cpu_seconds(pids) if pids else 0
             p50, p99, total = run_hey(url, args.duration, args.rate)
             cpu = (cpu_seconds(pids) - cpu0) if pids else 0
