@@ -54,22 +54,23 @@ public enum ZipkinJSON {
         var debug = false
         var shared = false
 
-        while let key = try r.nextKey() {
-            field = key
+        while let rawKey = try r.nextRawKey() {
+            let member = SpanMember(rawKey)
+            field = member == .other ? String(decoding: rawKey, as: UTF8.self) : member.name
             if r.consumeNull() { continue }
-            switch key {
-            case "traceId":
+            switch member {
+            case .traceID:
                 let raw = try r.readRawString()
                 guard raw.count == 16 || raw.count == 32, let id = TraceIDParse.hex(raw) else {
                     throw WireError("must be 16 or 32 hex characters, got \(quotedForError(raw))")
                 }
                 guard id.isValid else { throw WireError("all-zero trace id is invalid") }
                 traceID = id
-            case "id":
+            case .id:
                 spanID = try readSpanID(&r, allowZero: false)
-            case "parentId":
+            case .parentID:
                 parentID = try readSpanID(&r, allowZero: true)  // Zipkin reads an all-zero parent as "no parent"
-            case "kind":
+            case .kind:
                 let k = try r.readString()
                 switch k {
                 case "CLIENT", "client": kind = .client
@@ -78,17 +79,17 @@ public enum ZipkinJSON {
                 case "CONSUMER", "consumer": kind = .consumer
                 default: kind = .unspecified
                 }
-            case "name":
+            case .name:
                 name = try r.readString()
-            case "timestamp":
+            case .timestamp:
                 timestamp = try readMicros(&r)
-            case "duration":
+            case .duration:
                 duration = try readMicros(&r)
-            case "localEndpoint":
+            case .localEndpoint:
                 local = try readEndpoint(&r)
-            case "remoteEndpoint":
+            case .remoteEndpoint:
                 remote = try readEndpoint(&r)
-            case "annotations":
+            case .annotations:
                 try r.beginArray()
                 var n = 0
                 while try r.nextElement() {
@@ -96,7 +97,7 @@ public enum ZipkinJSON {
                     events.append(try readAnnotation(&r))
                     n += 1
                 }
-            case "tags":
+            case .tags:
                 guard try r.peek() == .object else { throw WireError("expected an object of string values") }
                 try r.beginObject()
                 // Room for a sidecar span's ~30 tags at once, instead of six doublings; trimmed below
@@ -120,13 +121,13 @@ public enum ZipkinJSON {
                     tags.append(Attribute(tagKey, .string(limiter.limit(value))))
                 }
                 if tags.capacity > 2 * tags.count + 8 { tags = Array(tags[...]) }
-            case "debug":
+            case .debug:
                 debug = try r.readBool()
-            case "shared":
+            case .shared:
                 shared = try r.readBool()
-            case "binaryAnnotations":
+            case .binaryAnnotations:
                 throw v1Error
-            default:
+            case .other:
                 try r.skipValue()
             }
         }
@@ -156,6 +157,46 @@ public enum ZipkinJSON {
             debug: debug,
             shared: shared
         )
+    }
+
+    /// A span object's member, recognized from the key's bytes: no String is built for the
+    /// dozen keys of every span (the name only becomes a String for unknown members, and then
+    /// only for error messages).
+    enum SpanMember: CaseIterable {
+        case traceID, id, parentID, kind, name, timestamp, duration, localEndpoint, remoteEndpoint
+        case annotations, tags, debug, shared, binaryAnnotations, other
+
+        init(_ raw: ArraySlice<UInt8>) {
+            for member in Self.allCases where member != .other {
+                let name = member.name
+                if name.utf8.count == raw.count, name.utf8.elementsEqual(raw) {
+                    self = member
+                    return
+                }
+            }
+            self = .other
+        }
+
+        /// The member's JSON name (a literal: assigning it allocates nothing).
+        var name: String {
+            switch self {
+            case .traceID: return "traceId"
+            case .id: return "id"
+            case .parentID: return "parentId"
+            case .kind: return "kind"
+            case .name: return "name"
+            case .timestamp: return "timestamp"
+            case .duration: return "duration"
+            case .localEndpoint: return "localEndpoint"
+            case .remoteEndpoint: return "remoteEndpoint"
+            case .annotations: return "annotations"
+            case .tags: return "tags"
+            case .debug: return "debug"
+            case .shared: return "shared"
+            case .binaryAnnotations: return "binaryAnnotations"
+            case .other: return ""
+            }
+        }
     }
 
     private static func readSpanID(_ r: inout JSONReader, allowZero: Bool) throws(WireError) -> SpanID? {

@@ -217,3 +217,32 @@ import TraceModel
         }
     }
 }
+
+@Suite struct ZipkinSpanMemberTests {
+    @Test func membersAreRecognizedByTheirExactBytes() {
+        for member in ZipkinJSON.SpanMember.allCases where member != .other {
+            #expect(ZipkinJSON.SpanMember(ArraySlice(member.name.utf8)) == member)
+            #expect(ZipkinJSON.SpanMember(ArraySlice((member.name + "x").utf8)) == .other)
+            #expect(ZipkinJSON.SpanMember(ArraySlice(member.name.uppercased().utf8)) == .other)
+        }
+        #expect(ZipkinJSON.SpanMember(ArraySlice("".utf8)) == .other)
+    }
+
+    /// Errors still name the member they happened in, known or not.
+    @Test func errorsNameTheMember() throws {
+        let unknown = #"[{"traceId":"0000000000000001","id":"0000000000000002","custom":[1,}]"#
+        #expect(throws: WireError.self) { try ZipkinJSON.decode(Array(unknown.utf8)) }
+        do {
+            _ = try ZipkinJSON.decode(Array(unknown.utf8))
+        } catch {
+            #expect(error.message.hasPrefix("spans[0].custom: "), "\(error.message)")
+        }
+        let known = #"[{"traceId":"0000000000000001","id":"zz"}]"#
+        do {
+            _ = try ZipkinJSON.decode(Array(known.utf8))
+            Issue.record("a bad id was accepted")
+        } catch {
+            #expect(error.message.hasPrefix("spans[0].id: "), "\(error.message)")
+        }
+    }
+}
