@@ -17,35 +17,42 @@ enum CommonStrings {
         "rpc.service", "rpc.method", "net.peer.name", "net.peer.port", "net.host.name", "thread.id", "thread.name",
     ]
 
-    private struct Entry {
-        var bytes: [UInt8]
-        var string: String
-    }
-
-    private static let byLength: [[Entry]] = {
-        var table = [[Entry]](repeating: [], count: 48)
-        for name in tagNames where name.utf8.count < table.count {
-            table[name.utf8.count].append(Entry(bytes: Array(name.utf8), string: name))
-        }
-        return table
-    }()
+    private static let table = ByteKeyTable(tagNames.map { ($0, $0) })
 
     /// The shared string for these bytes when they spell a common tag name, else a new one.
     static func tagName(_ raw: ArraySlice<UInt8>) -> String {
+        table.lookup(raw) ?? String(decoding: raw, as: UTF8.self)
+    }
+}
+
+/// A fixed set of names looked up by their UTF-8 bytes: bucketed by length, then compared byte
+/// by byte. For hot decoding paths that would otherwise build a String per key just to compare it.
+struct ByteKeyTable<Value>: Sendable where Value: Sendable {
+    private struct Entry: Sendable {
+        var bytes: [UInt8]
+        var value: Value
+    }
+
+    private let byLength: [[Entry]]
+
+    init(_ entries: [(String, Value)]) {
+        var table = [[Entry]](repeating: [], count: (entries.map { $0.0.utf8.count }.max() ?? 0) + 1)
+        for (name, value) in entries { table[name.utf8.count].append(Entry(bytes: Array(name.utf8), value: value)) }
+        byLength = table
+    }
+
+    func lookup(_ raw: ArraySlice<UInt8>) -> Value? {
         let n = raw.count
-        if n > 0, n < byLength.count {
-            let found: String? = raw.withUnsafeBufferPointer { r -> String? in
-                for entry in byLength[n] {
-                    let equal = entry.bytes.withUnsafeBufferPointer { e in
-                        for i in 0..<n where e[i] != r[i] { return false }
-                        return true
-                    }
-                    if equal { return entry.string }
+        guard n > 0, n < byLength.count else { return nil }
+        return raw.withUnsafeBufferPointer { r -> Value? in
+            for entry in byLength[n] {
+                let equal = entry.bytes.withUnsafeBufferPointer { e in
+                    for i in 0..<n where e[i] != r[i] { return false }
+                    return true
                 }
-                return nil
+                if equal { return entry.value }
             }
-            if let found { return found }
+            return nil
         }
-        return String(decoding: raw, as: UTF8.self)
     }
 }

@@ -162,19 +162,14 @@ public enum ZipkinJSON {
     /// A span object's member, recognized from the key's bytes: no String is built for the
     /// dozen keys of every span (the name only becomes a String for unknown members, and then
     /// only for error messages).
-    enum SpanMember: CaseIterable {
+    enum SpanMember: CaseIterable, Sendable {
         case traceID, id, parentID, kind, name, timestamp, duration, localEndpoint, remoteEndpoint
         case annotations, tags, debug, shared, binaryAnnotations, other
 
+        private static let table = ByteKeyTable(allCases.filter { $0 != .other }.map { ($0.name, $0) })
+
         init(_ raw: ArraySlice<UInt8>) {
-            for member in Self.allCases where member != .other {
-                let name = member.name
-                if name.utf8.count == raw.count, name.utf8.elementsEqual(raw) {
-                    self = member
-                    return
-                }
-            }
-            self = .other
+            self = Self.table.lookup(raw) ?? .other
         }
 
         /// The member's JSON name (a literal: assigning it allocates nothing).
