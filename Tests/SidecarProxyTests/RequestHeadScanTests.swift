@@ -88,4 +88,18 @@ import TraceModel
         #expect(scan.contentLength == nil)
         #expect(scan.kept.isEmpty)
     }
+
+    /// Skipping extraction when no trace header came is the same as extracting from nothing, and
+    /// any one trace header makes the carrier non-empty.
+    @Test func emptyTraceCarrierShortcut() {
+        #expect(TraceHeaders().isEmpty)
+        #expect(TracePropagation.extract(TraceHeaders()) == IncomingTrace())
+        for slot in TraceHeaders.Slot.allCases {
+            var headers = TraceHeaders()
+            headers.set(slot, "x")
+            #expect(!headers.isEmpty, "\(slot)")
+            #expect(headers.first(slot.name) == "x")
+            #expect(headers.first(slot.name.uppercased()) == "x")
+        }
+    }
 }

@@ -158,8 +158,21 @@ struct TraceHeaders: HeaderCarrier {
         }
 
         init?(name: String) {
-            guard case .trace(let slot) = RequestHeadScan.classify(name) else { return nil }
-            self = slot
+            // Propagation asks with the header constants themselves: equal strings compare at
+            // once, where the general classification folds case byte by byte.
+            switch name {
+            case W3CTraceContext.traceparent: self = .traceparent
+            case W3CTraceContext.tracestate: self = .tracestate
+            case B3Propagation.singleHeader: self = .b3
+            case B3Propagation.traceIDHeader: self = .b3TraceID
+            case B3Propagation.spanIDHeader: self = .b3SpanID
+            case B3Propagation.parentSpanIDHeader: self = .b3ParentSpanID
+            case B3Propagation.sampledHeader: self = .b3Sampled
+            case B3Propagation.flagsHeader: self = .b3Flags
+            default:
+                guard case .trace(let slot) = RequestHeadScan.classify(name) else { return nil }
+                self = slot
+            }
         }
     }
 
@@ -190,6 +203,12 @@ struct TraceHeaders: HeaderCarrier {
         case .b3Sampled: b3Sampled = value
         case .b3Flags: b3Flags = value
         }
+    }
+
+    /// No trace header arrived (an edge request, or an app that forwards nothing).
+    var isEmpty: Bool {
+        traceparent == nil && tracestate == nil && b3 == nil && b3TraceID == nil && b3SpanID == nil && b3ParentSpanID == nil
+            && b3Sampled == nil && b3Flags == nil
     }
 
     /// Keeps the first value, as `HTTPHeaders.first(name:)` would have returned.

@@ -33,7 +33,7 @@ public enum TraceDecision {
     static func decide<G: RandomNumberGenerator>(
         scan: RequestHeadScan, path: String, snapshot: ConfigurationBox.Snapshot, random: inout G
     ) -> HopTrace {
-        let incoming = TracePropagation.extract(scan.trace)
+        let incoming = scan.trace.isEmpty ? IncomingTrace() : TracePropagation.extract(scan.trace)
         let healthCheck = !snapshot.healthCheckPaths.isEmpty && snapshot.healthCheckPaths.contains(pathOnly(path))
         let forced = incoming.debug || !(scan.clientTraceID ?? "").isEmpty || scan.forceTrace
 
