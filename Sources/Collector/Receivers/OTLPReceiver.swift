@@ -5,16 +5,10 @@ import TraceWire
 /// or not. Invalid spans are dropped individually and reported through `partial_success`,
 /// as the OTLP spec asks; a body that cannot be parsed at all is a 400 `google.rpc.Status`.
 struct OTLPReceiver: Sendable {
-    let body: IngestBody
-    let ingestor: SpanIngestor
-    let jsonCounters: CollectorMetrics.ProtocolCounters
-    let protoCounters: CollectorMetrics.ProtocolCounters
+    let wiring: ReceiverWiring
 
     init(body: IngestBody, ingestor: SpanIngestor, metrics: CollectorMetrics) {
-        self.body = body
-        self.ingestor = ingestor
-        self.jsonCounters = metrics.counters(protocol: "otlp_json")
-        self.protoCounters = metrics.counters(protocol: "otlp_proto")
+        wiring = ReceiverWiring(body: body, ingestor: ingestor, metrics: metrics, protocol: "otlp")
     }
 
     func register(on router: Router<BasicRequestContext>) {
@@ -24,7 +18,7 @@ struct OTLPReceiver: Sendable {
     func handle(_ request: Request) async -> Response {
         let type = mediaType(of: request)
         let isJSON = type == "application/json"
-        let counters = isJSON ? jsonCounters : protoCounters
+        let counters = isJSON ? wiring.json : wiring.proto
         counters.requests.increment()
         do throws(HTTPFailure) {
             guard isJSON || type == "application/x-protobuf" || type == "application/protobuf" else {
@@ -32,14 +26,14 @@ struct OTLPReceiver: Sendable {
                     status: .unsupportedMediaType,
                     message: "unsupported Content-Type '\(type ?? "")': send application/x-protobuf or application/json")
             }
-            let bytes = try await body.read(request)
+            let bytes = try await wiring.body.read(request)
             let batch: DecodedBatch
             do {
                 batch = isJSON ? try OTLPJSON.decode(bytes) : try OTLPProto.decode(bytes)
             } catch {
                 throw HTTPFailure.badRequest(error.message)
             }
-            try await ingestor.ingest(batch, counters: counters)
+            try await wiring.ingestor.ingest(batch, counters: counters)
             let message = Self.summary(of: batch)
             let rejected = batch.rejected.count
             if isJSON {

@@ -47,3 +47,19 @@ extension Duration {
 extension Counter {
     func increment(by amount: Int) { increment(by: Int64(amount)) }
 }
+
+/// What each receiver holds: the body reader, the ingestor, and its counters for the two
+/// encodings it accepts (`<protocol>_json`, `<protocol>_proto`).
+struct ReceiverWiring: Sendable {
+    let body: IngestBody
+    let ingestor: SpanIngestor
+    let json: CollectorMetrics.ProtocolCounters
+    let proto: CollectorMetrics.ProtocolCounters
+
+    init(body: IngestBody, ingestor: SpanIngestor, metrics: CollectorMetrics, protocol name: String) {
+        self.body = body
+        self.ingestor = ingestor
+        json = metrics.counters(protocol: name + "_json")
+        proto = metrics.counters(protocol: name + "_proto")
+    }
+}

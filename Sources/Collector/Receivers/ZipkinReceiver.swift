@@ -5,16 +5,10 @@ import TraceWire
 /// As in Zipkin, decoding is synchronous and a bad span rejects the whole batch with a 400
 /// that names it, so the client sees data errors instead of silent loss.
 struct ZipkinReceiver: Sendable {
-    let body: IngestBody
-    let ingestor: SpanIngestor
-    let jsonCounters: CollectorMetrics.ProtocolCounters
-    let protoCounters: CollectorMetrics.ProtocolCounters
+    let wiring: ReceiverWiring
 
     init(body: IngestBody, ingestor: SpanIngestor, metrics: CollectorMetrics) {
-        self.body = body
-        self.ingestor = ingestor
-        self.jsonCounters = metrics.counters(protocol: "zipkin_json")
-        self.protoCounters = metrics.counters(protocol: "zipkin_proto")
+        wiring = ReceiverWiring(body: body, ingestor: ingestor, metrics: metrics, protocol: "zipkin")
     }
 
     func register(on router: Router<BasicRequestContext>) {
@@ -24,7 +18,7 @@ struct ZipkinReceiver: Sendable {
     func handle(_ request: Request) async -> Response {
         let type = mediaType(of: request)
         let isProto = type == "application/x-protobuf" || type == "application/protobuf"
-        let counters = isProto ? protoCounters : jsonCounters
+        let counters = isProto ? wiring.proto : wiring.json
         counters.requests.increment()
         do throws(HTTPFailure) {
             if let type, !isProto, type != "application/json" {
@@ -32,14 +26,14 @@ struct ZipkinReceiver: Sendable {
                     status: .unsupportedMediaType,
                     message: "unsupported Content-Type '\(type)': send application/json or application/x-protobuf")
             }
-            let bytes = try await body.read(request)
+            let bytes = try await wiring.body.read(request)
             let batch: DecodedBatch
             do {
                 batch = isProto ? try ZipkinProto.decode(bytes) : try ZipkinJSON.decode(bytes)
             } catch {
                 throw HTTPFailure.badRequest(error.message)
             }
-            try await ingestor.ingest(batch, counters: counters)
+            try await wiring.ingestor.ingest(batch, counters: counters)
             return Response(status: .accepted)
         } catch {
             if error.status == .badRequest || error.status == .contentTooLarge || error.status == .unsupportedMediaType {
