@@ -69,8 +69,10 @@ struct SidecarCommand: AsyncParsableCommand {
     var connectTimeout: String?
     @Option(name: .customLong("request-timeout"), help: "Upstream request timeout, 0 = none (default 15s).")
     var requestTimeout: String?
-    @Option(name: .customLong("max-retries"), help: "Retries on connect failure per request (default 2).")
+    @Option(name: .customLong("max-retries"), help: "Retries per request, on connect failure and on --retry-on-status (default 2).")
     var maxRetries: String?
+    @Option(name: .customLong("retry-on-status"), help: "Upstream statuses to retry bodyless outbound requests on: a comma list, or none (default 503).")
+    var retryOnStatus: String?
     @Option(name: .customLong("retry-budget-percent"), help: "Concurrent retries as a share of active requests (default 20).")
     var retryBudgetPercent: String?
     @Option(name: .customLong("min-retry-concurrency"), help: "Retries always allowed concurrently (default 3).")
@@ -108,6 +110,7 @@ struct SidecarCommand: AsyncParsableCommand {
         add("health-check-path", healthCheckPath); add("exporter", exporter); add("collector", collector)
         add("export-batch-size", exportBatchSize); add("export-flush-interval", exportFlushInterval)
         add("connect-timeout", connectTimeout); add("request-timeout", requestTimeout); add("max-retries", maxRetries)
+        add("retry-on-status", retryOnStatus)
         add("retry-budget-percent", retryBudgetPercent); add("min-retry-concurrency", minRetryConcurrency)
         add("max-connections", maxConnections); add("max-pending-requests", maxPendingRequests)
         add("max-idle-per-upstream", maxIdlePerUpstream); add("max-downstream-connections", maxDownstreamConnections)

@@ -16,7 +16,7 @@ struct ConfigurationTests {
             ("custom-tag", "env=literal:prod"), ("custom-tag", "tenant=env:TENANT"), ("custom-tag", "user=header:X-User"),
             ("request-timeout", "250ms"), ("connect-timeout", "2s"), ("idle-timeout", "1m"), ("gateway-port", "0"),
             ("route", "/api=backend"), ("inbound-port", "off"), ("health-check-path", "/live,/ping"),
-            ("export-batch-size", "64"), ("export-flush-interval", "200ms"),
+            ("export-batch-size", "64"), ("export-flush-interval", "200ms"), ("retry-on-status", "503, 502,503"),
         ] {
             try ConfigurationLoader.apply(k, v, to: &c, environment: env)
         }
@@ -31,6 +31,9 @@ struct ConfigurationTests {
         #expect(c.gatewayEnabled && c.routes == [GatewayRoute(prefix: "/api", service: "backend")])
         #expect(c.healthCheckPaths == ["/live", "/ping"])
         #expect(c.exporter.batchSize == 64 && c.exporter.flushIntervalMillis == 200)
+        #expect(c.retryOnStatus == [503, 502])
+        try ConfigurationLoader.apply("retry-on-status", "none", to: &c)
+        #expect(c.retryOnStatus.isEmpty)
         try c.validate()
     }
 
@@ -39,6 +42,7 @@ struct ConfigurationTests {
         ("outbound-policy", "deny"), ("custom-tag", "x=bogus:1"), ("custom-tag", "x"), ("route", "api=backend"),
         ("request-timeout", "soon"), ("inbound-port", "70000"), ("log-level", "loud"), ("nope", "1"),
         ("export-batch-size", "0"), ("export-batch-size", "many"), ("export-flush-interval", "0s"),
+        ("retry-on-status", "200"), ("retry-on-status", "503,x"),
     ])
     func badFlagsAreRejectedWithAMessage(option: String, value: String) {
         var c = SidecarConfiguration()
@@ -88,6 +92,7 @@ struct ConfigurationTests {
               batch_size: 100
               flush-interval: 2s
             max-retries: 1
+            retry-on-status: [502, 503]
             request-timeout: 3s
             """, to: &c)
         #expect(c.serviceName == "orders" && c.appPort == 8080 && c.inboundPort == 0)
@@ -96,7 +101,7 @@ struct ConfigurationTests {
         #expect(c.customTags.first?.source == .literal("prod"))
         #expect(c.exporter.kind == "otlp" && c.exporter.endpoint == "http://127.0.0.1:4318")
         #expect(c.exporter.batchSize == 100 && c.exporter.flushIntervalMillis == 2000)
-        #expect(c.maxRetries == 1 && c.requestTimeoutMillis == 3000)
+        #expect(c.maxRetries == 1 && c.requestTimeoutMillis == 3000 && c.retryOnStatus == [502, 503])
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("unknown-key: 1", to: &c) }
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("service: [a, b]", to: &c) }
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML(": : :\n  - [", to: &c) }

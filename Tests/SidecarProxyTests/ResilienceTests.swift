@@ -72,6 +72,71 @@ import TraceModel
         await client.close()
     }
 
+    @Test func upstream503IsRetriedAndTheRetryAnswers() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port)
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/flaky/a?fail=1")
+        #expect(r.status == 200)
+        #expect(r.head.headers["x-meshtrace-response-flags"].isEmpty)
+        #expect(app.requests.withLock { $0.count } == 2)
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        let hop = sidecar.hops(.outbound)[0]
+        #expect(hop.statusCode == 200)
+        #expect(hop.retries == 1)
+        #expect(hop.responseFlags.isEmpty)
+        // The dropped 503's connection went back to the pool and the client's stays usable.
+        #expect(try await client.send(.GET, "http://backend/ok").status == 200)
+        await client.close()
+    }
+
+    @Test func retriesUsedUpPassTheUpstreams503WithURX() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port)
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/status/503")
+        #expect(r.status == 503)
+        #expect(r.head.headers["x-app"] == ["echo"], "the upstream's own response, not a local reply")
+        #expect(app.requests.withLock { $0.count } == 3)
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        let hop = sidecar.hops(.outbound)[0]
+        #expect(hop.retries == 2)
+        #expect(hop.responseFlags == ["URX"])
+        await client.close()
+    }
+
+    @Test func statusRetriesSkipBodiesOtherStatusesInboundAndNone() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port) { $0.appPort = app.port }
+        let off = try await outbound(to: app.port) { $0.retryOnStatus = [] }
+        defer { Task { await sidecar.stop(); await off.stop(); await app.close() } }
+        func upstreamRequests(_ send: () async throws -> TestResponse) async throws -> (Int, Int) {
+            let before = app.requests.withLock { $0.count }
+            let status = try await send().status
+            return (status, app.requests.withLock { $0.count } - before)
+        }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        // A body is streamed and not kept, so it cannot be sent again.
+        let posted = try await upstreamRequests { try await client.send(.POST, "http://backend/status/503", body: ByteBuffer(string: "payload")) }
+        #expect(posted.0 == 503 && posted.1 == 1)
+        // Only the listed statuses.
+        let other = try await upstreamRequests { try await client.send(.GET, "http://backend/status/502") }
+        #expect(other.0 == 502 && other.1 == 1)
+        await client.close()
+        // The inbound side never retries (Istio's inbound policy has no status retries).
+        let inbound = try await TestClient(group: group, port: sidecar.inboundPort)
+        let served = try await upstreamRequests { try await inbound.send(.GET, "/status/503", headers: [("host", "frontend")]) }
+        #expect(served.0 == 503 && served.1 == 1)
+        await inbound.close()
+        // `--retry-on-status none`.
+        let offClient = try await TestClient(group: group, port: off.outboundPort)
+        let passed = try await upstreamRequests { try await offClient.send(.GET, "http://backend/status/503") }
+        #expect(passed.0 == 503 && passed.1 == 1)
+        await offClient.close()
+    }
+
     @Test func slowUpstreamIs504UT() async throws {
         let app = try await EchoApp(group: group)
         let sidecar = try await outbound(to: app.port) { $0.requestTimeoutMillis = 150 }

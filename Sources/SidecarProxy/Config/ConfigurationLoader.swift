@@ -15,12 +15,15 @@ public enum ConfigurationLoader {
     /// Options that may be given several times (repeatable flags / YAML lists).
     public static let repeatable: Set<String> = ["upstream", "route", "custom-tag", "health-check-path"]
 
+    /// Options that take one comma list (a YAML list is joined into it).
+    static let listOptions: Set<String> = ["propagation", "health-check-path", "retry-on-status"]
+
     /// Every option name understood, for documentation and for rejecting typos in YAML.
     public static let knownOptions: [String] = [
         "service", "host", "inbound-port", "app-port", "app-host", "outbound-port", "gateway-port", "route",
         "metrics-port", "admin-port", "upstream", "registry", "outbound-policy", "sampling", "propagation",
         "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "max-retries",
-        "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
+        "retry-on-status", "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
         "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
         "infer-parent", "export-batch-size", "export-flush-interval",
     ]
@@ -74,6 +77,18 @@ public enum ConfigurationLoader {
             let paths = v.split(separator: ",").map { String($0).trimmed }.filter { !$0.isEmpty }
             for p in paths where !p.hasPrefix("/") { throw ConfigurationError("health-check path must start with '/', got '\(p)'") }
             config.healthCheckPaths = paths
+        case "retry-on-status":
+            // A comma list of statuses; "" or "none" turns status retries off.
+            if v.isEmpty || v == "none" { config.retryOnStatus = []; return }
+            var codes: [Int] = []
+            for item in v.split(separator: ",") {
+                let text = String(item).trimmed
+                guard let code = Int(text), (500...599).contains(code) else {
+                    throw ConfigurationError("--retry-on-status takes a comma list of 5xx statuses or 'none', got '\(text)'")
+                }
+                if !codes.contains(code) { codes.append(code) }
+            }
+            config.retryOnStatus = codes
         case "custom-tag":
             let tag = try CustomTag.parse(v, environment: environment)
             config.customTags.removeAll { $0.name == tag.name }
@@ -136,10 +151,10 @@ public enum ConfigurationLoader {
             guard knownOptions.contains(option) else { throw ConfigurationError("config file: unknown key '\(key)'") }
             let value = map[key]
             if let list = value as? [Any] {
-                if !repeatable.contains(option) && option != "propagation" && option != "health-check-path" {
+                if !repeatable.contains(option) && !Self.listOptions.contains(option) {
                     throw ConfigurationError("config file: '\(key)' takes one value, not a list")
                 }
-                if option == "propagation" || option == "health-check-path" {
+                if Self.listOptions.contains(option) {
                     try apply(option, list.map(scalarText).joined(separator: ","), to: &config, environment: environment)
                 } else {
                     for item in list { try apply(option, scalarText(item), to: &config, environment: environment) }

@@ -171,8 +171,12 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var connectTimeoutMillis: Int64 = 10_000
     /// Route timeout: from the request head until the response is complete. 0 disables.
     public var requestTimeoutMillis: Int64 = 15_000
-    /// Retries on connect failure per request (Istio's default outbound policy: 2).
+    /// Retries per request, on connect failure and on the statuses below (Istio's default
+    /// outbound policy: 2).
     public var maxRetries = 2
+    /// Upstream response statuses an outbound or gateway request is retried on, when it has no
+    /// body (Istio's default `retriable-status-codes`: 503). Empty disables status retries.
+    public var retryOnStatus: [Int] = [503]
     /// Retry budget (Envoy `retry_budget`): concurrent retries allowed as a share of active requests.
     public var retryBudgetPercent: Double = 20
     /// Floor of the retry budget (Envoy `min_retry_concurrency`).

@@ -27,6 +27,9 @@ final class Exchange {
     /// The request body is being thrown away (a local reply was sent).
     var discarding = false
     var retriedStale = false
+    /// The upstream answered with a status that is retried: its body is dropped, and the request
+    /// goes out again when it ends.
+    var discardingResponse = false
     var holdingRetrySlot = false
     var freshConnection = false
     var timerStarted = false
@@ -441,23 +444,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let config = ex.snapshot.config
         let timedOut: Bool
         if let channelError = error as? ChannelError, case .connectTimeout = channelError { timedOut = true } else { timedOut = false }
-        if ex.hop.retries < config.maxRetries, let cluster = ex.cluster,
-           cluster.tryStartRetry(percent: config.retryBudgetPercent, minConcurrency: config.minRetryConcurrency)
-        {
-            ex.holdingRetrySlot = true
-            ex.hop.retries += 1
-            runtime.stats.update { $0.upstreamRetries += 1 }
-            // Envoy's default back-off: 25 ms base, doubling, with jitter.
-            let base = Int64(25) << Int64(min(ex.hop.retries - 1, 6))
-            let delay = base / 2 + Int64(random.next() % UInt64(max(base, 1)))
-            ex.retryTask = context?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { [self] in
-                ex.retryTask = nil
-                guard self.exchange === ex, !ex.responseDone else {
-                    self.releaseRetrySlot(ex)
-                    return
-                }
-                self.acquireConnection(ex)
-            }
+        if startRetry(ex) {
+            scheduleRetry(ex)
             return
         }
         var flags = [timedOut ? "UT" : "UF"]
@@ -469,6 +457,46 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")\(retried)")
     }
 
+    /// Takes a retry if the per-request limit and the cluster's retry budget allow one.
+    private func startRetry(_ ex: Exchange) -> Bool {
+        let config = ex.snapshot.config
+        guard ex.hop.retries < config.maxRetries, let cluster = ex.cluster,
+              cluster.tryStartRetry(percent: config.retryBudgetPercent, minConcurrency: config.minRetryConcurrency)
+        else { return false }
+        ex.holdingRetrySlot = true
+        ex.hop.retries += 1
+        runtime.stats.update { $0.upstreamRetries += 1 }
+        return true
+    }
+
+    /// Sends the request again after Envoy's default back-off: 25 ms base, doubling, with jitter.
+    private func scheduleRetry(_ ex: Exchange) {
+        let base = Int64(25) << Int64(min(ex.hop.retries - 1, 6))
+        let delay = base / 2 + Int64(random.next() % UInt64(max(base, 1)))
+        ex.retryTask = context?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { [self] in
+            ex.retryTask = nil
+            guard self.exchange === ex, !ex.responseDone else {
+                self.releaseRetrySlot(ex)
+                return
+            }
+            self.acquireConnection(ex)
+        }
+    }
+
+    /// Whether this upstream response is dropped and the request retried (Istio's
+    /// `retriable-status-codes`). Only outbound and gateway requests, and only those without a
+    /// body: the proxy streams bodies and keeps no copy to send again. When no retry is left (limit
+    /// or budget), the response goes through flagged `URX`, as Envoy flags it.
+    private func retriesStatus(_ status: Int, _ ex: Exchange) -> Bool {
+        let config = ex.snapshot.config
+        guard runtime.direction != .inbound, config.retryOnStatus.contains(status), ex.requestEnded, ex.hop.requestBytes == 0 else {
+            return false
+        }
+        if startRetry(ex) { return true }
+        if config.maxRetries > 0 { ex.hop.responseFlags.append("URX") }  // as for connect failures
+        return false
+    }
+
     private func releaseRetrySlot(_ ex: Exchange) {
         if ex.holdingRetrySlot {
             ex.holdingRetrySlot = false
@@ -478,6 +506,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func attach(_ conn: UpstreamConnection, _ ex: Exchange) {
         conn.uses += 1
+        ex.discardingResponse = false
         conn.handler.delegate = self
         ex.connection = conn
         ex.hop.upstreamAddress = conn.remoteAddress
@@ -545,9 +574,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let ex = exchange, ex.connection === connection, let context else { return }
         switch part {
         case .head(let response):
+            ex.upstreamKeepAlive = response.isKeepAlive
+            if retriesStatus(Int(response.status.code), ex) {
+                ex.discardingResponse = true
+                return
+            }
             ex.responseStarted = true
             ex.hop.statusCode = Int(response.status.code)
-            ex.upstreamKeepAlive = response.isKeepAlive
             var headers = response.headers
             HopByHop.strip(&headers)
             if ex.requestVersion.minor == 0, !headers.contains(name: "content-length") {
@@ -561,12 +594,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             let head = HTTPResponseHead(version: ex.requestVersion, status: response.status, headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
+            if ex.discardingResponse { return }
             ex.hop.responseBytes += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             ex.connection = nil
             let reusable = ex.upstreamKeepAlive && ex.requestFullySent
             ex.pool?.release(connection, reusable: reusable, maxIdle: ex.snapshot.config.maxIdlePerUpstream)
+            if ex.discardingResponse {
+                // The dropped response is over: the same bodyless request goes out again.
+                ex.discardingResponse = false
+                ex.buffered = [.end(nil)]
+                ex.requestFullySent = false
+                scheduleRetry(ex)
+                return
+            }
             responseComplete(ex, trailers: trailers)
         }
     }
@@ -583,6 +625,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func upstreamClosed(_ connection: UpstreamConnection, error: Error?) {
         guard let ex = exchange, ex.connection === connection else { return }
         ex.connection = nil
+        ex.discardingResponse = false
         if !ex.responseStarted {
             // A reused keep-alive connection the upstream had already closed: try once more on a
             // fresh one if nothing of the body was streamed yet (Envoy's reset-before-request).

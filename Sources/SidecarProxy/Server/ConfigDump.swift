@@ -102,6 +102,7 @@ public enum ConfigDump {
         policies.int("connect_timeout_ms", Int(config.connectTimeoutMillis))
         policies.int("request_timeout_ms", Int(config.requestTimeoutMillis))
         policies.int("max_retries", config.maxRetries)
+        policies.raw("retry_on_status", "[" + config.retryOnStatus.map(String.init).joined(separator: ",") + "]")
         policies.double("retry_budget_percent", config.retryBudgetPercent)
         policies.int("min_retry_concurrency", config.minRetryConcurrency)
         policies.int("max_connections", config.maxConnections)

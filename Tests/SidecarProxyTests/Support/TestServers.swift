@@ -81,6 +81,12 @@ final class EchoHandler: ChannelInboundHandler {
         let (path, _) = split(head.uri)
         var status = HTTPResponseStatus.ok
         if path.hasPrefix("/status/"), let code = Int(path.dropFirst(8)) { status = HTTPResponseStatus(statusCode: code) }
+        if path.hasPrefix("/flaky/") {
+            // 503 for the first `fail` requests to this exact URI, then 200.
+            let fail = Int(split(head.uri).1["fail"] ?? "1") ?? 1
+            let seen = requests.withLock { $0.filter { $0.head.uri == head.uri }.count }
+            status = seen <= fail ? .serviceUnavailable : .ok
+        }
         var headersJSON: [[String]] = []
         for (n, v) in head.headers { headersJSON.append([n, v]) }
         let object: [String: Any] = ["method": head.method.rawValue, "uri": head.uri, "headers": headersJSON, "body_bytes": body]
