@@ -131,6 +131,40 @@ def test_curl_through_outbound_and_inbound_propagates_w3c_and_b3(mesh):
     assert client["tags"]["env"] == "test" and client["tags"]["tenant"] == "acme"
 
 
+def test_upstream_503_is_retried_and_both_attempts_are_children_of_the_client_span(mesh, monkeypatch):
+    """Istio's default policy retries a 503; the trace shows one CLIENT span with retry.count and
+    one SERVER span per attempt, both its children."""
+    frontend, collector = mesh["frontend"], mesh["collector"]
+    trace_id = uuid.uuid4().hex
+    session = proxied_session(frontend.url("outbound"), monkeypatch)
+    r = session.get(f"http://backend/flaky/{uuid.uuid4().hex}?fail=1", timeout=10,
+                    headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"})
+    assert r.status_code == 200, r.text
+    assert "x-meshtrace-response-flags" not in r.headers
+    spans = zipkin_trace(collector, trace_id, 3)
+    client = [s for s in spans if s.get("kind") == "CLIENT"]
+    server = sorted((s for s in spans if s.get("kind") == "SERVER"), key=lambda s: s["timestamp"])
+    assert len(client) == 1 and len(server) == 2, spans
+    client = client[0]
+    assert client["tags"]["retry.count"] == "1" and client["tags"]["http.status_code"] == "200"
+    assert client["tags"]["response_flags"] == "-" and "error" not in client["tags"]
+    assert [s["tags"]["http.status_code"] for s in server] == ["503", "200"]
+    assert all(s["parentId"] == client["id"] for s in server)
+    assert server[0]["tags"]["error"] == "true"
+
+    # With the retries used up, the app's own 503 comes back, and the span says URX.
+    trace_id = uuid.uuid4().hex
+    r = session.get("http://backend/status/503", timeout=10,
+                    headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"})
+    assert r.status_code == 503
+    assert json.loads(r.text)["path"] == "/status/503", "the app's answer, not a local reply"
+    spans = zipkin_trace(collector, trace_id, 4)
+    client = [s for s in spans if s.get("kind") == "CLIENT"]
+    assert len(client) == 1 and len(spans) == 4, spans
+    assert client[0]["tags"]["response_flags"] == "URX" and client[0]["tags"]["retry.count"] == "2"
+    assert client[0]["tags"]["error"] == "true"
+
+
 def test_python_requests_via_http_proxy_keeps_request_id_and_generates_one(mesh, monkeypatch):
     s = proxied_session(mesh["frontend"].url("outbound"), monkeypatch)
     r = s.get("http://backend/orders", headers={"x-request-id": "py-req-1"}, timeout=10)

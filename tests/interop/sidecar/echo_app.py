@@ -1,11 +1,13 @@
 """A test upstream app: answers every request with JSON of what it received.
 
 Run as `python echo_app.py` (port 0 = ephemeral); prints `echo app listening port=N` once bound.
-Paths: /status/N answers N; /slow?ms=N waits first; /stream?chunks=N&size=M streams a chunked
+Paths: /status/N answers N; /flaky/KEY?fail=N answers 503 to the first N requests for that
+path and query, then 200; /slow?ms=N waits first; /stream?chunks=N&size=M streams a chunked
 body; /close drops the connection without answering. Anything else echoes.
 """
 import json
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 class EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so the sidecar's pool can reuse connections
+    seen = {}  # path with query -> requests so far (for /flaky)
+    seen_lock = threading.Lock()
 
     def log_message(self, fmt, *args):  # quiet
         pass
@@ -53,6 +57,11 @@ class EchoHandler(BaseHTTPRequestHandler):
         status = 200
         if url.path.startswith("/status/"):
             status = int(url.path[len("/status/"):])
+        if url.path.startswith("/flaky/"):
+            with EchoHandler.seen_lock:
+                EchoHandler.seen[self.path] = EchoHandler.seen.get(self.path, 0) + 1
+                n = EchoHandler.seen[self.path]
+            status = 503 if n <= int(query.get("fail", "1")) else 200
         payload = json.dumps({
             "method": self.command, "path": self.path,
             "headers": [[k, v] for k, v in self.headers.items()],
