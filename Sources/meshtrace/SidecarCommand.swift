@@ -71,7 +71,7 @@ struct SidecarCommand: AsyncParsableCommand {
     var requestTimeout: String?
     @Option(name: .customLong("max-retries"), help: "Retries per request, on connect failure and on --retry-on-status (default 2).")
     var maxRetries: String?
-    @Option(name: .customLong("retry-on-status"), help: "Upstream statuses to retry bodyless outbound requests on: a comma list, or none (default 503).")
+    @Option(name: .customLong("retry-on-status"), help: "Upstream statuses to retry outbound requests on (bodies up to 64 KiB): a comma list, or none (default 503).")
     var retryOnStatus: String?
     @Option(name: .customLong("retry-budget-percent"), help: "Concurrent retries as a share of active requests (default 20).")
     var retryBudgetPercent: String?

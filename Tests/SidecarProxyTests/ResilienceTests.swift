@@ -107,7 +107,7 @@ import TraceModel
         await client.close()
     }
 
-    @Test func statusRetriesSkipBodiesOtherStatusesInboundAndNone() async throws {
+    @Test func statusRetriesReplayBodiesButSkipLargeOnesOtherStatusesInboundAndNone() async throws {
         let app = try await EchoApp(group: group)
         let sidecar = try await outbound(to: app.port) { $0.appPort = app.port }
         let off = try await outbound(to: app.port) { $0.retryOnStatus = [] }
@@ -118,9 +118,13 @@ import TraceModel
             return (status, app.requests.withLock { $0.count } - before)
         }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
-        // A body is streamed and not kept, so it cannot be sent again.
-        let posted = try await upstreamRequests { try await client.send(.POST, "http://backend/status/503", body: ByteBuffer(string: "payload")) }
-        #expect(posted.0 == 503 && posted.1 == 1)
+        // A body is kept up to the replay limit and sent again whole; a larger one is not kept.
+        let posted = try await upstreamRequests { try await client.send(.POST, "http://backend/flaky/post?fail=1", body: ByteBuffer(string: "payload")) }
+        #expect(posted.0 == 200 && posted.1 == 2)
+        #expect(app.requests.withLock { $0.suffix(2).map(\.body) } == [7, 7])
+        let big = ByteBuffer(repeating: UInt8(ascii: "b"), count: ProxyHandler.replayLimit + 1)
+        let large = try await upstreamRequests { try await client.send(.POST, "http://backend/status/503", body: big) }
+        #expect(large.0 == 503 && large.1 == 1)
         // Only the listed statuses.
         let other = try await upstreamRequests { try await client.send(.GET, "http://backend/status/502") }
         #expect(other.0 == 502 && other.1 == 1)

@@ -174,8 +174,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
     /// Retries per request, on connect failure and on the statuses below (Istio's default
     /// outbound policy: 2).
     public var maxRetries = 2
-    /// Upstream response statuses an outbound or gateway request is retried on, when it has no
-    /// body (Istio's default `retriable-status-codes`: 503). Empty disables status retries.
+    /// Upstream response statuses an outbound or gateway request is retried on, when its body
+    /// fits the replay limit (Istio's default `retriable-status-codes`: 503). Empty disables
+    /// status retries.
     public var retryOnStatus: [Int] = [503]
     /// Retry budget (Envoy `retry_budget`): concurrent retries allowed as a share of active requests.
     public var retryBudgetPercent: Double = 20

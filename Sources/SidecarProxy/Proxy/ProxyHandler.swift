@@ -30,6 +30,12 @@ final class Exchange {
     /// The upstream answered with a status that is retried: its body is dropped, and the request
     /// goes out again when it ends.
     var discardingResponse = false
+    /// The request body as sent, kept (as buffer references) so a status retry can send it again;
+    /// given up once it passes `ProxyHandler.replayLimit`.
+    var replay: [ByteBuffer] = []
+    var replayBytes = 0
+    var replayable = true
+    var replayTrailers: HTTPHeaders?
     var holdingRetrySlot = false
     var freshConnection = false
     var timerStarted = false
@@ -317,6 +323,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             hop: hop, snapshot: snapshot, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(chunked: scan.chunked, contentLength: scan.contentLength),
             upstreamHead: upstreamHead)
         ex.inferenceToken = inferenceToken
+        ex.replayable = direction != .inbound && !config.retryOnStatus.isEmpty  // only these retry on status
         exchange = ex
         runtime.stats.update {
             $0.requestsTotal += 1
@@ -351,6 +358,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .body(let buffer):
             ex.hop.requestBytes += buffer.readableBytes
             if ex.discarding { return }
+            if ex.replayable {
+                ex.replayBytes += buffer.readableBytes
+                if ex.replayBytes <= Self.replayLimit {
+                    ex.replay.append(buffer)
+                } else {
+                    ex.replayable = false
+                    ex.replay = []
+                }
+            }
             if let conn = ex.connection {
                 conn.handler.write(.body(.byteBuffer(buffer)))
             } else {
@@ -358,6 +374,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
         case .end(let trailers):
             ex.requestEnded = true
+            ex.replayTrailers = trailers
             timeouts?.phase(.requestComplete)
             if ex.discarding || ex.responseDone {
                 if ex.responseDone { exchangeFinished(ex) }
@@ -483,13 +500,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
+    /// Request bodies up to this size are kept for a status retry (Envoy buffers a retried
+    /// request up to its connection buffer limit; a sidecar aiming at 30 MB keeps less).
+    static let replayLimit = 64 * 1024
+
     /// Whether this upstream response is dropped and the request retried (Istio's
-    /// `retriable-status-codes`). Only outbound and gateway requests, and only those without a
-    /// body: the proxy streams bodies and keeps no copy to send again. When no retry is left (limit
-    /// or budget), the response goes through flagged `URX`, as Envoy flags it.
+    /// `retriable-status-codes`). Only outbound and gateway requests, whose whole body was sent and
+    /// kept (`replayLimit`). When no retry is left (limit or budget), the response goes through
+    /// flagged `URX`, as Envoy flags it.
     private func retriesStatus(_ status: Int, _ ex: Exchange) -> Bool {
         let config = ex.snapshot.config
-        guard runtime.direction != .inbound, config.retryOnStatus.contains(status), ex.requestEnded, ex.hop.requestBytes == 0 else {
+        guard runtime.direction != .inbound, config.retryOnStatus.contains(status), ex.requestEnded, ex.replayable else {
             return false
         }
         if startRetry(ex) { return true }
@@ -604,7 +625,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             if ex.discardingResponse {
                 // The dropped response is over: the same bodyless request goes out again.
                 ex.discardingResponse = false
-                ex.buffered = [.end(nil)]
+                ex.buffered = ex.replay.map { .body(.byteBuffer($0)) } + [.end(ex.replayTrailers)]
                 ex.requestFullySent = false
                 scheduleRetry(ex)
                 return
