@@ -623,7 +623,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             let reusable = ex.upstreamKeepAlive && ex.requestFullySent
             ex.pool?.release(connection, reusable: reusable, maxIdle: ex.snapshot.config.maxIdlePerUpstream)
             if ex.discardingResponse {
-                // The dropped response is over: the same bodyless request goes out again.
+                // The dropped response is over: the request (head, kept body, end) goes out again.
                 ex.discardingResponse = false
                 ex.buffered = ex.replay.map { .body(.byteBuffer($0)) } + [.end(ex.replayTrailers)]
                 ex.requestFullySent = false
