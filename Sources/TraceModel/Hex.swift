@@ -26,8 +26,6 @@ public enum Hex {
         return value
     }
 
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// The lower-hex digit for a nibble, by arithmetic (no table lookup, no bounds check).
     @inlinable @inline(__always)
     public static func digit(_ nibble: UInt64) -> UInt8 {
@@ -67,8 +65,8 @@ public enum Hex {
     public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
         var out = [UInt8]()
         for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
+            out.append(digit(UInt64(b >> 4)))
+            out.append(digit(UInt64(b)))
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -182,16 +182,7 @@ public struct JSONWriter: Sendable {
     private mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
         let n = utf8.count
         var i = 0
-        // Most strings need no escaping: find that out in one tight pass, then copy once.
-        while i < n {
-            let c = utf8[i]
-            if c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { break }
-            i += 1
-        }
-        if i == n {
-            bytes.append(contentsOf: utf8)
-            return
-        }
+        // Runs that need no escaping are copied whole (a clean string in one append).
         var runStart = 0
         while i < n {
             let c = utf8[i]

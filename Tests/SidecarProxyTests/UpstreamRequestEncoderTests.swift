@@ -68,7 +68,7 @@ import TraceModel
         for (status, version) in [(HTTPResponseStatus.ok, HTTPVersion.http1_1), (.notFound, .http1_0), (.custom(code: 599, reasonPhrase: "Odd"), .http1_1)] {
             let headers: HTTPHeaders = ["content-length": "0", "x-a": "b"]
             var ours = ByteBuffer()
-            _ = HTTPHeadWriter.writeResponse(version: version, status: status, headers: headers, into: &ours)
+            HTTPHeadWriter.writeResponse(version: version, status: status, headers: headers, into: &ours)
             let channel = EmbeddedChannel(handler: HTTPResponseEncoder())
             try channel.writeOutbound(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)))
             let nios = try #require(try channel.readOutbound(as: IOData.self))

@@ -101,4 +101,13 @@ import Testing
             if let c = incoming.context { #expect(c.traceID.isValid, "\(value)") }
         }
     }
+
+    @Test func hexEncodesLowerCaseAndDecodesBack() {
+        #expect(Hex.encode([0x00, 0x0f, 0xab, 0xff]) == "000fabff")
+        var rng = SplitMix64(seed: 19)
+        for _ in 0..<200 {
+            let bytes = (0..<Int(rng.next() % 40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            #expect(Hex.decode(Hex.encode(bytes)) == bytes)
+        }
+    }
 }

@@ -22,12 +22,12 @@ enum HTTPHeadWriter {
     }
 
     /// `HTTP/1.x code reason` and the headers.
-    static func writeResponse(version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, into buffer: inout ByteBuffer) -> Bool {
+    static func writeResponse(version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         let versionText = version.minor == 0 && version.major == 1 ? "HTTP/1.0 " : "HTTP/1.1 "
         let code = status.code
         let reason = status.reasonPhrase
         let lineSize = 9 + 3 + 1 + reason.utf8.count + 2
-        return write(lineSize: lineSize, headers: headers, into: &buffer) { out, i in
+        _ = write(lineSize: lineSize, headers: headers, into: &buffer) { out, i in
             i = copy(versionText, to: out, at: i)
             out[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: (code / 100) % 10)
             out[i + 1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: (code / 10) % 10)
@@ -223,7 +223,7 @@ final class DownstreamResponseEncoder: ChannelDuplexHandler, RemovableChannelHan
             }
             chunked = suppressBody ? false : isChunked
             var buffer = context.channel.allocator.buffer(capacity: 0)
-            _ = HTTPHeadWriter.writeResponse(version: head.version, status: head.status, headers: head.headers, into: &buffer)
+            HTTPHeadWriter.writeResponse(version: head.version, status: head.status, headers: head.headers, into: &buffer)
             context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
         case .body(let body):
             if suppressBody {

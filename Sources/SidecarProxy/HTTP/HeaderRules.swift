@@ -28,8 +28,8 @@ public enum HopByHop {
         for (name, value) in headers {
             guard let i = fixedIndex(name) else { continue }
             foundFixed |= 1 << UInt16(i)
-            switch i {
-            case connection:
+            switch fixed[i] {
+            case "connection":
                 // Split on bytes (a Character split showed in profiles), and skip the two tokens
                 // nearly every Connection header carries before lower-casing anything.
                 for token in value.utf8.split(separator: UInt8(ascii: ",")) {
@@ -37,7 +37,7 @@ public enum HopByHop {
                     if t.isEmpty || t.equalsLowercaseASCII("close") || t.equalsLowercaseASCII("keep-alive") { continue }
                     listed.append(t.lowercased())
                 }
-            case transferEncoding:
+            case "transfer-encoding":
                 if value.lowercased().contains("chunked") { chunked = true }
             default:
                 break
@@ -47,9 +47,6 @@ public enum HopByHop {
         for name in listed { headers.remove(name: name) }
         return chunked
     }
-
-    private static let connection = 0
-    private static let transferEncoding = 5
 
     private static func fixedIndex(_ name: String) -> Int? {
         let n = name.utf8.count

@@ -157,22 +157,17 @@ struct TraceHeaders: HeaderCarrier {
             }
         }
 
+        private static let byName = allCases.map { ($0.name, $0) }
+
         init?(name: String) {
             // Propagation asks with the header constants themselves: equal strings compare at
             // once, where the general classification folds case byte by byte.
-            switch name {
-            case W3CTraceContext.traceparent: self = .traceparent
-            case W3CTraceContext.tracestate: self = .tracestate
-            case B3Propagation.singleHeader: self = .b3
-            case B3Propagation.traceIDHeader: self = .b3TraceID
-            case B3Propagation.spanIDHeader: self = .b3SpanID
-            case B3Propagation.parentSpanIDHeader: self = .b3ParentSpanID
-            case B3Propagation.sampledHeader: self = .b3Sampled
-            case B3Propagation.flagsHeader: self = .b3Flags
-            default:
-                guard case .trace(let slot) = RequestHeadScan.classify(name) else { return nil }
+            if let slot = Self.byName.first(where: { $0.0 == name })?.1 {
                 self = slot
+                return
             }
+            guard case .trace(let slot) = RequestHeadScan.classify(name) else { return nil }
+            self = slot
         }
     }
 
