@@ -103,27 +103,30 @@ enum HTTPHeadWriter {
     }
 }
 
-/// Chunked-body framing shared by both encoders.
+/// Where serialized bytes go: the channel's write, or a test's collector.
+typealias WireEmit = (IOData, EventLoopPromise<Void>?) -> Void
+
+/// Chunked-body framing shared by both writers.
 enum ChunkedBody {
     /// A body part as one chunk. An empty part would read as the body's end, so it is passed on
     /// unframed (a no-op write that keeps its promise in order).
-    static func write(_ body: IOData, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    static func write(_ body: IOData, chunked: Bool, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit) {
         guard chunked, body.readableBytes > 0 else {
-            context.write(NIOAny(body), promise: promise)
+            emit(body, promise)
             return
         }
-        var header = context.channel.allocator.buffer(capacity: 18)
+        var header = allocator.buffer(capacity: 18)
         HTTPHeadWriter.writeChunkHeader(body.readableBytes, into: &header)
-        context.write(NIOAny(IOData.byteBuffer(header)), promise: nil)
-        context.write(NIOAny(body), promise: nil)
-        context.write(NIOAny(IOData.byteBuffer(crlf)), promise: promise)
+        emit(.byteBuffer(header), nil)
+        emit(body, nil)
+        emit(.byteBuffer(crlf), promise)
     }
 
     /// The end of a message: the last chunk and trailers when chunked, else nothing (an empty
     /// write only when someone waits on the promise).
-    static func end(_ trailers: HTTPHeaders?, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    static func end(_ trailers: HTTPHeaders?, chunked: Bool, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit) {
         if chunked {
-            var buffer = context.channel.allocator.buffer(capacity: 5)
+            var buffer = allocator.buffer(capacity: 5)
             buffer.writeStaticString("0\r\n")
             if let trailers {
                 for (name, value) in trailers {
@@ -134,35 +137,32 @@ enum ChunkedBody {
                 }
             }
             buffer.writeStaticString("\r\n")
-            context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
+            emit(.byteBuffer(buffer), promise)
         } else if let promise {
-            context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+            emit(.byteBuffer(allocator.buffer(capacity: 0)), promise)
         }
     }
 
     private static let crlf = ByteBuffer(staticString: "\r\n")
 }
 
-/// Writes request parts toward an upstream in HTTP/1.1 wire form, in place of NIO's
-/// `HTTPRequestEncoder`. The proxy has already settled the framing headers (the client's
-/// Content-Length, or `Transfer-Encoding: chunked` it added), so this only serializes: the body is
-/// chunk-framed when the head said chunked, and sent as is otherwise.
-final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = IOData
-
+/// Writes request parts toward an upstream in HTTP/1.1 wire form (in place of NIO's
+/// `HTTPRequestEncoder`, and byte-equal to it). The proxy has already settled the framing headers
+/// (the client's Content-Length, or `Transfer-Encoding: chunked` it added), so this only
+/// serializes: the body is chunk-framed when the head said chunked, and sent as is otherwise.
+struct UpstreamRequestWriter {
     private var chunked = false
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+    mutating func write(_ part: HTTPClientRequestPart, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit) {
+        switch part {
         case .head(let head):
-            var buffer = context.channel.allocator.buffer(capacity: 0)
+            var buffer = allocator.buffer(capacity: 0)
             chunked = HTTPHeadWriter.writeRequest(method: head.method, target: head.uri, headers: head.headers, into: &buffer)
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            emit(.byteBuffer(buffer), promise)
         case .body(let body):
-            ChunkedBody.write(body, chunked: chunked, context: context, promise: promise)
+            ChunkedBody.write(body, chunked: chunked, allocator: allocator, promise: promise, emit: emit)
         case .end(let trailers):
-            ChunkedBody.end(trailers, chunked: chunked, context: context, promise: promise)
+            ChunkedBody.end(trailers, chunked: chunked, allocator: allocator, promise: promise, emit: emit)
             chunked = false
         }
     }
@@ -171,36 +171,27 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
 /// Writes responses toward the client in HTTP/1.1 wire form, in place of NIO's
 /// `HTTPResponseEncoder` and with its framing rules: no body for 1xx, 204 and 304 or in answer to
 /// HEAD and CONNECT; Content-Length wins over Transfer-Encoding; otherwise an HTTP/1.1 body is
-/// chunked. It sits right after the request decoder to note each request's method, as NIO's
-/// paired encoder is told them by its decoder.
-final class DownstreamResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = IOData
-
-    /// Methods of requests not yet answered, oldest first (pipelined requests queue up).
-    private var methods = CircularBuffer<HTTPMethod>()
+/// chunked. The caller says which request's method a head answers.
+struct DownstreamResponseWriter {
     private var chunked = false
     private var suppressBody = false
 
-    enum EncoderError: Error { case bodyNotAllowed }
+    enum WriterError: Error { case bodyNotAllowed }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data) { methods.append(head.method) }
-        context.fireChannelRead(data)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+    /// `requestMethod`: of the request a final response answers (nil: none known, e.g. a refusal
+    /// of a head that did not parse); interim responses (1xx but 101) answer no request.
+    mutating func write(
+        _ part: HTTPServerResponsePart, requestMethod: HTTPMethod?, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?,
+        emit: WireEmit
+    ) {
+        switch part {
         case .head(var head):
             let code = head.status.code
-            // An interim response (100 Continue) answers no request by itself.
             let informational = code >= 100 && code < 200 && code != 101
             var connect = false
-            if !informational, let method = methods.popFirst() {
-                suppressBody = method == .HEAD || method == .CONNECT
-                connect = method == .CONNECT
+            if !informational {
+                suppressBody = requestMethod == .HEAD || requestMethod == .CONNECT
+                connect = requestMethod == .CONNECT
             }
             var hasLength = false
             var hasEncoding = false
@@ -221,19 +212,19 @@ final class DownstreamResponseEncoder: ChannelDuplexHandler, RemovableChannelHan
                 head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
                 isChunked = true
             }
-            chunked = suppressBody ? false : isChunked
-            var buffer = context.channel.allocator.buffer(capacity: 0)
+            if !informational { chunked = suppressBody ? false : isChunked }
+            var buffer = allocator.buffer(capacity: 0)
             HTTPHeadWriter.writeResponse(version: head.version, status: head.status, headers: head.headers, into: &buffer)
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            emit(.byteBuffer(buffer), promise)
         case .body(let body):
             if suppressBody {
-                promise?.fail(EncoderError.bodyNotAllowed)  // nothing may follow a HEAD response's head
+                promise?.fail(WriterError.bodyNotAllowed)  // nothing may follow a HEAD response's head
                 return
             }
-            ChunkedBody.write(body, chunked: chunked, context: context, promise: promise)
+            ChunkedBody.write(body, chunked: chunked, allocator: allocator, promise: promise, emit: emit)
         case .end(let trailers):
             suppressBody = false
-            ChunkedBody.end(trailers, chunked: chunked, context: context, promise: promise)
+            ChunkedBody.end(trailers, chunked: chunked, allocator: allocator, promise: promise, emit: emit)
         }
     }
 }

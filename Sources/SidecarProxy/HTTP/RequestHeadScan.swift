@@ -26,6 +26,15 @@ struct RequestHeadScan {
     var forceTrace = false
     /// The incoming W3C and B3 headers, read by `TracePropagation.extract`.
     var trace = TraceHeaders()
+    var connectionClose = false
+    var connectionKeepAlive = false
+
+    /// NIO's `isKeepAlive` rule from the tokens already read: `close` wins, then `keep-alive`,
+    /// then the version's default (that getter would scan the headers once more).
+    func keepAlive(_ version: HTTPVersion) -> Bool {
+        if connectionClose { return false }
+        return connectionKeepAlive || (version.major == 1 && version.minor >= 1)
+    }
 
     init(_ headers: HTTPHeaders) {
         kept.reserveCapacity(headers.count + 8)
@@ -59,7 +68,13 @@ struct RequestHeadScan {
             case .connection:
                 for token in value.split(separator: ",") {
                     let t = token.trimmingSpaces
-                    if !t.isEmpty && !t.equalsLowercaseASCII("close") && !t.equalsLowercaseASCII("keep-alive") { listed.append(t) }
+                    if t.equalsLowercaseASCII("close") {
+                        connectionClose = true
+                    } else if t.equalsLowercaseASCII("keep-alive") {
+                        connectionKeepAlive = true
+                    } else if !t.isEmpty {
+                        listed.append(t)
+                    }
                 }
             case .transferEncoding:
                 if value.lowercased().contains("chunked") { chunked = true }

@@ -62,10 +62,13 @@ final class Exchange {
 /// with backpressure (reads on one side only while the other side is writable), applies the
 /// resilience rules (timeouts, retries, circuit breaker) and hands one `HopRecord` per request
 /// to telemetry. Requests on a connection are handled one at a time; pipelined ones queue.
+/// It reads and writes the connection's bytes itself (`HTTPRequestParser`,
+/// `DownstreamResponseWriter`): every stage between the socket and the proxy cost a type-erased
+/// hand-over per message part.
 final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     private let runtime: ListenerRuntime
     private let timeouts: ConnectionTimeoutHandler?
@@ -85,13 +88,18 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var draining = false
     private var inactive = false
     private var downstreamAddress: String?
+    private var parser: HTTPRequestParser
+    private var writer = DownstreamResponseWriter()
+    /// A request could not be read: the connection's framing is lost, nothing more is read.
+    private var rejected = false
 
     /// Marks requests that left through an outbound or gateway listener (loop detection).
     static let loopHeader = "x-meshtrace-via"
 
-    init(runtime: ListenerRuntime, timeouts: ConnectionTimeoutHandler? = nil) {
+    init(runtime: ListenerRuntime, timeouts: ConnectionTimeoutHandler? = nil, maxHeaderBytes: Int) {
         self.runtime = runtime
         self.timeouts = timeouts
+        self.parser = HTTPRequestParser(maxHeadBytes: maxHeaderBytes)
     }
 
     // MARK: - Channel events
@@ -113,8 +121,18 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !rejected else { return }
         inDownstreamRead = true
-        let part = unwrapInboundIn(data)
+        var input = unwrapInboundIn(data)
+        do {
+            try parser.parse(&input) { part in received(part) }
+        } catch {
+            reject(error)
+        }
+    }
+
+    private func received(_ part: HTTPServerRequestPart) {
+        if rejected { return }
         if !queued.isEmpty {
             queued.append(part)
         } else if let ex = exchange {
@@ -166,19 +184,53 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is HTTPParserError, let ex = exchange, !ex.responseDone {
-            // The validation handler answers 400 when it can; the request is over either way.
+        runtime.logger.debug("downstream error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// The bytes are not a request that can be served (malformed, smuggling-shaped framing, a
+    /// header block over the limit): answer 400 or 431 and close, since once framing is in doubt
+    /// nothing after it on the connection can be trusted. A request in flight ends DPE; if its
+    /// response has already started, the connection just closes.
+    private func reject(_ error: HTTPWireError) {
+        guard let context, !rejected else { return }
+        rejected = true
+        queued.removeAll()
+        let problem = error.rejection
+        runtime.stats.update { $0.rejectedRequests += 1 }
+        let responding = exchange.map { $0.responseStarted && !$0.responseDone } ?? false
+        if let ex = exchange, !ex.responseDone {
             ex.hop.responseFlags.append("DPE")
             ex.hop.failureReason = "downstream protocol error: \(error)"
-            if !ex.responseStarted { ex.hop.statusCode = 400 }
+            if !ex.responseStarted { ex.hop.statusCode = Int(problem.status.code) }
             finishRecord(ex)
             abandonUpstream(ex)
             cleanup(ex)
             exchange = nil
         }
-        if error is HTTPParserError { return }  // the validation handler answers and closes
-        runtime.logger.debug("downstream error", metadata: ["error": "\(error)"])
-        context.close(promise: nil)
+        guard !responding else {
+            context.close(promise: nil)
+            return
+        }
+        let body = problem.reason + "\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "connection", value: "close")
+        send(.head(HTTPResponseHead(version: .http1_1, status: problem.status, headers: headers)), method: nil)
+        send(.body(.byteBuffer(context.channel.allocator.buffer(string: body))), method: nil)
+        let done = context.eventLoop.makePromise(of: Void.self)
+        send(.end(nil), method: nil, promise: done)
+        context.flush()
+        done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Serializes a response part onto the connection (not flushed).
+    private func send(_ part: HTTPServerResponsePart, method: HTTPMethod?, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else { return }
+        writer.write(part, requestMethod: method, allocator: context.channel.allocator, promise: promise) { bytes, promise in
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -198,12 +250,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         context.fireUserInboundEventTriggered(event)
-    }
-
-    /// A response has started and not finished (the validation handler asks before answering 400).
-    var responseInProgress: Bool {
-        guard let ex = exchange else { return false }
-        return ex.responseStarted && !ex.responseDone
     }
 
     // MARK: - Requests
@@ -230,9 +276,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let snapshot = runtime.configuration.snapshot
         let config = snapshot.config
         let direction = runtime.direction
-        keepAlive = keepAlive && head.isKeepAlive && !draining
-
         var scan = RequestHeadScan(head.headers)
+        keepAlive = keepAlive && scan.keepAlive(head.version) && !draining
         let route = Router.route(direction: direction, head: head, host: scan.host, snapshot: snapshot)
         var trace = TraceDecision.decide(scan: scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
@@ -339,7 +384,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             localReply(ex, status: status, flags: flag.map { [$0] } ?? [], reason: reason)
         case .forward(let target):
             if expectsContinue {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                send(.head(HTTPResponseHead(version: head.version, status: .continue)), method: nil)
+                context.flush()
             }
             ex.target = target
             guard let loopPools else { return }
@@ -592,18 +638,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
     func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
-        guard let ex = exchange, ex.connection === connection, let context else { return }
+        guard let ex = exchange, ex.connection === connection, context != nil else { return }
         switch part {
         case .head(let response):
-            ex.upstreamKeepAlive = response.isKeepAlive
+            ex.upstreamKeepAlive = connection.handler.responseKeepAlive
             if retriesStatus(Int(response.status.code), ex) {
                 ex.discardingResponse = true
                 return
             }
             ex.responseStarted = true
             ex.hop.statusCode = Int(response.status.code)
-            var headers = response.headers
-            HopByHop.strip(&headers)
+            var headers = response.headers  // hop-by-hop fields were left out as it was parsed
             if ex.requestVersion.minor == 0, !headers.contains(name: "content-length") {
                 keepAlive = false  // an HTTP/1.0 client learns the body's end from the close
             }
@@ -613,11 +658,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 headers.add(name: "connection", value: "keep-alive")
             }
             let head = HTTPResponseHead(version: ex.requestVersion, status: response.status, headers: headers)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            send(.head(head), method: ex.upstreamHead.method)
         case .body(let buffer):
             if ex.discardingResponse { return }
             ex.hop.responseBytes += buffer.readableBytes
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            send(.body(.byteBuffer(buffer)), method: nil)
         case .end(let trailers):
             ex.connection = nil
             let reusable = ex.upstreamKeepAlive && ex.requestFullySent
@@ -658,14 +703,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 acquireConnection(ex)
                 return
             }
-            let protocolError = error is HTTPParserError
+            let protocolError = error is HTTPWireError
             localReply(
                 ex, status: .serviceUnavailable, flags: [protocolError ? "UPE" : "UC"],
                 reason: protocolError
                     ? "upstream protocol error: \(error.map { "\($0)" } ?? "")"
                     : "upstream connection termination before response headers")
         } else {
-            ex.hop.responseFlags.append(error is HTTPParserError ? "UPE" : "UC")
+            ex.hop.responseFlags.append(error is HTTPWireError ? "UPE" : "UC")
             ex.hop.failureReason = "upstream connection closed mid-response"
             finishRecord(ex)
             ex.responseDone = true
@@ -697,8 +742,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.responseStarted = true
         ex.hop.responseBytes += body.utf8.count
         runtime.stats.update { $0.localReplies += 1 }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestVersion, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        send(.head(HTTPResponseHead(version: ex.requestVersion, status: status, headers: headers)), method: ex.upstreamHead.method)
+        send(.body(.byteBuffer(context.channel.allocator.buffer(string: body))), method: nil)
         responseComplete(ex, trailers: nil)
     }
 
@@ -713,14 +758,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let mustClose = !keepAlive || (ex.discarding && ex.requestFraming != .none && !ex.requestEnded)
         if mustClose {
             let done = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: done)
+            send(.end(trailers), method: nil, promise: done)
+            context.flush()
             done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             finishRecord(ex)
             cleanup(ex)
             exchange = nil
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        send(.end(trailers), method: nil)
+        context.flush()
         finishRecord(ex)
         if !ex.requestEnded {
             // Upstream answered before the request body finished: forward nothing more of it.

@@ -176,26 +176,13 @@ public final class SidecarServer: Sendable {
             .bind(host: host, port: port).get()
     }
 
-    /// The data-plane pipeline, in order: timeouts on raw bytes, HTTP codec with header limits,
-    /// request validation (smuggling, 431), the proxy.
+    /// The data-plane pipeline: timeouts on raw bytes, then the proxy, which reads and writes
+    /// HTTP/1.1 itself (parsing, validation with its 400/431 answers, response framing).
     static func configureProxyPipeline(_ sync: ChannelPipeline.SynchronousOperations, runtime: ListenerRuntime, config: SidecarConfiguration) throws {
         let timeouts = ConnectionTimeoutHandler(
             headerTimeout: .milliseconds(config.headerTimeoutMillis), idleTimeout: .milliseconds(config.idleTimeoutMillis))
         try sync.addHandler(timeouts)
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = config.maxHeaderBytes
-        limits.maxHeaderFieldSize = config.maxHeaderBytes
-        // NIO's parser, then our response encoder (NIO's rules, one-pass serialization).
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
-        try sync.addHandler(DownstreamResponseEncoder())
-        let stats = runtime.stats
-        let validation = RequestValidationHandler(maxHeaderBytes: config.maxHeaderBytes) { _ in
-            stats.update { $0.rejectedRequests += 1 }
-        }
-        let proxy = ProxyHandler(runtime: runtime, timeouts: timeouts)
-        validation.responseInProgress = { [weak proxy] in proxy?.responseInProgress ?? false }
-        try sync.addHandler(validation)
-        try sync.addHandler(proxy)
+        try sync.addHandler(ProxyHandler(runtime: runtime, timeouts: timeouts, maxHeaderBytes: config.maxHeaderBytes))
     }
 
     private func bindSimple(host: String, port: Int, respond: @escaping @Sendable (HTTPRequestHead) -> SimpleResponse) async throws -> any Channel {

@@ -30,29 +30,48 @@ final class UpstreamConnection: @unchecked Sendable {
     var isUsable: Bool { channel.isActive && !handler.sawUnexpectedData }
 }
 
-/// Client-side pipeline end: hands response parts to the current delegate, and pauses reads when
-/// the downstream cannot take more (the GlueHandler pattern, across two channels on one loop).
+/// The whole pipeline of an upstream connection: writes requests as HTTP/1.1 bytes, reads
+/// responses with `HTTPResponseParser` (hop-by-hop fields already left out, as a proxy forwards
+/// none of them) and hands their parts straight to the current delegate
+/// (no pipeline stages between the socket and the proxy), and pauses reads when the downstream
+/// cannot take more (the GlueHandler pattern, across two channels on one loop).
 final class UpstreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     weak var delegate: (any UpstreamDelegate)?
     weak var connection: UpstreamConnection?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private var lastError: Error?
+    private var parser = HTTPResponseParser(dropHopByHop: true)
+    private var writer = UpstreamRequestWriter()
     /// Data arrived while no request was in flight: the connection cannot be reused.
     var sawUnexpectedData = false
+    /// Whether the response being read lets the connection carry another request.
+    private(set) var responseKeepAlive = true
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        var input = unwrapInboundIn(data)
+        do {
+            try parser.parse(&input) { part, keepAlive in
+                if case .head = part { responseKeepAlive = keepAlive }
+                deliver(part, context: context)
+            }
+        } catch {
+            lastError = error
+            context.close(promise: nil)
+        }
+    }
+
+    private func deliver(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
         if let delegate, let connection {
             delegate.upstreamReceived(part, from: connection)
-        } else {
+        } else if !sawUnexpectedData {
             sawUnexpectedData = true
             context.close(promise: nil)
         }
@@ -63,6 +82,13 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body that runs until the connection closes ends here; anything else cut short is a
+        // protocol error for whoever waits on it.
+        do {
+            try parser.inputClosed { part in deliver(part, context: context) }
+        } catch {
+            lastError = error
+        }
         let delegate = self.delegate
         self.delegate = nil
         if let delegate, let connection { delegate.upstreamClosed(connection, error: lastError) }
@@ -94,7 +120,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+        guard let context else { return }
+        if case .head(let head) = part { parser.requestSent(head.method) }
+        writer.write(part, allocator: context.channel.allocator, promise: nil) { bytes, promise in
+            context.write(wrapOutboundOut(bytes), promise: promise)
+        }
     }
 
     func flush() {
@@ -225,12 +255,7 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // NIO's response decoder (it watches the request heads written past it, to
-                    // know a HEAD response has no body), behind our request encoder.
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(UpstreamRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
         let connecting: EventLoopFuture<any Channel>

@@ -213,7 +213,8 @@ final class CannedHandler: ChannelInboundHandler {
         await #expect(throws: OneShotHTTPClient.Failure.timedOut(after: .milliseconds(300))) {
             try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .milliseconds(300))
         }
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // A bound against hanging, not a timing: parallel builds on this box have stretched 0.3 s past 3.
+        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     @Test func closedBeforeAnswerIsAnError() async throws {

@@ -6,10 +6,50 @@ import TraceModel
 
 @testable import SidecarProxy
 
-/// The sidecar's request encoder against NIO's own `HTTPRequestEncoder`: for heads whose framing
+/// Test harness: the production request writer behind a channel handler, so that it and NIO's
+/// encoder take the same writes.
+final class RequestWriterHandler: ChannelOutboundHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = IOData
+    private var writer = UpstreamRequestWriter()
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        writer.write(unwrapOutboundIn(data), allocator: context.channel.allocator, promise: promise) { bytes, promise in
+            context.write(NIOAny(bytes), promise: promise)
+        }
+    }
+}
+
+/// Test harness: the production response writer, told each final response's request method as
+/// the proxy tells it (here from the request heads that passed by, oldest first).
+final class ResponseWriterHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = IOData
+    private var writer = DownstreamResponseWriter()
+    private var methods: [HTTPMethod] = []
+    private var current: HTTPMethod?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) { methods.append(head.method) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let part = unwrapOutboundIn(data)
+        if case .head(let head) = part, !(head.status.code >= 100 && head.status.code < 200 && head.status.code != 101) {
+            current = methods.isEmpty ? nil : methods.removeFirst()
+        }
+        writer.write(part, requestMethod: current, allocator: context.channel.allocator, promise: promise) { bytes, promise in
+            context.write(NIOAny(bytes), promise: promise)
+        }
+    }
+}
+
+/// The sidecar's request writer against NIO's own `HTTPRequestEncoder`: for heads whose framing
 /// is already settled (what the proxy always sends) the bytes must be identical, body parts
 /// included, over randomized heads and bodies.
-@Suite struct UpstreamRequestEncoderTests {
+@Suite struct UpstreamRequestWriterTests {
     static func written(by handler: any ChannelHandler, _ parts: [HTTPClientRequestPart]) throws -> [UInt8] {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -50,7 +90,7 @@ import TraceModel
             let parts: [HTTPClientRequestPart] = [.head(head)] + bodies.map { .body(.byteBuffer($0)) } + [.end(trailers)]
             // NIO drops Content-Length from bodiless methods' heads only when it adds framing itself;
             // with framing settled as here, both must agree byte for byte.
-            let ours = try Self.written(by: UpstreamRequestEncoder(), parts)
+            let ours = try Self.written(by: RequestWriterHandler(), parts)
             let nios = try Self.written(by: HTTPRequestEncoder(), parts)
             try #require(ours == nios, "request \(i) (\(method), chunked: \(chunked)):\n\(String(decoding: ours, as: UTF8.self))\n!=\n\(String(decoding: nios, as: UTF8.self))")
         }
@@ -79,17 +119,17 @@ import TraceModel
     }
 }
 
-/// The sidecar's response encoder against NIO's (`configureHTTPServerPipeline`): the same request
+/// The sidecar's response writer against NIO's (`configureHTTPServerPipeline`): the same request
 /// bytes in, the same response parts out, byte-identical wire output, over random sequences of
 /// methods (HEAD included), statuses (1xx, 204, 304), versions, framing headers, bodies and
 /// trailers.
-@Suite struct DownstreamResponseEncoderTests {
+@Suite struct DownstreamResponseWriterTests {
     static func output(ours: Bool, requests: String, responses: [HTTPServerResponsePart]) throws -> [UInt8] {
         let channel = EmbeddedChannel()
         let sync = channel.pipeline.syncOperations
         if ours {
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-            try sync.addHandler(DownstreamResponseEncoder())
+            try sync.addHandler(ResponseWriterHandler())
         } else {
             try sync.configureHTTPServerPipeline(
                 position: .last, withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false,
@@ -101,7 +141,7 @@ import TraceModel
         channel.flush()
         var out: [UInt8] = []
         while let chunk = try channel.readOutbound(as: IOData.self) {
-            guard case .byteBuffer(let buffer) = chunk else { throw UpstreamRequestEncoderTests.EncoderTestError.fileRegion }
+            guard case .byteBuffer(let buffer) = chunk else { throw UpstreamRequestWriterTests.EncoderTestError.fileRegion }
             out += buffer.readableBytesView
         }
         _ = try channel.finish()
