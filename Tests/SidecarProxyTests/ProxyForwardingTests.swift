@@ -201,6 +201,23 @@ import TraceModel
         await client.close()
     }
 
+    /// An upstream that answers `Connection: close`: the proxy closes that connection as the
+    /// response ends, which is inside the parse of that connection's bytes (once a runtime
+    /// exclusivity trap), and the next request goes out on a new one.
+    @Test func upstreamClosingAfterEachResponseIsNotReused() async throws {
+        let (app, backend, frontend) = try await mesh()
+        defer { Task { await app.close(); await backend.stop(); await frontend.stop() } }
+        let client = try await TestClient(group: group, port: frontend.outboundPort)
+        for i in 0..<5 {
+            let r = try await client.send(.GET, "http://backend/closing?i=\(i)")
+            #expect(r.status == 200)
+            #expect(r.head.headers["connection"].allSatisfy { $0.lowercased() != "close" }, "the client's connection stays open")
+        }
+        await client.close()
+        #expect(await eventually { backend.hops(.inbound).count == 5 })
+        #expect(backend.hops(.inbound).allSatisfy { $0.statusCode == 200 && $0.responseFlags.isEmpty })
+    }
+
     @Test func pipelinedRequestsAnswerInOrder() async throws {
         let (app, backend, frontend) = try await mesh()
         defer { Task { await app.close(); await backend.stop(); await frontend.stop() } }

@@ -62,7 +62,7 @@ struct HTTPRequestParser {
             throw .malformed("request line is not 'METHOD target HTTP/1.1' (invalid method)")
         }
         var sp2 = sp1 + 1
-        while sp2 < line.upperBound, bytes[sp2] > 0x20, bytes[sp2] != 0x7F { sp2 += 1 }
+        while sp2 < line.upperBound, bytes[sp2] > 0x20, bytes[sp2] < 0x7F { sp2 += 1 }
         guard sp2 > sp1 + 1, sp2 < line.upperBound, bytes[sp2] == UInt8(ascii: " ") else {
             throw .malformed("request line is not 'METHOD target HTTP/1.1' (invalid request target)")
         }
@@ -107,6 +107,7 @@ struct HTTPResponseParser {
               line.count == 12 || bytes[s + 12] == UInt8(ascii: " ")
         else { throw .malformed("status line is not 'HTTP/1.1 CODE reason'") }
         let code = Int(bytes[s + 9] - 48) * 100 + Int(bytes[s + 10] - 48) * 10 + Int(bytes[s + 11] - 48)
+        guard code >= 100 else { throw .malformed("status code \(code) is below 100") }
         var reason = ""
         if line.count > 13 {
             let range = (s + 13)..<line.upperBound
@@ -117,18 +118,28 @@ struct HTTPResponseParser {
         return HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: headers)
     }
 
+    /// Notes a request sent, for `parse(_:emit:)`.
     mutating func requestSent(_ method: HTTPMethod) {
         methods.append(method)
     }
 
+    /// Reads responses to the requests noted with `requestSent`, in order.
     mutating func parse(_ input: inout ByteBuffer, emit: (HTTPClientResponsePart) -> Void) throws(HTTPWireError) {
-        try parse(&input) { part, _ in emit(part) }
+        var waiting = methods  // taken out while the parse runs (it is part of `self`)
+        methods = []
+        defer { methods = waiting }
+        try parse(&input, requestMethod: { waiting.popFirst() }) { part, _ in emit(part) }
     }
 
-    /// As `parse(_:emit:)`; with each head, whether the connection may carry another request
-    /// after this response (meaningless with other parts) (read from its Connection header as it was parsed, where NIO's
-    /// `isKeepAlive` scans the headers again).
-    mutating func parse(_ input: inout ByteBuffer, emitWithKeepAlive emit: (HTTPClientResponsePart, Bool) -> Void) throws(HTTPWireError) {
+    /// Reads responses, asking `requestMethod` for the method of the request each final response
+    /// answers. Callers that may send the next request from inside `emit` (a proxy reusing the
+    /// connection as soon as a response ends) keep that queue themselves: noting a request here
+    /// would touch the parser while it runs. With each head, `emit` is told whether the
+    /// connection may carry another request after it (read from the Connection header as it was
+    /// parsed, where NIO's `isKeepAlive` scans the headers again); meaningless with other parts.
+    mutating func parse(
+        _ input: inout ByteBuffer, requestMethod: () -> HTTPMethod?, emit: (HTTPClientResponsePart, Bool) -> Void
+    ) throws(HTTPWireError) {
         let drop = dropHopByHop
         var keepAlive = true
         try reader.run(&input, head: { block throws(HTTPWireError) in
@@ -138,13 +149,19 @@ struct HTTPResponseParser {
             if code >= 100 && code < 200 && code != 101 {
                 return .skip  // interim: the real response follows for the same request
             }
-            let method = methods.popFirst()
-            keepAlive = fields.keepAlive(head.version)
-            emit(.head(head), keepAlive)
-            if method == .HEAD || code < 200 || code == 204 || code == 304 { return .none }
-            guard let framing = fields.framing(untilCloseWithoutLength: true) else {
-                throw .malformed("response framing: both Content-Length and Transfer-Encoding, or a duplicate or invalid Content-Length")
+            let method = requestMethod()
+            var framing = HTTPMessageReader.Framing.none
+            if !(method == .HEAD || code < 200 || code == 204 || code == 304) {
+                // Settled before the head goes out: a response whose framing contradicts itself
+                // is refused whole (the client gets a clean 503 UPE, not half a response).
+                guard let declared = fields.framing(untilCloseWithoutLength: true) else {
+                    throw .malformed("response framing: both Content-Length and Transfer-Encoding, or a duplicate or invalid Content-Length")
+                }
+                framing = declared
             }
+            // A body read until the close, or a switch of protocols, leaves nothing to reuse.
+            keepAlive = fields.keepAlive(head.version) && framing != .untilClose && code != 101
+            emit(.head(head), keepAlive)
             return framing
         }, body: { emit(.body($0), keepAlive) }, end: { emit(.end($0), keepAlive) })
     }
@@ -457,7 +474,9 @@ struct HTTPMessageReader {
                 if let slice = input.readSlice(length: n) { body(slice) }
                 state = n == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - n)
             case .chunkDataEnd:
-                guard let line = try takeLine(&input, limit: 2, what: "chunk end") else { return }
+                // Exactly CRLF: with a bare LF accepted here, a chunk one byte short would take
+                // in the CR and the two ends of a connection could disagree on the body.
+                guard let line = try takeLine(&input, limit: 0, what: "chunk data end", strictCRLF: true) else { return }
                 guard line.isEmpty else { throw .malformed("chunk data longer than its size") }
                 state = .chunkSize
             case .trailers:
@@ -483,11 +502,14 @@ struct HTTPMessageReader {
             case UInt8(ascii: "a")...UInt8(ascii: "f"): v = Int(c - UInt8(ascii: "a") + 10)
             case UInt8(ascii: "A")...UInt8(ascii: "F"): v = Int(c - UInt8(ascii: "A") + 10)
             case UInt8(ascii: ";"), UInt8(ascii: " "), UInt8(ascii: "\t"):
-                guard digits > 0 else { throw .malformed("invalid chunk size") }
+                // Whitespace may only come before an extension (RFC 9112 §7.1.1 BWS).
+                guard digits > 0, line.drop(while: { $0 != c }).drop(while: { $0 == 0x20 || $0 == 0x09 }).first.map({ $0 == UInt8(ascii: ";") }) ?? true
+                else { throw .malformed("invalid chunk size") }
                 return size
             default:
                 throw .malformed("invalid chunk size")
             }
+            if size == 0 && v == 0 && digits > 0 { continue }  // leading zeros do not count toward the limit
             digits += 1
             guard digits <= 15 else { throw .malformed("chunk size too large") }
             size = size << 4 | v
@@ -497,11 +519,13 @@ struct HTTPMessageReader {
     }
 
     /// One line (without its CRLF), or nil when its end has not arrived yet.
-    private mutating func takeLine(_ input: inout ByteBuffer, limit: Int, what: String) throws(HTTPWireError) -> [UInt8]? {
+    private mutating func takeLine(_ input: inout ByteBuffer, limit: Int, what: String, strictCRLF: Bool = false) throws(HTTPWireError) -> [UInt8]? {
         guard let newline = input.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
             pending.append(contentsOf: input.readableBytesView)
             input.moveReaderIndex(to: input.writerIndex)
-            if pending.count > limit { throw .malformed("\(what) too long") }
+            if pending.count > limit + 1 {  // + its CR
+                throw .malformed(strictCRLF ? "chunk data longer than its size" : "\(what) too long")
+            }
             return nil
         }
         let count = newline - input.readerIndex
@@ -509,8 +533,12 @@ struct HTTPMessageReader {
         pending = []
         line.append(contentsOf: input.readableBytesView.prefix(count))
         input.moveReaderIndex(forwardBy: count + 1)
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
-        if line.count > limit { throw .malformed("\(what) too long") }
+        if line.last == UInt8(ascii: "\r") {
+            line.removeLast()
+        } else if strictCRLF {
+            throw .malformed("\(what) is not CRLF")
+        }
+        if line.count > limit { throw .malformed(strictCRLF ? "chunk data longer than its size" : "\(what) too long") }
         if line.contains(UInt8(ascii: "\r")) { throw .malformed("stray carriage return in \(what)") }
         return line
     }
@@ -530,8 +558,10 @@ struct HTTPMessageReader {
                     input.moveReaderIndex(forwardBy: 1)
                 }
             }
+            // The limit counts the block without its final line break, however the bytes were
+            // split: an unfinished block may already hold that break's CR.
             guard let end = input.withUnsafeReadableBytes({ Self.blockEnd($0) }) else {
-                if input.readableBytes > limit { throw tooLarge }
+                if input.readableBytes > limit + 2 { throw tooLarge }
                 pending.append(contentsOf: input.readableBytesView)
                 input.moveReaderIndex(to: input.writerIndex)
                 return nil
@@ -545,7 +575,7 @@ struct HTTPMessageReader {
         pending.append(contentsOf: input.readableBytesView)
         guard let end = pending.withUnsafeBytes({ Self.blockEnd($0) }) else {
             input.moveReaderIndex(to: input.writerIndex)
-            if pending.count > limit { throw tooLarge }
+            if pending.count > limit + 2 { throw tooLarge }
             return nil
         }
         if end > limit + 2 { throw tooLarge }

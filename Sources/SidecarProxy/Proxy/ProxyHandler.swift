@@ -132,7 +132,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func received(_ part: HTTPServerRequestPart) {
-        if rejected { return }
+        if rejected || inactive { return }  // closed from inside this parse: the rest goes nowhere
         if !queued.isEmpty {
             queued.append(part)
         } else if let ex = exchange {

@@ -46,24 +46,38 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private var pendingRead = false
     private var lastError: Error?
     private var parser = HTTPResponseParser(dropHopByHop: true)
+    /// Methods of the requests sent and not yet answered (a HEAD response has no body). Kept
+    /// here, not in the parser: the proxy sends the next request from inside a parse.
+    private var methods = CircularBuffer<HTTPMethod>()
     private var writer = UpstreamRequestWriter()
     /// Data arrived while no request was in flight: the connection cannot be reused.
     var sawUnexpectedData = false
     /// Whether the response being read lets the connection carry another request.
     private(set) var responseKeepAlive = true
+    private var parsing = false
+    private var closedWhileParsing = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var input = unwrapInboundIn(data)
+        var failure: HTTPWireError?
+        parsing = true
         do {
-            try parser.parse(&input) { part, keepAlive in
+            try parser.parse(&input, requestMethod: { methods.popFirst() }) { part, keepAlive in
                 if case .head = part { responseKeepAlive = keepAlive }
                 deliver(part, context: context)
             }
         } catch {
-            lastError = error
+            failure = error
+        }
+        parsing = false
+        if closedWhileParsing {
+            closedWhileParsing = false
+            connectionClosed(context: context)
+        } else if let failure {
+            lastError = failure
             context.close(promise: nil)
         }
     }
@@ -82,6 +96,16 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // The proxy closes a connection it will not reuse as soon as a response ends, which can
+        // be inside a parse of this connection's bytes: finish that parse first.
+        if parsing {
+            closedWhileParsing = true
+        } else {
+            connectionClosed(context: context)
+        }
+    }
+
+    private func connectionClosed(context: ChannelHandlerContext) {
         // A body that runs until the connection closes ends here; anything else cut short is a
         // protocol error for whoever waits on it.
         do {
@@ -121,7 +145,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func write(_ part: HTTPClientRequestPart) {
         guard let context else { return }
-        if case .head(let head) = part { parser.requestSent(head.method) }
+        if case .head(let head) = part { methods.append(head.method) }
         writer.write(part, allocator: context.channel.allocator, promise: nil) { bytes, promise in
             context.write(wrapOutboundOut(bytes), promise: promise)
         }

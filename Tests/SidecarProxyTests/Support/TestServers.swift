@@ -7,7 +7,8 @@ import NIOPosix
 
 /// An upstream app for tests: answers every request with JSON describing what it received.
 /// `/status/N` answers N, `/slow?ms=N` waits first, `/stream?chunks=N&size=M` streams a chunked
-/// body, `/close` drops the connection without answering.
+/// body, `/close` drops the connection without answering, `/closing` answers with
+/// `Connection: close` and then closes.
 final class EchoApp: Sendable {
     let channel: any Channel
     let requests = Locked<[(head: HTTPRequestHead, body: Int)]>([])
@@ -95,9 +96,13 @@ final class EchoHandler: ChannelInboundHandler {
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(data.count))
         headers.add(name: "x-app", value: "echo")
+        let closing = path == "/closing"  // answers with Connection: close, then closes
+        if closing { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: data)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+        if closing { done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
     func split(_ uri: String) -> (String, [String: String]) {
