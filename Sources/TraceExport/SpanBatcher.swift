@@ -30,10 +30,15 @@ public final class SpanBatcher: Sendable {
     let logger: Logger
     let onExported: @Sendable (Int) -> Void
     let onDropped: @Sendable (Int) -> Void
+    let prepare: @Sendable (SpanBatcher) -> Void
 
+    /// - Parameter prepare: called by the export loop before it looks for a batch, and before a
+    ///   flush: a producer that hands over work unencoded adds its spans here, on the export
+    ///   task's thread instead of the request path.
     public init(
         exporter: any SpanExporter, capacity: Int, maxBatch: Int, flushInterval: Duration, logger: Logger,
-        onExported: @escaping @Sendable (Int) -> Void = { _ in }, onDropped: @escaping @Sendable (Int) -> Void = { _ in }
+        onExported: @escaping @Sendable (Int) -> Void = { _ in }, onDropped: @escaping @Sendable (Int) -> Void = { _ in },
+        prepare: @escaping @Sendable (SpanBatcher) -> Void = { _ in }
     ) {
         self.exporter = exporter
         self.format = exporter.format
@@ -43,6 +48,7 @@ public final class SpanBatcher: Sendable {
         self.logger = logger
         self.onExported = onExported
         self.onDropped = onDropped
+        self.prepare = prepare
         self.state = Mutex(State(filling: EncodedSpanBatch(format: exporter.format)))
     }
 
@@ -103,6 +109,7 @@ public final class SpanBatcher: Sendable {
     public func run() async {
         var lastFlush = ContinuousClock.now
         while !Task.isCancelled {
+            prepare(self)
             let due = ContinuousClock.now - lastFlush >= flushInterval
             if let batch = take(partial: due) {
                 lastFlush = ContinuousClock.now
@@ -116,6 +123,7 @@ public final class SpanBatcher: Sendable {
 
     /// Exports everything still buffered (shutdown path), with fewer retries.
     public func flush() async {
+        prepare(self)
         while let batch = take(partial: true) {
             await exportWithRetry(batch, attempts: 2)
         }

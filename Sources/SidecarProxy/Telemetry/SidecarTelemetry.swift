@@ -19,6 +19,7 @@ public final class SidecarTelemetry: ProxyTelemetry {
     private let builderBox: Mutex<BuilderBox>
     private let samplingPercent: @Sendable () -> Double
     private let exportTask = Mutex<Task<Void, Never>?>(nil)
+    private let pending: PendingHops?
 
     /// - Parameter samplingPercent: reads the rate in force (it can change at runtime), so
     ///   each span records the rate it was sampled at.
@@ -31,13 +32,18 @@ public final class SidecarTelemetry: ProxyTelemetry {
         self.builderBox = Mutex(BuilderBox(HopSpanBuilder(configuration: configuration)))
         self.samplingPercent = samplingPercent
         if let exporter {
-            batcher = SpanBatcher(
+            let pending = PendingHops(capacity: configuration.maxQueuedSpans, onDropped: { metrics.spansDropped.increment(by: Int64($0)) })
+            let batcher = SpanBatcher(
                 exporter: exporter, capacity: configuration.maxQueuedSpans, maxBatch: configuration.maxBatchSpans,
                 flushInterval: .milliseconds(Int(configuration.flushIntervalSeconds * 1000)), logger: logger,
                 onExported: { metrics.spansExported.increment(by: Int64($0)) },
-                onDropped: { metrics.spansDropped.increment(by: Int64($0)) })
+                onDropped: { metrics.spansDropped.increment(by: Int64($0)) },
+                prepare: { pending.encode(into: $0) })
+            self.batcher = batcher
+            self.pending = pending
         } else {
             batcher = nil
+            pending = nil
         }
     }
 
@@ -66,14 +72,9 @@ public final class SidecarTelemetry: ProxyTelemetry {
         let box = builderBox.withLock { $0 }
         let rate = samplingPercent()
         guard hop.direction == .gateway else {
-            if batcher.format == .zipkinJSON {
-                // The hot path: straight to Zipkin JSON, no Span model in between.
-                var w = JSONWriter(capacity: 1536)
-                box.builder.writeZipkin(hop, samplingPercent: rate, to: &w)
-                batcher.add(entry: w.bytes)
-            } else {
-                batcher.add(box.builder.span(for: hop, samplingPercent: rate))
-            }
+            // Encoded later by the export task, on its own thread: the span's ~30 tags cost a
+            // fifth of the event loop's instructions per request when written here.
+            pending?.add(PendingHops.Entry(hop: hop, samplingPercent: rate, builder: box))
             return
         }
         // A gateway reports the request twice, as Envoy gateways do (spawn_upstream_span):
@@ -89,6 +90,51 @@ public final class SidecarTelemetry: ProxyTelemetry {
         client.parentSpanID = server.spanID
         batcher.add(server)
         batcher.add(client)
+    }
+
+    /// Sampled hops waiting to be encoded, bounded like the batcher behind them (drops counted).
+    private final class PendingHops: Sendable {
+        struct Entry: Sendable {
+            var hop: HopRecord
+            var samplingPercent: Double
+            var builder: BuilderBox
+        }
+
+        private let entries = Mutex<[Entry]>([])
+        private let capacity: Int
+        private let onDropped: @Sendable (Int) -> Void
+
+        init(capacity: Int, onDropped: @escaping @Sendable (Int) -> Void) {
+            self.capacity = max(1, capacity)
+            self.onDropped = onDropped
+        }
+
+        func add(_ entry: Entry) {
+            let accepted = entries.withLock { list -> Bool in
+                guard list.count < capacity else { return false }
+                list.append(entry)
+                return true
+            }
+            if !accepted { onDropped(1) }
+        }
+
+        /// Encodes everything waiting into the batcher (the export task's `prepare`).
+        func encode(into batcher: SpanBatcher) {
+            let taken = entries.withLock { list -> [Entry] in
+                defer { list = [] }
+                return list
+            }
+            for entry in taken {
+                if batcher.format == .zipkinJSON {
+                    // Straight to Zipkin JSON, no Span model in between.
+                    var w = JSONWriter(capacity: 1536)
+                    entry.builder.builder.writeZipkin(entry.hop, samplingPercent: entry.samplingPercent, to: &w)
+                    batcher.add(entry: w.bytes)
+                } else {
+                    batcher.add(entry.builder.builder.span(for: entry.hop, samplingPercent: entry.samplingPercent))
+                }
+            }
+        }
     }
 
     /// A second id for the gateway's edge span, derived so it needs no extra state per request.

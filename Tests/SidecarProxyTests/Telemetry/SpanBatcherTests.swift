@@ -140,3 +140,41 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) async 
         #expect(text.contains("le=\"5.0\"") || text.contains("le=\"5\""))
     }
 }
+
+/// Sampled hops are encoded by the export task, not on the request path: `record` only queues
+/// them (bounded, drops counted), and the batcher's loop or a flush turns them into spans.
+@Suite struct SidecarTelemetryDeferredEncodingTests {
+    static func hop(_ n: UInt64) -> HopRecord {
+        let context = TraceContext(traceID: TraceID(high: 0, low: n + 1), spanID: SpanID(n + 1) ?? SpanID.random())
+        return HopRecord(direction: .inbound, context: context, sampled: true, startNanos: 1_000 * n, durationNanos: 3_000_000,
+                         method: "GET", path: "/items/\(n)", authority: "backend", statusCode: 200, requestID: "r\(n)",
+                         destinationService: "backend")
+    }
+
+    @Test func recordQueuesAndTheExportTaskEncodes() async {
+        let exporter = ScriptedExporter()
+        let telemetry = SidecarTelemetry(
+            configuration: TelemetryConfiguration(serviceName: "backend", maxQueuedSpans: 3), exporter: exporter,
+            logger: Logger(label: "test"), samplingPercent: { 25 })
+        for n in 0..<5 { telemetry.record(Self.hop(UInt64(n))) }
+        #expect(telemetry.batcher?.queued == 0, "nothing is encoded on the request path")
+        #expect(telemetry.metrics.prometheusText().contains("meshtrace_sidecar_spans_dropped_total 2"), "\(telemetry.metrics.prometheusText())")
+        await telemetry.flush()
+        let spans = Array(exporter.batches.joined())
+        #expect(spans.map(\.spanID.value) == [1, 2, 3], "the first three, in order; two dropped at the bound")
+        // Zipkin tags come back as strings: compare the text.
+        #expect(spans.first?.attribute("sampling.rate").map { "\($0)" } == "0.25", "the rate in force when the hop was recorded")
+        #expect(spans.first?.kind == .server)
+    }
+
+    @Test func theExportLoopEncodesWithoutAFlush() async {
+        let exporter = ScriptedExporter()
+        let telemetry = SidecarTelemetry(
+            configuration: TelemetryConfiguration(serviceName: "backend", maxBatchSpans: 2), exporter: exporter,
+            logger: Logger(label: "test"), samplingPercent: { 100 })
+        telemetry.start()
+        for n in 0..<4 { telemetry.record(Self.hop(UInt64(n))) }
+        #expect(await waitUntil { exporter.batches.map(\.count) == [2, 2] })
+        await telemetry.flush()
+    }
+}
