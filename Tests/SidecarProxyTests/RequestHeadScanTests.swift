@@ -72,6 +72,28 @@ import TraceModel
             #expect(RequestHeadScan.classify(name.uppercased()) == kind)
         }
         #expect(Set(Self.hopByHop) == Set(HopByHop.fixed), "the reference list in this test is the same list")
+        // The response parser's byte-level names, too: every fixed name, in any case, and no other.
+        func parserKind(_ name: String) -> FieldName.Kind {
+            Array(name.utf8).withUnsafeBytes { FieldName.kind($0, 0..<$0.count) }
+        }
+        for name in HopByHop.fixed {
+            #expect(parserKind(name).isHopByHop, "\(name)")
+            #expect(parserKind(name.uppercased()) == parserKind(name))
+        }
+        for name in ["content-length", "Content-Length", "host", "x-connection", "connectio", "tee", "upgrades", "date"] {
+            #expect(!parserKind(name).isHopByHop, "\(name)")
+        }
+        #expect(parserKind("Content-LENGTH") == .contentLength)
+    }
+
+    @Test func internedNamesAreTheBytesAsSent() {
+        for name in ["Host", "host", "HOST", "Content-Type", "content-TYPE", "traceparent", "X-Custom-Thing", "b3", "B3"] {
+            let bytes = Array(name.utf8)
+            let interned = bytes.withUnsafeBytes { FieldName.interned($0, 0..<$0.count) }
+            if let interned { #expect(interned == name, "interning keeps the case as sent") }
+        }
+        #expect(Array("Host".utf8).withUnsafeBytes { FieldName.interned($0, 0..<$0.count) } != nil)
+        #expect(Array("HOST".utf8).withUnsafeBytes { FieldName.interned($0, 0..<$0.count) } == nil)
     }
 
     @Test func expectContinueIsAnsweredNotForwardedButOtherExpectationsAre() {

@@ -226,14 +226,15 @@ struct HeadBlock {
             guard HTTPSyntax.isFieldValue(bytes, start..<end) else {
                 throw .malformed("control character in header value on line \(lineNumber)")
             }
-            let name = HTTPSyntax.string(bytes, line.lowerBound..<colon)
-            let value = HTTPSyntax.string(bytes, start..<end)
-            framing.note(name: name, value: value)
-            if droppingHopByHop, HopByHop.isFixed(name) {
+            let nameRange = line.lowerBound..<colon
+            let kind = FieldName.kind(bytes, nameRange)
+            framing.note(kind, bytes, start..<end)
+            if droppingHopByHop, kind.isHopByHop {
                 framing.noteDropped()
-            } else {
-                fields.append((name, value))
+                continue
             }
+            let name = FieldName.interned(bytes, nameRange) ?? HTTPSyntax.string(bytes, nameRange)
+            fields.append((name, HTTPSyntax.string(bytes, start..<end)))
         }
         if droppingHopByHop, !framing.connectionListed.isEmpty {
             let listed = framing.connectionListed
@@ -241,6 +242,92 @@ struct HeadBlock {
         }
         return HTTPHeaders(fields)
     }
+}
+
+/// Header names recognized from their bytes, before (or instead of) building a string.
+enum FieldName {
+    /// What the parser itself acts on.
+    enum Kind: Equatable {
+        case other, connection, contentLength, transferEncoding, hopByHop
+
+        /// Not forwarded by a proxy (RFC 9110 §7.6.1); Content-Length is end-to-end.
+        var isHopByHop: Bool { self == .connection || self == .transferEncoding || self == .hopByHop }
+    }
+
+    /// Case-insensitive comparison with a lower-case ASCII constant.
+    @inline(__always)
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: StaticString) -> Bool {
+        guard range.count == lower.utf8CodeUnitCount else { return false }
+        let constant = lower.utf8Start
+        var k = 0
+        for i in range {
+            let c = bytes[i]
+            if (c >= 65 && c <= 90 ? c | 0x20 : c) != constant[k] { return false }
+            k += 1
+        }
+        return true
+    }
+
+    /// By length first: most names are settled by it (the same names as `HopByHop.fixed`).
+    static func kind(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Kind {
+        switch range.count {
+        case 2: return equals(bytes, range, "te") ? .hopByHop : .other
+        case 7: return equals(bytes, range, "trailer") || equals(bytes, range, "upgrade") ? .hopByHop : .other
+        case 10:
+            if equals(bytes, range, "connection") { return .connection }
+            return equals(bytes, range, "keep-alive") ? .hopByHop : .other
+        case 14: return equals(bytes, range, "content-length") ? .contentLength : .other
+        case 16: return equals(bytes, range, "proxy-connection") ? .hopByHop : .other
+        case 17: return equals(bytes, range, "transfer-encoding") ? .transferEncoding : .other
+        case 18: return equals(bytes, range, "proxy-authenticate") ? .hopByHop : .other
+        case 19: return equals(bytes, range, "proxy-authorization") ? .hopByHop : .other
+        default: return .other
+        }
+    }
+
+    /// Common names, spelled exactly as sent, from string literals: no allocation and no
+    /// reference counting later (the name strings were a fifth of the parser's cost).
+    static func interned(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String? {
+        let count = range.count
+        guard count < common.count else { return nil }
+        for candidate in common[count] where exactly(bytes, range, candidate.bytes) { return candidate.string }
+        return nil
+    }
+
+    @inline(__always)
+    private static func exactly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ constant: StaticString) -> Bool {
+        let p = constant.utf8Start
+        var k = 0
+        for i in range {
+            if bytes[i] != p[k] { return false }
+            k += 1
+        }
+        return true
+    }
+
+    private static let common: [[(bytes: StaticString, string: String)]] = {
+        let names: [(StaticString, String)] = [
+            ("Host", "Host"), ("host", "host"), ("User-Agent", "User-Agent"), ("user-agent", "user-agent"),
+            ("Accept", "Accept"), ("accept", "accept"), ("Accept-Encoding", "Accept-Encoding"), ("accept-encoding", "accept-encoding"),
+            ("Accept-Language", "Accept-Language"), ("Content-Type", "Content-Type"), ("content-type", "content-type"),
+            ("Content-Length", "Content-Length"), ("content-length", "content-length"), ("Date", "Date"), ("date", "date"),
+            ("Server", "Server"), ("server", "server"), ("Last-Modified", "Last-Modified"), ("last-modified", "last-modified"),
+            ("ETag", "ETag"), ("etag", "etag"), ("Accept-Ranges", "Accept-Ranges"), ("accept-ranges", "accept-ranges"),
+            ("Cache-Control", "Cache-Control"), ("cache-control", "cache-control"), ("Vary", "Vary"), ("vary", "vary"),
+            ("Authorization", "Authorization"), ("authorization", "authorization"), ("Cookie", "Cookie"), ("cookie", "cookie"),
+            ("Location", "Location"), ("location", "location"), ("Expires", "Expires"), ("Content-Encoding", "Content-Encoding"),
+            ("content-encoding", "content-encoding"), ("traceparent", "traceparent"), ("tracestate", "tracestate"),
+            ("x-request-id", "x-request-id"), ("X-Request-Id", "X-Request-Id"), ("x-b3-traceid", "x-b3-traceid"),
+            ("x-b3-spanid", "x-b3-spanid"), ("x-b3-parentspanid", "x-b3-parentspanid"), ("x-b3-sampled", "x-b3-sampled"),
+            ("b3", "b3"), ("baggage", "baggage"), ("x-envoy-downstream-service-cluster", "x-envoy-downstream-service-cluster"),
+            ("x-meshtrace-via", "x-meshtrace-via"),
+        ]
+        var table = [[(bytes: StaticString, string: String)]](repeating: [], count: 40)
+        for (bytes, string) in names where bytes.utf8CodeUnitCount < table.count {
+            table[bytes.utf8CodeUnitCount].append((bytes, string))
+        }
+        return table
+    }()
 }
 
 /// The fields that delimit a body, noted while the head is read.
@@ -266,27 +353,33 @@ struct FramingFields {
 
     mutating func noteDropped() { droppedHopByHop = true }
 
-    mutating func note(name: String, value: String) {
-        switch name.utf8.count {
-        case 10 where name.equalsLowercaseASCII("connection"):
-            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                let t = Substring(token).trimmingSpaces
-                if t.equalsLowercaseASCII("close") {
+    /// Notes a field from its bytes (no strings are built for the ones that only frame).
+    mutating func note(_ kind: FieldName.Kind, _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) {
+        switch kind {
+        case .connection:
+            var tokenStart = value.lowerBound
+            for i in value.lowerBound...value.upperBound where i == value.upperBound || bytes[i] == UInt8(ascii: ",") {
+                var s = tokenStart
+                var e = i
+                while s < e, bytes[s] == 0x20 || bytes[s] == 0x09 { s += 1 }
+                while e > s, bytes[e - 1] == 0x20 || bytes[e - 1] == 0x09 { e -= 1 }
+                if FieldName.equals(bytes, s..<e, "close") {
                     connectionClose = true
-                } else if t.equalsLowercaseASCII("keep-alive") {
+                } else if FieldName.equals(bytes, s..<e, "keep-alive") {
                     connectionKeepAlive = true
-                } else if !t.isEmpty {
-                    connectionListed.append(t)
+                } else if e > s {
+                    connectionListed.append(Substring(HTTPSyntax.string(bytes, s..<e)))
                 }
+                tokenStart = i + 1
             }
-        case 14 where name.equalsLowercaseASCII("content-length"):
+        case .contentLength:
             lengths += 1
-            length = HTTPSyntax.contentLength(value)
+            length = HTTPSyntax.contentLength(bytes, value)
             if length == nil { invalidLength = true }
-        case 17 where name.equalsLowercaseASCII("transfer-encoding"):
+        case .transferEncoding:
             encodings += 1
-            encoding = value
-        default:
+            encoding = HTTPSyntax.string(bytes, value)
+        case .hopByHop, .other:
             break
         }
     }
@@ -355,6 +448,18 @@ enum HTTPSyntax {
         let last = bytes[range.lowerBound + 7]
         guard last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9") else { return nil }
         return last == UInt8(ascii: "1") ? .http1_1 : HTTPVersion(major: 1, minor: Int(last - UInt8(ascii: "0")))
+    }
+
+    /// Digits only (surrounding whitespace is already trimmed), at most 18 of them.
+    static func contentLength(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var n = 0
+        for i in range {
+            let c = bytes[i]
+            guard c >= 48 && c <= 57 else { return nil }
+            n = n * 10 + Int(c - 48)
+        }
+        return n
     }
 
     static func contentLength(_ value: String) -> Int? {

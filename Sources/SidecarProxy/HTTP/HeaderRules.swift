@@ -48,14 +48,6 @@ public enum HopByHop {
         return chunked
     }
 
-    /// One of the fixed hop-by-hop names (by length first: most names are settled by it).
-    static func isFixed(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 7, 10, 16, 17, 18, 19: return fixedIndex(name) != nil
-        default: return false
-        }
-    }
-
     private static func fixedIndex(_ name: String) -> Int? {
         let n = name.utf8.count
         for (i, f) in fixed.enumerated() where f.utf8.count == n && name.equalsLowercaseASCII(f) { return i }

@@ -336,7 +336,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         // Into an empty list: injection first clears every trace header it owns, which costs
         // nothing there (the scan already left the incoming ones out).
-        var traceHeaders = AddedHeaders()
+        var traceHeaders = AddedHeaders(reservingCapacity: 8)
         TraceDecision.inject(trace, formats: config.propagation, into: &traceHeaders)
         forwarded.append(contentsOf: added.fields)
         forwarded.append(contentsOf: traceHeaders.fields)

@@ -318,13 +318,20 @@ final class LoopPools {
     let eventLoop: any EventLoop
     /// By the target itself: hashing its three fields costs less than building a string key per request.
     private var pools: [UpstreamTarget: UpstreamPool] = [:]
+    private var last: UpstreamPool?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
     func pool(for target: UpstreamTarget, clusters: ClusterRegistry) -> UpstreamPool {
-        if let existing = pools[target] { return existing }
+        // Most listeners send everything to one target (an inbound one always): comparing with
+        // the last one is cheaper than hashing the host name per request.
+        if let last, last.target == target { return last }
+        if let existing = pools[target] {
+            last = existing
+            return existing
+        }
         let cluster = clusters.cluster(for: target)
         let pool = UpstreamPool(eventLoop: eventLoop, target: target, cluster: cluster)
         pools[target] = pool
