@@ -75,8 +75,8 @@ public enum RequestRejection: Equatable, Sendable {
     }
 }
 
-/// Request-smuggling and framing rules (RFC 9112 §6.3), applied after NIO's parser (which already
-/// rejects most of these; this is the belt to its braces and the single place the rules live).
+/// Request-smuggling and framing rules (RFC 9112 §6.3), applied by `HTTPRequestParser` to every
+/// head it reads before any of it reaches the proxy: the single place these rules live.
 public enum RequestRules {
     public static func check(_ head: HTTPRequestHead, maxHeaderBytes: Int) -> RequestRejection? {
         var contentLengths = 0
