@@ -229,10 +229,7 @@ struct HeadBlock {
             let nameRange = line.lowerBound..<colon
             let kind = FieldName.kind(bytes, nameRange)
             framing.note(kind, bytes, start..<end)
-            if droppingHopByHop, kind.isHopByHop {
-                framing.noteDropped()
-                continue
-            }
+            if droppingHopByHop, kind.isHopByHop { continue }
             let name = FieldName.interned(bytes, nameRange) ?? HTTPSyntax.string(bytes, nameRange)
             fields.append((name, HTTPSyntax.string(bytes, start..<end)))
         }
@@ -294,8 +291,10 @@ enum FieldName {
         return nil
     }
 
+    /// Byte-for-byte comparison with a constant of the range's length.
     @inline(__always)
-    private static func exactly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ constant: StaticString) -> Bool {
+    static func exactly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ constant: StaticString) -> Bool {
+        guard range.count == constant.utf8CodeUnitCount else { return false }
         let p = constant.utf8Start
         var k = 0
         for i in range {
@@ -341,8 +340,6 @@ struct FramingFields {
     private var connectionKeepAlive = false
     /// Names listed in `Connection` other than close and keep-alive (hop-by-hop by naming).
     private(set) var connectionListed: [Substring] = []
-    /// A hop-by-hop field (RFC 9110 §7.6.1) was seen and left out of the headers.
-    private(set) var droppedHopByHop = false
 
     /// Whether the connection may carry another message after this one (NIO's rule: `close`
     /// wins, then `keep-alive`, then the version's default).
@@ -350,8 +347,6 @@ struct FramingFields {
         if connectionClose { return false }
         return connectionKeepAlive || (version.major == 1 && version.minor >= 1)
     }
-
-    mutating func noteDropped() { droppedHopByHop = true }
 
     /// Notes a field from its bytes (no strings are built for the ones that only frame).
     mutating func note(_ kind: FieldName.Kind, _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) {
@@ -430,21 +425,19 @@ enum HTTPSyntax {
 
     /// The common methods without building a string to look them up.
     static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPMethod {
-        let b = UnsafeRawBufferPointer(rebasing: bytes[range])
-        switch b.count {
-        case 3 where b.elementsEqual("GET".utf8): return .GET
-        case 3 where b.elementsEqual("PUT".utf8): return .PUT
-        case 4 where b.elementsEqual("POST".utf8): return .POST
-        case 4 where b.elementsEqual("HEAD".utf8): return .HEAD
-        case 6 where b.elementsEqual("DELETE".utf8): return .DELETE
+        switch range.count {
+        case 3 where FieldName.exactly(bytes, range, "GET"): return .GET
+        case 3 where FieldName.exactly(bytes, range, "PUT"): return .PUT
+        case 4 where FieldName.exactly(bytes, range, "POST"): return .POST
+        case 4 where FieldName.exactly(bytes, range, "HEAD"): return .HEAD
+        case 6 where FieldName.exactly(bytes, range, "DELETE"): return .DELETE
         default: return HTTPMethod(rawValue: string(bytes, range))
         }
     }
 
     /// `HTTP/1.x`. Other major versions are not HTTP/1 messages at all.
     static func version(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPVersion? {
-        guard range.count == 8, UnsafeRawBufferPointer(rebasing: bytes[range.lowerBound..<(range.lowerBound + 7)]).elementsEqual("HTTP/1.".utf8)
-        else { return nil }
+        guard range.count == 8, FieldName.exactly(bytes, range.lowerBound..<(range.lowerBound + 7), "HTTP/1.") else { return nil }
         let last = bytes[range.lowerBound + 7]
         guard last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9") else { return nil }
         return last == UInt8(ascii: "1") ? .http1_1 : HTTPVersion(major: 1, minor: Int(last - UInt8(ascii: "0")))
@@ -460,12 +453,6 @@ enum HTTPSyntax {
             n = n * 10 + Int(c - 48)
         }
         return n
-    }
-
-    static func contentLength(_ value: String) -> Int? {
-        let digits = value.trimmingSpaces
-        guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-        return Int(digits)
     }
 }
 
