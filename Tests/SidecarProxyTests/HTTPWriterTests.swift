@@ -183,3 +183,122 @@ final class ResponseWriterHandler: ChannelDuplexHandler {
         }
     }
 }
+
+/// The proxy forwards response heads as the bytes they came in (`parseForwarding` +
+/// `writeForwarded`). What reaches the client must be the same message as when the head is
+/// parsed into `HTTPHeaders` and written by `write`: NIO's decoder reads both outputs, over
+/// random response streams (HEAD, 204, 304, 100 Continue, chunked with trailers, bodies to the
+/// close), client versions and the Connection field the proxy adds.
+@Suite struct ForwardedResponseHeadTests {
+    typealias Event = HTTP1ParserTests.Event
+
+    /// One response stream through a parser and the response writer, as the proxy would write it
+    /// to a client of `version` (with `connection` added when given).
+    static func written(
+        forwarding: Bool, methods: [HTTPMethod], bytes: [UInt8], version: HTTPVersion, connection: String?
+    ) throws -> [UInt8] {
+        var parser = HTTPResponseParser(dropHopByHop: true)
+        var writer = DownstreamResponseWriter()
+        var queue = methods[...]
+        var current: HTTPMethod?
+        var out: [UInt8] = []
+        let allocator = ByteBufferAllocator()
+        let emit: WireEmit = { data, _ in
+            guard case .byteBuffer(let b) = data else { return }
+            out += b.readableBytesView
+        }
+        var extra = HTTPHeaders()
+        if let connection { extra.add(name: "connection", value: connection) }
+        func next() -> HTTPMethod? {
+            current = queue.popFirst()
+            return current
+        }
+        func body(_ b: ByteBuffer) { writer.write(.body(.byteBuffer(b)), requestMethod: nil, allocator: allocator, promise: nil, emit: emit) }
+        func end(_ t: HTTPHeaders?) { writer.write(.end(t), requestMethod: nil, allocator: allocator, promise: nil, emit: emit) }
+        var input = ByteBuffer(bytes: bytes)
+        if forwarding {
+            try parser.parseForwarding(&input, allocator: allocator, requestMethod: next) { part, _ in
+                switch part {
+                case .head(let head):
+                    writer.writeForwarded(head, version: version, extra: extra, requestMethod: current, allocator: allocator, promise: nil, emit: emit)
+                case .body(let b): body(b)
+                case .end(let t): end(t)
+                }
+            }
+        } else {
+            try parser.parse(&input, requestMethod: next) { part, _ in
+                switch part {
+                case .head(let head):
+                    var headers = head.headers
+                    for (name, value) in extra { headers.add(name: name, value: value) }
+                    let reply = HTTPResponseHead(version: version, status: head.status, headers: headers)
+                    writer.write(.head(reply), requestMethod: current, allocator: allocator, promise: nil, emit: emit)
+                case .body(let b): body(b)
+                case .end(let t): end(t)
+                }
+            }
+        }
+        if try parser.inputClosed() { end(nil) }
+        return out
+    }
+
+    /// NIO's reading of a written stream, fields compared as sets (the two paths order the
+    /// fields the proxy adds differently, which means nothing on the wire).
+    static func decoded(_ methods: [HTTPMethod], _ bytes: [UInt8]) throws -> [Event] {
+        try HTTP1ParserTests.nioResponses(methods, [ByteBuffer(bytes: bytes)]).map { event in
+            switch event {
+            case .head(let line, let fields):
+                return .head(line, fields.map { HTTP1ParserTests.Field(name: $0.name.lowercased(), value: $0.value) }
+                    .sorted { ($0.name, $0.value) < ($1.name, $1.value) })
+            case .body, .end:
+                // Forwarding passes obs-text (0x80-0xFF) in field values on as sent where parsing
+                // repairs it to U+FFFD; NIO repairs it as it reads either, so heads compare equal.
+                return event
+            }
+        }
+    }
+
+    @Test func forwardedHeadsReachTheClientAsParsedHeadsDo() throws {
+        var rng = SplitMix64(seed: 0xF0D)
+        for i in 0..<500 {
+            let version: HTTPVersion = rng.chance(4) ? .http1_0 : .http1_1
+            // An HTTP/1.0 client gets one response per connection when its body is unframed
+            // (the proxy closes after it), so those streams hold one response.
+            var (methods, bytes) = HTTP1ParserTests.randomResponseStream(&rng)
+            while version == .http1_0 && methods.count > 1 { (methods, bytes) = HTTP1ParserTests.randomResponseStream(&rng) }
+            // As the proxy does: a connection that carries more responses is not marked close, and
+            // an HTTP/1.0 client is told keep-alive (NIO's decoder refuses data after a close).
+            let connection = methods.count > 1
+                ? (version == .http1_0 ? "keep-alive" : rng.pick([nil, "keep-alive"] as [String?]))
+                : rng.pick([nil, "close", "keep-alive"] as [String?])
+            let forwarded = try Self.written(forwarding: true, methods: methods, bytes: bytes, version: version, connection: connection)
+            let parsed = try Self.written(forwarding: false, methods: methods, bytes: bytes, version: version, connection: connection)
+            let a = try Self.decoded(methods, forwarded)
+            let b = try Self.decoded(methods, parsed)
+            try #require(a == b, "stream \(i) (seed 0xF0D):\n\(String(decoding: forwarded, as: UTF8.self))\n---\n\(String(decoding: parsed, as: UTF8.self))")
+            #expect(!a.isEmpty)
+        }
+    }
+
+    @Test func forwardedFieldsKeepTheBytesAsSentWithoutHopByHopOrLength() throws {
+        let raw = "HTTP/1.1 200 OK\r\nX-Mixed-Case:  v a l  \r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n"
+            + "Keep-Alive: timeout=5\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Obs: \u{1}\r\n\r\nok"
+        var parser = HTTPResponseParser(dropHopByHop: true)
+        var bytes = Array(raw.utf8)
+        if let obs = bytes.firstIndex(of: 1) { bytes[obs] = 0xE9 }  // a Latin-1 "é": obs-text, not UTF-8
+        var input = ByteBuffer(bytes: bytes)
+        var heads: [ForwardedResponseHead] = []
+        var keepAlive = false
+        try parser.parseForwarding(&input, allocator: ByteBufferAllocator(), requestMethod: { .GET }) { part, alive in
+            if case .head(let h) = part {
+                heads.append(h)
+                keepAlive = alive
+            }
+        }
+        let head = try #require(heads.first)
+        #expect(Array(head.fields.readableBytesView) == Array("X-Mixed-Case: v a l\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Obs: ".utf8) + [0xE9, 13, 10])
+        #expect(head.contentLength == 2)
+        #expect(head.status.code == 200)
+        #expect(keepAlive)
+    }
+}

@@ -99,10 +99,8 @@ struct HTTPResponseParser {
         self.dropHopByHop = dropHopByHop
     }
 
-    private static func responseHead(
-        _ block: inout HeadBlock, _ framing: inout FramingFields, dropHopByHop: Bool
-    ) throws(HTTPWireError) -> HTTPResponseHead {
-        // HTTP-version SP status-code SP [reason-phrase]; some servers leave out the last space.
+    /// `HTTP-version SP status-code SP [reason-phrase]`; some servers leave out the last space.
+    private static func statusLine(_ block: HeadBlock) throws(HTTPWireError) -> (HTTPVersion, HTTPResponseStatus) {
         let line = block.startLine
         let bytes = block.bytes
         let s = line.lowerBound
@@ -119,9 +117,27 @@ struct HTTPResponseParser {
             guard HTTPSyntax.isFieldValue(bytes, range) else { throw .malformed("control character in the reason phrase") }
             reason = HTTPSyntax.string(bytes, range)
         }
-        let headers = try block.fields(&framing, droppingHopByHop: dropHopByHop)
-        return HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code, reasonPhrase: reason), headers: headers)
+        return (version, HTTPResponseStatus(statusCode: code, reasonPhrase: reason))
     }
+
+    /// What delimits a final response's body: nothing after the head of a HEAD response, 1xx,
+    /// 204 or 304; otherwise its fields, settled before the head goes out (a response whose
+    /// framing contradicts itself is refused whole: the client gets a clean 503 UPE, not half a
+    /// response).
+    private static func framing(code: UInt, method: HTTPMethod?, _ fields: FramingFields) throws(HTTPWireError) -> HTTPMessageReader.Framing {
+        if method == .HEAD || code < 200 || code == 204 || code == 304 { return .none }
+        guard let declared = fields.framing(untilCloseWithoutLength: true) else {
+            throw .malformed("response framing: both Content-Length and Transfer-Encoding, or a duplicate or invalid Content-Length")
+        }
+        return declared
+    }
+
+    /// A body read until the close, or a switch of protocols, leaves nothing to reuse.
+    private static func keepAlive(_ version: HTTPVersion, code: UInt, _ framing: HTTPMessageReader.Framing, _ fields: FramingFields) -> Bool {
+        fields.keepAlive(version) && framing != .untilClose && code != 101
+    }
+
+    private static func isInterim(_ code: UInt) -> Bool { code >= 100 && code < 200 && code != 101 }
 
     /// Notes a request sent, for `parse(_:emit:)`.
     mutating func requestSent(_ method: HTTPMethod) {
@@ -148,24 +164,32 @@ struct HTTPResponseParser {
         let drop = dropHopByHop
         var keepAlive = true
         try reader.run(&input, head: { block throws(HTTPWireError) in
+            let (version, status) = try Self.statusLine(block)
             var fields = FramingFields()
-            let head = try Self.responseHead(&block, &fields, dropHopByHop: drop)
-            let code = head.status.code
-            if code >= 100 && code < 200 && code != 101 {
-                return .skip  // interim: the real response follows for the same request
-            }
-            let method = requestMethod()
-            var framing = HTTPMessageReader.Framing.none
-            if !(method == .HEAD || code < 200 || code == 204 || code == 304) {
-                // Settled before the head goes out: a response whose framing contradicts itself
-                // is refused whole (the client gets a clean 503 UPE, not half a response).
-                guard let declared = fields.framing(untilCloseWithoutLength: true) else {
-                    throw .malformed("response framing: both Content-Length and Transfer-Encoding, or a duplicate or invalid Content-Length")
-                }
-                framing = declared
-            }
-            // A body read until the close, or a switch of protocols, leaves nothing to reuse.
-            keepAlive = fields.keepAlive(head.version) && framing != .untilClose && code != 101
+            let headers = try block.fields(&fields, droppingHopByHop: drop)
+            if Self.isInterim(status.code) { return .skip }  // the real response follows for the same request
+            let framing = try Self.framing(code: status.code, method: requestMethod(), fields)
+            keepAlive = Self.keepAlive(version, code: status.code, framing, fields)
+            emit(.head(HTTPResponseHead(version: version, status: status, headers: headers)), keepAlive)
+            return framing
+        }, body: { emit(.body($0), keepAlive) }, end: { emit(.end($0), keepAlive) })
+    }
+
+    /// As `parse(_:requestMethod:emit:)`, with heads as a proxy forwards them: the end-to-end
+    /// fields stay wire bytes (`ForwardedResponseHead`), never split into strings.
+    mutating func parseForwarding(
+        _ input: inout ByteBuffer, allocator: ByteBufferAllocator, requestMethod: () -> HTTPMethod?,
+        emit: (UpstreamResponsePart, Bool) -> Void
+    ) throws(HTTPWireError) {
+        var keepAlive = true
+        try reader.run(&input, head: { block throws(HTTPWireError) in
+            let (version, status) = try Self.statusLine(block)
+            var fields = FramingFields()
+            let forwarded = try block.forwardedFields(&fields, allocator: allocator)
+            if Self.isInterim(status.code) { return .skip }
+            let framing = try Self.framing(code: status.code, method: requestMethod(), fields)
+            keepAlive = Self.keepAlive(version, code: status.code, framing, fields)
+            let head = ForwardedResponseHead(version: version, status: status, fields: forwarded, contentLength: fields.contentLength)
             emit(.head(head), keepAlive)
             return framing
         }, body: { emit(.body($0), keepAlive) }, end: { emit(.end($0), keepAlive) })
@@ -174,12 +198,35 @@ struct HTTPResponseParser {
     /// The connection closed: a body that runs until close ends here; anything else unfinished
     /// was cut short.
     mutating func inputClosed(emit: (HTTPClientResponsePart) -> Void) throws(HTTPWireError) {
+        if try inputClosed() { emit(.end(nil)) }
+    }
+
+    /// As `inputClosed(emit:)`: true when a body that runs until the close ended here.
+    mutating func inputClosed() throws(HTTPWireError) -> Bool {
         switch reader.closeInput() {
-        case .clean: return
-        case .endedBody: emit(.end(nil))
+        case .clean: return false
+        case .endedBody: return true
         case .truncated: throw .malformed("response cut short by the connection closing")
         }
     }
+}
+
+/// A response head as a proxy forwards it: the status line's parts, and the end-to-end fields as
+/// wire bytes, never split into strings. Content-Length is kept apart (the writer frames the
+/// body from it); hop-by-hop fields are already gone.
+struct ForwardedResponseHead {
+    var version: HTTPVersion
+    var status: HTTPResponseStatus
+    /// `Name: value` lines, each ending in CRLF.
+    var fields: ByteBuffer
+    var contentLength: Int?
+}
+
+/// What an upstream connection hands the proxy.
+enum UpstreamResponsePart {
+    case head(ForwardedResponseHead)
+    case body(ByteBuffer)
+    case end(HTTPHeaders?)
 }
 
 /// A complete head or trailer block (lines up to the empty one), read line by line in one pass:
@@ -211,8 +258,62 @@ struct HeadBlock {
     /// The header fields after the start line, as NIO builds them (names as sent, values without
     /// surrounding whitespace), noting the ones that frame the body.
     mutating func fields(_ framing: inout FramingFields, droppingHopByHop: Bool = false) throws(HTTPWireError) -> HTTPHeaders {
+        let bytes = self.bytes  // read inside the walk, which advances `self`
         var fields: [(String, String)] = []
         fields.reserveCapacity(16)
+        try forEachField(&framing) { name, value, kind in
+            if droppingHopByHop, kind.isHopByHop { return }
+            fields.append((FieldName.interned(bytes, name) ?? HTTPSyntax.string(bytes, name), HTTPSyntax.string(bytes, value)))
+        }
+        if droppingHopByHop, !framing.connectionListed.isEmpty {
+            let listed = framing.connectionListed
+            fields.removeAll { field in listed.contains { field.0.utf8.count == $0.utf8.count && field.0.lowercased() == $0.lowercased() } }
+        }
+        return HTTPHeaders(fields)
+    }
+
+    /// The end-to-end fields as a proxy forwards them, as wire bytes (`Name: value` and CRLF
+    /// each, the name as sent and the value without surrounding whitespace): hop-by-hop fields,
+    /// those named by Connection, and Content-Length (the writer frames the body) left out.
+    mutating func forwardedFields(_ framing: inout FramingFields, allocator: ByteBufferAllocator) throws(HTTPWireError) -> ByteBuffer {
+        let bytes = self.bytes  // read inside the walk, which advances `self`
+        var kept: [(name: Range<Int>, value: Range<Int>)] = []
+        kept.reserveCapacity(16)
+        try forEachField(&framing) { name, value, kind in
+            if kind == .other { kept.append((name, value)) }
+        }
+        if !framing.connectionListed.isEmpty {
+            let listed = framing.connectionListed.map { $0.lowercased() }
+            kept.removeAll { field in listed.contains(HTTPSyntax.string(bytes, field.name).lowercased()) }
+        }
+        var size = 0
+        for field in kept { size += field.name.count + field.value.count + 4 }
+        var out = allocator.buffer(capacity: size)
+        let source = bytes
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
+            var i = 0
+            for field in kept {
+                UnsafeMutableRawBufferPointer(rebasing: target[i..<(i + field.name.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[field.name]))
+                i += field.name.count
+                target[i] = UInt8(ascii: ":")
+                target[i + 1] = UInt8(ascii: " ")
+                i += 2
+                UnsafeMutableRawBufferPointer(rebasing: target[i..<(i + field.value.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[field.value]))
+                i += field.value.count
+                target[i] = UInt8(ascii: "\r")
+                target[i + 1] = UInt8(ascii: "\n")
+                i += 2
+            }
+            return i
+        }
+        return out
+    }
+
+    /// Walks the header fields after the start line, checking each and noting the ones that
+    /// frame the body; `body` gets the name and trimmed value ranges.
+    private mutating func forEachField(
+        _ framing: inout FramingFields, _ body: (Range<Int>, Range<Int>, FieldName.Kind) -> Void
+    ) throws(HTTPWireError) {
         while let line = nextLine() {
             let first = bytes[line.lowerBound]
             if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
@@ -233,15 +334,8 @@ struct HeadBlock {
             let nameRange = line.lowerBound..<colon
             let kind = FieldName.kind(bytes, nameRange)
             framing.note(kind, bytes, start..<end)
-            if droppingHopByHop, kind.isHopByHop { continue }
-            let name = FieldName.interned(bytes, nameRange) ?? HTTPSyntax.string(bytes, nameRange)
-            fields.append((name, HTTPSyntax.string(bytes, start..<end)))
+            body(nameRange, start..<end, kind)
         }
-        if droppingHopByHop, !framing.connectionListed.isEmpty {
-            let listed = framing.connectionListed
-            fields.removeAll { field in listed.contains { field.0.utf8.count == $0.utf8.count && field.0.lowercased() == $0.lowercased() } }
-        }
-        return HTTPHeaders(fields)
     }
 }
 
@@ -344,6 +438,9 @@ struct FramingFields {
     private var connectionKeepAlive = false
     /// Names listed in `Connection` other than close and keep-alive (hop-by-hop by naming).
     private(set) var connectionListed: [Substring] = []
+
+    /// The declared length, when there was exactly one valid Content-Length.
+    var contentLength: Int? { lengths == 1 && !invalidLength ? length : nil }
 
     /// Whether the connection may carry another message after this one (NIO's rule: `close`
     /// wins, then `keep-alive`, then the version's default).

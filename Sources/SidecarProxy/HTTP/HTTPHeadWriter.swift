@@ -21,12 +21,16 @@ enum HTTPHeadWriter {
         }
     }
 
-    /// `HTTP/1.x code reason` and the headers.
-    static func writeResponse(version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, into buffer: inout ByteBuffer) {
+    /// `HTTP/1.x code reason` and the headers; `forwarded` fields (wire bytes, each line ending
+    /// in CRLF, as `ForwardedResponseHead` keeps them) go first, copied whole.
+    static func writeResponse(
+        version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, forwarded: ByteBuffer? = nil, into buffer: inout ByteBuffer
+    ) {
         let versionText = version.minor == 0 && version.major == 1 ? "HTTP/1.0 " : "HTTP/1.1 "
         let code = status.code
         let reason = status.reasonPhrase
-        let lineSize = 9 + 3 + 1 + reason.utf8.count + 2
+        let forwardedSize = forwarded?.readableBytes ?? 0
+        let lineSize = 9 + 3 + 1 + reason.utf8.count + 2 + forwardedSize
         _ = write(lineSize: lineSize, headers: headers, into: &buffer) { out, i in
             i = copy(versionText, to: out, at: i)
             out[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: (code / 100) % 10)
@@ -37,6 +41,11 @@ enum HTTPHeadWriter {
             out[i] = UInt8(ascii: "\r")
             out[i + 1] = UInt8(ascii: "\n")
             i += 2
+            if let forwarded, forwardedSize > 0 {
+                let start = i
+                forwarded.withUnsafeReadableBytes { UnsafeMutableRawBufferPointer(rebasing: out[start..<(start + forwardedSize)]).copyMemory(from: $0) }
+                i += forwardedSize
+            }
         }
     }
 
@@ -177,6 +186,30 @@ struct DownstreamResponseWriter {
     private var suppressBody = false
 
     enum WriterError: Error { case bodyNotAllowed }
+
+    /// A forwarded head (`ForwardedResponseHead`) with `extra` fields from the proxy, framed by the
+    /// same rules as `write`: its Content-Length is written back where a body may follow, and an
+    /// HTTP/1.1 body without one is chunked.
+    mutating func writeForwarded(
+        _ head: ForwardedResponseHead, version: HTTPVersion, extra: HTTPHeaders, requestMethod: HTTPMethod?,
+        allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit
+    ) {
+        suppressBody = requestMethod == .HEAD || requestMethod == .CONNECT
+        var extra = extra
+        var isChunked = false
+        if requestMethod == .CONNECT || !head.status.mayHaveResponseBody {
+            // no framing fields at all
+        } else if let length = head.contentLength {
+            extra.add(name: "content-length", value: String(length))
+        } else if version.major == 1 && version.minor >= 1 {
+            extra.add(name: "transfer-encoding", value: "chunked")
+            isChunked = true
+        }
+        chunked = suppressBody ? false : isChunked
+        var buffer = allocator.buffer(capacity: 0)
+        HTTPHeadWriter.writeResponse(version: version, status: head.status, headers: extra, forwarded: head.fields, into: &buffer)
+        emit(.byteBuffer(buffer), promise)
+    }
 
     /// `requestMethod`: of the request a final response answers (nil: none known, e.g. a refusal
     /// of a head that did not parse); interim responses (1xx but 101) answer no request.

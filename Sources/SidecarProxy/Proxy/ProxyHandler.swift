@@ -637,8 +637,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
-    func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
-        guard let ex = exchange, ex.connection === connection, context != nil else { return }
+    func upstreamReceived(_ part: UpstreamResponsePart, from connection: UpstreamConnection) {
+        guard let ex = exchange, ex.connection === connection, let context else { return }
         switch part {
         case .head(let response):
             ex.upstreamKeepAlive = connection.handler.responseKeepAlive
@@ -648,17 +648,23 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             ex.responseStarted = true
             ex.hop.statusCode = Int(response.status.code)
-            var headers = response.headers  // hop-by-hop fields were left out as it was parsed
-            if ex.requestVersion.minor == 0, !headers.contains(name: "content-length") {
+            // The upstream's fields go out as the bytes they came in (hop-by-hop ones already
+            // left out); only what this hop adds is built here.
+            var extra = HTTPHeaders()
+            if ex.requestVersion.minor == 0, response.contentLength == nil {
                 keepAlive = false  // an HTTP/1.0 client learns the body's end from the close
             }
             if !keepAlive {
-                headers.add(name: "connection", value: "close")
+                extra.add(name: "connection", value: "close")
             } else if ex.requestVersion.minor == 0 {
-                headers.add(name: "connection", value: "keep-alive")
+                extra.add(name: "connection", value: "keep-alive")
             }
-            let head = HTTPResponseHead(version: ex.requestVersion, status: response.status, headers: headers)
-            send(.head(head), method: ex.upstreamHead.method)
+            writer.writeForwarded(
+                response, version: ex.requestVersion, extra: extra, requestMethod: ex.upstreamHead.method,
+                allocator: context.channel.allocator, promise: nil
+            ) { bytes, promise in
+                context.write(wrapOutboundOut(bytes), promise: promise)
+            }
         case .body(let buffer):
             if ex.discardingResponse { return }
             ex.hop.responseBytes += buffer.readableBytes

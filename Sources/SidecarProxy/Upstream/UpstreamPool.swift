@@ -4,7 +4,7 @@ import NIOPosix
 
 /// The side of a request that an upstream connection reports to while it is checked out.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection)
+    func upstreamReceived(_ part: UpstreamResponsePart, from connection: UpstreamConnection)
     func upstreamReadComplete()
     func upstreamClosed(_ connection: UpstreamConnection, error: Error?)
     func upstreamWritabilityChanged(_ connection: UpstreamConnection)
@@ -65,7 +65,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         var failure: HTTPWireError?
         parsing = true
         do {
-            try parser.parse(&input, requestMethod: { methods.popFirst() }) { part, keepAlive in
+            try parser.parseForwarding(&input, allocator: context.channel.allocator, requestMethod: { methods.popFirst() }) { part, keepAlive in
                 if case .head = part { responseKeepAlive = keepAlive }
                 deliver(part, context: context)
             }
@@ -82,7 +82,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         }
     }
 
-    private func deliver(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
+    private func deliver(_ part: UpstreamResponsePart, context: ChannelHandlerContext) {
         if let delegate, let connection {
             delegate.upstreamReceived(part, from: connection)
         } else if !sawUnexpectedData {
@@ -109,7 +109,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         // A body that runs until the connection closes ends here; anything else cut short is a
         // protocol error for whoever waits on it.
         do {
-            try parser.inputClosed { part in deliver(part, context: context) }
+            if try parser.inputClosed() { deliver(.end(nil), context: context) }
         } catch {
             lastError = error
         }
