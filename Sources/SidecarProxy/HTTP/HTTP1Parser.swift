@@ -352,12 +352,23 @@ enum FieldName {
     /// Case-insensitive comparison with a lower-case ASCII constant.
     @inline(__always)
     static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: StaticString) -> Bool {
-        guard range.count == lower.utf8CodeUnitCount else { return false }
-        let constant = lower.utf8Start
+        compare(bytes, range, lower, foldingCase: true)
+    }
+
+    /// Byte-for-byte comparison with a constant.
+    @inline(__always)
+    static func exactly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ constant: StaticString) -> Bool {
+        compare(bytes, range, constant, foldingCase: false)
+    }
+
+    @inline(__always)
+    private static func compare(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ constant: StaticString, foldingCase: Bool) -> Bool {
+        guard range.count == constant.utf8CodeUnitCount else { return false }
+        let p = constant.utf8Start
         var k = 0
         for i in range {
             let c = bytes[i]
-            if (c >= 65 && c <= 90 ? c | 0x20 : c) != constant[k] { return false }
+            if (foldingCase && c >= 65 && c <= 90 ? c | 0x20 : c) != p[k] { return false }
             k += 1
         }
         return true
@@ -387,19 +398,6 @@ enum FieldName {
         guard count < common.count else { return nil }
         for candidate in common[count] where exactly(bytes, range, candidate.bytes) { return candidate.string }
         return nil
-    }
-
-    /// Byte-for-byte comparison with a constant of the range's length.
-    @inline(__always)
-    static func exactly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ constant: StaticString) -> Bool {
-        guard range.count == constant.utf8CodeUnitCount else { return false }
-        let p = constant.utf8Start
-        var k = 0
-        for i in range {
-            if bytes[i] != p[k] { return false }
-            k += 1
-        }
-        return true
     }
 
     private static let common: [[(bytes: StaticString, string: String)]] = {
