@@ -82,13 +82,16 @@ struct HTTPRequestParser {
 /// request it answers (nothing follows the head of a HEAD response), so each request's method is
 /// noted as it is sent. Interim responses (1xx other than 101) are dropped, as NIO's decoder did:
 /// the proxy answers `Expect: 100-continue` itself.
+///
+/// The proxy reads with `parseForwarding` (fields kept as wire bytes). `parse` gives NIO's types;
+/// the tests hold it to NIO's decoder, and the forwarding path to it.
 struct HTTPResponseParser {
     private var reader: HTTPMessageReader
     private var methods = CircularBuffer<HTTPMethod>()
     private let dropHopByHop: Bool
 
-    /// `dropHopByHop`: leave hop-by-hop fields out of the heads (a proxy forwards none of them;
-    /// framing and keep-alive are still read from them).
+    /// `dropHopByHop`: leave hop-by-hop fields out of `parse`'s heads (a proxy forwards none of
+    /// them; framing and keep-alive are still read from them). `parseForwarding` always does.
     init(maxHeadBytes: Int = 256 * 1024, dropHopByHop: Bool = false) {
         reader = HTTPMessageReader(maxHeadBytes: maxHeadBytes)
         self.dropHopByHop = dropHopByHop

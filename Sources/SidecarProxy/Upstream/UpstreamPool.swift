@@ -45,7 +45,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private var lastError: Error?
-    private var parser = HTTPResponseParser(dropHopByHop: true)
+    private var parser = HTTPResponseParser()
     /// Methods of the requests sent and not yet answered (a HEAD response has no body). Kept
     /// here, not in the parser: the proxy sends the next request from inside a parse.
     private var methods = CircularBuffer<HTTPMethod>()
