@@ -107,11 +107,9 @@ struct FramingFields {
     /// The declared length, when there was exactly one valid Content-Length.
     var contentLength: Int? { lengths == 1 && !invalidLength ? length : nil }
 
-    /// Whether the connection may carry another message after this one (NIO's rule: `close`
-    /// wins, then `keep-alive`, then the version's default).
+    /// Whether the connection may carry another message after this one.
     func keepAlive(_ version: HTTPVersion) -> Bool {
-        if connectionClose { return false }
-        return connectionKeepAlive || (version.major == 1 && version.minor >= 1)
+        HTTPSyntax.keepAlive(close: connectionClose, keepAlive: connectionKeepAlive, version: version)
     }
 
     /// Notes a field from its bytes (no strings are built for the ones that only frame).
@@ -216,6 +214,13 @@ enum HTTPSyntax {
         let last = bytes[range.lowerBound + 7]
         guard last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9") else { return nil }
         return last == UInt8(ascii: "1") ? .http1_1 : HTTPVersion(major: 1, minor: Int(last - UInt8(ascii: "0")))
+    }
+
+    /// NIO's `isKeepAlive` rule from Connection tokens already read: `close` wins, then
+    /// `keep-alive`, then the version's default.
+    static func keepAlive(close: Bool, keepAlive: Bool, version: HTTPVersion) -> Bool {
+        if close { return false }
+        return keepAlive || (version.major == 1 && version.minor >= 1)
     }
 
     /// Digits only (surrounding whitespace is already trimmed), at most 18 of them.

@@ -29,11 +29,9 @@ struct RequestHeadScan {
     var connectionClose = false
     var connectionKeepAlive = false
 
-    /// NIO's `isKeepAlive` rule from the tokens already read: `close` wins, then `keep-alive`,
-    /// then the version's default (that getter would scan the headers once more).
+    /// From the tokens already read (NIO's `isKeepAlive` would scan the headers once more).
     func keepAlive(_ version: HTTPVersion) -> Bool {
-        if connectionClose { return false }
-        return connectionKeepAlive || (version.major == 1 && version.minor >= 1)
+        HTTPSyntax.keepAlive(close: connectionClose, keepAlive: connectionKeepAlive, version: version)
     }
 
     init(_ headers: HTTPHeaders) {
