@@ -67,7 +67,7 @@ struct HTTPRequestParser {
             throw .malformed("request line is not 'METHOD target HTTP/1.1' (invalid request target)")
         }
         guard let version = HTTPSyntax.version(bytes, (sp2 + 1)..<line.upperBound) else { throw .malformed("unsupported HTTP version") }
-        var framing = FramingFields()
+        var framing = FramingFields(readsConnection: false)  // RequestHeadScan reads it
         let headers = try block.fields(&framing)
         let head = HTTPRequestHead(
             version: version, method: HTTPSyntax.method(bytes, line.lowerBound..<sp1), uri: HTTPSyntax.string(bytes, (sp1 + 1)..<sp2),

@@ -103,6 +103,13 @@ struct FramingFields {
     private var connectionKeepAlive = false
     /// Names listed in `Connection` other than close and keep-alive (hop-by-hop by naming).
     private(set) var connectionListed: [Substring] = []
+    /// Whether Connection's tokens are read here. The request path reads them in
+    /// `RequestHeadScan` (with the rest of what the proxy needs), so it leaves them.
+    private let readsConnection: Bool
+
+    init(readsConnection: Bool = true) {
+        self.readsConnection = readsConnection
+    }
 
     /// The declared length, when there was exactly one valid Content-Length.
     var contentLength: Int? { lengths == 1 && !invalidLength ? length : nil }
@@ -115,7 +122,7 @@ struct FramingFields {
     /// Notes a field from its bytes (no strings are built for the ones that only frame).
     mutating func note(_ kind: FieldName.Kind, _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) {
         switch kind {
-        case .connection:
+        case .connection where readsConnection:
             var tokenStart = value.lowerBound
             for i in value.lowerBound...value.upperBound where i == value.upperBound || bytes[i] == UInt8(ascii: ",") {
                 var s = tokenStart
@@ -138,7 +145,7 @@ struct FramingFields {
         case .transferEncoding:
             encodings += 1
             encoding = HTTPSyntax.string(bytes, value)
-        case .hopByHop, .other:
+        case .connection, .hopByHop, .other:
             break
         }
     }
