@@ -6,12 +6,13 @@
 #   Benchmarks/proxy/instructions.sh [BINARY] [REQUESTS]
 #
 # BINARY defaults to the release build; REQUESTS to 3000 (hey, 8 connections, 1 KiB responses
-# from nginx, 100% sampling). Writes sidecar.cg and collector.cg (open with callgrind_annotate)
+# from nginx, 100% sampling; SAMPLING=0 shows the proxying alone). Writes sidecar.cg and collector.cg (open with callgrind_annotate)
 # in a temp dir it names at the end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-.build/release/meshtrace}
 N=${2:-3000}
+SAMPLING=${SAMPLING:-100}
 for tool in valgrind nginx hey curl; do
   command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light hey curl >/dev/null; break; }
 done
@@ -47,9 +48,9 @@ wait_idle() {  # PID: bounded poll until it has used no CPU for half a second
 }
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'; }
 
-echo "sidecar under callgrind (spans to a discard sink), $N requests..."
+echo "sidecar under callgrind (sampling $SAMPLING%, spans to a discard sink), $N requests..."
 valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file="$T/sidecar.cg" "$T/meshtrace" sidecar --service app \
-  --inbound-port "$SC" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 --sampling 100 \
+  --inbound-port "$SC" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 --sampling "$SAMPLING" \
   --collector "http://127.0.0.1:$SINK/api/v2/spans" --log-level warning > "$T/sidecar.log" 2>&1 &
 VG=$!
 wait_up "http://127.0.0.1:$SC/"

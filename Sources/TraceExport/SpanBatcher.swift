@@ -63,6 +63,12 @@ public final class SpanBatcher: Sendable {
     /// format directly). Returns false (and counts a drop) when the buffer is full.
     @discardableResult
     public func add(entry: [UInt8]) -> Bool {
+        entry.withUnsafeBytes { add(entry: $0) }
+    }
+
+    /// `add(entry:)` from bytes lent by the producer (a writer it reuses for every span).
+    @discardableResult
+    public func add(entry: UnsafeRawBufferPointer) -> Bool {
         let maxBatch = self.maxBatch
         let accepted = state.withLock { s -> Bool in
             guard s.queued < capacity else {

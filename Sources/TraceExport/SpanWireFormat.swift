@@ -60,6 +60,11 @@ public struct EncodedSpanBatch: Sendable {
 
     /// Appends one entry made by `format.encode` (or an equivalent writer).
     public mutating func append(entry: [UInt8]) {
+        entry.withUnsafeBytes { append(entry: $0) }
+    }
+
+    /// Appends one entry from a writer's buffer, lent without a copy.
+    public mutating func append(entry: UnsafeRawBufferPointer) {
         if spanCount > 0, let separator = format.separator { body.append(separator) }
         body.append(contentsOf: entry)
         spanCount += 1

@@ -186,16 +186,13 @@ public struct JSONReader {
         var escaped = false
         let n = bytes.count
         while true {
+            i = bytes.withUnsafeBytes { JSONPlainBytes.firstSpecial($0, from: i) }
             guard i < n else { throw error("unterminated string", at: start - 1) }
             let c = bytes[i]
             if c == UInt8(ascii: "\"") { break }
-            if c == UInt8(ascii: "\\") {
-                escaped = true
-                i += 2
-                continue
-            }
-            if c < 0x20 { throw error("unescaped control character in string", at: i) }
-            i += 1
+            guard c == UInt8(ascii: "\\") else { throw error("unescaped control character in string", at: i) }
+            escaped = true
+            i += 2
         }
         position = i + 1
         afterValue = true

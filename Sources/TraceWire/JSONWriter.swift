@@ -6,39 +6,103 @@ import TraceModel
 ///     var w = JSONWriter()
 ///     w.beginObject(); w.key("data"); w.beginArray(); w.append(int: 1); w.endArray(); w.endObject()
 ///     w.bytes  // {"data":[1]}
-public struct JSONWriter: Sendable {
-    public var bytes: [UInt8]
+public struct JSONWriter: @unchecked Sendable {
+    // @unchecked: the bytes live in a raw allocation owned by `storage`, written only after
+    // `reserve` has made it unique to this value (copy-on-write, as Array does). Raw because each
+    // piece of output is then one capacity check and a store or a memcpy: the sidecar writes
+    // about 150 pieces per span, and Array's appends cost ~90 instructions each.
+    @usableFromInline final class Storage {
+        @usableFromInline let pointer: UnsafeMutablePointer<UInt8>
+        @usableFromInline let capacity: Int
+
+        @usableFromInline init(capacity: Int) {
+            self.capacity = capacity
+            pointer = .allocate(capacity: capacity)
+        }
+
+        deinit { pointer.deallocate() }
+    }
+
+    @usableFromInline var storage: Storage
+    @usableFromInline var written = 0
+    /// Bytes written so far, at the start of the storage.
+    public var count: Int { written }
     /// True after a complete value (or member) at the current nesting level, so the next one needs a comma.
     @usableFromInline var needsComma = false
 
     public init(capacity: Int = 256) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = Storage(capacity: max(capacity, 16))
     }
 
-    @inlinable mutating func comma() {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    /// What was written, as an array (a copy).
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: storage.pointer, count: written)) }
+
+    /// What was written, lent without a copy.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: storage.pointer, count: written))
+    }
+
+    /// Forgets what was written but keeps the allocation, to write the next value into it.
+    public mutating func removeAll() {
+        written = 0
+        needsComma = false
+    }
+
+    /// Room for `n` more bytes, in memory this value alone owns; returns where they go.
+    @inlinable @inline(__always) mutating func reserve(_ n: Int) -> UnsafeMutablePointer<UInt8> {
+        if written + n > storage.capacity || !isKnownUniquelyReferenced(&storage) { grow(n) }
+        return storage.pointer + written
+    }
+
+    @usableFromInline mutating func grow(_ n: Int) {
+        let copy = Storage(capacity: written + n > storage.capacity ? max(storage.capacity * 2, written + n) : storage.capacity)
+        copy.pointer.initialize(from: storage.pointer, count: written)
+        storage = copy
+    }
+
+    @inlinable @inline(__always) mutating func appendByte(_ byte: UInt8) {
+        reserve(1).initialize(to: byte)
+        written += 1
+    }
+
+    @inlinable @inline(__always) mutating func appendBytes(_ source: UnsafeRawBufferPointer) {
+        let n = source.count
+        guard let start = source.baseAddress, n > 0 else { return }
+        UnsafeMutableRawPointer(reserve(n)).copyMemory(from: start, byteCount: n)
+        written += n
+    }
+
+    @inlinable @inline(__always) mutating func appendStatic(_ text: StaticString) {
+        if text.hasPointerRepresentation {
+            appendBytes(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        } else {
+            text.withUTF8Buffer { appendBytes(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    @inlinable @inline(__always) mutating func comma() {
+        if needsComma { appendByte(UInt8(ascii: ",")) }
     }
 
     public mutating func beginObject() {
         comma()
-        bytes.append(UInt8(ascii: "{"))
+        appendByte(UInt8(ascii: "{"))
         needsComma = false
     }
 
     public mutating func endObject() {
-        bytes.append(UInt8(ascii: "}"))
+        appendByte(UInt8(ascii: "}"))
         needsComma = true
     }
 
     public mutating func beginArray() {
         comma()
-        bytes.append(UInt8(ascii: "["))
+        appendByte(UInt8(ascii: "["))
         needsComma = false
     }
 
     public mutating func endArray() {
-        bytes.append(UInt8(ascii: "]"))
+        appendByte(UInt8(ascii: "]"))
         needsComma = true
     }
 
@@ -46,13 +110,102 @@ public struct JSONWriter: Sendable {
     public mutating func key(_ name: String) {
         comma()
         appendQuoted(name)
-        bytes.append(UInt8(ascii: ":"))
+        appendByte(UInt8(ascii: ":"))
         needsComma = false
     }
 
+    /// A member name known to need no escaping (a literal in the caller), copied as is: the
+    /// sidecar writes some thirty of these per span.
+    public mutating func key(unescaped name: StaticString) {
+        if name.hasPointerRepresentation {
+            appendMember(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        } else {
+            name.withUTF8Buffer { appendMember(UnsafeRawBufferPointer($0)) }
+        }
+        needsComma = false
+    }
+
+    /// `,"name":` with one capacity check (each check is a runtime call).
+    @inline(__always) private mutating func appendMember(_ name: UnsafeRawBufferPointer) {
+        let n = name.count
+        let p = reserve(n + 4)
+        var i = 0
+        if needsComma {
+            p[0] = UInt8(ascii: ",")
+            i = 1
+        }
+        p[i] = UInt8(ascii: "\"")
+        if let start = name.baseAddress { UnsafeMutableRawPointer(p + i + 1).copyMemory(from: start, byteCount: n) }
+        p[i + n + 1] = UInt8(ascii: "\"")
+        p[i + n + 2] = UInt8(ascii: ":")
+        written += i + n + 3
+    }
+
+    /// A string value, with one capacity check when it needs no escaping (nearly always).
+    private mutating func appendQuotedValue(_ utf8: UnsafeRawBufferPointer) {
+        let n = utf8.count
+        guard JSONPlainBytes.firstSpecial(utf8) == n else {
+            comma()
+            appendByte(UInt8(ascii: "\""))
+            appendEscaped(utf8)
+            appendByte(UInt8(ascii: "\""))
+            return
+        }
+        let p = reserve(n + 3)
+        var i = 0
+        if needsComma {
+            p[0] = UInt8(ascii: ",")
+            i = 1
+        }
+        p[i] = UInt8(ascii: "\"")
+        if let start = utf8.baseAddress { UnsafeMutableRawPointer(p + i + 1).copyMemory(from: start, byteCount: n) }
+        p[i + n + 1] = UInt8(ascii: "\"")
+        written += i + n + 2
+    }
+
     public mutating func append(string: String) {
+        if string.utf8.withContiguousStorageIfAvailable({ appendQuotedValue(UnsafeRawBufferPointer($0)) }) == nil {
+            var copy = string
+            copy.withUTF8 { appendQuotedValue(UnsafeRawBufferPointer($0)) }
+        }
+        needsComma = true
+    }
+
+    public mutating func append(string: Substring) {
+        if string.utf8.withContiguousStorageIfAvailable({ appendQuotedValue(UnsafeRawBufferPointer($0)) }) == nil {
+            var copy = String(string)
+            copy.withUTF8 { appendQuotedValue(UnsafeRawBufferPointer($0)) }
+        }
+        needsComma = true
+    }
+
+    /// A string value written in pieces (`beginString`, any number of `appendStringContent`,
+    /// `endString`), for values the caller would otherwise concatenate first, like a URL from its
+    /// authority and path.
+    public mutating func beginString() {
         comma()
-        appendQuoted(string)
+        appendByte(UInt8(ascii: "\""))
+    }
+
+    public mutating func appendStringContent(_ literal: StaticString) {
+        literal.withUTF8Buffer { appendEscaped(UnsafeRawBufferPointer($0)) }
+    }
+
+    public mutating func appendStringContent(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ appendEscaped(UnsafeRawBufferPointer($0)) }) == nil {
+            var copy = s
+            copy.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    public mutating func appendStringContent(_ s: Substring) {
+        if s.utf8.withContiguousStorageIfAvailable({ appendEscaped(UnsafeRawBufferPointer($0)) }) == nil {
+            appendStringContent(String(s))
+        }
+    }
+
+    public mutating func endString() {
+        appendByte(UInt8(ascii: "\""))
         needsComma = true
     }
 
@@ -67,10 +220,19 @@ public struct JSONWriter: Sendable {
     /// An integer as a JSON string (`"42"`), for formats whose values are all strings, without
     /// building the String first.
     public mutating func append(quotedInt: Int64) {
-        comma()
-        bytes.append(UInt8(ascii: "\""))
-        appendDecimal(quotedInt)
-        bytes.append(UInt8(ascii: "\""))
+        let digits = Self.decimalDigits(quotedInt.magnitude)
+        let sign = quotedInt < 0 ? 1 : 0
+        let p = reserve(digits + sign + 3)
+        var i = 0
+        if needsComma {
+            p[0] = UInt8(ascii: ",")
+            i = 1
+        }
+        p[i] = UInt8(ascii: "\"")
+        if sign == 1 { p[i + 1] = UInt8(ascii: "-") }
+        Self.writeDecimal(quotedInt.magnitude, digits: digits, to: p + i + 1 + sign)
+        p[i + 1 + sign + digits] = UInt8(ascii: "\"")
+        written += i + sign + digits + 2
         needsComma = true
     }
 
@@ -87,30 +249,33 @@ public struct JSONWriter: Sendable {
             if double == double.rounded(.towardZero), abs(double) < 1e15 {
                 appendDecimal(Int64(double))  // 72 rather than 72.0, as Go and Jackson print
             } else {
-                bytes.append(contentsOf: double.description.utf8)
+                appendContents(of: double.description)
             }
         } else {
-            bytes.append(contentsOf: "null".utf8)
+            appendStatic("null")
         }
         needsComma = true
     }
 
     public mutating func append(bool: Bool) {
         comma()
-        bytes.append(contentsOf: bool ? "true".utf8 : "false".utf8)
+        appendStatic(bool ? "true" : "false")
         needsComma = true
     }
 
     public mutating func appendNull() {
         comma()
-        bytes.append(contentsOf: "null".utf8)
+        appendStatic("null")
         needsComma = true
     }
 
     /// A pre-encoded JSON value, copied verbatim.
     public mutating func append(rawJSON: some Sequence<UInt8>) {
         comma()
-        bytes.append(contentsOf: rawJSON)
+        if rawJSON.withContiguousStorageIfAvailable({ appendBytes(UnsafeRawBufferPointer($0)) }) == nil {
+            let copy = Array(rawJSON)
+            copy.withUnsafeBytes { appendBytes($0) }
+        }
         needsComma = true
     }
 
@@ -124,25 +289,16 @@ public struct JSONWriter: Sendable {
 
     // MARK: - Encoding
 
-    @usableFromInline mutating func appendQuoted(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
-        // Native and small strings hand out their bytes directly; others are made contiguous once.
-        if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) == nil {
-            var copy = s
-            copy.withUTF8 { appendEscaped($0) }
-        }
-        bytes.append(UInt8(ascii: "\""))
+    /// A string's bytes as they are (known to need no escaping).
+    private mutating func appendContents(of s: String) {
+        var copy = s
+        copy.withUTF8 { appendBytes(UnsafeRawBufferPointer($0)) }
     }
 
-    /// A member name known to need no escaping (a literal in the caller), copied as is: the
-    /// sidecar writes some thirty of these per span.
-    public mutating func key(unescaped name: StaticString) {
-        comma()
-        bytes.append(UInt8(ascii: "\""))
-        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
-        needsComma = false
+    @usableFromInline mutating func appendQuoted(_ s: String) {
+        appendByte(UInt8(ascii: "\""))
+        appendStringContent(s)
+        appendByte(UInt8(ascii: "\""))
     }
 
     /// An id as a quoted lower-hex string (16 digits, or 32 for a 128-bit trace id), written
@@ -164,74 +320,75 @@ public struct JSONWriter: Sendable {
     }
 
     private mutating func appendQuotedHex(_ first: UInt64, _ second: UInt64?) {
-        var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes: 32 digits and quotes
-        withUnsafeMutableBytes(of: &scratch) { raw in
-            let buf = raw.bindMemory(to: UInt8.self)
-            buf[0] = UInt8(ascii: "\"")
-            Hex.write(first, into: buf, at: 1)
-            var end = 17
-            if let second {
-                Hex.write(second, into: buf, at: 17)
-                end = 33
-            }
-            buf[end] = UInt8(ascii: "\"")
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0...end]))
-        }
+        let length = second == nil ? 18 : 34
+        let buf = UnsafeMutableBufferPointer(start: reserve(length), count: length)
+        buf[0] = UInt8(ascii: "\"")
+        Hex.write(first, into: buf, at: 1)
+        if let second { Hex.write(second, into: buf, at: 17) }
+        buf[length - 1] = UInt8(ascii: "\"")
+        written += length
     }
 
-    private mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+    @usableFromInline mutating func appendEscaped(_ utf8: UnsafeRawBufferPointer) {
         let n = utf8.count
-        var i = 0
-        // Runs that need no escaping are copied whole (a clean string in one append).
+        // Runs that need no escaping are copied whole (a clean string in one copy).
         var runStart = 0
-        while i < n {
+        while runStart < n {
+            let i = JSONPlainBytes.firstSpecial(utf8, from: runStart)
+            if runStart < i { appendBytes(UnsafeRawBufferPointer(rebasing: utf8[runStart..<i])) }
+            guard i < n else { return }
             let c = utf8[i]
-            if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") {
-                i += 1
-                continue
-            }
-            if runStart < i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
-            bytes.append(UInt8(ascii: "\\"))
             switch c {
-            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\"))
-            case 0x0A: bytes.append(UInt8(ascii: "n"))
-            case 0x0D: bytes.append(UInt8(ascii: "r"))
-            case 0x09: bytes.append(UInt8(ascii: "t"))
-            case 0x08: bytes.append(UInt8(ascii: "b"))
-            case 0x0C: bytes.append(UInt8(ascii: "f"))
+            case UInt8(ascii: "\""): appendStatic("\\\"")
+            case UInt8(ascii: "\\"): appendStatic("\\\\")
+            case 0x0A: appendStatic("\\n")
+            case 0x0D: appendStatic("\\r")
+            case 0x09: appendStatic("\\t")
+            case 0x08: appendStatic("\\b")
+            case 0x0C: appendStatic("\\f")
             default:
-                bytes.append(contentsOf: "u00".utf8)
-                bytes.append(Hex.digit(UInt64(c >> 4)))
-                bytes.append(Hex.digit(UInt64(c & 0xF)))
+                let p = reserve(6)
+                p.initialize(to: UInt8(ascii: "\\"))
+                p[1] = UInt8(ascii: "u")
+                p[2] = UInt8(ascii: "0")
+                p[3] = UInt8(ascii: "0")
+                p[4] = Hex.digit(UInt64(c >> 4))
+                p[5] = Hex.digit(UInt64(c & 0xF))
+                written += 6
             }
-            i += 1
-            runStart = i
+            runStart = i + 1
         }
-        if runStart < n { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<n])) }
     }
 
     @usableFromInline mutating func appendDecimal(_ v: UInt64) {
-        if v < 10 {
-            bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v))
-            return
+        let digits = Self.decimalDigits(v)
+        Self.writeDecimal(v, digits: digits, to: reserve(digits))
+        written += digits
+    }
+
+    @inline(__always) static func decimalDigits(_ v: UInt64) -> Int {
+        var digits = 1
+        var x = v
+        while x >= 10 {
+            digits += 1
+            x /= 10
         }
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
-        withUnsafeMutableBytes(of: &tmp) { buf in
-            var i = buf.count
-            var x = v
-            while x > 0 {
-                i -= 1
-                buf[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10)
-                x /= 10
-            }
-            bytes.append(contentsOf: buf[i...])
+        return digits
+    }
+
+    @inline(__always) static func writeDecimal(_ v: UInt64, digits: Int, to p: UnsafeMutablePointer<UInt8>) {
+        var x = v
+        var i = digits
+        while i > 0 {
+            i -= 1
+            p[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: x % 10)
+            x /= 10
         }
     }
 
     @usableFromInline mutating func appendDecimal(_ v: Int64) {
         if v < 0 {
-            bytes.append(UInt8(ascii: "-"))
+            appendByte(UInt8(ascii: "-"))
             appendDecimal(v.magnitude)
         } else {
             appendDecimal(UInt64(v))

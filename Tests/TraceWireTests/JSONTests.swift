@@ -78,6 +78,49 @@ import TraceModel
         #expect(v.jsonBytes == w.bytes)
     }
 
+    /// The reader skips plain string bytes a word at a time; a quote, backslash or control byte
+    /// must stop it wherever it falls in the word, including the last bytes of the body.
+    @Test func stringsReadTheSameWhereverTheirSpecialBytesFall() throws {
+        var g = SplitMix64(seed: 0x57_4152)
+        let alphabet = ["a", "Z", "0", " ", "~", "\"", "\\", "\n", "\u{1}", "\u{1F}", "\u{7F}", "é", "😀", "/"]
+        for _ in 0..<3000 {
+            let s = (0..<Int(g.next() % 40)).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] }.joined()
+            var w = JSONWriter()
+            w.beginArray()
+            w.append(string: s)
+            w.append(string: s + "x")
+            w.endArray()
+            let v = try JSONParser.parse(w.bytes)
+            #expect(v[0]?.stringValue == s)
+            #expect(v[1]?.stringValue == s + "x")
+            // An unescaped control byte anywhere in a plain run is refused, and so is a body
+            // that ends inside a string.
+            let plain = Array(repeating: UInt8(ascii: "a"), count: Int(g.next() % 30) + 1)
+            var raw = plain
+            raw[Int(g.next() % UInt64(raw.count))] = UInt8(g.next() % 0x20)
+            #expect(throws: WireError.self) { try JSONParser.parse([UInt8(ascii: "\"")] + raw + [UInt8(ascii: "\"")]) }
+            #expect(throws: WireError.self) { try JSONParser.parse([UInt8(ascii: "\"")] + plain) }
+            #expect(try JSONParser.parse([UInt8(ascii: "\"")] + plain + [UInt8(ascii: "\"")]).stringValue == String(decoding: plain, as: UTF8.self))
+        }
+    }
+
+    /// The word-at-a-time search against a byte-at-a-time one, over random bytes biased toward
+    /// the three it looks for and their neighbours (0x1F/0x20, 0x21/0x23, 0x5B/0x5D), at every
+    /// offset and length.
+    @Test func wordSearchFindsTheFirstSpecialByte() {
+        var g = SplitMix64(seed: 0xF1_257)
+        let near: [UInt8] = [0x00, 0x01, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7F, 0x80, 0xA2, 0xDC, 0xFF, 0x61]
+        for _ in 0..<20_000 {
+            let count = Int(g.next() % 40)
+            let density = g.next() % 8 + 1
+            let input = (0..<count).map { _ in g.next() % density == 0 ? near[Int(g.next() % UInt64(near.count))] : UInt8(ascii: "a") &+ UInt8(g.next() % 26) }
+            let from = count == 0 ? 0 : Int(g.next() % UInt64(count + 1))
+            let expected = input[from...].firstIndex { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C } ?? count
+            let found = input.withUnsafeBytes { JSONPlainBytes.firstSpecial($0, from: from) }
+            #expect(found == expected, "\(input) from \(from)")
+        }
+    }
+
     @Test func fuzzParserNeverCrashes() {
         var g = SplitMix64(seed: 0x15_0A)
         let seedDoc = bytes(#"{"a":[1,2.5,"x\u00e9",{"b":null,"c":[true,false]}],"d":"\ud83d\ude00"}"#)

@@ -19,9 +19,9 @@ public struct HopSpanBuilder: Sendable {
     /// - Parameter samplingPercent: the rate in force when the decision was made, recorded as
     ///   `sampling.rate` (0...1) so the backend can scale counts back up.
     public func span(for hop: HopRecord, samplingPercent: Double) -> Span {
-        var attributes: [Attribute] = []
-        attributes.reserveCapacity(32)
-        forEachTag(of: hop, samplingPercent: samplingPercent) { attributes.append(Attribute($0.string, $1)) }
+        var attributes = AttributeList()
+        attributes.list.reserveCapacity(32)
+        forEachTag(of: hop, samplingPercent: samplingPercent, into: &attributes)
         let status = hop.statusCode
         let remote = remoteEndpoint(of: hop)
         return Span(
@@ -34,7 +34,7 @@ public struct HopSpanBuilder: Sendable {
             durationNanos: max(hop.durationNanos, 1_000),
             serviceName: configuration.serviceName,
             resource: [Attribute("meshtrace.proxy", .string(hop.direction.rawValue))],
-            attributes: attributes,
+            attributes: attributes.list,
             events: failureEvent(of: hop).map { [$0] } ?? [],
             status: Self.isError(hop) ? .error(hop.failureReason ?? status.map { "HTTP \($0)" } ?? "no response") : .unset,
             remoteEndpoint: remote.isEmpty ? nil : remote,
@@ -44,7 +44,8 @@ public struct HopSpanBuilder: Sendable {
     }
 
     /// `span(for:)` as a Zipkin v2 JSON object, appended to `w`: exactly the bytes
-    /// `ZipkinJSON.write(span(for: hop, …))` produces.
+    /// `ZipkinJSON.write(span(for: hop, …))` produces, written without building the strings
+    /// (URL, span name, endpoint host) the model needs.
     public func writeZipkin(_ hop: HopRecord, samplingPercent: Double, to w: inout JSONWriter) {
         w.beginObject()
         w.key(unescaped: "traceId")
@@ -55,29 +56,35 @@ public struct HopSpanBuilder: Sendable {
         }
         w.key(unescaped: "id")
         w.append(spanID: hop.context.spanID)
-        w.member("kind", hop.direction == .inbound ? "SERVER" : "CLIENT")
-        let name = configuration.naming.name(method: hop.method, path: hop.path)
-        if !name.isEmpty { w.member("name", name) }
-        if hop.startNanos > 0 { w.member("timestamp", hop.startNanos / 1_000) }
+        w.key(unescaped: "kind")
+        w.append(string: hop.direction == .inbound ? "SERVER" : "CLIENT")
+        w.key(unescaped: "name")
+        w.beginString()
+        w.appendStringContent(hop.method)
+        w.appendStringContent(" ")
+        if let route = configuration.naming.untemplatedRoute(hop.path) {
+            w.appendStringContent(route)
+        } else {
+            w.appendStringContent(configuration.naming.route(hop.path))
+        }
+        w.endString()
+        if hop.startNanos > 0 {
+            w.key(unescaped: "timestamp")
+            w.append(uint: hop.startNanos / 1_000)
+        }
         let duration = max(hop.durationNanos, 1_000)
-        w.member("duration", duration / 1_000 + (duration % 1_000 == 0 ? 0 : 1))
+        w.key(unescaped: "duration")
+        w.append(uint: duration / 1_000 + (duration % 1_000 == 0 ? 0 : 1))
         if !configuration.serviceName.isEmpty {
-            w.key("localEndpoint")
+            w.key(unescaped: "localEndpoint")
             w.beginObject()
-            w.member("serviceName", configuration.serviceName)
+            w.key(unescaped: "serviceName")
+            w.append(string: configuration.serviceName)
             w.endObject()
         }
-        let remote = remoteEndpoint(of: hop)
-        if !remote.isEmpty {
-            w.key("remoteEndpoint")
-            w.beginObject()
-            if let s = remote.serviceName { w.member("serviceName", s) }
-            if let s = remote.ipv4 { w.member("ipv4", s) }
-            if let p = remote.port, p > 0 { w.member("port", p) }
-            w.endObject()
-        }
+        writeRemoteEndpoint(of: hop, to: &w)
         if let event = failureEvent(of: hop) {
-            w.key("annotations")
+            w.key(unescaped: "annotations")
             w.beginArray()
             w.beginObject()
             w.member("timestamp", event.timeNanos / 1_000)
@@ -85,90 +92,88 @@ public struct HopSpanBuilder: Sendable {
             w.endObject()
             w.endArray()
         }
-        w.key("tags")
+        w.key(unescaped: "tags")
         w.beginObject()
-        forEachTag(of: hop, samplingPercent: samplingPercent) { key, value in
-            switch key {
-            case .fixed(let name): w.key(unescaped: name)
-            case .custom(let name): w.key(name)
-            }
-            switch value {
-            case .string(let s): w.append(string: s)
-            case .int(let i): w.append(quotedInt: i)  // Zipkin tags are strings
-            default: w.append(string: value.description)
-            }
-        }
+        forEachTag(of: hop, samplingPercent: samplingPercent, into: &w)
         w.endObject()
         if hop.context.debug { w.member("debug", true) }
         w.endObject()
     }
 
-    /// Every tag of the hop's span, in order.
-    func forEachTag(of hop: HopRecord, samplingPercent: Double, _ tag: (TagKey, AttributeValue) -> Void) {
-        let status = hop.statusCode
-        let flags = Self.flags(hop)
-        let url = "http://" + hop.authority + truncated(hop.path)
-        tag(.fixed("node_id"), .string(configuration.nodeID))
-        tag(.fixed("zone"), .string(""))
-        tag(.fixed("guid:x-request-id"), .string(hop.requestID))
-        tag(.fixed("http.url"), .string(url))
-        tag(.fixed("http.method"), .string(hop.method))
-        tag(.fixed("http.protocol"), .string(hop.httpProtocol))
-        tag(.fixed("downstream_cluster"), .string(hop.direction == .inbound ? hop.sourceService ?? "-" : "-"))
-        tag(.fixed("user_agent"), .string(hop.userAgent ?? "-"))
-        tag(.fixed("request_size"), .int(Int64(hop.requestBytes)))
-        tag(.fixed("response_size"), .int(Int64(hop.responseBytes)))
-        tag(.fixed("response_flags"), .string(flags))
-        tag(.fixed("component"), .string("proxy"))
-        tag(.fixed("istio.canonical_service"), .string(configuration.serviceName))
-        tag(.fixed("istio.namespace"), .string(configuration.namespace))
-        // OpenTelemetry semantic conventions
-        tag(.fixed("http.request.method"), .string(hop.method))
-        tag(.fixed("url.full"), .string(url))
-        tag(.fixed("http.request.body.size"), .int(Int64(hop.requestBytes)))
-        tag(.fixed("http.response.body.size"), .int(Int64(hop.responseBytes)))
-        tag(.fixed("sampling.rate"), .double(samplingPercent / 100))
-        if let peer = hop.downstreamAddress { tag(.fixed("peer.address"), .string(peer)) }
-        if let ua = hop.userAgent { tag(.fixed("user_agent.original"), .string(ua)) }
-        if let cluster = hop.upstreamCluster {
-            tag(.fixed("upstream_cluster"), .string(cluster))
-            tag(.fixed("upstream_cluster.name"), .string(cluster))
+    /// `remoteEndpoint(of:)` written as Zipkin JSON, the host and port read as slices of the
+    /// address.
+    private func writeRemoteEndpoint(of hop: HopRecord, to w: inout JSONWriter) {
+        let serviceName = hop.direction == .inbound ? hop.sourceService : hop.destinationService
+        let address = hop.direction == .inbound ? hop.downstreamAddress : hop.upstreamAddress
+        let parts = address.map(Self.split)
+        guard serviceName != nil || parts != nil else { return }
+        w.key(unescaped: "remoteEndpoint")
+        w.beginObject()
+        if let serviceName {
+            w.key(unescaped: "serviceName")
+            w.append(string: serviceName)
         }
-        if let upstream = hop.upstreamAddress {
-            tag(.fixed("upstream_address"), .string(upstream))
-            tag(.fixed("network.peer.address"), .string(upstream))
-        }
-        if let status {
-            tag(.fixed("http.status_code"), .string(String(status)))
-            tag(.fixed("http.response.status_code"), .int(Int64(status)))
-        }
-        if hop.retries > 0 {
-            tag(.fixed("retry.count"), .int(Int64(hop.retries)))
-            tag(.fixed("http.request.resend_count"), .int(Int64(hop.retries)))
-        }
-        if hop.direction != .inbound { tag(.fixed("peer.service"), .string(hop.destinationService)) }
-        if hop.parentInferred { tag(.fixed("meshtrace.parent_inferred"), .bool(true)) }
-        // What the propagation doctor compares (`meshtrace analyze`): formats that arrived, formats
-        // handed to the app, and the caller's sampling decision.
-        if let extracted = hop.propagationExtracted { tag(.fixed("meshtrace.propagation.extracted"), .string(extracted)) }
-        if let injected = hop.propagationInjected { tag(.fixed("meshtrace.propagation.injected"), .string(injected)) }
-        if let upstream = hop.upstreamSampled { tag(.fixed("meshtrace.sampling.upstream"), .bool(upstream)) }
-        if Self.isError(hop) { tag(.fixed("error"), .string("true")) }
-        for custom in hop.customTags where !custom.value.isEmpty { tag(.custom(custom.key), .string(custom.value)) }
-    }
-
-    /// A tag's name: one of the builder's own (a literal, written without escaping) or a
-    /// user's custom tag.
-    enum TagKey {
-        case fixed(StaticString)
-        case custom(String)
-
-        var string: String {
-            switch self {
-            case .fixed(let name): return name.description
-            case .custom(let name): return name
+        if let parts {
+            w.key(unescaped: "ipv4")
+            w.append(string: parts.host)
+            if let port = parts.port, port > 0 {
+                w.key(unescaped: "port")
+                w.append(int: port)
             }
         }
+        w.endObject()
+    }
+
+    /// Every tag of the hop's span, in order.
+    func forEachTag(of hop: HopRecord, samplingPercent: Double, into sink: inout some HopTagSink) {
+        let path = truncated(hop.path)
+        sink.tag("node_id", configuration.nodeID)
+        sink.tag("zone", "")
+        sink.tag("guid:x-request-id", hop.requestID)
+        sink.tag("http.url", httpURL: hop.authority, path)
+        sink.tag("http.method", hop.method)
+        sink.tag("http.protocol", hop.httpProtocol)
+        sink.tag("downstream_cluster", hop.direction == .inbound ? hop.sourceService ?? "-" : "-")
+        sink.tag("user_agent", hop.userAgent ?? "-")
+        sink.tag("request_size", int: hop.requestBytes)
+        sink.tag("response_size", int: hop.responseBytes)
+        sink.tag("response_flags", Self.flags(hop))
+        sink.tag("component", "proxy")
+        sink.tag("istio.canonical_service", configuration.serviceName)
+        sink.tag("istio.namespace", configuration.namespace)
+        // OpenTelemetry semantic conventions
+        sink.tag("http.request.method", hop.method)
+        sink.tag("url.full", httpURL: hop.authority, path)
+        sink.tag("http.request.body.size", int: hop.requestBytes)
+        sink.tag("http.response.body.size", int: hop.responseBytes)
+        sink.tag("sampling.rate", double: samplingPercent / 100)
+        if let peer = hop.downstreamAddress { sink.tag("peer.address", peer) }
+        if let ua = hop.userAgent { sink.tag("user_agent.original", ua) }
+        if let cluster = hop.upstreamCluster {
+            sink.tag("upstream_cluster", cluster)
+            sink.tag("upstream_cluster.name", cluster)
+        }
+        if let upstream = hop.upstreamAddress {
+            sink.tag("upstream_address", upstream)
+            sink.tag("network.peer.address", upstream)
+        }
+        if let status = hop.statusCode {
+            sink.tag("http.status_code", decimal: status)
+            sink.tag("http.response.status_code", int: status)
+        }
+        if hop.retries > 0 {
+            sink.tag("retry.count", int: hop.retries)
+            sink.tag("http.request.resend_count", int: hop.retries)
+        }
+        if hop.direction != .inbound { sink.tag("peer.service", hop.destinationService) }
+        if hop.parentInferred { sink.tag("meshtrace.parent_inferred", bool: true) }
+        // What the propagation doctor compares (`meshtrace analyze`): formats that arrived, formats
+        // handed to the app, and the caller's sampling decision.
+        if let extracted = hop.propagationExtracted { sink.tag("meshtrace.propagation.extracted", extracted) }
+        if let injected = hop.propagationInjected { sink.tag("meshtrace.propagation.injected", injected) }
+        if let upstream = hop.upstreamSampled { sink.tag("meshtrace.sampling.upstream", bool: upstream) }
+        if Self.isError(hop) { sink.tag("error", "true") }
+        for custom in hop.customTags where !custom.value.isEmpty { sink.customTag(custom.key, custom.value) }
     }
 
     /// 5xx, or no response at all (upstream failure, client gone).
@@ -191,20 +196,100 @@ public struct HopSpanBuilder: Sendable {
         }
     }
 
-    private func truncated(_ path: String) -> String {
+    private func truncated(_ path: String) -> Substring {
         // Characters never outnumber bytes: a path short in bytes needs no (slow) character count.
-        if path.utf8.count <= configuration.maxPathTagLength { return path }
-        return path.count <= configuration.maxPathTagLength ? path : String(path.prefix(configuration.maxPathTagLength))
+        if path.utf8.count <= configuration.maxPathTagLength { return path[...] }
+        return path.count <= configuration.maxPathTagLength ? path[...] : path.prefix(configuration.maxPathTagLength)
     }
 
-    // By bytes: ':' is ASCII, and a Character search would run grapheme breaking per span.
-    static func host(of address: String?) -> String? {
-        guard let address, let colon = address.utf8.lastIndex(of: UInt8(ascii: ":")) else { return address }
-        return String(address[..<colon])
+    /// An "ip:port" address's parts (port nil when missing or not a number). By bytes: ':' is
+    /// ASCII, and a Character search would run grapheme breaking per span.
+    static func split(_ address: String) -> (host: Substring, port: Int?) {
+        guard let colon = address.utf8.lastIndex(of: UInt8(ascii: ":")) else { return (address[...], nil) }
+        return (address[..<colon], Int(address[address.utf8.index(after: colon)...]))
     }
 
-    static func port(of address: String?) -> Int? {
-        guard let address, let colon = address.utf8.lastIndex(of: UInt8(ascii: ":")) else { return nil }
-        return Int(address[address.utf8.index(after: colon)...])
+    static func host(of address: String?) -> String? { address.map { String(split($0).host) } }
+
+    static func port(of address: String?) -> Int? { address.flatMap { split($0).port } }
+}
+
+/// Where `HopSpanBuilder.forEachTag` puts each tag: the span model's attribute list, or Zipkin
+/// JSON written straight into the batch. One tag list, two outputs, held byte-equal by a test.
+/// The value kinds say what the model stores; Zipkin writes every value as a string.
+protocol HopTagSink {
+    mutating func tag(_ key: StaticString, _ value: String)
+    /// A number attribute (`.int`).
+    mutating func tag(_ key: StaticString, int value: Int)
+    /// A string attribute holding a number, like Envoy's `http.status_code` ("200").
+    mutating func tag(_ key: StaticString, decimal value: Int)
+    mutating func tag(_ key: StaticString, double value: Double)
+    mutating func tag(_ key: StaticString, bool value: Bool)
+    /// `http://` + authority + path, as one string attribute.
+    mutating func tag(_ key: StaticString, httpURL authority: String, _ path: Substring)
+    mutating func customTag(_ key: String, _ value: String)
+}
+
+/// The span model's side: attributes as `Span` holds them.
+struct AttributeList: HopTagSink {
+    var list: [Attribute] = []
+
+    mutating func tag(_ key: StaticString, _ value: String) { list.append(Attribute(key.description, .string(value))) }
+    mutating func tag(_ key: StaticString, int value: Int) { list.append(Attribute(key.description, .int(Int64(value)))) }
+    mutating func tag(_ key: StaticString, decimal value: Int) { list.append(Attribute(key.description, .string(String(value)))) }
+    mutating func tag(_ key: StaticString, double value: Double) { list.append(Attribute(key.description, .double(value))) }
+    mutating func tag(_ key: StaticString, bool value: Bool) { list.append(Attribute(key.description, .bool(value))) }
+    mutating func tag(_ key: StaticString, httpURL authority: String, _ path: Substring) {
+        list.append(Attribute(key.description, .string("http://" + authority + path)))
+    }
+    mutating func customTag(_ key: String, _ value: String) { list.append(Attribute(key, .string(value))) }
+}
+
+/// The Zipkin side: members of the `tags` object, each value a JSON string as
+/// `AttributeValue.description` renders it.
+extension JSONWriter: HopTagSink {
+    mutating func tag(_ key: StaticString, _ value: String) {
+        self.key(unescaped: key)
+        append(string: value)
+    }
+
+    mutating func tag(_ key: StaticString, int value: Int) {
+        self.key(unescaped: key)
+        append(quotedInt: Int64(value))
+    }
+
+    mutating func tag(_ key: StaticString, decimal value: Int) {
+        self.key(unescaped: key)
+        append(quotedInt: Int64(value))
+    }
+
+    mutating func tag(_ key: StaticString, double value: Double) {
+        self.key(unescaped: key)
+        if value.isFinite, value == value.rounded(), abs(value) < 1e15 {
+            append(quotedInt: Int64(value))  // how `description` prints whole numbers
+        } else {
+            append(string: AttributeValue.double(value).description)
+        }
+    }
+
+    mutating func tag(_ key: StaticString, bool value: Bool) {
+        self.key(unescaped: key)
+        beginString()
+        appendStringContent(value ? "true" : "false")
+        endString()
+    }
+
+    mutating func tag(_ key: StaticString, httpURL authority: String, _ path: Substring) {
+        self.key(unescaped: key)
+        beginString()
+        appendStringContent("http://")
+        appendStringContent(authority)
+        appendStringContent(path)
+        endString()
+    }
+
+    mutating func customTag(_ key: String, _ value: String) {
+        self.key(key)
+        append(string: value)
     }
 }

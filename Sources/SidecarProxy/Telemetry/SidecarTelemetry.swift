@@ -124,15 +124,16 @@ public final class SidecarTelemetry: ProxyTelemetry {
                 defer { list = [] }
                 return list
             }
+            guard batcher.format == .zipkinJSON else {
+                for entry in taken { batcher.add(entry.builder.builder.span(for: entry.hop, samplingPercent: entry.samplingPercent)) }
+                return
+            }
+            // Straight to Zipkin JSON, no Span model in between, in one buffer reused for every span.
+            var w = JSONWriter(capacity: 2048)
             for entry in taken {
-                if batcher.format == .zipkinJSON {
-                    // Straight to Zipkin JSON, no Span model in between.
-                    var w = JSONWriter(capacity: 1536)
-                    entry.builder.builder.writeZipkin(entry.hop, samplingPercent: entry.samplingPercent, to: &w)
-                    batcher.add(entry: w.bytes)
-                } else {
-                    batcher.add(entry.builder.builder.span(for: entry.hop, samplingPercent: entry.samplingPercent))
-                }
+                w.removeAll()
+                entry.builder.builder.writeZipkin(entry.hop, samplingPercent: entry.samplingPercent, to: &w)
+                _ = w.withBytes { batcher.add(entry: $0) }  // a full buffer counts the drop
             }
         }
     }

@@ -14,32 +14,45 @@ public struct SpanNaming: Sendable, Hashable {
     }
 
     public func route(_ path: String) -> String {
+        if let plain = untemplatedRoute(path) { return String(plain) }
+        let utf8 = path.utf8
+        let end = utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
+        var out = ""
+        out.reserveCapacity(utf8.distance(from: utf8.startIndex, to: end))
+        var start = utf8.startIndex
+        var i = start
+        while i <= end {
+            if i == end || utf8[i] == UInt8(ascii: "/") {
+                if start > utf8.startIndex { out += "/" }
+                out += Self.looksLikeID(path[start..<i]) ? "{id}" : path[start..<i]
+                if i == end { break }
+                start = utf8.index(after: i)
+            }
+            i = utf8.index(after: i)
+        }
+        return out
+    }
+
+    /// The route when no segment needs `{id}`: a slice of `path` (the common case), so the
+    /// sidecar's span writer copies it without building a string. nil when templating applies.
+    public func untemplatedRoute(_ path: String) -> Substring? {
         // Over bytes: '?', '#' and '/' are ASCII, so byte positions are character boundaries, and
         // a Character-based split would run grapheme breaking on every request.
         let utf8 = path.utf8
         let end = utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
         if end == utf8.startIndex { return "/" }
         let p = path[..<end]
-        guard templatePaths else { return String(p) }
-        var segments: [Range<String.Index>] = []
+        guard templatePaths else { return p }
         var start = utf8.startIndex
         var i = start
         while i < end {
             if utf8[i] == UInt8(ascii: "/") {
-                segments.append(start..<i)
+                if Self.looksLikeID(path[start..<i]) { return nil }
                 start = utf8.index(after: i)
             }
             i = utf8.index(after: i)
         }
-        segments.append(start..<end)
-        guard segments.contains(where: { Self.looksLikeID(path[$0]) }) else { return String(p) }
-        var out = ""
-        out.reserveCapacity(p.utf8.count)
-        for (n, segment) in segments.enumerated() {
-            if n > 0 { out += "/" }
-            out += Self.looksLikeID(path[segment]) ? "{id}" : path[segment]
-        }
-        return out
+        return Self.looksLikeID(path[start..<end]) ? nil : p
     }
 
     static func looksLikeID(_ segment: Substring) -> Bool {
