@@ -79,7 +79,10 @@ public struct Span: Hashable, Sendable {
     }
 
     public func attribute(_ key: String) -> AttributeValue? {
-        attributes.first { $0.key == key }?.value
+        // Lengths first: a native string knows its UTF-8 count, and a full comparison is a call
+        // into the runtime for each of a sidecar span's ~30 attributes.
+        let count = key.utf8.count
+        return attributes.first { $0.key.utf8.count == count && $0.key == key }?.value
     }
 }
 

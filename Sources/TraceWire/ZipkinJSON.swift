@@ -13,11 +13,12 @@ public enum ZipkinJSON {
             throw WireError("Expected a JSON_V2 encoded list")
         }
         var limiter = ValueLimiter(limits)
+        var repeated = RepeatedTagValues()
         var spans = [Span]()
         try r.beginArray()
         var index = 0
         while try r.nextElement() {
-            spans.append(try decodeSpan(&r, index: index, limiter: &limiter))
+            spans.append(try decodeSpan(&r, index: index, limiter: &limiter, repeated: &repeated))
             index += 1
         }
         try r.expectEnd()
@@ -26,17 +27,21 @@ public enum ZipkinJSON {
 
     private static let v1Error = WireError("Expected a JSON_V2 encoded list, but received: JSON_V1")
 
-    private static func decodeSpan(_ r: inout JSONReader, index: Int, limiter: inout ValueLimiter) throws(WireError) -> Span {
+    private static func decodeSpan(
+        _ r: inout JSONReader, index: Int, limiter: inout ValueLimiter, repeated: inout RepeatedTagValues
+    ) throws(WireError) -> Span {
         var field = ""
         do {
-            return try decodeSpanFields(&r, field: &field, limiter: &limiter)
+            return try decodeSpanFields(&r, field: &field, limiter: &limiter, repeated: &repeated)
         } catch {
             if error.message == v1Error.message { throw error }
             throw error.prefixed(field.isEmpty ? "spans[\(index)]" : "spans[\(index)].\(field)")
         }
     }
 
-    private static func decodeSpanFields(_ r: inout JSONReader, field: inout String, limiter: inout ValueLimiter) throws(WireError) -> Span {
+    private static func decodeSpanFields(
+        _ r: inout JSONReader, field: inout String, limiter: inout ValueLimiter, repeated: inout RepeatedTagValues
+    ) throws(WireError) -> Span {
         guard try r.peek() == .object else { throw WireError("expected a span object") }
         try r.beginObject()
         var traceID: TraceID?
@@ -104,10 +109,22 @@ public enum ZipkinJSON {
                 // when far fewer came, since stored spans keep this array.
                 tags.reserveCapacity(32)
                 while let rawTagKey = try r.nextRawKey() {
-                    let tagKey = CommonStrings.tagName(rawTagKey)
+                    let common = CommonStrings.tagIndex(rawTagKey)
+                    let tagKey = common.map { CommonStrings.tagNames[$0] } ?? String(decoding: rawTagKey, as: UTF8.self)
                     let value: String
                     switch try r.peek() {
-                    case .string: value = try r.readString()
+                    case .string:
+                        let raw = try r.readRawString()
+                        guard let common else {
+                            value = String(decoding: raw, as: UTF8.self)
+                            break
+                        }
+                        if let same = repeated.value(forTag: common, raw) {
+                            value = same  // already within the limit: only such values are remembered
+                        } else {
+                            value = String(decoding: raw, as: UTF8.self)
+                            if value.utf8.count <= limiter.maxBytes { repeated.remember(value, forTag: common) }
+                        }
                     case .number: value = String(decoding: try r.readRawNumber().text, as: UTF8.self)
                     case .bool: value = try r.readBool() ? "true" : "false"
                     case .null:
@@ -117,7 +134,7 @@ public enum ZipkinJSON {
                         field = "tags.\(tagKey)"
                         throw WireError("tag values must be strings")
                     }
-                    if tagKey == "error" { errorMessage = value }
+                    if rawTagKey.count == 5, tagKey == "error" { errorMessage = value }
                     tags.append(Attribute(tagKey, .string(limiter.limit(value))))
                 }
                 if tags.capacity > 2 * tags.count + 8 { tags = Array(tags[...]) }
@@ -218,26 +235,33 @@ public enum ZipkinJSON {
         guard try r.peek() == .object else { throw WireError("expected an endpoint object") }
         try r.beginObject()
         var e = Endpoint()
-        while let key = try r.nextKey() {
+        while let key = try r.nextRawKey() {
             if r.consumeNull() { continue }
-            switch key {
-            case "serviceName":
+            switch EndpointMember.table.lookup(key) {
+            case .serviceName?:
                 let s = try r.readString()
                 e.serviceName = s.isEmpty ? nil : s
-            case "ipv4":
+            case .ipv4?:
                 let s = try r.readString()
                 e.ipv4 = s.isEmpty ? nil : s
-            case "ipv6":
+            case .ipv6?:
                 let s = try r.readString()
                 e.ipv6 = s.isEmpty ? nil : s
-            case "port":
+            case .port?:
                 let p = try r.readInt64()
                 e.port = (1...65535).contains(p) ? Int(p) : nil
-            default:
+            case nil:
                 try r.skipValue()
             }
         }
         return e.isEmpty ? nil : e
+    }
+
+    /// An endpoint object's members, recognized from the key's bytes.
+    private enum EndpointMember: Sendable {
+        case serviceName, ipv4, ipv6, port
+
+        static let table = ByteKeyTable([("serviceName", Self.serviceName), ("ipv4", .ipv4), ("ipv6", .ipv6), ("port", .port)])
     }
 
     private static func readAnnotation(_ r: inout JSONReader) throws(WireError) -> SpanEvent {

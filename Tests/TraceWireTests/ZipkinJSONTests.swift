@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TraceModel
 @testable import TraceWire
@@ -206,14 +207,60 @@ import TraceModel
     @Test func sharedNamesMatchExactlyAndEverythingElseDecodes() {
         for name in CommonStrings.tagNames {
             #expect(CommonStrings.tagName(ArraySlice(name.utf8)) == name)
-            var changed = Array(name.utf8)
-            changed[changed.count - 1] ^= 0x20
-            #expect(CommonStrings.tagName(ArraySlice(changed)) == String(decoding: changed, as: UTF8.self))
+            // A change at any position is a different name (names are matched by their first and
+            // last eight bytes, then in full).
+            for position in name.utf8.indices.map({ name.utf8.distance(from: name.utf8.startIndex, to: $0) }) {
+                var changed = Array(name.utf8)
+                changed[position] ^= 0x20
+                #expect(CommonStrings.tagName(ArraySlice(changed)) == String(decoding: changed, as: UTF8.self))
+                #expect(CommonStrings.tagIndex(ArraySlice(changed)) == nil || CommonStrings.tagNames.contains(String(decoding: changed, as: UTF8.self)))
+            }
         }
         var rng = SplitMix64(seed: 5)
         for _ in 0..<2_000 {
             let bytes = (0..<Int(rng.next() % 50)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             #expect(CommonStrings.tagName(ArraySlice(bytes)) == String(decoding: bytes, as: UTF8.self))
+        }
+    }
+}
+
+@Suite struct RepeatedTagValuesTests {
+    /// A batch decodes to exactly the spans its members decode to one by one, whatever repeats
+    /// between them: values are reused from the previous span only when their bytes match, values
+    /// over the size limit are truncated (and counted) every time, and escapes are decoded.
+    @Test func batchDecodesAsItsSpansDoAlone() throws {
+        var rng = SplitMix64(seed: 0xBA7C)
+        let values = ["GET", "POST", "PUT", "GET ", "proxy", "http://a/1", "http://a/2", "http://b/1", "",
+                      "tab\there", "quote\"d", "é😀", String(repeating: "x", count: 40), String(repeating: "y", count: 40)]
+        let keys = ["http.method", "http.url", "component", "user_agent", "custom.key", "error", "node_id"]
+        let limits = WireLimits(maxAttributeValueBytes: 32)
+        for _ in 0..<200 {
+            var spans: [String] = []
+            for i in 0..<Int(rng.next() % 8 + 1) {
+                var w = JSONWriter()
+                w.beginObject()
+                w.member("traceId", "00000000000000\(String(format: "%02x", i + 1))")
+                w.member("id", "00000000000000\(String(format: "%02x", i + 1))")
+                w.key("remoteEndpoint")
+                w.beginObject()
+                w.member("serviceName", values[Int(rng.next() % UInt64(values.count))])
+                w.member("port", Int64(rng.next() % 70_000))
+                w.endObject()
+                w.key("tags")
+                w.beginObject()
+                for key in keys where rng.next() % 4 != 0 { w.member(key, values[Int(rng.next() % UInt64(values.count))]) }
+                w.endObject()
+                w.endObject()
+                spans.append(text(w.bytes))
+            }
+            let batch = try ZipkinJSON.decode(bytes("[" + spans.joined(separator: ",") + "]"), limits: limits)
+            var truncated = 0
+            for (i, span) in spans.enumerated() {
+                let alone = try ZipkinJSON.decode(bytes("[" + span + "]"), limits: limits)
+                #expect(batch.spans[i] == alone.spans[0], "span \(i) of \(spans)")
+                truncated += alone.truncatedValues
+            }
+            #expect(batch.truncatedValues == truncated)
         }
     }
 }
