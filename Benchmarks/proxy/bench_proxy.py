@@ -106,6 +106,9 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="measure every path this many times, interleaved, and report medians: on a shared "
+                         "machine a single 10 s window moves by 10-20%% from one minute to the next")
     args = ap.parse_args()
     for tool in ("nginx", "haproxy", "wrk", "hey"):
         if not shutil.which(tool):
@@ -218,9 +221,10 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
                     print(f"{p.args[0]} exited {p.returncode}: {p.stdout.read()[-2000:]}", file=sys.stderr)
                 raise RuntimeError(f"{name} at {url} did not come up")
         print(f"machine: {os.cpu_count()} cores; wrk -t2 -c{args.connections} -d{args.duration}s; "
-              f"hey at {args.rate} rps for {args.duration}s; 1 KiB responses, keep-alive", flush=True)
-        results = {}
-        for name, url, pids in targets:
+              f"hey at {args.rate} rps for {args.duration}s; 1 KiB responses, keep-alive; "
+              f"{args.rounds} interleaved rounds, medians reported", flush=True)
+
+        def measure(name, url, pids):
             pids = pids + [c for p in pids for c in children(p)]  # nginx workers
             wait_quiet(collector.pid)
             run_wrk(url, 2, args.connections)  # warm-up
@@ -231,19 +235,55 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
             cpu0 = cpu_seconds(pids) if pids else 0
             p50, p99, total = run_hey(url, args.duration, args.rate)
             cpu = (cpu_seconds(pids) - cpu0) if pids else 0
-            results[name] = dict(rps=rps, errors=errors, p50=p50, p99=p99, cpu_per_1k=cpu / max(total, 1) * 1000,
-                                 vcpu_at_rate=cpu / args.duration, rss=rss_mb(pids) if pids else 0,
-                                 anon=rss_mb(pids, "RssAnon") if pids else 0)
-            print(f"  {name}: {rps:.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
-        d = results["direct (limit)"]
+            return dict(rps=rps, errors=errors, p50=p50, p99=p99, cpu_per_1k=cpu / max(total, 1) * 1000,
+                        vcpu_at_rate=cpu / args.duration, rss=rss_mb(pids) if pids else 0,
+                        anon=rss_mb(pids, "RssAnon") if pids else 0)
+
+        rounds = []  # one {name: measurement} per round
+        for n in range(1, args.rounds + 1):
+            print(f"round {n} of {args.rounds}", flush=True)
+            this = {}
+            for name, url, pids in targets:
+                this[name] = measure(name, url, pids)
+                r = this[name]
+                print(f"  {name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms", flush=True)
+            rounds.append(this)
+
+        def median(values):
+            v = sorted(values)
+            return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+        names = [t[0] for t in targets]
+        direct = "direct (limit)"
+        # Each ratio is taken within its round (the two paths measured a minute apart at most),
+        # then the median over rounds; likewise the latency added over the direct connection.
+        results = {}
+        for name in names:
+            per = [r[name] for r in rounds]
+            results[name] = {k: median([m[k] for m in per]) for k in ("rps", "p50", "p99", "cpu_per_1k", "vcpu_at_rate", "rss", "anon")}
+            results[name]["errors"] = sum(m["errors"] for m in per)
+            for peer, key in ((direct, "vs_direct"), ("nginx", "vs_nginx"), ("haproxy", "vs_haproxy")):
+                ratios = [r[name]["rps"] / r[peer]["rps"] for r in rounds]
+                results[name][key] = median(ratios)
+                results[name][key + "_all"] = ratios
+            results[name]["added_p50"] = median([r[name]["p50"] - r[direct]["p50"] for r in rounds])
+            results[name]["added_p99_all"] = [r[name]["p99"] - r[direct]["p99"] for r in rounds]
+            results[name]["added_p99"] = median(results[name]["added_p99_all"])
         print()
         print("| path | req/s (wrk) | vs direct | vs nginx | vs haproxy | p50 ms @%d rps | p99 ms | added p50 | added p99 | CPU-s / 1000 req | vCPU @%d rps | RSS MB | of which private (anon) MB |"
               % (args.rate, args.rate))
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for name, r in results.items():
-            print(f"| {name} | {r['rps']:.0f} | {r['rps'] / d['rps']:.2f} | {r['rps'] / results['nginx']['rps']:.2f} | "
-                  f"{r['rps'] / results['haproxy']['rps']:.2f} | {r['p50']:.2f} | {r['p99']:.2f} | "
-                  f"{r['p50'] - d['p50']:+.2f} | {r['p99'] - d['p99']:+.2f} | {r['cpu_per_1k']:.3f} | {r['vcpu_at_rate']:.3f} | {r['rss']:.1f} | {r['anon']:.1f} |")
+        for name in names:
+            r = results[name]
+            print(f"| {name} | {r['rps']:.0f} | {r['vs_direct']:.2f} | {r['vs_nginx']:.2f} | {r['vs_haproxy']:.2f} | "
+                  f"{r['p50']:.2f} | {r['p99']:.2f} | {r['added_p50']:+.2f} | {r['added_p99']:+.2f} | "
+                  f"{r['cpu_per_1k']:.3f} | {r['vcpu_at_rate']:.3f} | {r['rss']:.1f} | {r['anon']:.1f} |")
+        if args.rounds > 1:
+            print("\nper round (vs nginx / vs haproxy / added p99 ms):")
+            for name in names:
+                r = results[name]
+                print(f"  {name}: " + "  ".join(f"{a:.2f}/{b:.2f}/{c:+.1f}" for a, b, c in
+                                                zip(r["vs_nginx_all"], r["vs_haproxy_all"], r["added_p99_all"])))
         with urllib.request.urlopen(f"http://127.0.0.1:{zipkin_port}/api/v2/services", timeout=5) as r:
             print(f"\ncollector received spans for services: {json.load(r)}")
         print(f"collector CPU during the whole run: {cpu_seconds([collector.pid]):.1f} s (it shares the 2 cores with everything above)")

@@ -90,7 +90,10 @@ public final class SpanBatcher: Sendable {
 
     /// Moves the batch being filled to the full list.
     private static func seal(_ s: inout State) {
+        // Taken out before it is closed: closing it while `filling` still shared its bytes would
+        // copy the whole batch.
         var batch = s.filling
+        s.filling = EncodedSpanBatch(format: batch.format)
         batch.close()
         s.lastBatchBytes = batch.body.count
         s.full.append(batch)

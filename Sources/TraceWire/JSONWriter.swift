@@ -135,10 +135,62 @@ public struct JSONWriter: @unchecked Sendable {
             i = 1
         }
         p[i] = UInt8(ascii: "\"")
-        if let start = name.baseAddress { UnsafeMutableRawPointer(p + i + 1).copyMemory(from: start, byteCount: n) }
+        Self.copy(name, to: p + i + 1)
         p[i + n + 1] = UInt8(ascii: "\"")
         p[i + n + 2] = UInt8(ascii: ":")
         written += i + n + 3
+    }
+
+    /// `"name":"value"` (after a comma when one is due) with one capacity check when the value
+    /// needs no escaping: a whole tag of the sidecar's spans in one step.
+    public mutating func member(unescaped name: StaticString, _ value: String) {
+        if value.utf8.withContiguousStorageIfAvailable({ appendMember(name, UnsafeRawBufferPointer($0)) }) == nil {
+            var copy = value
+            copy.withUTF8 { appendMember(name, UnsafeRawBufferPointer($0)) }
+        }
+        needsComma = true
+    }
+
+    private mutating func appendMember(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+        let m = value.count
+        guard name.hasPointerRepresentation, JSONPlainBytes.firstSpecial(value) == m else {
+            key(unescaped: name)
+            appendQuotedValue(value)
+            return
+        }
+        let n = name.utf8CodeUnitCount
+        let p = reserve(n + m + 6)
+        var i = 0
+        if needsComma {
+            p[0] = UInt8(ascii: ",")
+            i = 1
+        }
+        p[i] = UInt8(ascii: "\"")
+        Self.copy(UnsafeRawBufferPointer(start: name.utf8Start, count: n), to: p + i + 1)
+        i += n + 1
+        p[i] = UInt8(ascii: "\"")
+        p[i + 1] = UInt8(ascii: ":")
+        p[i + 2] = UInt8(ascii: "\"")
+        Self.copy(value, to: p + i + 3)
+        p[i + m + 3] = UInt8(ascii: "\"")
+        written += i + m + 4
+    }
+
+    /// Copies `source` to `p`. Short pieces (tag names and most values) move as two overlapping
+    /// eight-byte words or byte by byte: a call to memcpy costs more than such a copy.
+    @inline(__always)
+    static func copy(_ source: UnsafeRawBufferPointer, to p: UnsafeMutablePointer<UInt8>) {
+        let n = source.count
+        guard let start = source.baseAddress else { return }
+        let to = UnsafeMutableRawPointer(p)
+        if n >= 8 && n <= 16 {
+            to.storeBytes(of: start.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            to.storeBytes(of: start.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), toByteOffset: n - 8, as: UInt64.self)
+        } else if n < 8 {
+            for i in 0..<n { p[i] = start.load(fromByteOffset: i, as: UInt8.self) }
+        } else {
+            to.copyMemory(from: start, byteCount: n)
+        }
     }
 
     /// A string value, with one capacity check when it needs no escaping (nearly always).
@@ -158,7 +210,7 @@ public struct JSONWriter: @unchecked Sendable {
             i = 1
         }
         p[i] = UInt8(ascii: "\"")
-        if let start = utf8.baseAddress { UnsafeMutableRawPointer(p + i + 1).copyMemory(from: start, byteCount: n) }
+        Self.copy(utf8, to: p + i + 1)
         p[i + n + 1] = UInt8(ascii: "\"")
         written += i + n + 2
     }

@@ -141,6 +141,29 @@ import TraceModel
 }
 
 @Suite struct JSONWriterStorageTests {
+    /// The one-step member writer against the two-step one, for values of every short length
+    /// (the copy changes method at 8 and 16 bytes) with and without bytes to escape.
+    @Test func memberInOneStepMatchesKeyThenValue() {
+        var g = SplitMix64(seed: 0x3E3B)
+        let alphabet = ["a", "Z", "7", "\"", "\\", "\n", "é", "😀", " "]
+        var oneStep = JSONWriter(capacity: 1)
+        var twoSteps = JSONWriter(capacity: 1)
+        oneStep.beginObject()
+        twoSteps.beginObject()
+        for _ in 0..<2000 {
+            let plain = g.next() % 2 == 0
+            let value = (0..<Int(g.next() % 40)).map { _ in plain ? "x" : alphabet[Int(g.next() % UInt64(alphabet.count))] }.joined()
+            let names: [StaticString] = ["a", "http.url", "guid:x-request-id", "istio.canonical_service", "node_id"]
+            let name = names[Int(g.next() % UInt64(names.count))]
+            oneStep.member(unescaped: name, value)
+            twoSteps.key(unescaped: name)
+            twoSteps.append(string: value)
+        }
+        oneStep.endObject()
+        twoSteps.endObject()
+        #expect(oneStep.bytes == twoSteps.bytes)
+    }
+
     /// The writer keeps value semantics over its raw buffer: a copy diverges without touching the
     /// original, and growth past the first allocation keeps every byte.
     @Test func copiesAreIndependentAndGrowthKeepsBytes() {

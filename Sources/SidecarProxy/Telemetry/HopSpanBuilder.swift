@@ -249,8 +249,7 @@ struct AttributeList: HopTagSink {
 /// `AttributeValue.description` renders it.
 extension JSONWriter: HopTagSink {
     mutating func tag(_ key: StaticString, _ value: String) {
-        self.key(unescaped: key)
-        append(string: value)
+        member(unescaped: key, value)
     }
 
     mutating func tag(_ key: StaticString, int value: Int) {
