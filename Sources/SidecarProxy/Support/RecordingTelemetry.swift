@@ -1,7 +1,7 @@
 /// Telemetry that does nothing: the data plane runs without spans or metrics.
 public struct NoopTelemetry: ProxyTelemetry {
     public init() {}
-    public func record(_ hop: HopRecord) {}
+    public func record(_ hop: consuming HopRecord) {}
     public func prometheusText() -> String { "" }
     public func flush() async {}
 }
@@ -13,7 +13,8 @@ public final class RecordingTelemetry: ProxyTelemetry {
 
     public init() {}
 
-    public func record(_ hop: HopRecord) {
+    public func record(_ hop: consuming HopRecord) {
+        let hop = hop
         hops.withLock { $0.append(hop) }
     }
 

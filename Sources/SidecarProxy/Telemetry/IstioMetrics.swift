@@ -12,7 +12,7 @@ public final class IstioMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let workload: String
     private let namespace: String
-    private let handles = Mutex<[LabelKey: Handles]>([:])
+    private let handles = Mutex<HandleCache>(HandleCache())
     public let spansExported: CoreMetrics.Counter
     public let spansDropped: CoreMetrics.Counter
     public let exportFailures: CoreMetrics.Counter
@@ -52,6 +52,13 @@ public final class IstioMetrics: Sendable {
         let responseBytes: CoreMetrics.Recorder
     }
 
+    /// Handles by label set, and the last ones used: consecutive requests nearly always share
+    /// their labels, and comparing five strings is cheaper than hashing them.
+    private struct HandleCache {
+        var byKey: [LabelKey: Handles] = [:]
+        var last: (key: LabelKey, handles: Handles)?
+    }
+
     public func record(_ hop: HopRecord) {
         let reporter = hop.direction == .inbound ? "destination" : "source"
         let source = hop.direction == .inbound ? hop.sourceService ?? "unknown" : workload
@@ -60,14 +67,19 @@ public final class IstioMetrics: Sendable {
         let flags = hop.responseFlags.isEmpty ? "-" : hop.responseFlags.joined(separator: ",")
         let key = LabelKey(reporter: reporter, source: source, destination: destination, code: code, flags: flags)
         let h = handles.withLock { cache -> Handles in
-            if let existing = cache[key] { return existing }
+            if let last = cache.last, last.key == key { return last.handles }
+            if let existing = cache.byKey[key] {
+                cache.last = (key, existing)
+                return existing
+            }
             let labels = labelSet(key, protocolName: "http", direction: hop.direction)
             let made = Handles(
                 requests: CoreMetrics.Counter(label: "istio_requests_total", dimensions: labels, factory: factory),
                 duration: CoreMetrics.Recorder(label: "istio_request_duration_milliseconds", dimensions: labels, aggregate: true, factory: factory),
                 requestBytes: CoreMetrics.Recorder(label: "istio_request_bytes", dimensions: labels, aggregate: true, factory: factory),
                 responseBytes: CoreMetrics.Recorder(label: "istio_response_bytes", dimensions: labels, aggregate: true, factory: factory))
-            cache[key] = made
+            cache.byKey[key] = made
+            cache.last = (key, made)
             return made
         }
         h.requests.increment()

@@ -95,9 +95,10 @@ public struct HopRecord: Sendable {
 }
 
 /// The seam between the data plane and telemetry (spans, export, Istio metrics).
-/// `record` is called on the request path, usually on an event loop: it must not block.
+/// `record` is called on the request path, usually on an event loop: it must not block. It takes
+/// the record (`consuming`), so keeping it for later moves it rather than copying its strings.
 public protocol ProxyTelemetry: Sendable {
-    func record(_ hop: HopRecord)
+    func record(_ hop: consuming HopRecord)
     /// Prometheus text for `/stats/prometheus`.
     func prometheusText() -> String
     /// Exports everything buffered; called on shutdown after in-flight requests drained.

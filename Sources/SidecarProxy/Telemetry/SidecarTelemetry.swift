@@ -66,7 +66,7 @@ public final class SidecarTelemetry: ProxyTelemetry {
         builderBox.withLock { $0 = BuilderBox(HopSpanBuilder(configuration: configuration)) }
     }
 
-    public func record(_ hop: HopRecord) {
+    public func record(_ hop: consuming HopRecord) {
         metrics.record(hop)
         guard hop.sampled, let batcher else { return }
         let box = builderBox.withLock { $0 }

@@ -123,14 +123,16 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) async 
         var failed = ok
         failed.statusCode = 503
         failed.responseFlags = ["UF"]
+        // ok, ok, failed, ok: the last-used handles, a switch, then the earlier set found again.
         metrics.record(ok)
         metrics.record(ok)
         metrics.record(failed)
+        metrics.record(ok)
         let text = metrics.prometheusText()
         let lines = text.split(separator: "\n").filter { $0.hasPrefix("istio_requests_total{") }
         #expect(lines.count == 2)
         let okLine = lines.first { $0.contains("response_code=\"200\"") }
-        #expect(okLine?.hasSuffix(" 2") == true)
+        #expect(okLine?.hasSuffix(" 3") == true)
         #expect(okLine?.contains("reporter=\"source\"") == true)
         #expect(okLine?.contains("source_workload=\"frontend\"") == true)
         #expect(okLine?.contains("destination_service_name=\"backend\"") == true)
