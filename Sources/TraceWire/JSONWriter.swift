@@ -127,18 +127,26 @@ public struct JSONWriter: @unchecked Sendable {
 
     /// `,"name":` with one capacity check (each check is a runtime call).
     @inline(__always) private mutating func appendMember(_ name: UnsafeRawBufferPointer) {
-        let n = name.count
-        let p = reserve(n + 4)
-        var i = 0
-        if needsComma {
-            p[0] = UInt8(ascii: ",")
-            i = 1
-        }
-        p[i] = UInt8(ascii: "\"")
-        Self.copy(name, to: p + i + 1)
-        p[i + n + 1] = UInt8(ascii: "\"")
-        p[i + n + 2] = UInt8(ascii: ":")
-        written += i + n + 3
+        let p = reserve(name.count + 4)
+        var i = writeComma(at: p)
+        i += Self.writeQuoted(name, at: p + i)
+        p[i] = UInt8(ascii: ":")
+        written += i + 1
+    }
+
+    /// A comma at `p` when one is due; returns the bytes written (0 or 1).
+    @inline(__always) private func writeComma(at p: UnsafeMutablePointer<UInt8>) -> Int {
+        guard needsComma else { return 0 }
+        p.initialize(to: UInt8(ascii: ","))
+        return 1
+    }
+
+    /// `"bytes"` at `p` (the bytes known to need no escaping); returns the bytes written.
+    @inline(__always) private static func writeQuoted(_ bytes: UnsafeRawBufferPointer, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        p.initialize(to: UInt8(ascii: "\""))
+        copy(bytes, to: p + 1)
+        p[bytes.count + 1] = UInt8(ascii: "\"")
+        return bytes.count + 2
     }
 
     /// `"name":"value"` (after a comma when one is due) with one capacity check when the value
@@ -158,22 +166,14 @@ public struct JSONWriter: @unchecked Sendable {
             appendQuotedValue(value)
             return
         }
-        let n = name.utf8CodeUnitCount
-        let p = reserve(n + m + 6)
-        var i = 0
-        if needsComma {
-            p[0] = UInt8(ascii: ",")
-            i = 1
-        }
-        p[i] = UInt8(ascii: "\"")
-        Self.copy(UnsafeRawBufferPointer(start: name.utf8Start, count: n), to: p + i + 1)
-        i += n + 1
-        p[i] = UInt8(ascii: "\"")
-        p[i + 1] = UInt8(ascii: ":")
-        p[i + 2] = UInt8(ascii: "\"")
-        Self.copy(value, to: p + i + 3)
-        p[i + m + 3] = UInt8(ascii: "\"")
-        written += i + m + 4
+        let nameBytes = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        let p = reserve(nameBytes.count + m + 6)
+        var i = writeComma(at: p)
+        i += Self.writeQuoted(nameBytes, at: p + i)
+        p[i] = UInt8(ascii: ":")
+        i += 1
+        i += Self.writeQuoted(value, at: p + i)
+        written += i
     }
 
     /// Copies `source` to `p`. Short pieces (tag names and most values) move as two overlapping
@@ -204,15 +204,8 @@ public struct JSONWriter: @unchecked Sendable {
             return
         }
         let p = reserve(n + 3)
-        var i = 0
-        if needsComma {
-            p[0] = UInt8(ascii: ",")
-            i = 1
-        }
-        p[i] = UInt8(ascii: "\"")
-        Self.copy(utf8, to: p + i + 1)
-        p[i + n + 1] = UInt8(ascii: "\"")
-        written += i + n + 2
+        let i = writeComma(at: p)
+        written += i + Self.writeQuoted(utf8, at: p + i)
     }
 
     public mutating func append(string: String) {
