@@ -17,8 +17,6 @@ public final class SpanBatcher: Sendable {
         /// Spans in `filling` and `full`.
         var queued = 0
         var dropped = 0
-        /// The size of the last batch handed out, to reserve the next one's bytes up front.
-        var lastBatchBytes = 0
     }
 
     private let state: Mutex<State>
@@ -90,14 +88,12 @@ public final class SpanBatcher: Sendable {
 
     /// Moves the batch being filled to the full list.
     private static func seal(_ s: inout State) {
-        // Taken out before it is closed: closing it while `filling` still shared its bytes would
-        // copy the whole batch.
-        var batch = s.filling
-        s.filling = EncodedSpanBatch(format: batch.format)
+        // Swapped out before it is closed: closing it while `filling` still shared its bytes would
+        // copy the whole batch. The next one reserves this one's size.
+        var batch = EncodedSpanBatch(format: s.filling.format, reservingCapacity: s.filling.body.count + 1)
+        swap(&batch, &s.filling)
         batch.close()
-        s.lastBatchBytes = batch.body.count
         s.full.append(batch)
-        s.filling = EncodedSpanBatch(format: batch.format, reservingCapacity: s.lastBatchBytes)
     }
 
     /// The oldest full batch, or (with `partial`) whatever is being filled.

@@ -25,14 +25,11 @@ enum CommonStrings {
 
     private static let table = ByteKeyTable(tagNames.enumerated().map { ($1, $0) })
 
-    /// The position in `tagNames` of the name these bytes spell, if it is a common one.
-    static func tagIndex(_ raw: ArraySlice<UInt8>) -> Int? {
-        table.lookup(raw)
-    }
-
-    /// The shared string for these bytes when they spell a common tag name, else a new one.
-    static func tagName(_ raw: ArraySlice<UInt8>) -> String {
-        tagIndex(raw).map { tagNames[$0] } ?? String(decoding: raw, as: UTF8.self)
+    /// The tag name these bytes spell: the shared string and its position in `tagNames` when
+    /// it is a common one, else a new string and nil.
+    static func tagName(_ raw: ArraySlice<UInt8>) -> (name: String, common: Int?) {
+        guard let index = table.lookup(raw) else { return (String(decoding: raw, as: UTF8.self), nil) }
+        return (tagNames[index], index)
     }
 }
 

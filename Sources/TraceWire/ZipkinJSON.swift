@@ -109,8 +109,7 @@ public enum ZipkinJSON {
                 // when far fewer came, since stored spans keep this array.
                 tags.reserveCapacity(32)
                 while let rawTagKey = try r.nextRawKey() {
-                    let common = CommonStrings.tagIndex(rawTagKey)
-                    let tagKey = common.map { CommonStrings.tagNames[$0] } ?? String(decoding: rawTagKey, as: UTF8.self)
+                    let (tagKey, common) = CommonStrings.tagName(rawTagKey)
                     let value: String
                     switch try r.peek() {
                     case .string:

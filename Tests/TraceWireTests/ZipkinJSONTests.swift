@@ -206,20 +206,22 @@ import TraceModel
     /// Every common name comes back as itself; near misses and other bytes decode as usual.
     @Test func sharedNamesMatchExactlyAndEverythingElseDecodes() {
         for name in CommonStrings.tagNames {
-            #expect(CommonStrings.tagName(ArraySlice(name.utf8)) == name)
+            #expect(CommonStrings.tagName(ArraySlice(name.utf8)).name == name)
+            #expect(CommonStrings.tagName(ArraySlice(name.utf8)).common.map { CommonStrings.tagNames[$0] } == name)
             // A change at any position is a different name (names are matched by their first and
             // last eight bytes, then in full).
             for position in name.utf8.indices.map({ name.utf8.distance(from: name.utf8.startIndex, to: $0) }) {
                 var changed = Array(name.utf8)
                 changed[position] ^= 0x20
-                #expect(CommonStrings.tagName(ArraySlice(changed)) == String(decoding: changed, as: UTF8.self))
-                #expect(CommonStrings.tagIndex(ArraySlice(changed)) == nil || CommonStrings.tagNames.contains(String(decoding: changed, as: UTF8.self)))
+                let found = CommonStrings.tagName(ArraySlice(changed))
+                #expect(found.name == String(decoding: changed, as: UTF8.self))
+                #expect(found.common == nil || CommonStrings.tagNames.contains(found.name))
             }
         }
         var rng = SplitMix64(seed: 5)
         for _ in 0..<2_000 {
             let bytes = (0..<Int(rng.next() % 50)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            #expect(CommonStrings.tagName(ArraySlice(bytes)) == String(decoding: bytes, as: UTF8.self))
+            #expect(CommonStrings.tagName(ArraySlice(bytes)).name == String(decoding: bytes, as: UTF8.self))
         }
     }
 }
