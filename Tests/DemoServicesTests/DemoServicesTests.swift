@@ -185,10 +185,7 @@ func start(_ role: DemoRole, broken: Bool = false, upstreams: [DemoRole: String]
     }
 
     @Test func upstreamFailuresBecome502JSON() async throws {
-        // Nothing listens on the port of a server that has been closed.
-        let gone = try await RecordingServer(body: "{}")
-        let deadPort = gone.port
-        await gone.close()
+        let deadPort = try refusingPort()
         let frontend = try await start(.frontend, upstreams: [.backend: "http://127.0.0.1:\(deadPort)"])
         let refused = try await client.get(frontend.baseURL + "/api/reports/1")
         #expect(refused.status == 502)

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 @testable import SidecarProxy
 
 /// An upstream app for tests: answers every request with JSON describing what it received.
@@ -254,8 +255,9 @@ final class RawCollector: ChannelInboundHandler {
     }
 }
 
-/// Polls until `predicate` holds or the deadline passes.
-func eventually(timeout: Duration = .seconds(5), _ predicate: () -> Bool) async -> Bool {
+/// Polls until `predicate` holds or the deadline passes (generous: it only matters when failing,
+/// and parallel tests on two loaded cores can delay a task for seconds).
+func eventually(timeout: Duration = .seconds(30), _ predicate: () -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while clock.now < deadline {
@@ -265,13 +267,34 @@ func eventually(timeout: Duration = .seconds(5), _ predicate: () -> Bool) async 
     return predicate()
 }
 
-/// A port nothing listens on (bound, then closed).
-func closedPort(group: any EventLoopGroup) async throws -> Int {
-    let ch = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-    let port = ch.localAddress?.port ?? 1
-    try await ch.close()
-    return port
+/// A loopback port that refuses connections until the test process exits: a socket is bound to
+/// it and never listens. (A port that was bound and then closed can be handed at once to a server
+/// another test starts in parallel, which then answers instead of refusing.)
+func closedPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw SocketSetupError(call: "socket", code: errno) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    guard bound == 0, named == 0 else {
+        let code = errno
+        close(fd)
+        throw SocketSetupError(call: bound == 0 ? "getsockname" : "bind", code: code)
+    }
+    heldSockets.withLock { $0.append(fd) }
+    return Int(UInt16(bigEndian: address.sin_port))
 }
+
+struct SocketSetupError: Error {
+    let call: String
+    let code: Int32
+}
+
+/// The sockets behind `closedPort`, open for the rest of the run so no other test is given their ports.
+private let heldSockets = Mutex<[Int32]>([])
 
 /// A sidecar with ephemeral ports and a recording telemetry.
 struct TestSidecar {
