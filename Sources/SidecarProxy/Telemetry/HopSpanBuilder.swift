@@ -103,8 +103,7 @@ public struct HopSpanBuilder: Sendable {
     /// `remoteEndpoint(of:)` written as Zipkin JSON, the host and port read as slices of the
     /// address.
     private func writeRemoteEndpoint(of hop: HopRecord, to w: inout JSONWriter) {
-        let serviceName = hop.direction == .inbound ? hop.sourceService : hop.destinationService
-        let address = hop.direction == .inbound ? hop.downstreamAddress : hop.upstreamAddress
+        let (serviceName, address) = Self.remote(of: hop)
         let parts = address.map(Self.split)
         guard serviceName != nil || parts != nil else { return }
         w.key(unescaped: "remoteEndpoint")
@@ -188,12 +187,14 @@ public struct HopSpanBuilder: Sendable {
     }
 
     private func remoteEndpoint(of hop: HopRecord) -> Endpoint {
-        switch hop.direction {
-        case .inbound:
-            return Endpoint(serviceName: hop.sourceService, ipv4: Self.host(of: hop.downstreamAddress), port: Self.port(of: hop.downstreamAddress))
-        case .outbound, .gateway:
-            return Endpoint(serviceName: hop.destinationService, ipv4: Self.host(of: hop.upstreamAddress), port: Self.port(of: hop.upstreamAddress))
-        }
+        let (serviceName, address) = Self.remote(of: hop)
+        let parts = address.map(Self.split)
+        return Endpoint(serviceName: serviceName, ipv4: parts.map { String($0.host) }, port: parts?.port)
+    }
+
+    /// Who is at the other end of the hop: the caller for inbound hops, the upstream otherwise.
+    private static func remote(of hop: HopRecord) -> (serviceName: String?, address: String?) {
+        hop.direction == .inbound ? (hop.sourceService, hop.downstreamAddress) : (hop.destinationService, hop.upstreamAddress)
     }
 
     private func truncated(_ path: String) -> Substring {
