@@ -11,11 +11,11 @@ public struct JSONWriter: @unchecked Sendable {
     // `reserve` has made it unique to this value (copy-on-write, as Array does). Raw because each
     // piece of output is then one capacity check and a store or a memcpy: the sidecar writes
     // about 150 pieces per span, and Array's appends cost ~90 instructions each.
-    @usableFromInline final class Storage {
-        @usableFromInline let pointer: UnsafeMutablePointer<UInt8>
-        @usableFromInline let capacity: Int
+    private final class Storage {
+        let pointer: UnsafeMutablePointer<UInt8>
+        let capacity: Int
 
-        @usableFromInline init(capacity: Int) {
+        init(capacity: Int) {
             self.capacity = capacity
             pointer = .allocate(capacity: capacity)
         }
@@ -23,12 +23,12 @@ public struct JSONWriter: @unchecked Sendable {
         deinit { pointer.deallocate() }
     }
 
-    @usableFromInline var storage: Storage
-    @usableFromInline var written = 0
+    private var storage: Storage
+    private var written = 0
     /// Bytes written so far, at the start of the storage.
     public var count: Int { written }
     /// True after a complete value (or member) at the current nesting level, so the next one needs a comma.
-    @usableFromInline var needsComma = false
+    private var needsComma = false
 
     public init(capacity: Int = 256) {
         storage = Storage(capacity: max(capacity, 16))
@@ -49,30 +49,30 @@ public struct JSONWriter: @unchecked Sendable {
     }
 
     /// Room for `n` more bytes, in memory this value alone owns; returns where they go.
-    @inlinable @inline(__always) mutating func reserve(_ n: Int) -> UnsafeMutablePointer<UInt8> {
+    @inline(__always) private mutating func reserve(_ n: Int) -> UnsafeMutablePointer<UInt8> {
         if written + n > storage.capacity || !isKnownUniquelyReferenced(&storage) { grow(n) }
         return storage.pointer + written
     }
 
-    @usableFromInline mutating func grow(_ n: Int) {
+    private mutating func grow(_ n: Int) {
         let copy = Storage(capacity: written + n > storage.capacity ? max(storage.capacity * 2, written + n) : storage.capacity)
         copy.pointer.initialize(from: storage.pointer, count: written)
         storage = copy
     }
 
-    @inlinable @inline(__always) mutating func appendByte(_ byte: UInt8) {
+    @inline(__always) private mutating func appendByte(_ byte: UInt8) {
         reserve(1).initialize(to: byte)
         written += 1
     }
 
-    @inlinable @inline(__always) mutating func appendBytes(_ source: UnsafeRawBufferPointer) {
+    @inline(__always) private mutating func appendBytes(_ source: UnsafeRawBufferPointer) {
         let n = source.count
         guard let start = source.baseAddress, n > 0 else { return }
         UnsafeMutableRawPointer(reserve(n)).copyMemory(from: start, byteCount: n)
         written += n
     }
 
-    @inlinable @inline(__always) mutating func appendStatic(_ text: StaticString) {
+    @inline(__always) private mutating func appendStatic(_ text: StaticString) {
         if text.hasPointerRepresentation {
             appendBytes(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
         } else {
@@ -80,7 +80,7 @@ public struct JSONWriter: @unchecked Sendable {
         }
     }
 
-    @inlinable @inline(__always) mutating func comma() {
+    @inline(__always) private mutating func comma() {
         if needsComma { appendByte(UInt8(ascii: ",")) }
     }
 
@@ -340,7 +340,7 @@ public struct JSONWriter: @unchecked Sendable {
         copy.withUTF8 { appendBytes(UnsafeRawBufferPointer($0)) }
     }
 
-    @usableFromInline mutating func appendQuoted(_ s: String) {
+    private mutating func appendQuoted(_ s: String) {
         appendByte(UInt8(ascii: "\""))
         appendStringContent(s)
         appendByte(UInt8(ascii: "\""))
@@ -374,7 +374,7 @@ public struct JSONWriter: @unchecked Sendable {
         written += length
     }
 
-    @usableFromInline mutating func appendEscaped(_ utf8: UnsafeRawBufferPointer) {
+    private mutating func appendEscaped(_ utf8: UnsafeRawBufferPointer) {
         let n = utf8.count
         // Runs that need no escaping are copied whole (a clean string in one copy).
         var runStart = 0
@@ -405,7 +405,7 @@ public struct JSONWriter: @unchecked Sendable {
         }
     }
 
-    @usableFromInline mutating func appendDecimal(_ v: UInt64) {
+    private mutating func appendDecimal(_ v: UInt64) {
         let digits = Self.decimalDigits(v)
         Self.writeDecimal(v, digits: digits, to: reserve(digits))
         written += digits
@@ -431,7 +431,7 @@ public struct JSONWriter: @unchecked Sendable {
         }
     }
 
-    @usableFromInline mutating func appendDecimal(_ v: Int64) {
+    private mutating func appendDecimal(_ v: Int64) {
         if v < 0 {
             appendByte(UInt8(ascii: "-"))
             appendDecimal(v.magnitude)
