@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Where the CPU goes per proxied request: CPU-seconds of every process (the upstream app, the
+sidecar, the span sink, wrk itself) over one saturated wrk run, divided by the requests served.
+Compares the sidecar with tracing on (100% sampling, spans to a discard sink) against the same
+sidecar with sampling 0, alternating, so the difference is what tracing costs in CPU.
+
+    python3 Benchmarks/proxy/cpu_per_request.py [--binary PATH] [--rounds N] [--duration S]
+
+Everything listens on 127.0.0.1 on free ports; every process is stopped at the end.
+"""
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError):
+        return 0.0
+
+
+def with_children(pid):
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1] == str(pid):
+                    pids.append(int(entry))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def wait_http(port, deadline=30):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "meshtrace"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=6)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="meshtrace-cpu-")
+    os.chmod(tmp, 0o755)
+    with open(os.path.join(tmp, "1k"), "wb") as f:
+        f.write(b"x" * 1024)
+    app, sink, traced, quiet = free_port(), free_port(), free_port(), free_port()
+    with open(os.path.join(tmp, "app.conf"), "w") as f:
+        f.write(f"""daemon off; worker_processes 1; pid {tmp}/app.pid; error_log {tmp}/app.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{app}; location / {{ root {tmp}; try_files /1k =404; default_type text/plain; }} }} }}
+""")
+    with open(os.path.join(tmp, "sink.conf"), "w") as f:
+        f.write(f"""daemon off; worker_processes 1; pid {tmp}/sink.pid; error_log {tmp}/sink.log;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
+  server {{ listen 127.0.0.1:{sink}; location / {{ return 202; }} }} }}
+""")
+    common = ["sidecar", "--service", "app", "--app-port", str(app), "--outbound-port", "0", "--metrics-port", "0",
+              "--admin-port", "0", "--log-level", "warning"]
+    procs = {
+        "app (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/app.conf", "-p", tmp]),
+        "span sink (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/sink.conf", "-p", tmp]),
+        "sidecar": None,
+    }
+    sidecars = {
+        "tracing on (100%, discard sink)": (traced, subprocess.Popen(
+            [args.binary] + common + ["--inbound-port", str(traced), "--sampling", "100",
+                                      "--collector", f"http://127.0.0.1:{sink}/api/v2/spans"])),
+        "sampling 0": (quiet, subprocess.Popen(
+            [args.binary] + common + ["--inbound-port", str(quiet), "--sampling", "0", "--exporter", "none"])),
+    }
+    del procs["sidecar"]
+    try:
+        for port in (app, sink, traced, quiet):
+            wait_http(port)
+        print(f"wrk -t2 -c32 -d{args.duration}s per run, {args.rounds} rounds; CPU µs per request by process")
+        for n in range(1, args.rounds + 1):
+            for label, (port, sidecar) in sidecars.items():
+                watched = {name: with_children(p.pid) for name, p in procs.items()}
+                watched["sidecar"] = [sidecar.pid]
+                before = {k: sum(cpu_seconds(p) for p in v) for k, v in watched.items()}
+                run = subprocess.run(["bash", "-c", f"time -p wrk -t2 -c32 -d{args.duration}s http://127.0.0.1:{port}/"],
+                                     capture_output=True, text=True, check=True)
+                rps = float(re.search(r"Requests/sec:\s+([\d.]+)", run.stdout).group(1))
+                wrk_cpu = sum(float(x) for x in re.findall(r"^(?:user|sys) ([\d.]+)", run.stderr, re.M))
+                time.sleep(1.5)  # the sidecar's export drains: its CPU belongs to these requests
+                after = {k: sum(cpu_seconds(p) for p in v) for k, v in watched.items()}
+                served = rps * args.duration
+                parts = {k: (after[k] - before[k]) / served * 1e6 for k in before}
+                parts["wrk"] = wrk_cpu / served * 1e6
+                shown = ", ".join(f"{k} {v:.1f}" for k, v in parts.items() if v >= 0.05)
+                print(f"  round {n}, {label}: {rps:.0f} req/s; {shown}; total {sum(parts.values()):.1f}", flush=True)
+                time.sleep(1)
+    finally:
+        for p in list(procs.values()) + [s for _, s in sidecars.values()]:
+            p.send_signal(signal.SIGTERM)
+        for p in list(procs.values()) + [s for _, s in sidecars.values()]:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
