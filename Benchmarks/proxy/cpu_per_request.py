@@ -12,50 +12,13 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError):
-        return 0.0
-
-
-def with_children(pid):
-    pids = [pid]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1] == str(pid):
-                    pids.append(int(entry))
-            except (OSError, IndexError):
-                pass
-    return pids
-
-
-def wait_http(port, deadline=30):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
+# The same process and port helpers as the side-by-side benchmark next to this file.
+from bench_proxy import ROOT, children, cpu_seconds, free_port, wait_http
 
 
 def main():
@@ -86,7 +49,6 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
     procs = {
         "app (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/app.conf", "-p", tmp]),
         "span sink (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/sink.conf", "-p", tmp]),
-        "sidecar": None,
     }
     sidecars = {
         "tracing on (100%, discard sink)": (traced, subprocess.Popen(
@@ -95,22 +57,22 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
         "sampling 0": (quiet, subprocess.Popen(
             [args.binary] + common + ["--inbound-port", str(quiet), "--sampling", "0", "--exporter", "none"])),
     }
-    del procs["sidecar"]
     try:
-        for port in (app, sink, traced, quiet):
-            wait_http(port)
+        for port in (app, traced, quiet):
+            wait_http(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{sink}/")
         print(f"wrk -t2 -c32 -d{args.duration}s per run, {args.rounds} rounds; CPU µs per request by process")
         for n in range(1, args.rounds + 1):
             for label, (port, sidecar) in sidecars.items():
-                watched = {name: with_children(p.pid) for name, p in procs.items()}
+                watched = {name: [p.pid] + children(p.pid) for name, p in procs.items()}
                 watched["sidecar"] = [sidecar.pid]
-                before = {k: sum(cpu_seconds(p) for p in v) for k, v in watched.items()}
+                before = {k: cpu_seconds(v) for k, v in watched.items()}
                 run = subprocess.run(["bash", "-c", f"time -p wrk -t2 -c32 -d{args.duration}s http://127.0.0.1:{port}/"],
                                      capture_output=True, text=True, check=True)
                 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", run.stdout).group(1))
                 wrk_cpu = sum(float(x) for x in re.findall(r"^(?:user|sys) ([\d.]+)", run.stderr, re.M))
                 time.sleep(1.5)  # the sidecar's export drains: its CPU belongs to these requests
-                after = {k: sum(cpu_seconds(p) for p in v) for k, v in watched.items()}
+                after = {k: cpu_seconds(v) for k, v in watched.items()}
                 served = rps * args.duration
                 parts = {k: (after[k] - before[k]) / served * 1e6 for k in before}
                 parts["wrk"] = wrk_cpu / served * 1e6
