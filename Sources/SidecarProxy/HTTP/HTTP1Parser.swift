@@ -41,19 +41,44 @@ struct HTTPRequestParser {
 
     /// Consumes what it can of `input` (a partial head is kept for the next call), calling `emit`
     /// per part in order. After it throws, the connection's framing is lost: stop reading.
+    /// Heads come as NIO's types; the proxy reads with `parseForwarding`, and the tests hold the
+    /// two to the same decisions.
     mutating func parse(_ input: inout ByteBuffer, emit: (HTTPServerRequestPart) -> Void) throws(HTTPWireError) {
         try reader.run(&input, head: { block throws(HTTPWireError) in
-            let head = try Self.requestHead(&block)
-            emit(.head(head.head))
-            return head.framing
+            let line = try Self.requestLine(block)
+            var framing = FramingFields(readsConnection: false)  // RequestHeadScan reads it
+            let headers = try block.fields(&framing)
+            let head = HTTPRequestHead(version: line.version, method: line.method, uri: line.uri, headers: headers)
+            if let problem = RequestRules.check(head, maxHeaderBytes: Int.max) { throw .refused(problem) }
+            emit(.head(head))
+            // RequestRules has refused every ambiguous combination by now.
+            return framing.framing(untilCloseWithoutLength: false) ?? .none
+        }, body: { emit(.body($0)) }, end: { emit(.end($0)) })
+    }
+
+    /// As `parse`, with heads as the proxy forwards them: the fields read once, straight from the
+    /// buffer, into what the proxy acts on and the end-to-end fields as wire bytes
+    /// (`RequestHeadScan`), never split into strings.
+    mutating func parseForwarding(
+        _ input: inout ByteBuffer, allocator: ByteBufferAllocator, emit: (DownstreamRequestPart) -> Void
+    ) throws(HTTPWireError) {
+        try reader.run(&input, head: { block throws(HTTPWireError) in
+            let line = try Self.requestLine(block)
+            var framing = FramingFields(readsConnection: false)
+            let scan = try RequestHeadScan(&block, framing: &framing, allocator: allocator)
+            if let problem = RequestRules.check(version: line.version, method: line.method, uri: line.uri, scan.counts) {
+                throw .refused(problem)
+            }
+            emit(.head(DownstreamRequestHead(method: line.method, uri: line.uri, version: line.version, scan: scan)))
+            return framing.framing(untilCloseWithoutLength: false) ?? .none
         }, body: { emit(.body($0)) }, end: { emit(.end($0)) })
     }
 
     /// Bytes held for an unfinished message (a head still arriving, or a body in progress).
     var midMessage: Bool { reader.midMessage }
 
-    private static func requestHead(_ block: inout HeadBlock) throws(HTTPWireError) -> (head: HTTPRequestHead, framing: HTTPMessageReader.Framing) {
-        // method SP request-target SP HTTP-version
+    /// `method SP request-target SP HTTP-version`
+    private static func requestLine(_ block: HeadBlock) throws(HTTPWireError) -> (method: HTTPMethod, uri: String, version: HTTPVersion) {
         let line = block.startLine
         let bytes = block.bytes
         var sp1 = line.lowerBound
@@ -67,15 +92,23 @@ struct HTTPRequestParser {
             throw .malformed("request line is not 'METHOD target HTTP/1.1' (invalid request target)")
         }
         guard let version = HTTPSyntax.version(bytes, (sp2 + 1)..<line.upperBound) else { throw .malformed("unsupported HTTP version") }
-        var framing = FramingFields(readsConnection: false)  // RequestHeadScan reads it
-        let headers = try block.fields(&framing)
-        let head = HTTPRequestHead(
-            version: version, method: HTTPSyntax.method(bytes, line.lowerBound..<sp1), uri: HTTPSyntax.string(bytes, (sp1 + 1)..<sp2),
-            headers: headers)
-        if let problem = RequestRules.check(head, maxHeaderBytes: Int.max) { throw .refused(problem) }
-        // RequestRules has refused every ambiguous combination by now.
-        return (head, framing.framing(untilCloseWithoutLength: false) ?? .none)
+        return (HTTPSyntax.method(bytes, line.lowerBound..<sp1), HTTPSyntax.string(bytes, (sp1 + 1)..<sp2), version)
     }
+}
+
+/// A request head as the proxy reads it: the request line, and one scan of its fields.
+struct DownstreamRequestHead {
+    var method: HTTPMethod
+    var uri: String
+    var version: HTTPVersion
+    var scan: RequestHeadScan
+}
+
+/// What a downstream connection hands the proxy.
+enum DownstreamRequestPart {
+    case head(DownstreamRequestHead)
+    case body(ByteBuffer)
+    case end(HTTPHeaders?)
 }
 
 /// Reads HTTP/1.1 responses from an upstream connection. A response's framing depends on the

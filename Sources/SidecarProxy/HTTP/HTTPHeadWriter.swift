@@ -82,7 +82,7 @@ enum HTTPHeadWriter {
 
     /// Copies the string's UTF-8 to `out[at...]`, returning the index after it.
     @inline(__always)
-    private static func copy(_ s: String, to out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+    static func copy(_ s: String, to out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         let count = s.utf8.count
         let copied: Void? = s.utf8.withContiguousStorageIfAvailable { bytes in
             UnsafeMutableRawBufferPointer(rebasing: out[offset..<offset + count]).copyMemory(from: UnsafeRawBufferPointer(bytes))
@@ -162,12 +162,11 @@ enum ChunkedBody {
 struct UpstreamRequestWriter {
     private var chunked = false
 
-    mutating func write(_ part: HTTPClientRequestPart, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit) {
+    mutating func write(_ part: UpstreamRequestPart, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit) {
         switch part {
         case .head(let head):
-            var buffer = allocator.buffer(capacity: 0)
-            chunked = HTTPHeadWriter.writeRequest(method: head.method, target: head.uri, headers: head.headers, into: &buffer)
-            emit(.byteBuffer(buffer), promise)
+            chunked = head.chunked
+            emit(.byteBuffer(head.bytes), promise)
         case .body(let body):
             ChunkedBody.write(body, chunked: chunked, allocator: allocator, promise: promise, emit: emit)
         case .end(let trailers):
@@ -175,6 +174,77 @@ struct UpstreamRequestWriter {
             chunked = false
         }
     }
+
+    /// A part in NIO's terms (tests hold this writer to NIO's encoder with it).
+    mutating func write(_ part: HTTPClientRequestPart, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit) {
+        switch part {
+        case .head(let head):
+            var buffer = allocator.buffer(capacity: 0)
+            let chunked = HTTPHeadWriter.writeRequest(method: head.method, target: head.uri, headers: head.headers, into: &buffer)
+            write(UpstreamRequestPart.head(UpstreamRequestHead(method: head.method, bytes: buffer, chunked: chunked)), allocator: allocator, promise: promise, emit: emit)
+        case .body(let body):
+            write(UpstreamRequestPart.body(body), allocator: allocator, promise: promise, emit: emit)
+        case .end(let trailers):
+            write(UpstreamRequestPart.end(trailers), allocator: allocator, promise: promise, emit: emit)
+        }
+    }
+}
+
+/// A request head as it goes to an upstream, already in wire form: written once per request,
+/// and sent again unchanged by a retry.
+struct UpstreamRequestHead {
+    var method: HTTPMethod
+    var bytes: ByteBuffer
+    /// The head declares a chunked body (the body parts are framed as chunks).
+    var chunked: Bool
+}
+
+extension UpstreamRequestHead {
+    /// `METHOD target HTTP/1.1`, the fields the proxy adds (Host first), then the forwarded ones
+    /// (wire bytes, as `RequestHeadScan` keeps them), copied whole: the sizes are summed first
+    /// and everything is written into memory reserved once.
+    init(method: HTTPMethod, target: String, added: [(String, String)], forwarded: ByteBuffer, allocator: ByteBufferAllocator) {
+        let methodName = method.rawValue
+        let forwardedSize = forwarded.readableBytes
+        var size = methodName.utf8.count + 1 + target.utf8.count + 11 + forwardedSize + 2  // " HTTP/1.1\r\n", final CRLF
+        var chunked = false
+        for (name, value) in added {
+            size += name.utf8.count + value.utf8.count + 4
+            if name.utf8.count == 17, name.equalsLowercaseASCII("transfer-encoding"), value.equalsLowercaseASCII("chunked") { chunked = true }
+        }
+        var buffer = allocator.buffer(capacity: size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var i = HTTPHeadWriter.copy(methodName, to: out, at: 0)
+            out[i] = UInt8(ascii: " ")
+            i = HTTPHeadWriter.copy(target, to: out, at: i + 1)
+            i = HTTPHeadWriter.copy(" HTTP/1.1\r\n", to: out, at: i)
+            for (name, value) in added {
+                i = HTTPHeadWriter.copy(name, to: out, at: i)
+                out[i] = UInt8(ascii: ":")
+                out[i + 1] = UInt8(ascii: " ")
+                i = HTTPHeadWriter.copy(value, to: out, at: i + 2)
+                out[i] = UInt8(ascii: "\r")
+                out[i + 1] = UInt8(ascii: "\n")
+                i += 2
+            }
+            if forwardedSize > 0 {
+                let start = i
+                forwarded.withUnsafeReadableBytes { UnsafeMutableRawBufferPointer(rebasing: out[start..<(start + forwardedSize)]).copyMemory(from: $0) }
+                i += forwardedSize
+            }
+            out[i] = UInt8(ascii: "\r")
+            out[i + 1] = UInt8(ascii: "\n")
+            return i + 2
+        }
+        self.init(method: method, bytes: buffer, chunked: chunked)
+    }
+}
+
+/// What the proxy sends an upstream connection.
+enum UpstreamRequestPart {
+    case head(UpstreamRequestHead)
+    case body(IOData)
+    case end(HTTPHeaders?)
 }
 
 /// Writes responses toward the client in HTTP/1.1 wire form, in place of NIO's

@@ -328,7 +328,7 @@ struct HeadBlock {
 
     /// Walks the header fields after the start line, checking each and noting the ones that
     /// frame the body; `body` gets the name and trimmed value ranges.
-    private mutating func forEachField(
+    mutating func forEachField(
         _ framing: inout FramingFields, _ body: (Range<Int>, Range<Int>, FieldName.Kind) -> Void
     ) throws(HTTPWireError) {
         while let line = nextLine() {

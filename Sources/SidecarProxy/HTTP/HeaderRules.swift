@@ -75,54 +75,65 @@ public enum RequestRejection: Equatable, Sendable {
     }
 }
 
+/// How often a request head named each field that frames it, and the last value of each.
+struct RequestFieldCounts {
+    var hosts = 0
+    var contentLengths = 0
+    var contentLength: String?
+    var transferEncodings = 0
+    var transferEncoding = ""
+}
+
 /// Request-smuggling and framing rules (RFC 9112 §6.3), applied by `HTTPRequestParser` to every
 /// head it reads before any of it reaches the proxy: the single place these rules live.
 public enum RequestRules {
     public static func check(_ head: HTTPRequestHead, maxHeaderBytes: Int) -> RequestRejection? {
-        var contentLengths = 0
-        var transferEncodings = 0
-        var hosts = 0
+        var counts = RequestFieldCounts()
         var size = head.uri.utf8.count + 16
-        var lengthValue: Substring?
-        var teValue = ""
         for (name, value) in head.headers {
             size += name.utf8.count + value.utf8.count + 4
             switch name.utf8.count {
             case 14 where name.equalsLowercaseASCII("content-length"):
-                contentLengths += 1
-                lengthValue = Substring(value)
+                counts.contentLengths += 1
+                counts.contentLength = value
             case 17 where name.equalsLowercaseASCII("transfer-encoding"):
-                transferEncodings += 1
-                teValue = value
+                counts.transferEncodings += 1
+                counts.transferEncoding = value
             case 4 where name.equalsLowercaseASCII("host"):
-                hosts += 1
+                counts.hosts += 1
             default:
                 break
             }
         }
         if size > maxHeaderBytes { return .headersTooLarge }
-        if contentLengths > 0 && transferEncodings > 0 {
+        return check(version: head.version, method: head.method, uri: head.uri, counts)
+    }
+
+    /// The rules over what a head's framing fields came to (read from `HTTPHeaders` above, or
+    /// from the wire by `RequestHeadScan`).
+    static func check(version: HTTPVersion, method: HTTPMethod, uri: String, _ counts: RequestFieldCounts) -> RequestRejection? {
+        if counts.contentLengths > 0 && counts.transferEncodings > 0 {
             return .badRequest("both Content-Length and Transfer-Encoding")
         }
-        if contentLengths > 1 { return .badRequest("duplicate Content-Length") }
-        if let lengthValue {
+        if counts.contentLengths > 1 { return .badRequest("duplicate Content-Length") }
+        if let lengthValue = counts.contentLength {
             let digits = lengthValue.trimmingSpaces
             if digits.isEmpty || digits.utf8.count > 18 || !digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
                 return .badRequest("invalid Content-Length")
             }
         }
-        if transferEncodings > 1 { return .badRequest("duplicate Transfer-Encoding") }
-        if transferEncodings == 1 {
-            if head.version.major == 1 && head.version.minor == 0 { return .badRequest("Transfer-Encoding in an HTTP/1.0 request") }
-            let codings = teValue.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+        if counts.transferEncodings > 1 { return .badRequest("duplicate Transfer-Encoding") }
+        if counts.transferEncodings == 1 {
+            if version.major == 1 && version.minor == 0 { return .badRequest("Transfer-Encoding in an HTTP/1.0 request") }
+            let codings = counts.transferEncoding.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
             if codings.last != "chunked" { return .badRequest("Transfer-Encoding must end with chunked") }
         }
-        if hosts > 1 { return .badRequest("duplicate Host") }
-        let absolute = head.uri.hasPrefix("http://") || head.uri.hasPrefix("https://")
-        if hosts == 0 && !absolute && head.version.minor >= 1 && head.method != .CONNECT {
+        if counts.hosts > 1 { return .badRequest("duplicate Host") }
+        let absolute = uri.hasPrefix("http://") || uri.hasPrefix("https://")
+        if counts.hosts == 0 && !absolute && version.minor >= 1 && method != .CONNECT {
             return .badRequest("missing Host")
         }
-        if head.uri.isEmpty { return .badRequest("empty request target") }
+        if uri.isEmpty { return .badRequest("empty request target") }
         return nil
     }
 

@@ -11,14 +11,14 @@ final class Exchange {
     let startMono: UInt64
     let requestVersion: HTTPVersion
     let requestFraming: BodyFraming
-    var upstreamHead: HTTPRequestHead
+    var upstreamHead: UpstreamRequestHead
     var target: UpstreamTarget?
     var cluster: ClusterState?
     var pool: UpstreamPool?
     var connection: UpstreamConnection?
     var waiterID: Int?
     /// Request parts that arrived before the upstream connection was ready.
-    var buffered: [HTTPClientRequestPart] = []
+    var buffered: [UpstreamRequestPart] = []
     var requestEnded = false
     var requestFullySent = false
     var responseStarted = false
@@ -47,7 +47,7 @@ final class Exchange {
     var inferenceToken: Int?
 
     init(hop: HopRecord, snapshot: ConfigurationBox.Snapshot, startMono: UInt64, requestVersion: HTTPVersion, requestFraming: BodyFraming,
-         upstreamHead: HTTPRequestHead) {
+         upstreamHead: UpstreamRequestHead) {
         self.hop = hop
         self.snapshot = snapshot
         self.startMono = startMono
@@ -78,7 +78,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var loopPools: LoopPools?
     private var random = FastRandom()
     private var exchange: Exchange?
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var queued = CircularBuffer<DownstreamRequestPart>()
     private var processingQueue = false
     private var pendingRead = false
     /// Between a downstream read and its readComplete: upstream writes wait for the one flush
@@ -125,13 +125,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         inDownstreamRead = true
         var input = unwrapInboundIn(data)
         do {
-            try parser.parse(&input) { part in received(part) }
+            try parser.parseForwarding(&input, allocator: context.channel.allocator) { part in received(part) }
         } catch {
             reject(error)
         }
     }
 
-    private func received(_ part: HTTPServerRequestPart) {
+    private func received(_ part: DownstreamRequestPart) {
         if rejected || inactive { return }  // closed from inside this parse: the rest goes nowhere
         if !queued.isEmpty {
             queued.append(part)
@@ -268,7 +268,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.read()
     }
 
-    private func startExchange(_ head: HTTPRequestHead) {
+    private func startExchange(_ head: DownstreamRequestHead) {
         guard let context else { return }
         timeouts?.phase(.headReceived)
         let startWall = Clock.wallNanos()
@@ -276,9 +276,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let snapshot = runtime.configuration.snapshot
         let config = snapshot.config
         let direction = runtime.direction
-        var scan = RequestHeadScan(head.headers)
+        let scan = head.scan
         keepAlive = keepAlive && scan.keepAlive(head.version) && !draining
-        let route = Router.route(direction: direction, head: head, host: scan.host, snapshot: snapshot)
+        let route = Router.route(direction: direction, method: head.method, uri: head.uri, host: scan.host, snapshot: snapshot)
         var trace = TraceDecision.decide(scan: scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
         var parentInferred = false
@@ -308,10 +308,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
         }
 
-        // The upstream head: the kept headers, then what this hop adds.
-        var forwarded = scan.kept
-        scan.kept = []  // `forwarded` is then the only reference and grows in place
-        var added = AddedHeaders()
+        // The upstream head: Host and what this hop adds, then the kept fields as they came.
+        var added = AddedHeaders(reservingCapacity: 16)
+        var host = scan.hostListedInConnection ? nil : scan.host
+        if direction == .outbound, !route.authority.isEmpty, head.uri.hasPrefix("http") { host = route.authority }
+        if let host { added.add("host", host) }
         var sourceService: String?
         var looped = false
         switch direction {
@@ -331,16 +332,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         } else if scan.contentLength == nil, head.method == .POST || head.method == .PUT || head.method == .PATCH {
             added.add("content-length", "0")
         }
-        if direction == .outbound, !route.authority.isEmpty, head.uri.hasPrefix("http") {
-            if let i = scan.hostIndex { forwarded[i].1 = route.authority } else { added.add("host", route.authority) }
-        }
-        // Into an empty list: injection first clears every trace header it owns, which costs
-        // nothing there (the scan already left the incoming ones out).
-        var traceHeaders = AddedHeaders(reservingCapacity: 8)
-        TraceDecision.inject(trace, formats: config.propagation, into: &traceHeaders)
-        forwarded.append(contentsOf: added.fields)
-        forwarded.append(contentsOf: traceHeaders.fields)
-        let headers = HTTPHeaders(forwarded)
+        // Appended, not replaced: the scan already left the incoming trace headers out.
+        TraceDecision.inject(trace, formats: config.propagation, into: &added)
 
         var tags: [(key: String, value: String)] = []
         for tag in config.customTags {
@@ -348,7 +341,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             switch tag.source {
             case .literal(let v): value = v
             case .environment(_, let v): value = v
-            case .header(let name): value = head.headers.first(name: name)
+            case .header(let name): value = scan.first(name)
             }
             if let value, !value.isEmpty { tags.append((tag.name, value)) }
         }
@@ -363,7 +356,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         hop.propagationExtracted = Self.formatList(trace.extracted)
         if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
         hop.upstreamSampled = trace.upstreamSampled
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.path, headers: headers)
+        let upstreamHead = UpstreamRequestHead(
+            method: head.method, target: route.path, added: added.fields, forwarded: scan.kept, allocator: context.channel.allocator)
         let ex = Exchange(
             hop: hop, snapshot: snapshot, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(chunked: scan.chunked, contentLength: scan.contentLength),
             upstreamHead: upstreamHead)
@@ -397,7 +391,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    private func requestPart(_ part: HTTPServerRequestPart, _ ex: Exchange) {
+    private func requestPart(_ part: DownstreamRequestPart, _ ex: Exchange) {
         switch part {
         case .head:
             return  // cannot happen: a new head only follows an .end

@@ -20,11 +20,11 @@ public struct Route: Sendable, Equatable {
 
 public enum Router {
     public static func route(direction: ProxyDirection, head: HTTPRequestHead, snapshot: ConfigurationBox.Snapshot) -> Route {
-        route(direction: direction, head: head, host: head.headers.first(name: "host"), snapshot: snapshot)
+        route(direction: direction, method: head.method, uri: head.uri, host: head.headers.first(name: "host"), snapshot: snapshot)
     }
 
     /// - Parameter host: the request's Host header (the caller has usually read it already).
-    static func route(direction: ProxyDirection, head: HTTPRequestHead, host: String?, snapshot: ConfigurationBox.Snapshot) -> Route {
+    static func route(direction: ProxyDirection, method: HTTPMethod, uri: String, host: String?, snapshot: ConfigurationBox.Snapshot) -> Route {
         let config = snapshot.config
         switch direction {
         case .inbound:
@@ -32,17 +32,17 @@ public enum Router {
             let cluster = snapshot.inboundCluster
             return Route(
                 outcome: .forward(UpstreamTarget(clusterName: cluster, host: config.appHost, port: appPort)),
-                path: head.uri, authority: host ?? "", destinationService: config.serviceName,
+                path: uri, authority: host ?? "", destinationService: config.serviceName,
                 clusterName: cluster)
 
         case .outbound:
-            if head.method == .CONNECT {
+            if method == .CONNECT {
                 return Route(outcome: .reject(status: .methodNotAllowed, flag: nil, reason: "CONNECT tunnels are not supported"),
-                             path: head.uri, authority: head.uri, destinationService: "unknown", clusterName: nil)
+                             path: uri, authority: uri, destinationService: "unknown", clusterName: nil)
             }
-            guard let target = RequestTarget.parse(uri: head.uri, hostHeader: host) else {
+            guard let target = RequestTarget.parse(uri: uri, hostHeader: host) else {
                 return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "cannot tell the destination host"),
-                             path: head.uri, authority: "", destinationService: "unknown", clusterName: nil)
+                             path: uri, authority: "", destinationService: "unknown", clusterName: nil)
             }
             if target.scheme == "https" {
                 return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "https:// needs CONNECT, which is not supported"),
@@ -67,8 +67,8 @@ public enum Router {
 
         case .gateway:
             let authority = host ?? ""
-            var path = head.uri
-            if let target = RequestTarget.parse(uri: head.uri, hostHeader: authority), head.uri.hasPrefix("http") { path = target.path }
+            var path = uri
+            if let target = RequestTarget.parse(uri: uri, hostHeader: authority), uri.hasPrefix("http") { path = target.path }
             let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
             var best: GatewayRoute?
             for route in config.routes where matches(prefix: route.prefix, path: pathOnly) {

@@ -143,7 +143,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    func write(_ part: HTTPClientRequestPart) {
+    func write(_ part: UpstreamRequestPart) {
         guard let context else { return }
         if case .head(let head) = part { methods.append(head.method) }
         writer.write(part, allocator: context.channel.allocator, promise: nil) { bytes, promise in
