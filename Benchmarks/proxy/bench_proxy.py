@@ -42,13 +42,19 @@ def wait_http(url, timeout=30):
     raise RuntimeError(f"{url} did not come up within {timeout}s")
 
 
-def cpu_seconds(pids):
-    total = 0
+def cpu_split(pids):
+    """User and system CPU-seconds of the processes so far."""
+    user = system = 0
     for pid in pids:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICKS
+        user += int(fields[11])  # utime
+        system += int(fields[12])  # stime
+    return user / TICKS, system / TICKS
+
+
+def cpu_seconds(pids):
+    return sum(cpu_split(pids))
 
 
 def rss_mb(pids, key="VmRSS"):
