@@ -174,8 +174,39 @@ struct RoutingTests {
         #expect(r.destinationService == "backend" && r.path == "/x")
         let originForm = Router.route(direction: .outbound, head: head("/y", [("host", "backend")]), snapshot: snap)
         #expect(originForm.clusterName == "outbound|80||backend")
-        let connect = Router.route(direction: .outbound, head: head("backend:443", [("host", "backend:443")], method: .CONNECT), snapshot: snap)
-        if case .reject(let status, _, _) = connect.outcome { #expect(status == .methodNotAllowed) } else { Issue.record("CONNECT must be refused") }
+    }
+
+    /// CONNECT (HTTPS_PROXY) opens a tunnel from the outbound listener only: to a registered
+    /// service by name, elsewhere as the outbound policy says; a target without a port is refused.
+    @Test func connectTunnelsRouteByAuthority() {
+        let snap = snapshot { $0.upstreams = [UpstreamService(name: "backend", host: "10.0.0.2", port: 15006)] }
+        let connect = { (uri: String, direction: ProxyDirection, snap: ConfigurationBox.Snapshot) in
+            Router.route(direction: direction, head: self.head(uri, [("host", uri)], method: .CONNECT), snapshot: snap)
+        }
+        let known = connect("backend.default:443", .outbound, snap)
+        #expect(known.outcome == .forward(UpstreamTarget(clusterName: "outbound|443||backend", host: "10.0.0.2", port: 15006)))
+        #expect(known.path == "backend.default:443" && known.destinationService == "backend")
+        let external = connect("api.example.com:8443", .outbound, snap)
+        #expect(external.outcome == .forward(UpstreamTarget(clusterName: "PassthroughCluster", host: "api.example.com", port: 8443)))
+        let v6 = connect("[::1]:443", .outbound, snap)
+        #expect(v6.outcome == .forward(UpstreamTarget(clusterName: "PassthroughCluster", host: "::1", port: 443)))
+        let closed = snapshot { $0.outboundPolicy = .registryOnly }
+        #expect(connect("api.example.com:443", .outbound, closed).outcome == .reject(status: .badGateway, flag: "NR", reason: "no route to api.example.com: not in the registry (registry-only)"))
+        for bad in ["api.example.com", "/x:443", "http://a:443/", "a:", "a:99999", ":443", "[::1]"] {
+            if case .reject(let status, _, let reason) = connect(bad, .outbound, snap).outcome {
+                #expect(status == .badRequest, "\(bad)")
+                #expect(reason.contains("host:port"), "\(bad): \(reason)")
+            } else {
+                Issue.record("\(bad) must be refused")
+            }
+        }
+        for direction in [ProxyDirection.inbound, .gateway] {
+            if case .reject(let status, _, _) = connect("backend:443", direction, snap).outcome {
+                #expect(status == .methodNotAllowed)
+            } else {
+                Issue.record("CONNECT on the \(direction) listener must be refused")
+            }
+        }
     }
 
     @Test func gatewayLongestPrefixWins() {

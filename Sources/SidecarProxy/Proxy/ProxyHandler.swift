@@ -45,6 +45,12 @@ final class Exchange {
     var endMono: UInt64?
     /// Inbound only, with parent inference on: this request's registration in `ParentInference`.
     var inferenceToken: Int?
+    /// A CONNECT request: once its target answers, the connection carries raw bytes both ways.
+    var isTunnel = false
+    /// The tunnel's upstream end, once connected.
+    var tunnel: TunnelHandler?
+    /// Client bytes that arrived before the tunnel's target answered.
+    var tunnelPending: [ByteBuffer] = []
 
     init(hop: HopRecord, snapshot: ConfigurationBox.Snapshot, startMono: UInt64, requestVersion: HTTPVersion, requestFraming: BodyFraming,
          upstreamHead: UpstreamRequestHead) {
@@ -150,6 +156,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func channelReadComplete(context: ChannelHandlerContext) {
         inDownstreamRead = false
         exchange?.connection?.handler.flush()
+        exchange?.tunnel?.flush()
         context.fireChannelReadComplete()
     }
 
@@ -162,13 +169,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { exchange?.connection?.handler.resumeReads() }
+        if context.channel.isWritable {
+            exchange?.connection?.handler.resumeReads()
+            exchange?.tunnel?.resumeReads()
+        }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         inactive = true
-        if let ex = exchange {
+        if let ex = exchange, ex.isTunnel, ex.responseStarted {
+            // The client ended an established tunnel: that is how tunnels end.
+            endTunnel(ex)
+        } else if let ex = exchange {
             if !ex.responseDone {
                 ex.hop.responseFlags.append("DC")
                 if ex.hop.failureReason == nil { ex.hop.failureReason = "downstream connection closed before the response completed" }
@@ -258,6 +271,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if !queued.isEmpty { return true }
         guard let ex = exchange else { return false }
         if ex.requestEnded || ex.discarding { return false }
+        if ex.isTunnel { return !(ex.tunnel?.isWritable ?? false) }
         guard let conn = ex.connection else { return true }
         return !conn.channel.isWritable
     }
@@ -277,7 +291,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let config = snapshot.config
         let direction = runtime.direction
         let scan = head.scan
-        keepAlive = keepAlive && scan.keepAlive(head.version) && !draining
+        // A CONNECT connection carries no other request: it becomes a tunnel or it is refused.
+        keepAlive = keepAlive && scan.keepAlive(head.version) && !draining && head.method != .CONNECT
         let route = Router.route(direction: direction, method: head.method, uri: head.uri, host: scan.host, snapshot: snapshot)
         var trace = TraceDecision.decide(scan: scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
@@ -382,6 +397,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 context.flush()
             }
             ex.target = target
+            if head.method == .CONNECT {
+                openTunnel(ex, to: target)
+                return
+            }
             guard let loopPools else { return }
             let pool = loopPools.pool(for: target, clusters: runtime.clusters)
             ex.pool = pool
@@ -398,6 +417,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .body(let buffer):
             ex.hop.requestBytes += buffer.readableBytes
             if ex.discarding { return }
+            if ex.isTunnel {
+                if let tunnel = ex.tunnel { tunnel.write(buffer) } else { ex.tunnelPending.append(buffer) }
+                return
+            }
             if ex.replayable {
                 ex.replayBytes += buffer.readableBytes
                 if ex.replayBytes <= Self.replayLimit {
@@ -506,7 +529,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         var flags = [timedOut ? "UT" : "UF"]
-        if config.maxRetries > 0 { flags.append("URX") }
+        if config.maxRetries > 0, !ex.isTunnel { flags.append("URX") }  // tunnels are not retried
         let what = timedOut ? "connect timeout" : "connection failure (\(error))"
         let retried = ex.hop.retries > 0 ? " after \(ex.hop.retries) retries" : ""
         localReply(
@@ -742,7 +765,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.responseStarted = true
         ex.hop.responseBytes += body.utf8.count
         runtime.stats.update { $0.localReplies += 1 }
-        send(.head(HTTPResponseHead(version: ex.requestVersion, status: status, headers: headers)), method: ex.upstreamHead.method)
+        // A refused CONNECT answers like any request (a body, framed): only a 2xx opens a tunnel.
+        let method = ex.upstreamHead.method == .CONNECT ? nil : ex.upstreamHead.method
+        send(.head(HTTPResponseHead(version: ex.requestVersion, status: status, headers: headers)), method: method)
         send(.body(.byteBuffer(context.channel.allocator.buffer(string: body))), method: nil)
         responseComplete(ex, trailers: nil)
     }
@@ -834,6 +859,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func cleanup(_ ex: Exchange) {
         releaseInference(ex)
+        if let tunnel = ex.tunnel {
+            ex.tunnel = nil
+            tunnel.close()
+        }
         if ex.timerStarted { requestDeadline.clear() }
         ex.retryTask?.cancel()
         ex.retryTask = nil
@@ -842,5 +871,84 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.cluster = nil
             cluster.requestFinished()
         }
+    }
+}
+
+// MARK: - CONNECT tunnels
+
+extension ProxyHandler: TunnelDelegate {
+    /// Connects to the target; on success answers 200 and from then on passes bytes both ways.
+    /// A refused or timed-out connect answers 503 UF or 504 UT, as for any upstream.
+    fileprivate func openTunnel(_ ex: Exchange, to target: UpstreamTarget) {
+        guard let context else { return }
+        ex.isTunnel = true
+        let connecting = TunnelHandler.connect(on: context.eventLoop, to: target, timeout: poolLimits(ex.snapshot).connectTimeout)
+        connecting.assumeIsolated().whenComplete { [self] result in
+            self.tunnelConnected(result, ex)
+        }
+    }
+
+    private func tunnelConnected(_ result: Result<(any Channel, TunnelHandler), any Error>, _ ex: Exchange) {
+        guard exchange === ex, !ex.responseDone, !inactive, let context else {
+            if case .success(let (channel, _)) = result { channel.close(promise: nil) }
+            return
+        }
+        switch result {
+        case .failure(let error):
+            connectFailed(error, ex)
+        case .success(let (channel, tunnel)):
+            tunnel.delegate = self
+            ex.tunnel = tunnel
+            ex.hop.upstreamAddress = channel.remoteAddress.map(UpstreamPool.describe) ?? ex.target?.address
+            ex.hop.statusCode = 200
+            ex.responseStarted = true
+            send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
+                 method: .CONNECT)
+            context.flush()
+            for bytes in ex.tunnelPending { tunnel.write(bytes) }
+            ex.tunnelPending = []
+            tunnel.flush()
+            timeouts?.phase(.headReceived)
+            resumeDownstreamReads()
+        }
+    }
+
+    func tunnelReceived(_ bytes: ByteBuffer) {
+        guard let ex = exchange, ex.isTunnel, let context else { return }
+        ex.hop.responseBytes += bytes.readableBytes
+        timeouts?.phase(.headReceived)  // traffic either way keeps an idle tunnel open
+        context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
+    }
+
+    func tunnelReadComplete() {
+        context?.flush()
+    }
+
+    func tunnelWritabilityChanged() {
+        guard exchange?.tunnel?.isWritable == true else { return }
+        resumeDownstreamReads()
+    }
+
+    /// The target closed (or failed): what it sent is flushed, then the client's side closes.
+    func tunnelClosed(error: (any Error)?) {
+        guard let ex = exchange, ex.isTunnel, let context else { return }
+        ex.tunnel = nil
+        if let error, ex.hop.failureReason == nil {
+            ex.hop.failureReason = "tunnel target connection failed: \(error)"
+            ex.hop.responseFlags.append("UC")
+        }
+        endTunnel(ex)
+        context.flush()
+        context.close(promise: nil)
+    }
+
+    /// Either end closed: the tunnel's span and metrics are recorded over its whole life.
+    private func endTunnel(_ ex: Exchange) {
+        ex.responseDone = true
+        ex.requestEnded = true
+        ex.endMono = Clock.monoNanos()
+        finishRecord(ex)
+        cleanup(ex)
+        exchange = nil
     }
 }

@@ -26,6 +26,13 @@ public enum Router {
     /// - Parameter host: the request's Host header (the caller has usually read it already).
     static func route(direction: ProxyDirection, method: HTTPMethod, uri: String, host: String?, snapshot: ConfigurationBox.Snapshot) -> Route {
         let config = snapshot.config
+        if method == .CONNECT {
+            guard direction == .outbound else {
+                return Route(outcome: .reject(status: .methodNotAllowed, flag: nil, reason: "CONNECT tunnels are served by the outbound listener only"),
+                             path: uri, authority: uri, destinationService: "unknown", clusterName: nil)
+            }
+            return tunnelRoute(uri, snapshot: snapshot)
+        }
         switch direction {
         case .inbound:
             let appPort = config.appPort ?? 0
@@ -36,10 +43,6 @@ public enum Router {
                 clusterName: cluster)
 
         case .outbound:
-            if method == .CONNECT {
-                return Route(outcome: .reject(status: .methodNotAllowed, flag: nil, reason: "CONNECT tunnels are not supported"),
-                             path: uri, authority: uri, destinationService: "unknown", clusterName: nil)
-            }
             guard let target = RequestTarget.parse(uri: uri, hostHeader: host) else {
                 return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "cannot tell the destination host"),
                              path: uri, authority: "", destinationService: "unknown", clusterName: nil)
@@ -84,6 +87,30 @@ public enum Router {
         }
     }
 
+    /// A CONNECT tunnel (`CONNECT host:port`, what clients send through `HTTPS_PROXY`): to a
+    /// registered service's address when the host names one, otherwise passed through as the
+    /// outbound policy allows, as Envoy passes through TLS it cannot route. The route's path is
+    /// the authority, so the span reads `CONNECT host:port`.
+    static func tunnelRoute(_ uri: String, snapshot: ConfigurationBox.Snapshot) -> Route {
+        guard let target = RequestTarget.parse(connectAuthority: uri) else {
+            return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "CONNECT needs a host:port target, got '\(uri.prefix(100))'"),
+                         path: uri, authority: "", destinationService: "unknown", clusterName: nil)
+        }
+        if let service = lookup(target.host, in: snapshot) {
+            let cluster = "outbound|\(target.port)||\(service.name)"
+            return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
+                         path: uri, authority: "", destinationService: service.name, clusterName: cluster)
+        }
+        switch snapshot.config.outboundPolicy {
+        case .allowAny:
+            return Route(outcome: .forward(UpstreamTarget(clusterName: "PassthroughCluster", host: target.host, port: target.port)),
+                         path: uri, authority: "", destinationService: target.host, clusterName: "PassthroughCluster")
+        case .registryOnly:
+            return Route(outcome: .reject(status: .badGateway, flag: "NR", reason: "no route to \(target.host): not in the registry (registry-only)"),
+                         path: uri, authority: "", destinationService: target.host, clusterName: "BlackHoleCluster")
+        }
+    }
+
     /// `backend`, `backend.default`, `backend.default.svc.cluster.local` all find `backend`.
     static func lookup(_ host: String, in snapshot: ConfigurationBox.Snapshot) -> UpstreamService? {
         if let exact = snapshot.upstreamsByName[host] { return exact }
@@ -107,6 +134,14 @@ public struct RequestTarget: Sendable, Equatable {
     public var port: Int
     public var authority: String
     public var path: String
+
+    /// A CONNECT request's authority form, `host:port` (the port is required there).
+    public static func parse(connectAuthority uri: String) -> RequestTarget? {
+        guard uri.first != "/", !uri.contains("/"), let colon = uri.lastIndex(of: ":"), colon != uri.startIndex,
+              uri.first != "[" || uri[uri.index(before: colon)] == "]"
+        else { return nil }
+        return parse(uri: "/", hostHeader: uri).map { RequestTarget(scheme: "tcp", host: $0.host, port: $0.port, authority: $0.authority, path: "") }
+    }
 
     public static func parse(uri: String, hostHeader: String?) -> RequestTarget? {
         var scheme = "http"

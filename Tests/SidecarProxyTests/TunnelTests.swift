@@ -1,0 +1,193 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import TraceModel
+@testable import SidecarProxy
+
+/// CONNECT through the outbound listener (what clients do with `HTTPS_PROXY`), over real
+/// sockets: a TCP echo server as the target, raw clients, a recording telemetry.
+@Suite(.serialized) struct TunnelTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    /// Echoes every byte; closes when it has read "bye".
+    final class EchoTCP: Sendable {
+        let channel: any Channel
+        var port: Int { channel.localAddress?.port ?? 0 }
+
+        init(group: any EventLoopGroup) async throws {
+            channel = try await ServerBootstrap(group: group)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoBytes()) }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+        }
+
+        func close() async { try? await channel.close() }
+    }
+
+    final class EchoBytes: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        private var tail: [UInt8] = []
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = unwrapInboundIn(data)
+            tail = Array((tail + bytes.readableBytesView.suffix(3)).suffix(3))
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            if tail == Array("bye".utf8) { context.close(promise: nil) }
+        }
+    }
+
+    /// A raw client that keeps everything it receives and notes when the proxy closes.
+    final class RawClient: Sendable {
+        let channel: any Channel
+        let received: Locked<ByteBuffer>
+        let closed: Locked<Bool>
+
+        init(group: any EventLoopGroup, port: Int) async throws {
+            let received = Locked(ByteBuffer())
+            let closed = Locked(false)
+            channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(Keeper(received: received, closed: closed))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            self.received = received
+            self.closed = closed
+        }
+
+        func send(_ bytes: ByteBuffer) async throws { try await channel.writeAndFlush(bytes) }
+        func send(_ text: String) async throws { try await send(ByteBuffer(string: text)) }
+        var text: String { String(buffer: received.withLock { $0 }) }
+        var count: Int { received.withLock { $0.readableBytes } }
+        var isClosed: Bool { closed.withLock { $0 } }
+        func close() async { try? await channel.close() }
+    }
+
+    final class Keeper: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let received: Locked<ByteBuffer>
+        let closed: Locked<Bool>
+        init(received: Locked<ByteBuffer>, closed: Locked<Bool>) {
+            self.received = received
+            self.closed = closed
+        }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            received.withLock { $0.writeBuffer(&bytes) }
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            closed.withLock { $0 = true }
+            context.fireChannelInactive()
+        }
+    }
+
+    static let established = "HTTP/1.1 200 Connection Established\r\n\r\n"
+
+    func sidecar(_ configure: (inout SidecarConfiguration) -> Void = { _ in }) async throws -> TestSidecar {
+        try await TestSidecar.start(group: group) { c in
+            c.serviceName = "client"
+            c.inboundPort = -1
+            configure(&c)
+        }
+    }
+
+    @Test func bytesFlowBothWaysAndTheTunnelIsOneSpan() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await sidecar()
+        defer { Task { await target.close(); await proxy.stop() } }
+        let client = try await RawClient(group: group, port: proxy.outboundPort)
+        // Bytes sent right behind the head (clients may start TLS without waiting) are kept.
+        try await client.send("CONNECT 127.0.0.1:\(target.port) HTTP/1.1\r\nHost: 127.0.0.1:\(target.port)\r\n\r\nhello ")
+        #expect(await eventually { client.text == Self.established + "hello " }, "got \(client.text.debugDescription)")
+        try await client.send("world")
+        #expect(await eventually { client.text == Self.established + "hello world" }, "got \(client.text.debugDescription)")
+        #expect(proxy.hops(.outbound).isEmpty, "a tunnel is recorded when it ends")
+        await client.close()
+        #expect(await eventually { proxy.hops(.outbound).count == 1 })
+        let hop = try #require(proxy.hops(.outbound).first)
+        #expect(hop.method == "CONNECT")
+        #expect(hop.path == "127.0.0.1:\(target.port)")
+        #expect(hop.statusCode == 200)
+        #expect(hop.responseFlags.isEmpty)
+        #expect(hop.requestBytes == 11 && hop.responseBytes == 11)
+        #expect(hop.upstreamCluster == "PassthroughCluster")
+        #expect(hop.upstreamAddress == "127.0.0.1:\(target.port)")
+    }
+
+    @Test func theTargetClosingEndsTheTunnel() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await sidecar()
+        defer { Task { await target.close(); await proxy.stop() } }
+        let client = try await RawClient(group: group, port: proxy.outboundPort)
+        try await client.send("CONNECT localhost:\(target.port) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(await eventually { client.text == Self.established })
+        try await client.send("bye")
+        #expect(await eventually { client.isClosed }, "the proxy closes the client's side after the target's")
+        #expect(client.text == Self.established + "bye")
+        #expect(await eventually { proxy.hops(.outbound).count == 1 })
+        #expect(proxy.hops(.outbound).first?.statusCode == 200)
+    }
+
+    /// Megabytes each way with a target that echoes: nothing lost, reordered or held back when
+    /// either side is slower than the other.
+    @Test func largeTransfersStreamWithBackpressure() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await sidecar()
+        defer { Task { await target.close(); await proxy.stop() } }
+        let client = try await RawClient(group: group, port: proxy.outboundPort)
+        try await client.send("CONNECT 127.0.0.1:\(target.port) HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(await eventually { client.text == Self.established })
+        var rng = SplitMix64(seed: 9)
+        let pattern = (0..<(128 * 1024)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        var expected = ByteBuffer(string: Self.established)
+        for round in 0..<64 {
+            let cut = round * 4099 % pattern.count  // each chunk a different rotation: loss or reordering shows
+            var chunk = ByteBuffer()
+            chunk.writeBytes(pattern[cut...])
+            chunk.writeBytes(pattern[..<cut])
+            expected.writeImmutableBuffer(chunk)
+            try await client.send(chunk)
+        }
+        #expect(await eventually { client.count >= expected.readableBytes }, "received \(client.count) of \(expected.readableBytes)")
+        #expect(client.received.withLock { $0 } == expected)
+    }
+
+    @Test func anUnreachableTargetIs503UFAndTheConnectionCloses() async throws {
+        let proxy = try await sidecar()
+        defer { Task { await proxy.stop() } }
+        let port = try closedPort()
+        let reply = try await rawExchange(group: group, port: proxy.outboundPort, "CONNECT 127.0.0.1:\(port) HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 503"), "\(reply)")
+        #expect(reply.contains("upstream connect error"), "the refusal says why: \(reply)")
+        #expect(reply.contains("x-meshtrace-response-flags: UF"))
+        #expect(await eventually { proxy.hops(.outbound).count == 1 })
+        let hop = try #require(proxy.hops(.outbound).first)
+        #expect(hop.statusCode == 503 && hop.responseFlags == ["UF"])
+    }
+
+    @Test func registryOnlyRefusesUnknownTargets() async throws {
+        let proxy = try await sidecar { $0.outboundPolicy = .registryOnly }
+        defer { Task { await proxy.stop() } }
+        let reply = try await rawExchange(group: group, port: proxy.outboundPort, "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 502"), "\(reply)")
+        #expect(reply.contains("not in the registry"))
+        #expect(reply.contains("x-meshtrace-response-flags: NR"))
+    }
+
+    @Test func connectIsRefusedOnTheInboundListener() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "app"
+            c.appPort = target.port
+            c.outboundPort = -1
+        }
+        defer { Task { await target.close(); await proxy.stop() } }
+        let reply = try await rawExchange(group: group, port: proxy.inboundPort, "CONNECT 127.0.0.1:\(target.port) HTTP/1.1\r\nHost: x\r\n\r\nsecret")
+        #expect(reply.hasPrefix("HTTP/1.1 405"), "\(reply)")
+        #expect(!reply.contains("secret"), "nothing reached the app or came back")
+    }
+}

@@ -1,0 +1,100 @@
+"""CONNECT through the outbound sidecar: what HTTPS clients do when HTTPS_PROXY points at it.
+A real TLS server (Python's ssl with a certificate made by openssl), clients we did not write
+(Python requests, curl), spans in a real collector. The sidecar never sees inside the TLS."""
+import http.server
+import json
+import os
+import ssl
+import subprocess
+import threading
+
+import pytest
+import requests
+
+from conftest import BINARY, wait_until
+from sidecar.procs import Sidecar
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 that answers GET with JSON naming the path."""
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = json.dumps({"path": self.path, "sni": getattr(self.connection, "server_hostname", None)}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_through_the_outbound_sidecar_is_tunnelled_and_traced(tls_server, start_collector, monkeypatch):
+    port, cert = tls_server
+    collector = start_collector(extra_args=["--storage", "memory"])
+    sidecar = Sidecar(BINARY, "--service", "shop", "--inbound-port", "-1",
+                      "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans")
+    try:
+        proxy = sidecar.url("outbound")
+        # Python requests, taking the proxy from the environment as an app would.
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.setenv("https_proxy", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # A tunnel is reported when it ends: "Connection: close" has the server end it (requests
+        # would otherwise keep it open for reuse).
+        r = requests.get(f"https://127.0.0.1:{port}/orders?id=1", verify=cert, timeout=10, headers={"Connection": "close"})
+        assert r.status_code == 200 and r.json()["path"] == "/orders?id=1", r.text
+
+        # curl sends CONNECT for https:// through -x by itself; the certificate names localhost.
+        out = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", cert, "-x", proxy,
+                              f"https://localhost:{port}/cart", "-w", "\n%{http_code}"],
+                             capture_output=True, text=True, timeout=20)
+        body, _, code = out.stdout.rpartition("\n")
+        assert code == "200" and json.loads(body)["path"] == "/cart", out
+
+        # A refused target is the proxy's 503 UF, which curl reports as the CONNECT's failure.
+        refused = subprocess.run(["curl", "-sS", "--max-time", "10", "-x", proxy, "https://127.0.0.1:1/", "-o", "/dev/null",
+                                  "-w", "%{http_connect}"], capture_output=True, text=True, timeout=20)
+        assert refused.stdout == "503", refused
+
+        def tunnel_spans():
+            found = requests.get(collector.url("zipkin", "/api/v2/traces"),
+                                 params={"serviceName": "shop", "limit": 50}, timeout=5).json()
+            spans = [s for trace in found for s in trace if s["name"].startswith("CONNECT ")]
+            return spans if len(spans) >= 3 else None
+
+        spans = wait_until(tunnel_spans, timeout=20, message="three CONNECT spans")
+        by_target = {s["name"]: s for s in spans}
+        ok = by_target[f"CONNECT 127.0.0.1:{port}"]
+        assert ok["kind"] == "CLIENT"
+        assert ok["tags"]["http.method"] == "CONNECT"
+        assert ok["tags"]["http.status_code"] == "200"
+        assert ok["tags"]["upstream_cluster"] == "PassthroughCluster"
+        assert int(ok["tags"]["response_size"]) > 0 and int(ok["tags"]["request_size"]) > 0, ok["tags"]
+        assert "error" not in ok["tags"]
+        assert by_target[f"CONNECT localhost:{port}"]["tags"]["http.status_code"] == "200"
+        failed = by_target["CONNECT 127.0.0.1:1"]
+        assert failed["tags"]["http.status_code"] == "503" and failed["tags"]["response_flags"] == "UF", failed["tags"]
+        assert failed["tags"]["error"] == "true"
+    finally:
+        sidecar.kill()
