@@ -39,24 +39,23 @@ import TraceModel
         }
     }
 
-    /// A raw client that keeps everything it receives and notes when the proxy closes.
+    /// A raw client that keeps everything it receives (`RawCollector`) and notes when the proxy closes.
     final class RawClient: Sendable {
         let channel: any Channel
-        let received: Locked<ByteBuffer>
-        let closed: Locked<Bool>
+        let received = Locked(ByteBuffer())
+        let closed = Locked(false)
 
         init(group: any EventLoopGroup, port: Int) async throws {
-            let received = Locked(ByteBuffer())
-            let closed = Locked(false)
+            let received = self.received
+            let ended = group.next().makePromise(of: Void.self)
             channel = try await ClientBootstrap(group: group)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(Keeper(received: received, closed: closed))
+                        try channel.pipeline.syncOperations.addHandler(RawCollector(received: received, closed: ended))
                     }
                 }
                 .connect(host: "127.0.0.1", port: port).get()
-            self.received = received
-            self.closed = closed
+            ended.futureResult.whenComplete { [closed] _ in closed.withLock { $0 = true } }
         }
 
         func send(_ bytes: ByteBuffer) async throws { try await channel.writeAndFlush(bytes) }
@@ -65,24 +64,6 @@ import TraceModel
         var count: Int { received.withLock { $0.readableBytes } }
         var isClosed: Bool { closed.withLock { $0 } }
         func close() async { try? await channel.close() }
-    }
-
-    final class Keeper: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        let received: Locked<ByteBuffer>
-        let closed: Locked<Bool>
-        init(received: Locked<ByteBuffer>, closed: Locked<Bool>) {
-            self.received = received
-            self.closed = closed
-        }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var bytes = unwrapInboundIn(data)
-            received.withLock { $0.writeBuffer(&bytes) }
-        }
-        func channelInactive(context: ChannelHandlerContext) {
-            closed.withLock { $0 = true }
-            context.fireChannelInactive()
-        }
     }
 
     static let established = "HTTP/1.1 200 Connection Established\r\n\r\n"

@@ -86,7 +86,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var exchange: Exchange?
     private var queued = CircularBuffer<DownstreamRequestPart>()
     private var processingQueue = false
-    private var pendingRead = false
+    private var heldRead = HeldRead()
     /// Between a downstream read and its readComplete: upstream writes wait for the one flush
     /// at readComplete, so a request's head, body and end leave in as few syscalls as possible.
     private var inDownstreamRead = false
@@ -161,11 +161,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
-        if shouldHoldReads {
-            pendingRead = true
-        } else {
-            context.read()
-        }
+        heldRead.read(context, hold: shouldHoldReads)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -277,9 +273,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     private func resumeDownstreamReads() {
-        guard pendingRead, !shouldHoldReads, let context else { return }
-        pendingRead = false
-        context.read()
+        guard !shouldHoldReads else { return }
+        heldRead.resume(context)
     }
 
     private func startExchange(_ head: DownstreamRequestHead) {

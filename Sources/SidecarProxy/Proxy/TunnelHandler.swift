@@ -38,7 +38,7 @@ final class TunnelHandler: ChannelInboundHandler, ChannelOutboundHandler {
 
     weak var delegate: (any TunnelDelegate)?
     private var context: ChannelHandlerContext?
-    private var pendingRead = false
+    private var heldRead = HeldRead()
     private var closedReported = false
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -76,17 +76,11 @@ final class TunnelHandler: ChannelInboundHandler, ChannelOutboundHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if let delegate, !delegate.downstreamWritable {
-            pendingRead = true
-        } else {
-            context.read()
-        }
+        heldRead.read(context, hold: delegate.map { !$0.downstreamWritable } ?? false)
     }
 
     func resumeReads() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
-        context.read()
+        heldRead.resume(context)
     }
 
     /// Client bytes toward the target (flushed by `flush`).

@@ -43,7 +43,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     weak var delegate: (any UpstreamDelegate)?
     weak var connection: UpstreamConnection?
     private var context: ChannelHandlerContext?
-    private var pendingRead = false
+    private var heldRead = HeldRead()
     private var lastError: Error?
     private var parser = HTTPResponseParser()
     /// Methods of the requests sent and not yet answered (a HEAD response has no body). Kept
@@ -130,17 +130,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if let delegate, !delegate.downstreamWritable {
-            pendingRead = true
-        } else {
-            context.read()
-        }
+        heldRead.read(context, hold: delegate.map { !$0.downstreamWritable } ?? false)
     }
 
     func resumeReads() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
-        context.read()
+        heldRead.resume(context)
     }
 
     func write(_ part: UpstreamRequestPart) {

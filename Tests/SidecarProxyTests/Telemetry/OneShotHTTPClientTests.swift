@@ -76,7 +76,7 @@ final class CannedHandler: ChannelInboundHandler {
         case .answerBytes(let response): bytes = response
         case .silent, .closeImmediately: return
         }
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: bytes))).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: bytes))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
 
