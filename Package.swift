@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// One module per concern; see docs/architecture.md for the map.
+// One module per concern; README.md, "Layout", has the map.
 let package = Package(
     name: "meshtrace",
     platforms: [.macOS(.v15)],

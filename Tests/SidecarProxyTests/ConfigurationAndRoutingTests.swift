@@ -209,6 +209,33 @@ struct RoutingTests {
         }
     }
 
+    /// Random authority-form targets: a result only for `host:port` (or `[v6]:port`) with a
+    /// digits-only port in range, and then exactly the host and port written; never a trap.
+    @Test func connectAuthorityParsingOverRandomInput() throws {
+        var rng = SplitMix64(seed: 0xC0_4E_C7)
+        let alphabet = Array("ab.-Z09:[]/@%+ \t\u{0}é1".unicodeScalars)
+        var parsed = 0
+        for i in 0..<20_000 {
+            var text = String(String.UnicodeScalarView((0..<(rng.next() % 18)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }))
+            if i % 3 == 0 { text = "host\(i % 7).example:\(rng.next() % 70_000)" }  // mostly valid, some ports out of range
+            guard let target = RequestTarget.parse(connectAuthority: text) else { continue }
+            parsed += 1
+            #expect((1...65535).contains(target.port), "\(text.debugDescription)")
+            // Exactly the host (bracketed when IPv6) and the port's digits.
+            let written = text.lowercased()
+            let colon = try #require(written.lastIndex(of: ":"))
+            let hostPart = target.host.contains(":") ? "[\(target.host)]" : target.host
+            let portText = written[written.index(after: colon)...]
+            #expect(String(written[..<colon]) == hostPart, "\(text.debugDescription) -> \(target.host)")
+            #expect(portText.allSatisfy(\.isASCII) && portText.allSatisfy(\.isNumber) && Int(portText) == target.port, "\(text.debugDescription)")
+            #expect(!target.host.isEmpty && !target.host.contains { "/ []\t\u{0}".contains($0) }, "\(text.debugDescription)")
+        }
+        #expect(parsed > 3_000, "most generated host:port targets parse (\(parsed))")
+        #expect(RequestTarget.parse(connectAuthority: "h:+80") == nil)
+        #expect(RequestTarget.parse(connectAuthority: "user:pw@h") == nil, "no userinfo, and the port is not the password")
+        #expect(RequestTarget.parse(connectAuthority: "h:080")?.port == 80)
+    }
+
     @Test func gatewayLongestPrefixWins() {
         let snap = snapshot { c in
             c.upstreams = [UpstreamService(name: "a", host: "h", port: 1), UpstreamService(name: "b", host: "h", port: 2)]

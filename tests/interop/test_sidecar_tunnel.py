@@ -88,6 +88,7 @@ def test_https_through_the_outbound_sidecar_is_tunnelled_and_traced(tls_server, 
         ok = by_target[f"CONNECT 127.0.0.1:{port}"]
         assert ok["kind"] == "CLIENT"
         assert ok["tags"]["http.method"] == "CONNECT"
+        assert ok["tags"]["http.url"] == ok["tags"]["url.full"] == f"127.0.0.1:{port}", "a tunnel's URL is its target"
         assert ok["tags"]["http.status_code"] == "200"
         assert ok["tags"]["upstream_cluster"] == "PassthroughCluster"
         assert int(ok["tags"]["response_size"]) > 0 and int(ok["tags"]["request_size"]) > 0, ok["tags"]

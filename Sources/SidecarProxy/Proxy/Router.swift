@@ -135,9 +135,10 @@ public struct RequestTarget: Sendable, Equatable {
     public var authority: String
     public var path: String
 
-    /// A CONNECT request's authority form, `host:port` (the port is required there).
+    /// A CONNECT request's authority form, `host:port`: the port is required, and there is no
+    /// userinfo (RFC 9110 §9.3.6).
     public static func parse(connectAuthority uri: String) -> RequestTarget? {
-        guard uri.first != "/", !uri.contains("/"), let colon = uri.lastIndex(of: ":"), colon != uri.startIndex,
+        guard !uri.contains("/"), !uri.contains("@"), let colon = uri.lastIndex(of: ":"), colon != uri.startIndex,
               uri.first != "[" || uri[uri.index(before: colon)] == "]"
         else { return nil }
         return parse(uri: "/", hostHeader: uri).map { RequestTarget(scheme: "tcp", host: $0.host, port: $0.port, authority: $0.authority, path: "") }
@@ -174,19 +175,29 @@ public struct RequestTarget: Sendable, Equatable {
             host = authority[authority.index(after: authority.startIndex)..<close]
             let rest = authority[authority.index(after: close)...]
             if rest.first == ":" {
-                guard let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return nil }
+                guard let p = portNumber(rest.dropFirst()) else { return nil }
                 port = p
             } else if !rest.isEmpty {
                 return nil
             }
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[..<colon]
-            guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            guard let p = portNumber(authority[authority.index(after: colon)...]) else { return nil }
             port = p
         } else {
             host = authority
         }
-        guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") }) else { return nil }
+        // Printable ASCII without '/', and brackets only around an IPv6 literal (taken off above).
+        guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") })
+        else { return nil }
         return RequestTarget(scheme: scheme, host: host.lowercased(), port: port, authority: String(authority), path: String(path))
+    }
+
+    /// Digits only (`Int` alone would take "+80"), 1...65535.
+    private static func portNumber(_ text: Substring) -> Int? {
+        guard !text.isEmpty, text.utf8.count <= 5, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              let p = Int(text), (1...65535).contains(p)
+        else { return nil }
+        return p
     }
 }

@@ -129,7 +129,9 @@ public struct HopSpanBuilder: Sendable {
         sink.tag("node_id", configuration.nodeID)
         sink.tag("zone", "")
         sink.tag("guid:x-request-id", hop.requestID)
-        sink.tag("http.url", httpURL: hop.authority, path)
+        // A CONNECT tunnel's target is `host:port` (its path here): no scheme, TLS usually follows.
+        let tunnel = hop.method == "CONNECT"
+        if tunnel { sink.tag("http.url", hop.path) } else { sink.tag("http.url", httpURL: hop.authority, path) }
         sink.tag("http.method", hop.method)
         sink.tag("http.protocol", hop.httpProtocol)
         sink.tag("downstream_cluster", hop.direction == .inbound ? hop.sourceService ?? "-" : "-")
@@ -142,7 +144,7 @@ public struct HopSpanBuilder: Sendable {
         sink.tag("istio.namespace", configuration.namespace)
         // OpenTelemetry semantic conventions
         sink.tag("http.request.method", hop.method)
-        sink.tag("url.full", httpURL: hop.authority, path)
+        if tunnel { sink.tag("url.full", hop.path) } else { sink.tag("url.full", httpURL: hop.authority, path) }
         sink.tag("http.request.body.size", int: hop.requestBytes)
         sink.tag("http.response.body.size", int: hop.responseBytes)
         sink.tag("sampling.rate", double: samplingPercent / 100)
