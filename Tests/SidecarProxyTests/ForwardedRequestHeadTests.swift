@@ -150,6 +150,22 @@ import TraceModel
         #expect(chunked.chunked)
     }
 
+    /// The case tests the proxy uses instead of `==` agree with it for every method NIO parses,
+    /// and the parser gives each known name its own case.
+    @Test func methodCaseTestsAgreeWithEquality() {
+        let names = ["GET", "PUT", "ACL", "HEAD", "POST", "COPY", "LOCK", "MOVE", "BIND", "LINK", "PATCH", "TRACE", "MKCOL", "MERGE",
+                     "PURGE", "NOTIFY", "SEARCH", "UNLOCK", "REBIND", "UNBIND", "REPORT", "DELETE", "UNLINK", "CONNECT", "MSEARCH",
+                     "OPTIONS", "PROPFIND", "CHECKOUT", "PROPPATCH", "SUBSCRIBE", "MKCALENDAR", "MKACTIVITY", "UNSUBSCRIBE", "SOURCE",
+                     "connect", "head", "BREW"]
+        for name in names {
+            let parsed = Array(name.utf8).withUnsafeBytes { HTTPSyntax.method($0, 0..<$0.count) }
+            #expect(parsed == HTTPMethod(rawValue: name), "\(name)")
+            #expect(parsed.isCONNECT == (parsed == .CONNECT), "\(name)")
+            #expect(parsed.isHEAD == (parsed == .HEAD), "\(name)")
+            #expect(parsed.sendsBody == (parsed == .POST || parsed == .PUT || parsed == .PATCH), "\(name)")
+        }
+    }
+
     /// Custom span tags read request headers by name: every one the app sent, in any case.
     @Test func customTagHeadersAreFoundByName() {
         let scan = RequestHeadScan(HTTPHeaders([("X-Tenant", "acme"), ("x-tenant", "second"), ("User-Agent", "curl/8"), ("Host", "h"), ("x-request-id", "r1")]))

@@ -80,7 +80,7 @@ struct HTTPRequestParser {
     /// as body parts, never read as HTTP); otherwise what the fields declare (RequestRules has
     /// refused every ambiguous combination by now).
     private static func bodyFraming(_ method: HTTPMethod, _ fields: FramingFields) -> HTTPMessageReader.Framing {
-        if method == .CONNECT { return .untilClose }
+        if method.isCONNECT { return .untilClose }
         return fields.framing(untilCloseWithoutLength: false) ?? .none
     }
 
@@ -163,7 +163,7 @@ struct HTTPResponseParser {
     /// framing contradicts itself is refused whole: the client gets a clean 503 UPE, not half a
     /// response).
     private static func framing(code: UInt, method: HTTPMethod?, _ fields: FramingFields) throws(HTTPWireError) -> HTTPMessageReader.Framing {
-        if method == .HEAD || code < 200 || code == 204 || code == 304 { return .none }
+        if method?.isHEAD == true || code < 200 || code == 204 || code == 304 { return .none }
         guard let declared = fields.framing(untilCloseWithoutLength: true) else {
             throw .malformed("response framing: both Content-Length and Transfer-Encoding, or a duplicate or invalid Content-Length")
         }

@@ -242,3 +242,18 @@ enum HTTPSyntax {
         return n
     }
 }
+
+extension HTTPMethod {
+    // Case tests by pattern: `==` on HTTPMethod compares raw-value strings (the type has a
+    // `.RAW(value:)` case), and a request made a dozen such comparisons. Every method name NIO
+    // knows, ours included, is parsed to its own case, never to `.RAW`.
+    var isCONNECT: Bool { if case .CONNECT = self { true } else { false } }
+    var isHEAD: Bool { if case .HEAD = self { true } else { false } }
+    /// POST, PUT and PATCH: a request with one of these and no framing is sent with `content-length: 0`.
+    var sendsBody: Bool {
+        switch self {
+        case .POST, .PUT, .PATCH: true
+        default: false
+        }
+    }
+}

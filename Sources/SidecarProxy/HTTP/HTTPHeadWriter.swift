@@ -264,10 +264,10 @@ struct DownstreamResponseWriter {
         _ head: ForwardedResponseHead, version: HTTPVersion, extra: HTTPHeaders, requestMethod: HTTPMethod?,
         allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit
     ) {
-        suppressBody = requestMethod == .HEAD || requestMethod == .CONNECT
+        suppressBody = requestMethod?.isHEAD == true || requestMethod?.isCONNECT == true
         var extra = extra
         var isChunked = false
-        if requestMethod == .CONNECT || !head.status.mayHaveResponseBody {
+        if requestMethod?.isCONNECT == true || !head.status.mayHaveResponseBody {
             // no framing fields at all
         } else if let length = head.contentLength {
             extra.add(name: "content-length", value: String(length))
@@ -293,8 +293,8 @@ struct DownstreamResponseWriter {
             let informational = code >= 100 && code < 200 && code != 101
             var connect = false
             if !informational {
-                suppressBody = requestMethod == .HEAD || requestMethod == .CONNECT
-                connect = requestMethod == .CONNECT
+                suppressBody = requestMethod?.isHEAD == true || requestMethod?.isCONNECT == true
+                connect = requestMethod?.isCONNECT == true
             }
             var hasLength = false
             var hasEncoding = false

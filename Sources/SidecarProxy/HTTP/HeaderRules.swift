@@ -130,7 +130,7 @@ public enum RequestRules {
         }
         if counts.hosts > 1 { return .badRequest("duplicate Host") }
         let absolute = uri.hasPrefix("http://") || uri.hasPrefix("https://")
-        if counts.hosts == 0 && !absolute && version.minor >= 1 && method != .CONNECT {
+        if counts.hosts == 0 && !absolute && version.minor >= 1 && !method.isCONNECT {
             return .badRequest("missing Host")
         }
         if uri.isEmpty { return .badRequest("empty request target") }

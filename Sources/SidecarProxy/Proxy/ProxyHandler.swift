@@ -287,7 +287,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let direction = runtime.direction
         let scan = head.scan
         // A CONNECT connection carries no other request: it becomes a tunnel or it is refused.
-        keepAlive = keepAlive && scan.keepAlive(head.version) && !draining && head.method != .CONNECT
+        keepAlive = keepAlive && scan.keepAlive(head.version) && !draining && !head.method.isCONNECT
         let route = Router.route(direction: direction, method: head.method, uri: head.uri, host: scan.host, snapshot: snapshot)
         var trace = TraceDecision.decide(scan: scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
@@ -339,7 +339,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let expectsContinue = scan.expectsContinue
         if scan.chunked {
             added.add("transfer-encoding", "chunked")
-        } else if scan.contentLength == nil, head.method == .POST || head.method == .PUT || head.method == .PATCH {
+        } else if scan.contentLength == nil, head.method.sendsBody {
             added.add("content-length", "0")
         }
         // Appended, not replaced: the scan already left the incoming trace headers out.
@@ -392,7 +392,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 context.flush()
             }
             ex.target = target
-            if head.method == .CONNECT {
+            if head.method.isCONNECT {
                 openTunnel(ex, to: target)
                 return
             }
@@ -761,7 +761,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.hop.responseBytes += body.utf8.count
         runtime.stats.update { $0.localReplies += 1 }
         // A refused CONNECT answers like any request (a body, framed): only a 2xx opens a tunnel.
-        let method = ex.upstreamHead.method == .CONNECT ? nil : ex.upstreamHead.method
+        let method = ex.upstreamHead.method.isCONNECT ? nil : ex.upstreamHead.method
         send(.head(HTTPResponseHead(version: ex.requestVersion, status: status, headers: headers)), method: method)
         send(.body(.byteBuffer(context.channel.allocator.buffer(string: body))), method: nil)
         responseComplete(ex, trailers: nil)

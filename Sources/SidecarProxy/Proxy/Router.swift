@@ -26,7 +26,7 @@ public enum Router {
     /// - Parameter host: the request's Host header (the caller has usually read it already).
     static func route(direction: ProxyDirection, method: HTTPMethod, uri: String, host: String?, snapshot: ConfigurationBox.Snapshot) -> Route {
         let config = snapshot.config
-        if method == .CONNECT {
+        if method.isCONNECT {
             guard direction == .outbound else {
                 return Route(outcome: .reject(status: .methodNotAllowed, flag: nil, reason: "CONNECT tunnels are served by the outbound listener only"),
                              path: uri, authority: uri, destinationService: "unknown", clusterName: nil)
