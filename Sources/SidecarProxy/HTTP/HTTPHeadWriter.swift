@@ -21,17 +21,50 @@ enum HTTPHeadWriter {
         }
     }
 
+    /// The field that frames a forwarded response's body, written last by `writeResponse`.
+    enum FramingField: Equatable {
+        case contentLength(Int)
+        case chunked
+    }
+
     /// `HTTP/1.x code reason` and the headers; `forwarded` fields (wire bytes, each line ending
-    /// in CRLF, as `ForwardedResponseHead` keeps them) go first, copied whole.
+    /// in CRLF, as `ForwardedResponseHead` keeps them) go first, copied whole, and `framing`
+    /// last, its digits written in place (no string, no header list per response).
     static func writeResponse(
-        version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, forwarded: ByteBuffer? = nil, into buffer: inout ByteBuffer
+        version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, forwarded: ByteBuffer? = nil, framing: FramingField? = nil,
+        into buffer: inout ByteBuffer
     ) {
         let versionText = version.minor == 0 && version.major == 1 ? "HTTP/1.0 " : "HTTP/1.1 "
         let code = status.code
         let reason = status.reasonPhrase
         let forwardedSize = forwarded?.readableBytes ?? 0
+        var framingSize = 0
+        switch framing {
+        case .contentLength(let n): framingSize = 16 + decimalDigits(n) + 2  // "content-length: " N CRLF
+        case .chunked: framingSize = 28  // "transfer-encoding: chunked" CRLF
+        case nil: break
+        }
         let lineSize = 9 + 3 + 1 + reason.utf8.count + 2 + forwardedSize
-        _ = write(lineSize: lineSize, headers: headers, into: &buffer) { out, i in
+        _ = write(lineSize: lineSize, headers: headers, trailing: framingSize, into: &buffer, trailer: { out, i in
+            switch framing {
+            case .contentLength(let n):
+                i = copy("content-length: ", to: out, at: i)
+                let digits = decimalDigits(n)
+                var v = n
+                for d in stride(from: digits - 1, through: 0, by: -1) {
+                    out[i + d] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                }
+                i += digits
+                out[i] = UInt8(ascii: "\r")
+                out[i + 1] = UInt8(ascii: "\n")
+                i += 2
+            case .chunked:
+                i = copy("transfer-encoding: chunked\r\n", to: out, at: i)
+            case nil:
+                break
+            }
+        }) { out, i in
             i = copy(versionText, to: out, at: i)
             out[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: (code / 100) % 10)
             out[i + 1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: (code / 10) % 10)
@@ -49,11 +82,22 @@ enum HTTPHeadWriter {
         }
     }
 
+    private static func decimalDigits(_ n: Int) -> Int {
+        var digits = 1
+        var v = n
+        while v >= 10 {
+            v /= 10
+            digits += 1
+        }
+        return digits
+    }
+
     private static func write(
-        lineSize: Int, headers: HTTPHeaders, into buffer: inout ByteBuffer,
+        lineSize: Int, headers: HTTPHeaders, trailing: Int = 0, into buffer: inout ByteBuffer,
+        trailer: (UnsafeMutableRawBufferPointer, inout Int) -> Void = { _, _ in },
         startLine: (UnsafeMutableRawBufferPointer, inout Int) -> Void
     ) -> Bool {
-        var size = lineSize + 2
+        var size = lineSize + trailing + 2
         var chunked = false
         for (name, value) in headers {
             size += name.utf8.count + value.utf8.count + 4
@@ -73,6 +117,7 @@ enum HTTPHeadWriter {
                 out[i + 1] = UInt8(ascii: "\n")
                 i += 2
             }
+            trailer(out, &i)
             out[i] = UInt8(ascii: "\r")
             out[i + 1] = UInt8(ascii: "\n")
             return i + 2
@@ -265,19 +310,17 @@ struct DownstreamResponseWriter {
         allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit
     ) {
         suppressBody = requestMethod?.isHEAD == true || requestMethod?.isCONNECT == true
-        var extra = extra
-        var isChunked = false
+        var framing: HTTPHeadWriter.FramingField?
         if requestMethod?.isCONNECT == true || !head.status.mayHaveResponseBody {
             // no framing fields at all
         } else if let length = head.contentLength {
-            extra.add(name: "content-length", value: String(length))
+            framing = .contentLength(length)
         } else if version.major == 1 && version.minor >= 1 {
-            extra.add(name: "transfer-encoding", value: "chunked")
-            isChunked = true
+            framing = .chunked
         }
-        chunked = suppressBody ? false : isChunked
+        chunked = suppressBody ? false : framing == .chunked
         var buffer = allocator.buffer(capacity: 0)
-        HTTPHeadWriter.writeResponse(version: version, status: head.status, headers: extra, forwarded: head.fields, into: &buffer)
+        HTTPHeadWriter.writeResponse(version: version, status: head.status, headers: extra, forwarded: head.fields, framing: framing, into: &buffer)
         emit(.byteBuffer(buffer), promise)
     }
 

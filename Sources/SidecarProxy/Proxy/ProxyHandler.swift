@@ -52,6 +52,16 @@ final class Exchange {
     /// Client bytes that arrived before the tunnel's target answered.
     var tunnelPending: [ByteBuffer] = []
 
+    /// The record, moved out for telemetry once the exchange is reported (a copy would retain
+    /// and later release each of its strings); what is left holds only the span context.
+    func takeHop() -> HopRecord {
+        var taken = HopRecord(
+            direction: hop.direction, context: hop.context, sampled: false, startNanos: 0, durationNanos: 0, method: "", path: "",
+            authority: "", statusCode: nil, requestID: "", destinationService: "")
+        swap(&taken, &hop)
+        return taken
+    }
+
     init(hop: HopRecord, snapshot: ConfigurationBox.Snapshot, startMono: UInt64, requestVersion: HTTPVersion, requestFraming: BodyFraming,
          upstreamHead: UpstreamRequestHead) {
         self.hop = hop
@@ -285,11 +295,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let snapshot = runtime.configuration.snapshot
         let config = snapshot.config
         let direction = runtime.direction
-        let scan = head.scan
         // A CONNECT connection carries no other request: it becomes a tunnel or it is refused.
-        keepAlive = keepAlive && scan.keepAlive(head.version) && !draining && !head.method.isCONNECT
-        let route = Router.route(direction: direction, method: head.method, uri: head.uri, host: scan.host, snapshot: snapshot)
-        var trace = TraceDecision.decide(scan: scan, path: route.path, snapshot: snapshot, random: &random)
+        keepAlive = keepAlive && head.scan.keepAlive(head.version) && !draining && !head.method.isCONNECT
+        let route = Router.route(direction: direction, method: head.method, uri: head.uri, host: head.scan.host, snapshot: snapshot)
+        var trace = TraceDecision.decide(scan: head.scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
         var parentInferred = false
         if config.inferParent {
@@ -308,7 +317,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                         sampled: inbound.sampled, debug: inbound.context.debug, traceState: inbound.context.traceState)
                     trace.sampled = inbound.sampled
                     // The app dropped x-request-id too: the request it serves is the one to log under.
-                    if !TraceDecision.isAcceptableRequestID(scan.requestID ?? "") {
+                    if !TraceDecision.isAcceptableRequestID(head.scan.requestID ?? "") {
                         trace.requestID = inbound.requestID
                     }
                     parentInferred = true
@@ -320,26 +329,26 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
         // The upstream head: Host and what this hop adds, then the kept fields as they came.
         var added = AddedHeaders(reservingCapacity: 16)
-        var host = scan.hostListedInConnection ? nil : scan.host
+        var host = head.scan.hostListedInConnection ? nil : head.scan.host
         if direction == .outbound, !route.authority.isEmpty, head.uri.hasPrefix("http") { host = route.authority }
         if let host { added.add("host", host) }
         var sourceService: String?
         var looped = false
         switch direction {
         case .inbound:
-            sourceService = scan.downstreamCluster
+            sourceService = head.scan.downstreamCluster
         case .outbound, .gateway:
             sourceService = config.serviceName
             added.add("x-envoy-downstream-service-cluster", config.serviceName)
             // Only an outbound or gateway listener adds this and every inbound strips it, so an
             // outbound request that already carries it came back to a proxy: a loop.
-            looped = direction == .outbound && scan.loopMarked
+            looped = direction == .outbound && head.scan.loopMarked
             added.add(Self.loopHeader, direction.rawValue)
         }
-        let expectsContinue = scan.expectsContinue
-        if scan.chunked {
+        let expectsContinue = head.scan.expectsContinue
+        if head.scan.chunked {
             added.add("transfer-encoding", "chunked")
-        } else if scan.contentLength == nil, head.method.sendsBody {
+        } else if head.scan.contentLength == nil, head.method.sendsBody {
             added.add("content-length", "0")
         }
         // Appended, not replaced: the scan already left the incoming trace headers out.
@@ -351,7 +360,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             switch tag.source {
             case .literal(let v): value = v
             case .environment(_, let v): value = v
-            case .header(let name): value = scan.first(name)
+            case .header(let name): value = head.scan.first(name)
             }
             if let value, !value.isEmpty { tags.append((tag.name, value)) }
         }
@@ -360,16 +369,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             direction: direction, context: trace.context, sampled: trace.sampled, startNanos: startWall, durationNanos: 0,
             method: head.method.rawValue, path: route.path, authority: route.authority,
             httpProtocol: Self.protocolName(head.version), statusCode: nil, requestID: trace.requestID,
-            userAgent: scan.userAgent, downstreamAddress: downstreamAddress, sourceService: sourceService,
+            userAgent: head.scan.userAgent, downstreamAddress: downstreamAddress, sourceService: sourceService,
             destinationService: route.destinationService, upstreamCluster: route.clusterName, customTags: tags,
             parentInferred: parentInferred)
         hop.propagationExtracted = Self.formatList(trace.extracted)
         if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
         hop.upstreamSampled = trace.upstreamSampled
         let upstreamHead = UpstreamRequestHead(
-            method: head.method, target: route.path, added: added.fields, forwarded: scan.kept, allocator: context.channel.allocator)
+            method: head.method, target: route.path, added: added.fields, forwarded: head.scan.kept, allocator: context.channel.allocator)
         let ex = Exchange(
-            hop: hop, snapshot: snapshot, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(chunked: scan.chunked, contentLength: scan.contentLength),
+            hop: hop, snapshot: snapshot, startMono: startMono, requestVersion: head.version, requestFraming: RequestRules.framing(chunked: head.scan.chunked, contentLength: head.scan.contentLength),
             upstreamHead: upstreamHead)
         ex.inferenceToken = inferenceToken
         ex.replayable = direction != .inbound && !config.retryOnStatus.isEmpty  // only these retry on status
@@ -836,8 +845,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.recorded = true
         releaseInference(ex)
         ex.hop.durationNanos = (ex.endMono ?? Clock.monoNanos()) &- ex.startMono
-        runtime.telemetry.record(ex.hop)
         let flags = ex.hop.responseFlags
+        runtime.telemetry.record(ex.takeHop())
         runtime.stats.update { stats in
             stats.requestsActive -= 1
             for flag in flags { stats.responseFlags[flag, default: 0] += 1 }
