@@ -87,6 +87,7 @@ import TraceModel
         try await client.send("world")
         #expect(await eventually { client.text == Self.established + "hello world" }, "got \(client.text.debugDescription)")
         #expect(proxy.hops(.outbound).isEmpty, "a tunnel is recorded when it ends")
+        #expect(proxy.telemetry.tunnelsOpened == 1, "and counted when it opens")
         await client.close()
         #expect(await eventually { proxy.hops(.outbound).count == 1 })
         let hop = try #require(proxy.hops(.outbound).first)
@@ -97,6 +98,7 @@ import TraceModel
         #expect(hop.requestBytes == 11 && hop.responseBytes == 11)
         #expect(hop.upstreamCluster == "PassthroughCluster")
         #expect(hop.upstreamAddress == "127.0.0.1:\(target.port)")
+        #expect(hop.isTunnel)
     }
 
     @Test func theTargetClosingEndsTheTunnel() async throws {
@@ -148,6 +150,7 @@ import TraceModel
         #expect(await eventually { proxy.hops(.outbound).count == 1 })
         let hop = try #require(proxy.hops(.outbound).first)
         #expect(hop.statusCode == 503 && hop.responseFlags == ["UF"])
+        #expect(!hop.isTunnel && proxy.telemetry.tunnelsOpened == 0, "a refused CONNECT opened nothing")
     }
 
     @Test func registryOnlyRefusesUnknownTargets() async throws {

@@ -97,5 +97,16 @@ def test_https_through_the_outbound_sidecar_is_tunnelled_and_traced(tls_server, 
         failed = by_target["CONNECT 127.0.0.1:1"]
         assert failed["tags"]["http.status_code"] == "503" and failed["tags"]["response_flags"] == "UF", failed["tags"]
         assert failed["tags"]["error"] == "true"
+
+        # Istio's TCP metrics for the two tunnels, as Kiali reads them for passed-through TLS.
+        metrics = requests.get(sidecar.url("metrics", "/stats/prometheus"), timeout=5).text
+
+        def total(name):
+            return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name + "{"))
+
+        assert total("istio_tcp_connections_opened_total") == 2, metrics
+        assert total("istio_tcp_connections_closed_total") == 2
+        assert total("istio_tcp_sent_bytes_total") > 0 and total("istio_tcp_received_bytes_total") > 0
+        assert 'request_protocol="tcp"' in metrics
     finally:
         sidecar.kill()

@@ -905,7 +905,9 @@ extension ProxyHandler: TunnelDelegate {
             ex.tunnel = tunnel
             ex.hop.upstreamAddress = channel.remoteAddress.map(UpstreamPool.describe) ?? ex.target?.address
             ex.hop.statusCode = 200
+            ex.hop.isTunnel = true
             ex.responseStarted = true
+            runtime.telemetry.tunnelOpened(ex.hop)
             send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
                  method: .CONNECT)
             context.flush()

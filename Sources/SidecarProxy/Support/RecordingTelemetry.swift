@@ -10,6 +10,7 @@ public struct NoopTelemetry: ProxyTelemetry {
 public final class RecordingTelemetry: ProxyTelemetry {
     private let hops = Locked<[HopRecord]>([])
     private let flushes = Locked(0)
+    private let tunnels = Locked(0)
 
     public init() {}
 
@@ -18,7 +19,12 @@ public final class RecordingTelemetry: ProxyTelemetry {
         hops.withLock { $0.append(hop) }
     }
 
+    public func tunnelOpened(_ hop: HopRecord) {
+        tunnels.withLock { $0 += 1 }
+    }
+
     public var recorded: [HopRecord] { hops.withLock { $0 } }
+    public var tunnelsOpened: Int { tunnels.withLock { $0 } }
     public var flushCount: Int { flushes.withLock { $0 } }
 
     public func reset() { hops.withLock { $0.removeAll() } }

@@ -4,7 +4,8 @@ import Prometheus
 import Synchronization
 
 /// Istio's standard HTTP metrics with Istio's label names, so Kiali's queries, Grafana's Istio
-/// dashboards and existing PromQL work unchanged (mesh-and-proxy-facts §3.1).
+/// dashboards and existing PromQL work unchanged (mesh-and-proxy-facts §3.1); and for CONNECT
+/// tunnels, Istio's TCP metrics too, as Envoy reports the TCP traffic it passes through.
 /// Handles are cached per label set: creating them per request would take the registry's lock
 /// and rebuild label arrays on the request path.
 public final class IstioMetrics: Sendable {
@@ -13,6 +14,7 @@ public final class IstioMetrics: Sendable {
     private let workload: String
     private let namespace: String
     private let handles = Mutex<HandleCache>(HandleCache())
+    private let tcpHandles = Mutex<[LabelKey: TCPHandles]>([:])
     public let spansExported: CoreMetrics.Counter
     public let spansDropped: CoreMetrics.Counter
     public let exportFailures: CoreMetrics.Counter
@@ -52,6 +54,13 @@ public final class IstioMetrics: Sendable {
         let responseBytes: CoreMetrics.Recorder
     }
 
+    private struct TCPHandles {
+        let opened: CoreMetrics.Counter
+        let closed: CoreMetrics.Counter
+        let sent: CoreMetrics.Counter
+        let received: CoreMetrics.Counter
+    }
+
     /// Handles by label set, and the last ones used: consecutive requests nearly always share
     /// their labels, and comparing five strings is cheaper than hashing them.
     private struct HandleCache {
@@ -86,6 +95,35 @@ public final class IstioMetrics: Sendable {
         h.duration.record(Double(hop.durationNanos) / 1e6)
         h.requestBytes.record(hop.requestBytes)
         h.responseBytes.record(hop.responseBytes)
+        if hop.isTunnel {
+            let tcp = tcpHandles(for: hop)
+            tcp.closed.increment()
+            tcp.sent.increment(by: Int64(hop.responseBytes))  // toward the client, as Istio counts "sent"
+            tcp.received.increment(by: Int64(hop.requestBytes))
+        }
+    }
+
+    public func tunnelOpened(_ hop: HopRecord) {
+        tcpHandles(for: hop).opened.increment()
+    }
+
+    /// TCP series carry no response code: opened and closed must share one label set, and the
+    /// flags are those known when the tunnel opened (none).
+    private func tcpHandles(for hop: HopRecord) -> TCPHandles {
+        let reporter = hop.direction == .inbound ? "destination" : "source"
+        let source = hop.direction == .inbound ? hop.sourceService ?? "unknown" : workload
+        let key = LabelKey(reporter: reporter, source: source, destination: hop.destinationService, code: "", flags: "-")
+        return tcpHandles.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let labels = labelSet(key, protocolName: "tcp", direction: hop.direction).filter { $0.0 != "response_code" && $0.0 != "grpc_response_status" }
+            let made = TCPHandles(
+                opened: CoreMetrics.Counter(label: "istio_tcp_connections_opened_total", dimensions: labels, factory: factory),
+                closed: CoreMetrics.Counter(label: "istio_tcp_connections_closed_total", dimensions: labels, factory: factory),
+                sent: CoreMetrics.Counter(label: "istio_tcp_sent_bytes_total", dimensions: labels, factory: factory),
+                received: CoreMetrics.Counter(label: "istio_tcp_received_bytes_total", dimensions: labels, factory: factory))
+            cache[key] = made
+            return made
+        }
     }
 
     /// Every label Istio's stats filter emits, in one fixed order (Prometheus requires the same

@@ -52,6 +52,8 @@ public struct HopRecord: Sendable {
     public var customTags: [(key: String, value: String)]
     /// True when the proxy linked this span to a parent it inferred (issue: propagation doctor).
     public var parentInferred: Bool
+    /// A CONNECT tunnel that was established: the byte counts are what it carried each way.
+    public var isTunnel = false
     /// Trace formats found in the incoming headers, e.g. "w3c,b3multi" or "none"; nil = not recorded.
     public var propagationExtracted: String?
     /// Inbound only: the formats written toward the app, e.g. "w3c,b3multi".
@@ -99,8 +101,15 @@ public struct HopRecord: Sendable {
 /// the record (`consuming`), so keeping it for later moves it rather than copying its strings.
 public protocol ProxyTelemetry: Sendable {
     func record(_ hop: consuming HopRecord)
+    /// A CONNECT tunnel is open (its hop is recorded when it closes): Istio counts TCP
+    /// connections when they open.
+    func tunnelOpened(_ hop: HopRecord)
     /// Prometheus text for `/stats/prometheus`.
     func prometheusText() -> String
     /// Exports everything buffered; called on shutdown after in-flight requests drained.
     func flush() async
+}
+
+extension ProxyTelemetry {
+    public func tunnelOpened(_ hop: HopRecord) {}
 }

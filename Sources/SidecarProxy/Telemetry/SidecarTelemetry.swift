@@ -144,6 +144,8 @@ public final class SidecarTelemetry: ProxyTelemetry {
         return SpanID(z == id.value ? z ^ 1 : z) ?? id
     }
 
+    public func tunnelOpened(_ hop: HopRecord) { metrics.tunnelOpened(hop) }
+
     public func prometheusText() -> String { metrics.prometheusText() }
 
     public func flush() async {

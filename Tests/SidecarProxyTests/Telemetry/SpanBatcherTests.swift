@@ -143,6 +143,49 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
     }
 }
 
+@Suite struct IstioTCPMetricsTests {
+    /// A CONNECT tunnel counts as Istio counts TCP: opened when it opens, closed with the bytes
+    /// each way when it ends; its CONNECT request still counts in istio_requests_total.
+    @Test func tunnelsCountTCPConnectionsAndBytes() {
+        let metrics = IstioMetrics(workload: "shop", namespace: "default")
+        let context = TraceContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(2) ?? SpanID.random())
+        var tunnel = HopRecord(direction: .outbound, context: context, sampled: true, startNanos: 0, durationNanos: 9_000_000,
+                               method: "CONNECT", path: "api.example.com:443", authority: "", statusCode: 200, requestID: "r",
+                               destinationService: "api.example.com")
+        tunnel.isTunnel = true
+        metrics.tunnelOpened(tunnel)
+        metrics.tunnelOpened(tunnel)
+        var text = metrics.prometheusText()
+        #expect(Self.value(text, "istio_tcp_connections_opened_total") == 2)
+        #expect(Self.value(text, "istio_tcp_connections_closed_total") == 0, "nothing closed yet")
+        tunnel.requestBytes = 517
+        tunnel.responseBytes = 4_096
+        metrics.record(tunnel)
+        text = metrics.prometheusText()
+        #expect(Self.value(text, "istio_tcp_connections_closed_total") == 1)
+        #expect(Self.value(text, "istio_tcp_received_bytes_total") == 517)
+        #expect(Self.value(text, "istio_tcp_sent_bytes_total") == 4_096)
+        let opened = text.split(separator: "\n").first { $0.hasPrefix("istio_tcp_connections_opened_total{") }
+        #expect(opened?.contains("request_protocol=\"tcp\"") == true)
+        #expect(opened?.contains("destination_service_name=\"api.example.com\"") == true)
+        #expect(opened?.contains("response_code") == false, "TCP series have no response code")
+        #expect(Self.value(text, "istio_requests_total") == 1)
+        // A refused CONNECT is a request, not a TCP connection.
+        var refused = tunnel
+        refused.isTunnel = false
+        refused.statusCode = 503
+        metrics.record(refused)
+        #expect(Self.value(metrics.prometheusText(), "istio_tcp_connections_closed_total") == 1)
+    }
+
+    /// The sum over a metric's series, nil when it has none.
+    static func value(_ text: String, _ metric: String) -> Int? {
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix(metric + "{") }
+        guard !lines.isEmpty else { return nil }
+        return lines.reduce(0) { $0 + (Int(Double($1.split(separator: " ").last ?? "") ?? -1_000_000)) }
+    }
+}
+
 /// Sampled hops are encoded by the export task, not on the request path: `record` only queues
 /// them (bounded, drops counted), and the batcher's loop or a flush turns them into spans.
 @Suite struct SidecarTelemetryDeferredEncodingTests {
