@@ -174,4 +174,89 @@ import TraceModel
         #expect(reply.hasPrefix("HTTP/1.1 405"), "\(reply)")
         #expect(!reply.contains("secret"), "nothing reached the app or came back")
     }
+
+    // MARK: - HTTP/2 prior knowledge (gRPC over h2c), passed through as TCP
+
+    static let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+    @Test func h2cConnectionsPassThroughToTheAppAsOneSpan() async throws {
+        let app = try await EchoTCP(group: group)
+        let proxy = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "grpc-app"
+            c.appPort = app.port
+            c.outboundPort = -1
+        }
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await RawClient(group: group, port: proxy.inboundPort)
+        // The preface split where it could still be anything, then frames behind it.
+        try await client.send("PRI * HTTP/2.0\r\n")
+        try await client.send("\r\nSM\r\n\r\n\u{0}\u{0}\u{0}\u{4}")
+        #expect(await eventually { client.text == Self.preface + "\u{0}\u{0}\u{0}\u{4}" }, "got \(client.text.debugDescription)")
+        #expect(proxy.telemetry.tunnelsOpened == 1)
+        await client.close()
+        #expect(await eventually { proxy.hops(.inbound).count == 1 })
+        let hop = try #require(proxy.hops(.inbound).first)
+        #expect(hop.method == "PRI" && hop.path == "*" && hop.httpProtocol == "HTTP/2")
+        #expect(hop.statusCode == 200 && hop.isTunnel && hop.responseFlags.isEmpty)
+        #expect(hop.requestBytes == 28 && hop.responseBytes == 28)
+        #expect(hop.upstreamCluster == "inbound|\(app.port)||")
+    }
+
+    @Test func h2cWhereNoDestinationIsKnownClosesWithASpanSayingWhy() async throws {
+        let proxy = try await sidecar()  // outbound, no per-upstream egress
+        defer { Task { await proxy.stop() } }
+        let reply = try await rawExchange(group: group, port: proxy.outboundPort, Self.preface)
+        #expect(reply.isEmpty, "an HTTP/2 client cannot read an HTTP/1 answer: \(reply.debugDescription)")
+        #expect(await eventually { proxy.hops(.outbound).count == 1 })
+        let hop = try #require(proxy.hops(.outbound).first)
+        #expect(hop.statusCode == 400 && hop.responseFlags == ["NR"])
+        #expect(hop.failureReason?.contains("h2c") == true)
+    }
+
+    @Test func anUnreachableAppClosesAnH2cConnectionWithUF() async throws {
+        let port = try closedPort()
+        let proxy = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "grpc-app"
+            c.appPort = port
+            c.outboundPort = -1
+        }
+        defer { Task { await proxy.stop() } }
+        let reply = try await rawExchange(group: group, port: proxy.inboundPort, Self.preface)
+        #expect(reply.isEmpty)
+        #expect(await eventually { proxy.hops(.inbound).count == 1 })
+        #expect(proxy.hops(.inbound).first?.responseFlags == ["UF"])
+    }
+
+    /// The probe decides as soon as the bytes differ from the preface, holds only a true prefix
+    /// of it, and hands every byte on exactly once, however the input is split.
+    @Test func prefaceProbeOverRandomSplits() {
+        var rng = SplitMix64(seed: 0x2C)
+        let inputs = [Self.preface + "frames", "PUT / HTTP/1.1\r\n\r\n", "POST / HTTP/1.1\r\n\r\n", "PRI * HTTP/1.1\r\n\r\n",
+                      "GET / HTTP/1.1\r\n\r\n", "\r\nGET / HTTP/1.1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r", "P"]
+        for _ in 0..<2_000 {
+            let text = rng.pick(inputs)
+            let bytes = Array(text.utf8)
+            var cuts = (0..<rng.below(4)).map { _ in rng.below(bytes.count + 1) }
+            cuts = ([0, bytes.count] + cuts).sorted()
+            var probe = HTTP2PrefaceProbe()
+            var out: [UInt8] = []
+            var verdict = "undecided"
+            for (a, b) in zip(cuts, cuts.dropFirst()) {
+                let piece = ByteBuffer(bytes: bytes[a..<b])
+                if probe.decided {
+                    out += piece.readableBytesView
+                    continue
+                }
+                switch probe.inspect(piece) {
+                case .undecided: break
+                case .http1(let held): verdict = "http1"; out += held.readableBytesView
+                case .http2(let held): verdict = "http2"; out += held.readableBytesView
+                }
+            }
+            let preface = Array(Self.preface.utf8)  // by bytes: as Characters, "\r\n" is one
+            let expected = bytes.starts(with: preface) ? "http2" : preface.starts(with: bytes) ? "undecided" : "http1"
+            #expect(verdict == expected, "\(text.debugDescription) split at \(cuts)")
+            if verdict != "undecided" { #expect(out == bytes, "\(text.debugDescription) split at \(cuts)") }
+        }
+    }
 }

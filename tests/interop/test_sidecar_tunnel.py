@@ -4,6 +4,7 @@ A real TLS server (Python's ssl with a certificate made by openssl), clients we 
 import http.server
 import json
 import os
+import socket
 import ssl
 import subprocess
 import threading
@@ -108,5 +109,60 @@ def test_https_through_the_outbound_sidecar_is_tunnelled_and_traced(tls_server, 
         assert total("istio_tcp_connections_closed_total") == 2
         assert total("istio_tcp_sent_bytes_total") > 0 and total("istio_tcp_received_bytes_total") > 0
         assert 'request_protocol="tcp"' in metrics
+    finally:
+        sidecar.kill()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def h2c_app(tmp_path):
+    """nginx speaking HTTP/2 with prior knowledge (h2c), as a gRPC server does."""
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"""daemon off; worker_processes 1; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;
+events {{ worker_connections 64; }}
+http {{ access_log off;
+  server {{ listen 127.0.0.1:{port} http2; location / {{ return 200 "h2c ok $request_uri $server_protocol\\n"; }} }} }}
+""")
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until(listening, timeout=20, message="nginx (h2c) listening")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_h2c_prior_knowledge_passes_through_the_inbound_sidecar(h2c_app, start_collector):
+    """gRPC-style HTTP/2 without TLS reaches the app through its sidecar, passed through as TCP:
+    curl speaks HTTP/2 end to end, and the connection is one span plus Istio's TCP metrics."""
+    collector = start_collector(extra_args=["--storage", "memory"])
+    sidecar = Sidecar(BINARY, "--service", "grpcsvc", "--app-port", str(h2c_app), "--outbound-port", "-1",
+                      "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans")
+    try:
+        out = subprocess.run(["curl", "-sS", "--max-time", "10", "--http2-prior-knowledge", sidecar.url("inbound", "/pkg.Svc/Call"),
+                              "-w", "%{http_version} %{http_code}"], capture_output=True, text=True, timeout=20)
+        assert out.stdout == "h2c ok /pkg.Svc/Call HTTP/2.0\n2 200", out
+
+        def spans():
+            found = requests.get(collector.url("zipkin", "/api/v2/traces"), params={"serviceName": "grpcsvc"}, timeout=5).json()
+            return [s for trace in found for s in trace] or None
+
+        span = wait_until(spans, timeout=20, message="the h2c connection's span")[0]
+        assert span["name"] == "PRI *" and span["kind"] == "SERVER", span
+        assert span["tags"]["http.protocol"] == "HTTP/2" and span["tags"]["http.status_code"] == "200"
+        assert int(span["tags"]["request_size"]) > 24 and int(span["tags"]["response_size"]) > 0
+        metrics = requests.get(sidecar.url("metrics", "/stats/prometheus"), timeout=5).text
+        assert any(line.startswith("istio_tcp_connections_closed_total{") and line.endswith(" 1") for line in metrics.splitlines()), metrics
     finally:
         sidecar.kill()

@@ -47,6 +47,8 @@ final class Exchange {
     var inferenceToken: Int?
     /// A CONNECT request: once its target answers, the connection carries raw bytes both ways.
     var isTunnel = false
+    /// An HTTP/2 prior-knowledge connection passed through as a tunnel, with no CONNECT to answer.
+    var isPassthrough = false
     /// The tunnel's upstream end, once connected.
     var tunnel: TunnelHandler?
     /// Client bytes that arrived before the tunnel's target answered.
@@ -108,6 +110,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var writer = DownstreamResponseWriter()
     /// A request could not be read: the connection's framing is lost, nothing more is read.
     private var rejected = false
+    /// Whether the connection opened with the HTTP/2 preface (h2c), passed through as TCP.
+    private var prefaceProbe = HTTP2PrefaceProbe()
 
     /// Marks requests that left through an outbound or gateway listener (loop detection).
     static let loopHeader = "x-meshtrace-via"
@@ -140,6 +144,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard !rejected else { return }
         inDownstreamRead = true
         var input = unwrapInboundIn(data)
+        if !prefaceProbe.decided {
+            switch prefaceProbe.inspect(input) {
+            case .undecided: return
+            case .http2(let bytes):
+                startPassthrough(bytes)
+                return
+            case .http1(let bytes): input = bytes
+            }
+        }
+        if let ex = exchange, ex.isPassthrough {
+            received(.body(input))
+            return
+        }
         do {
             try parser.parseForwarding(&input, allocator: context.channel.allocator) { part in received(part) }
         } catch {
@@ -536,6 +553,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if config.maxRetries > 0, !ex.isTunnel { flags.append("URX") }  // tunnels are not retried
         let what = timedOut ? "connect timeout" : "connection failure (\(error))"
         let retried = ex.hop.retries > 0 ? " after \(ex.hop.retries) retries" : ""
+        if ex.isPassthrough {
+            failPassthrough(ex, status: timedOut ? 504 : 503, flags: flags, reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")")
+            return
+        }
         localReply(
             ex, status: timedOut ? .gatewayTimeout : .serviceUnavailable, flags: flags,
             reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")\(retried)")
@@ -908,9 +929,11 @@ extension ProxyHandler: TunnelDelegate {
             ex.hop.isTunnel = true
             ex.responseStarted = true
             runtime.telemetry.tunnelOpened(ex.hop)
-            send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
-                 method: .CONNECT)
-            context.flush()
+            if !ex.isPassthrough {
+                send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
+                     method: .CONNECT)
+                context.flush()
+            }
             for bytes in ex.tunnelPending { tunnel.write(bytes) }
             ex.tunnelPending = []
             tunnel.flush()
@@ -946,6 +969,59 @@ extension ProxyHandler: TunnelDelegate {
         endTunnel(ex)
         context.flush()
         context.close(promise: nil)
+    }
+
+    /// An HTTP/2 prior-knowledge connection (gRPC over h2c): passed through to the app, or to a
+    /// per-upstream egress listener's upstream, as a tunnel. One span and Istio's TCP metrics
+    /// cover the connection; the calls inside it are not read (no span per gRPC call).
+    fileprivate func startPassthrough(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        timeouts?.phase(.headReceived)
+        keepAlive = false
+        let snapshot = runtime.configuration.snapshot
+        let direction = runtime.direction
+        let route = Router.passthroughRoute(direction: direction, snapshot: snapshot)
+        // Nothing of HTTP/2 is read, so no incoming context: the connection starts its own trace.
+        let trace = TraceDecision.decide(scan: RequestHeadScan(HTTPHeaders()), path: "*", snapshot: snapshot, random: &random)
+        var hop = HopRecord(
+            direction: direction, context: trace.context, sampled: trace.sampled, startNanos: Clock.wallNanos(), durationNanos: 0,
+            method: "PRI", path: "*", authority: "", httpProtocol: "HTTP/2", statusCode: nil, requestID: trace.requestID,
+            downstreamAddress: downstreamAddress, sourceService: direction == .inbound ? nil : snapshot.config.serviceName,
+            destinationService: route.destinationService, upstreamCluster: route.clusterName)
+        hop.requestBytes = bytes.readableBytes
+        let head = UpstreamRequestHead(method: HTTPMethod(rawValue: "PRI"), bytes: context.channel.allocator.buffer(capacity: 0), chunked: false)
+        let ex = Exchange(
+            hop: hop, snapshot: snapshot, startMono: Clock.monoNanos(), requestVersion: HTTPVersion(major: 2, minor: 0), requestFraming: .none,
+            upstreamHead: head)
+        ex.isTunnel = true
+        ex.isPassthrough = true
+        ex.tunnelPending = [bytes]
+        exchange = ex
+        runtime.stats.update {
+            $0.requestsTotal += 1
+            $0.requestsActive += 1
+        }
+        switch route.outcome {
+        case .reject(_, let flag, let reason):
+            failPassthrough(ex, status: 400, flags: flag.map { [$0] } ?? [], reason: reason)
+        case .forward(let target):
+            ex.target = target
+            openTunnel(ex, to: target)
+        }
+    }
+
+    /// A passthrough that could not start: an HTTP/2 client cannot read an HTTP/1 answer, so the
+    /// connection just closes, and the span says why.
+    fileprivate func failPassthrough(_ ex: Exchange, status: Int, flags: [String], reason: String) {
+        ex.hop.statusCode = status
+        ex.hop.responseFlags.append(contentsOf: flags)
+        ex.hop.failureReason = reason
+        ex.responseDone = true
+        ex.endMono = Clock.monoNanos()
+        finishRecord(ex)
+        cleanup(ex)
+        exchange = nil
+        context?.close(promise: nil)
     }
 
     /// Either end closed: the tunnel's span and metrics are recorded over its whole life.

@@ -111,6 +111,29 @@ public enum Router {
         }
     }
 
+    /// Where an HTTP/2 prior-knowledge connection (gRPC over h2c) is passed through as TCP: the
+    /// app, on the inbound listener; the one upstream of a per-upstream egress listener. Nowhere
+    /// else: without reading HTTP/2 the proxy cannot tell where a request is going.
+    static func passthroughRoute(direction: ProxyDirection, snapshot: ConfigurationBox.Snapshot) -> Route {
+        let config = snapshot.config
+        switch direction {
+        case .inbound:
+            let cluster = snapshot.inboundCluster
+            return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: config.appHost, port: config.appPort ?? 0)),
+                         path: "*", authority: "", destinationService: config.serviceName, clusterName: cluster)
+        case .outbound:
+            if let service = config.defaultUpstream.flatMap({ snapshot.upstreamsByName[$0] }) {
+                let cluster = "outbound|\(service.port)||\(service.name)"
+                return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
+                             path: "*", authority: "", destinationService: service.name, clusterName: cluster)
+            }
+        case .gateway:
+            break
+        }
+        return Route(outcome: .reject(status: .badRequest, flag: "NR", reason: "HTTP/2 (h2c) is passed through only on the inbound listener and per-upstream egress listeners"),
+                     path: "*", authority: "", destinationService: "unknown", clusterName: nil)
+    }
+
     /// `backend`, `backend.default`, `backend.default.svc.cluster.local` all find `backend`.
     static func lookup(_ host: String, in snapshot: ConfigurationBox.Snapshot) -> UpstreamService? {
         if let exact = snapshot.upstreamsByName[host] { return exact }

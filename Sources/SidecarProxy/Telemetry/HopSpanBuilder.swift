@@ -130,7 +130,8 @@ public struct HopSpanBuilder: Sendable {
         sink.tag("zone", "")
         sink.tag("guid:x-request-id", hop.requestID)
         // A CONNECT tunnel's target is `host:port` (its path here): no scheme, TLS usually follows.
-        let tunnel = hop.method == "CONNECT"
+        // An h2c passthrough's path is `*`, as in the HTTP/2 preface.
+        let tunnel = hop.isTunnel || hop.method == "CONNECT"
         if tunnel { sink.tag("http.url", hop.path) } else { sink.tag("http.url", httpURL: hop.authority, path) }
         sink.tag("http.method", hop.method)
         sink.tag("http.protocol", hop.httpProtocol)
