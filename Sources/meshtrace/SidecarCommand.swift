@@ -69,6 +69,8 @@ struct SidecarCommand: AsyncParsableCommand {
     var connectTimeout: String?
     @Option(name: .customLong("request-timeout"), help: "Upstream request timeout, 0 = none (default 15s).")
     var requestTimeout: String?
+    @Option(name: .customLong("per-try-timeout"), help: "Time each attempt may wait for its response head; expiry retries an outbound request (default 0 = none, as Istio).")
+    var perTryTimeout: String?
     @Option(name: .customLong("max-retries"), help: "Retries per request, on connect failure and on --retry-on-status (default 2).")
     var maxRetries: String?
     @Option(name: .customLong("retry-on-status"), help: "Upstream statuses to retry outbound requests on (bodies up to 64 KiB): a comma list, or none (default 503).")
@@ -109,7 +111,7 @@ struct SidecarCommand: AsyncParsableCommand {
         add("outbound-policy", outboundPolicy); add("sampling", sampling); add("propagation", propagation)
         add("health-check-path", healthCheckPath); add("exporter", exporter); add("collector", collector)
         add("export-batch-size", exportBatchSize); add("export-flush-interval", exportFlushInterval)
-        add("connect-timeout", connectTimeout); add("request-timeout", requestTimeout); add("max-retries", maxRetries)
+        add("connect-timeout", connectTimeout); add("request-timeout", requestTimeout); add("per-try-timeout", perTryTimeout); add("max-retries", maxRetries)
         add("retry-on-status", retryOnStatus)
         add("retry-budget-percent", retryBudgetPercent); add("min-retry-concurrency", minRetryConcurrency)
         add("max-connections", maxConnections); add("max-pending-requests", maxPendingRequests)

@@ -14,7 +14,7 @@ struct ConfigurationTests {
             ("service", "frontend"), ("upstream", "backend=127.0.0.1:15006"), ("upstream", "db=[::1]:5432"),
             ("outbound-policy", "REGISTRY_ONLY"), ("sampling", "12.345"), ("propagation", "b3single, w3c"),
             ("custom-tag", "env=literal:prod"), ("custom-tag", "tenant=env:TENANT"), ("custom-tag", "user=header:X-User"),
-            ("request-timeout", "250ms"), ("connect-timeout", "2s"), ("idle-timeout", "1m"), ("gateway-port", "0"),
+            ("request-timeout", "250ms"), ("per-try-timeout", "80ms"), ("connect-timeout", "2s"), ("idle-timeout", "1m"), ("gateway-port", "0"),
             ("route", "/api=backend"), ("inbound-port", "off"), ("health-check-path", "/live,/ping"),
             ("export-batch-size", "64"), ("export-flush-interval", "200ms"), ("retry-on-status", "503, 502,503"),
         ] {
@@ -27,6 +27,7 @@ struct ConfigurationTests {
         #expect(c.propagation == [.b3single, .w3c])
         #expect(c.customTags.map(\.source) == [.literal("prod"), .environment(name: "TENANT", value: "acme"), .header("x-user")])
         #expect(c.requestTimeoutMillis == 250 && c.connectTimeoutMillis == 2000 && c.idleTimeoutMillis == 60_000)
+        #expect(c.perTryTimeoutMillis == 80)
         #expect(c.inboundPort == -1 && !c.inboundEnabled)
         #expect(c.gatewayEnabled && c.routes == [GatewayRoute(prefix: "/api", service: "backend")])
         #expect(c.healthCheckPaths == ["/live", "/ping"])
@@ -40,7 +41,7 @@ struct ConfigurationTests {
     @Test(arguments: [
         ("sampling", "101"), ("sampling", "x"), ("propagation", "jaeger"), ("upstream", "noport"), ("upstream", "a=b:0"),
         ("outbound-policy", "deny"), ("custom-tag", "x=bogus:1"), ("custom-tag", "x"), ("route", "api=backend"),
-        ("request-timeout", "soon"), ("inbound-port", "70000"), ("log-level", "loud"), ("nope", "1"),
+        ("request-timeout", "soon"), ("per-try-timeout", "-1s"), ("per-try-timeout", "1 s"), ("inbound-port", "70000"), ("log-level", "loud"), ("nope", "1"),
         ("export-batch-size", "0"), ("export-batch-size", "many"), ("export-flush-interval", "0s"),
         ("retry-on-status", "200"), ("retry-on-status", "503,x"),
     ])
@@ -94,6 +95,7 @@ struct ConfigurationTests {
             max-retries: 1
             retry-on-status: [502, 503]
             request-timeout: 3s
+            per-try-timeout: 500ms
             """, to: &c)
         #expect(c.serviceName == "orders" && c.appPort == 8080 && c.inboundPort == 0)
         #expect(c.samplingPercent == 5 && c.propagation == [.w3c, .b3single])
@@ -102,6 +104,7 @@ struct ConfigurationTests {
         #expect(c.exporter.kind == "otlp" && c.exporter.endpoint == "http://127.0.0.1:4318")
         #expect(c.exporter.batchSize == 100 && c.exporter.flushIntervalMillis == 2000)
         #expect(c.maxRetries == 1 && c.requestTimeoutMillis == 3000 && c.retryOnStatus == [502, 503])
+        #expect(c.perTryTimeoutMillis == 500)
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("unknown-key: 1", to: &c) }
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML("service: [a, b]", to: &c) }
         #expect(throws: ConfigurationError.self) { try ConfigurationLoader.applyYAML(": : :\n  - [", to: &c) }

@@ -158,6 +158,74 @@ import TraceModel
         await client.close()
     }
 
+    /// Envoy's per-try timeout: an attempt with no response head in time is dropped and the
+    /// request goes out again; the second attempt answers.
+    @Test func perTryTimeoutRetriesASlowAttempt() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port) { c in
+            c.perTryTimeoutMillis = 150
+            c.requestTimeoutMillis = 10_000
+        }
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let uri = "/slow-once/\(UUID().uuidString)?ms=3000"
+        let r = try await client.send(.POST, "http://backend" + uri, body: ByteBuffer(string: "order"))
+        #expect(r.status == 200)
+        #expect(r.json["body_bytes"] as? Int == 5, "the kept body went out again")
+        #expect(app.requests.withLock { $0.filter { $0.head.uri == uri }.count } == 2)
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        let hop = sidecar.hops(.outbound)[0]
+        #expect(hop.retries == 1 && hop.responseFlags.isEmpty && hop.statusCode == 200)
+        #expect(hop.durationNanos >= 150_000_000 && hop.durationNanos < 3_000_000_000)
+        await client.close()
+    }
+
+    /// The per-try timeout ends at the response head: a body slower than it is not cut.
+    @Test func perTryTimeoutStopsAtTheResponseHead() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port) { $0.perTryTimeoutMillis = 100 }
+        defer { Task { await sidecar.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/slow-body?ms=400")
+        #expect(r.status == 200 && String(buffer: r.body) == "later")
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        #expect(sidecar.hops(.outbound)[0].retries == 0 && sidecar.hops(.outbound)[0].responseFlags.isEmpty)
+        await client.close()
+    }
+
+    /// Every attempt slow: retries run out and the answer is 504 UT,URX, well before the
+    /// request timeout; an inbound listener does not retry at all.
+    @Test func perTryTimeoutsThatRunOutAre504() async throws {
+        let app = try await EchoApp(group: group)
+        let sidecar = try await outbound(to: app.port) { c in
+            c.perTryTimeoutMillis = 100
+            c.maxRetries = 1
+            c.requestTimeoutMillis = 10_000
+        }
+        let inbound = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "backend"
+            c.appPort = app.port
+            c.outboundPort = -1
+            c.perTryTimeoutMillis = 100
+        }
+        defer { Task { await sidecar.stop(); await inbound.stop(); await app.close() } }
+        let client = try await TestClient(group: group, port: sidecar.outboundPort)
+        let r = try await client.send(.GET, "http://backend/slow?ms=3000")
+        #expect(r.status == 504)
+        #expect(r.head.headers["x-meshtrace-response-flags"] == ["UT,URX"])
+        #expect(String(buffer: r.body).contains("per-try timeout"), "\(String(buffer: r.body))")
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 })
+        #expect(sidecar.hops(.outbound)[0].retries == 1)
+        let direct = try await TestClient(group: group, port: inbound.inboundPort)
+        let before = app.requests.withLock { $0.count }
+        let inboundReply = try await direct.send(.GET, "/slow?ms=3000", headers: [("host", "backend")])
+        #expect(inboundReply.status == 504)
+        #expect(inboundReply.head.headers["x-meshtrace-response-flags"] == ["UT"])
+        #expect(app.requests.withLock { $0.count } == before + 1, "inbound: no retry")
+        await client.close()
+        await direct.close()
+    }
+
     @Test func circuitBreakerOverflowIs503UO() async throws {
         let app = try await EchoApp(group: group)
         let sidecar = try await outbound(to: app.port) { c in

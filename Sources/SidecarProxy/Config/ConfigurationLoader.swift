@@ -22,7 +22,7 @@ public enum ConfigurationLoader {
     public static let knownOptions: [String] = [
         "service", "host", "inbound-port", "app-port", "app-host", "outbound-port", "gateway-port", "route",
         "metrics-port", "admin-port", "upstream", "registry", "outbound-policy", "sampling", "propagation",
-        "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "max-retries",
+        "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "per-try-timeout", "max-retries",
         "retry-on-status", "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
         "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
         "infer-parent", "export-batch-size", "export-flush-interval",
@@ -111,6 +111,7 @@ public enum ConfigurationLoader {
         case "export-flush-interval": config.exporter.flushIntervalMillis = Int(try duration(v, option, allowZero: false))
         case "connect-timeout": config.connectTimeoutMillis = try duration(v, option, allowZero: false)
         case "request-timeout": config.requestTimeoutMillis = try duration(v, option, allowZero: true)
+        case "per-try-timeout": config.perTryTimeoutMillis = try duration(v, option, allowZero: true)
         case "header-timeout": config.headerTimeoutMillis = try duration(v, option, allowZero: false)
         case "idle-timeout": config.idleTimeoutMillis = try duration(v, option, allowZero: false)
         case "drain-timeout": config.drainTimeoutMillis = try duration(v, option, allowZero: true)

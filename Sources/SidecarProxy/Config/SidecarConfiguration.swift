@@ -171,6 +171,11 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var connectTimeoutMillis: Int64 = 10_000
     /// Route timeout: from the request head until the response is complete. 0 disables.
     public var requestTimeoutMillis: Int64 = 15_000
+    /// Envoy's `per_try_timeout`: how long each attempt may wait for its response head once the
+    /// request is sent. On expiry an outbound or gateway request is retried (within `maxRetries`
+    /// and the budget) if its body was kept; otherwise it is answered 504 UT. 0 disables (Istio's
+    /// default).
+    public var perTryTimeoutMillis: Int64 = 0
     /// Retries per request, on connect failure and on the statuses below (Istio's default
     /// outbound policy: 2).
     public var maxRetries = 2
@@ -234,6 +239,7 @@ public struct SidecarConfiguration: Sendable, Equatable {
         guard !propagation.isEmpty else { throw ConfigurationError("--propagation needs at least one format") }
         guard connectTimeoutMillis > 0 else { throw ConfigurationError("--connect-timeout must be positive") }
         guard requestTimeoutMillis >= 0 else { throw ConfigurationError("--request-timeout must not be negative") }
+        guard perTryTimeoutMillis >= 0 else { throw ConfigurationError("--per-try-timeout must not be negative") }
         guard maxRetries >= 0 else { throw ConfigurationError("--max-retries must not be negative") }
         guard maxConnections > 0, maxPendingRequests >= 0 else { throw ConfigurationError("--max-connections must be positive and --max-pending-requests not negative") }
         guard maxDownstreamConnections > 0 else { throw ConfigurationError("--max-downstream-connections must be positive") }

@@ -37,6 +37,8 @@ final class Exchange {
     var replayable = true
     var replayTrailers: HTTPHeaders?
     var holdingRetrySlot = false
+    /// An attempt's per-try timer is running (cleared by its response head or its end).
+    var tryStarted = false
     var freshConnection = false
     var timerStarted = false
     var retryTask: Scheduled<Void>?
@@ -93,6 +95,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var context: ChannelHandlerContext?
     /// The request timeout of the exchange in flight, checked by one lazy timer per connection.
     private var requestDeadline = LazyDeadline()
+    /// The per-try timeout of the attempt in flight (`perTryTimeoutMillis`), armed per attempt.
+    private var tryDeadline = LazyDeadline()
     private var loopPools: LoopPools?
     private var random = FastRandom()
     private var exchange: Exchange?
@@ -132,6 +136,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         requestDeadline.cancel()
+        tryDeadline.cancel()
         self.context = nil
     }
 
@@ -468,7 +473,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 conn.handler.write(.end(trailers))
                 if !inDownstreamRead { conn.handler.flush() }
                 ex.requestFullySent = true
-                startRequestTimer(ex)
+                requestSent(ex)
             } else {
                 ex.buffered.append(.end(trailers))
             }
@@ -626,8 +631,44 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         ex.buffered.removeAll()
         if !inDownstreamRead { conn.handler.flush() }
-        if ex.requestEnded { startRequestTimer(ex) }
+        if ex.requestEnded { requestSent(ex) }
         resumeDownstreamReads()
+    }
+
+    /// The whole request has gone to the upstream on this attempt: the request's timer starts
+    /// (once), and this attempt's.
+    private func requestSent(_ ex: Exchange) {
+        startRequestTimer(ex)
+        let millis = ex.snapshot.config.perTryTimeoutMillis
+        guard millis > 0, let context else { return }
+        ex.tryStarted = true
+        tryDeadline.set(context.eventLoop.now + .milliseconds(millis), loop: context.eventLoop) { [self] in self.tryTimerFired() }
+    }
+
+    private func tryTimerFired() {
+        guard let context else { return }
+        guard tryDeadline.timerFired(loop: context.eventLoop, fire: { [self] in self.tryTimerFired() }) else { return }
+        if let ex = exchange { tryTimedOut(ex) }
+    }
+
+    /// An attempt got no response head in time: its connection is dropped and the request goes
+    /// out again if a retry is allowed and its body can be sent again; otherwise 504 UT.
+    private func tryTimedOut(_ ex: Exchange) {
+        guard exchange === ex, ex.tryStarted, !ex.responseStarted, !ex.responseDone, ex.connection != nil else { return }
+        ex.tryStarted = false
+        let config = ex.snapshot.config
+        abandonUpstream(ex)
+        let resendable = ex.replayable || ex.hop.requestBytes == 0
+        if runtime.direction != .inbound, resendable, startRetry(ex) {
+            ex.buffered = ex.replay.map { .body(.byteBuffer($0)) } + [.end(ex.replayTrailers)]
+            ex.requestFullySent = false
+            scheduleRetry(ex)
+            return
+        }
+        var flags = ["UT"]
+        if config.maxRetries > 0, runtime.direction != .inbound { flags.append("URX") }
+        let retried = ex.hop.retries > 0 ? " after \(ex.hop.retries) retries" : ""
+        localReply(ex, status: .gatewayTimeout, flags: flags, reason: "upstream per-try timeout after \(config.perTryTimeoutMillis) ms\(retried)")
     }
 
     private func startRequestTimer(_ ex: Exchange) {
@@ -689,6 +730,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return
             }
             ex.responseStarted = true
+            if ex.tryStarted {
+                ex.tryStarted = false
+                tryDeadline.clear()
+            }
             ex.hop.statusCode = Int(response.status.code)
             // The upstream's fields go out as the bytes they came in (hop-by-hop ones already
             // left out); only what this hop adds is built here.
@@ -889,6 +934,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             tunnel.close()
         }
         if ex.timerStarted { requestDeadline.clear() }
+        if ex.tryStarted {
+            ex.tryStarted = false
+            tryDeadline.clear()
+        }
         ex.retryTask?.cancel()
         ex.retryTask = nil
         releaseRetrySlot(ex)

@@ -101,6 +101,7 @@ public enum ConfigDump {
         policies.string("outbound_policy", config.outboundPolicy.rawValue)
         policies.int("connect_timeout_ms", Int(config.connectTimeoutMillis))
         policies.int("request_timeout_ms", Int(config.requestTimeoutMillis))
+        policies.int("per_try_timeout_ms", Int(config.perTryTimeoutMillis))
         policies.int("max_retries", config.maxRetries)
         policies.raw("retry_on_status", "[" + config.retryOnStatus.map(String.init).joined(separator: ",") + "]")
         policies.double("retry_budget_percent", config.retryBudgetPercent)

@@ -57,11 +57,22 @@ final class EchoHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            if path == "/slow" {
+            // `/slow-once/...`: slow only the first time this exact URI is asked for.
+            let firstTime = requests.withLock { $0.filter { $0.head.uri == head.uri }.count } == 1
+            if path == "/slow" || (path.hasPrefix("/slow-once/") && firstTime) {
                 let ms = Int64(query["ms"] ?? "100") ?? 100
                 let body = bodyBytes
                 context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) { [self] in
                     self.respond(context: context, head: head, body: body)
+                }
+                return
+            }
+            if path == "/slow-body" {  // the head at once, the body `ms` later
+                let ms = Int64(query["ms"] ?? "100") ?? 100
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "5"]))), promise: nil)
+                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) { [self] in
+                    context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "later")))), promise: nil)
+                    context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
                 }
                 return
             }
