@@ -255,6 +255,23 @@ def test_slow_upstream_is_504_ut(procs):
     assert time.monotonic() - started < 2.5
 
 
+def test_per_try_timeout_retries_then_answers_504_ut_urx(procs):
+    """--per-try-timeout: each attempt gets 200 ms for its response head; the echo app's /slow
+    never makes it, so both attempts (one retry) run out, long before the request timeout."""
+    app = procs(EchoApp())
+    sidecar = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1", "--per-try-timeout", "200ms",
+                            "--max-retries", "1", "--upstream", f"slow=127.0.0.1:{app.port}"))
+    started = time.monotonic()
+    r = requests.get("http://slow/slow?ms=5000", proxies={"http": sidecar.url("outbound")}, timeout=10)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 504, r.text
+    assert r.headers["x-meshtrace-response-flags"] == "UT,URX"
+    assert "per-try timeout after 200 ms after 1 retry" in r.text
+    assert 0.4 <= elapsed < 4, elapsed
+    dump = requests.get(sidecar.url("admin", "/config_dump"), timeout=5).json()
+    assert dump["policies"]["per_try_timeout_ms"] == 200
+
+
 def test_connect_timeout_is_504_ut(procs):
     # A listener whose accept queue is full drops further SYNs, so connects hang.
     blackhole = socket.socket()

@@ -557,7 +557,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var flags = [timedOut ? "UT" : "UF"]
         if config.maxRetries > 0, !ex.isTunnel { flags.append("URX") }  // tunnels are not retried
         let what = timedOut ? "connect timeout" : "connection failure (\(error))"
-        let retried = ex.hop.retries > 0 ? " after \(ex.hop.retries) retries" : ""
+        let retried = Self.afterRetries(ex.hop.retries)
         if ex.isPassthrough {
             failPassthrough(ex, status: timedOut ? 504 : 503, flags: flags, reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")")
             return
@@ -591,6 +591,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             self.acquireConnection(ex)
         }
+    }
+
+    /// " after 1 retry", " after 2 retries", or nothing: the tail of a local reply's reason.
+    static func afterRetries(_ n: Int) -> String {
+        n == 0 ? "" : n == 1 ? " after 1 retry" : " after \(n) retries"
     }
 
     /// Request bodies up to this size are kept for a status retry (Envoy buffers a retried
@@ -667,7 +672,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         var flags = ["UT"]
         if config.maxRetries > 0, runtime.direction != .inbound { flags.append("URX") }
-        let retried = ex.hop.retries > 0 ? " after \(ex.hop.retries) retries" : ""
+        let retried = Self.afterRetries(ex.hop.retries)
         localReply(ex, status: .gatewayTimeout, flags: flags, reason: "upstream per-try timeout after \(config.perTryTimeoutMillis) ms\(retried)")
     }
 
