@@ -579,6 +579,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         return true
     }
 
+    /// The request (head, kept body, end) goes out again, after the back-off.
+    private func resend(_ ex: Exchange) {
+        ex.buffered = ex.replay.map { .body(.byteBuffer($0)) } + [.end(ex.replayTrailers)]
+        ex.requestFullySent = false
+        scheduleRetry(ex)
+    }
+
     /// Sends the request again after Envoy's default back-off: 25 ms base, doubling, with jitter.
     private func scheduleRetry(_ ex: Exchange) {
         let base = Int64(25) << Int64(min(ex.hop.retries - 1, 6))
@@ -665,9 +672,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         abandonUpstream(ex)
         let resendable = ex.replayable || ex.hop.requestBytes == 0
         if runtime.direction != .inbound, resendable, startRetry(ex) {
-            ex.buffered = ex.replay.map { .body(.byteBuffer($0)) } + [.end(ex.replayTrailers)]
-            ex.requestFullySent = false
-            scheduleRetry(ex)
+            resend(ex)
             return
         }
         var flags = ["UT"]
@@ -766,11 +771,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             let reusable = ex.upstreamKeepAlive && ex.requestFullySent
             ex.pool?.release(connection, reusable: reusable, maxIdle: ex.snapshot.config.maxIdlePerUpstream)
             if ex.discardingResponse {
-                // The dropped response is over: the request (head, kept body, end) goes out again.
+                // The dropped response is over: the request goes out again.
                 ex.discardingResponse = false
-                ex.buffered = ex.replay.map { .body(.byteBuffer($0)) } + [.end(ex.replayTrailers)]
-                ex.requestFullySent = false
-                scheduleRetry(ex)
+                resend(ex)
                 return
             }
             responseComplete(ex, trailers: trailers)
