@@ -8,19 +8,6 @@ import TraceModel
 /// header, each with its own capacity and uniqueness checks), which showed as a tenth of the
 /// sidecar's instructions per request.
 enum HTTPHeadWriter {
-    /// `METHOD target HTTP/1.1` and the headers. Returns whether the headers declare a chunked
-    /// body (the caller frames the body parts accordingly).
-    static func writeRequest(method: HTTPMethod, target: String, headers: HTTPHeaders, into buffer: inout ByteBuffer) -> Bool {
-        let methodName = method.rawValue
-        let lineSize = methodName.utf8.count + 1 + target.utf8.count + 11  // " HTTP/1.1\r\n"
-        return write(lineSize: lineSize, headers: headers, into: &buffer) { out, i in
-            i = copy(methodName, to: out, at: i)
-            out[i] = UInt8(ascii: " ")
-            i = copy(target, to: out, at: i + 1)
-            i = copy(" HTTP/1.1\r\n", to: out, at: i)
-        }
-    }
-
     /// The field that frames a forwarded response's body, written last by `writeResponse`.
     enum FramingField: Equatable {
         case contentLength(Int)
@@ -45,7 +32,7 @@ enum HTTPHeadWriter {
         case nil: break
         }
         let lineSize = 9 + 3 + 1 + reason.utf8.count + 2 + forwardedSize
-        _ = write(lineSize: lineSize, headers: headers, trailing: framingSize, into: &buffer, trailer: { out, i in
+        write(lineSize: lineSize, headers: headers, trailing: framingSize, into: &buffer, trailer: { out, i in
             switch framing {
             case .contentLength(let n):
                 i = copy("content-length: ", to: out, at: i)
@@ -93,36 +80,49 @@ enum HTTPHeadWriter {
     }
 
     private static func write(
-        lineSize: Int, headers: HTTPHeaders, trailing: Int = 0, into buffer: inout ByteBuffer,
-        trailer: (UnsafeMutableRawBufferPointer, inout Int) -> Void = { _, _ in },
+        lineSize: Int, headers: HTTPHeaders, trailing: Int, into buffer: inout ByteBuffer,
+        trailer: (UnsafeMutableRawBufferPointer, inout Int) -> Void,
         startLine: (UnsafeMutableRawBufferPointer, inout Int) -> Void
-    ) -> Bool {
+    ) {
         var size = lineSize + trailing + 2
-        var chunked = false
-        for (name, value) in headers {
-            size += name.utf8.count + value.utf8.count + 4
-            if name.utf8.count == 17, name.equalsLowercaseASCII("transfer-encoding"), value.equalsLowercaseASCII("chunked") {
-                chunked = true
-            }
-        }
+        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
             var i = 0
             startLine(out, &i)
-            for (name, value) in headers {
-                i = copy(name, to: out, at: i)
-                out[i] = UInt8(ascii: ":")
-                out[i + 1] = UInt8(ascii: " ")
-                i = copy(value, to: out, at: i + 2)
-                out[i] = UInt8(ascii: "\r")
-                out[i + 1] = UInt8(ascii: "\n")
-                i += 2
-            }
+            for (name, value) in headers { i = field(name, value, to: out, at: i) }
             trailer(out, &i)
             out[i] = UInt8(ascii: "\r")
             out[i + 1] = UInt8(ascii: "\n")
             return i + 2
         }
-        return chunked
+    }
+
+    /// `name: value` and CRLF at `out[offset...]`, returning the index after it.
+    @inline(__always)
+    static func field(_ name: String, _ value: String, to out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        var i = copy(name, to: out, at: offset)
+        out[i] = UInt8(ascii: ":")
+        out[i + 1] = UInt8(ascii: " ")
+        i = copy(value, to: out, at: i + 2)
+        out[i] = UInt8(ascii: "\r")
+        out[i + 1] = UInt8(ascii: "\n")
+        return i + 2
+    }
+
+    /// The same from a name and a value lying in `bytes` (a head block being read).
+    @inline(__always)
+    static func field(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>, to out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        var i = offset
+        UnsafeMutableRawBufferPointer(rebasing: out[i..<(i + name.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[name]))
+        i += name.count
+        out[i] = UInt8(ascii: ":")
+        out[i + 1] = UInt8(ascii: " ")
+        i += 2
+        UnsafeMutableRawBufferPointer(rebasing: out[i..<(i + value.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[value]))
+        i += value.count
+        out[i] = UInt8(ascii: "\r")
+        out[i + 1] = UInt8(ascii: "\n")
+        return i + 2
     }
 
     /// Copies the string's UTF-8 to `out[at...]`, returning the index after it.
@@ -220,13 +220,14 @@ struct UpstreamRequestWriter {
         }
     }
 
-    /// A part in NIO's terms (tests hold this writer to NIO's encoder with it).
+    /// A part in NIO's terms (tests hold this writer, and the proxy's head encoder, to NIO's
+    /// encoder with it): the head's fields are written as the proxy writes the ones it adds.
     mutating func write(_ part: HTTPClientRequestPart, allocator: ByteBufferAllocator, promise: EventLoopPromise<Void>?, emit: WireEmit) {
         switch part {
         case .head(let head):
-            var buffer = allocator.buffer(capacity: 0)
-            let chunked = HTTPHeadWriter.writeRequest(method: head.method, target: head.uri, headers: head.headers, into: &buffer)
-            write(UpstreamRequestPart.head(UpstreamRequestHead(method: head.method, bytes: buffer, chunked: chunked)), allocator: allocator, promise: promise, emit: emit)
+            let fields = head.headers.map { ($0.name, $0.value) }
+            let encoded = UpstreamRequestHead(method: head.method, target: head.uri, added: fields, forwarded: ByteBuffer(), allocator: allocator)
+            write(UpstreamRequestPart.head(encoded), allocator: allocator, promise: promise, emit: emit)
         case .body(let body):
             write(UpstreamRequestPart.body(body), allocator: allocator, promise: promise, emit: emit)
         case .end(let trailers):
@@ -263,15 +264,7 @@ extension UpstreamRequestHead {
             out[i] = UInt8(ascii: " ")
             i = HTTPHeadWriter.copy(target, to: out, at: i + 1)
             i = HTTPHeadWriter.copy(" HTTP/1.1\r\n", to: out, at: i)
-            for (name, value) in added {
-                i = HTTPHeadWriter.copy(name, to: out, at: i)
-                out[i] = UInt8(ascii: ":")
-                out[i + 1] = UInt8(ascii: " ")
-                i = HTTPHeadWriter.copy(value, to: out, at: i + 2)
-                out[i] = UInt8(ascii: "\r")
-                out[i + 1] = UInt8(ascii: "\n")
-                i += 2
-            }
+            for (name, value) in added { i = HTTPHeadWriter.field(name, value, to: out, at: i) }
             if forwardedSize > 0 {
                 let start = i
                 forwarded.withUnsafeReadableBytes { UnsafeMutableRawBufferPointer(rebasing: out[start..<(start + forwardedSize)]).copyMemory(from: $0) }

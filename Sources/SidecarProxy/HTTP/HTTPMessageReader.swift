@@ -309,18 +309,7 @@ struct HeadBlock {
         let source = bytes
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
             var i = 0
-            for field in kept {
-                UnsafeMutableRawBufferPointer(rebasing: target[i..<(i + field.name.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[field.name]))
-                i += field.name.count
-                target[i] = UInt8(ascii: ":")
-                target[i + 1] = UInt8(ascii: " ")
-                i += 2
-                UnsafeMutableRawBufferPointer(rebasing: target[i..<(i + field.value.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: source[field.value]))
-                i += field.value.count
-                target[i] = UInt8(ascii: "\r")
-                target[i + 1] = UInt8(ascii: "\n")
-                i += 2
-            }
+            for field in kept { i = HTTPHeadWriter.field(source, name: field.name, value: field.value, to: target, at: i) }
             return i
         }
         return out

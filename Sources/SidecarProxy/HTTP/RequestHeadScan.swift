@@ -44,18 +44,18 @@ struct RequestHeadScan {
     /// `framing` notes what delimits the body, as for any message.
     init(_ block: inout HeadBlock, framing: inout FramingFields, allocator: ByteBufferAllocator) throws(HTTPWireError) {
         let bytes = block.bytes
-        // Each kept line is at most two bytes longer than it came (a space after the colon, a CR).
         kept = allocator.buffer(capacity: 0)
         var listed: [Substring] = []
         var failure: HTTPWireError?
-        var scan = Fields()
-        kept.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * bytes.count + 16) { out in
+        var out = allocator.buffer(capacity: 0)
+        // Each kept line is at most two bytes longer than it came (a space after the colon, a CR).
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * bytes.count + 16) { target in
             var i = 0
             do throws(HTTPWireError) {
                 try block.forEachField(&framing) { name, value, _ in
                     let kind = Self.classify(bytes, name)
-                    if kind == .forward || scan.note(kind, bytes, value, listed: &listed) {
-                        i = Self.copyField(bytes, name, value, to: out, at: i)
+                    if kind == .forward || self.note(kind, bytes, value, listed: &listed) {
+                        i = HTTPHeadWriter.field(bytes, name: name, value: value, to: target, at: i)
                     }
                 }
             } catch {
@@ -64,20 +64,7 @@ struct RequestHeadScan {
             return i
         }
         if let failure { throw failure }
-        host = scan.host
-        userAgent = scan.userAgent
-        requestID = scan.requestID
-        contentLength = scan.contentLength
-        chunked = scan.chunked
-        expectsContinue = scan.expectsContinue
-        downstreamCluster = scan.downstreamCluster
-        loopMarked = scan.loopMarked
-        clientTraceID = scan.clientTraceID
-        forceTrace = scan.forceTrace
-        trace = scan.trace
-        connectionClose = scan.connectionClose
-        connectionKeepAlive = scan.connectionKeepAlive
-        counts = scan.counts
+        kept = out
         // Fields named by Connection are hop-by-hop too (rare: a second pass only then).
         if !listed.isEmpty { dropListed(listed, allocator: allocator) }
     }
@@ -119,8 +106,9 @@ struct RequestHeadScan {
         switch Self.classify(name) {
         case .forward, .userAgent, .clientTraceID, .forceTrace, .expect, .contentLength:
             var found: String?
+            let lower = name.lowercased()
             Self.forEachLine(kept) { bytes, field, value in
-                if found == nil, field.count == name.utf8.count, HTTPSyntax.string(bytes, field).equalsLowercaseASCII(name.lowercased()) {
+                if found == nil, field.count == lower.utf8.count, HTTPSyntax.string(bytes, field).equalsLowercaseASCII(lower) {
                     found = HTTPSyntax.string(bytes, value)
                 }
             }
@@ -160,93 +148,69 @@ struct RequestHeadScan {
         }
     }
 
-    @inline(__always)
-    private static func copyField(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>, _ value: Range<Int>, to out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
-        var i = offset
-        UnsafeMutableRawBufferPointer(rebasing: out[i..<(i + name.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[name]))
-        i += name.count
-        out[i] = UInt8(ascii: ":")
-        out[i + 1] = UInt8(ascii: " ")
-        i += 2
-        UnsafeMutableRawBufferPointer(rebasing: out[i..<(i + value.count)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[value]))
-        i += value.count
-        out[i] = UInt8(ascii: "\r")
-        out[i + 1] = UInt8(ascii: "\n")
-        return i + 2
-    }
-
-    /// The values read from the fields the proxy acts on.
-    private struct Fields {
-        var host, userAgent, requestID, contentLength, downstreamCluster, clientTraceID: String?
-        var chunked = false, expectsContinue = false, loopMarked = false, forceTrace = false
-        var connectionClose = false, connectionKeepAlive = false
-        var trace = TraceHeaders()
-        var counts = RequestFieldCounts()
-
-        /// Notes one field the proxy acts on; true when it is forwarded as it came.
-        mutating func note(_ kind: Kind, _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, listed: inout [Substring]) -> Bool {
-            let value = { HTTPSyntax.string(bytes, range) }
-            switch kind {
-            case .forward:
-                return true
-            case .host:
-                counts.hosts += 1
-                if host == nil { host = value() }
-                return false
-            case .userAgent:
-                if userAgent == nil { userAgent = value() }
-                return true
-            case .clientTraceID:
-                if clientTraceID == nil { clientTraceID = value() }
-                return true
-            case .forceTrace:
-                forceTrace = true
-                return true
-            case .expect:
-                if value().trimmingSpaces.lowercased() == "100-continue" {
-                    expectsContinue = true
-                    return false
-                }
-                return true
-            case .contentLength:
-                let v = value()
-                counts.contentLengths += 1
-                counts.contentLength = v
-                if contentLength == nil { contentLength = v }
-                return true
-            case .connection:
-                for token in value().split(separator: ",") {
-                    let t = token.trimmingSpaces
-                    if t.equalsLowercaseASCII("close") {
-                        connectionClose = true
-                    } else if t.equalsLowercaseASCII("keep-alive") {
-                        connectionKeepAlive = true
-                    } else if !t.isEmpty {
-                        listed.append(t)
-                    }
-                }
-                return false
-            case .transferEncoding:
-                let v = value()
-                counts.transferEncodings += 1
-                counts.transferEncoding = v
-                if v.lowercased().contains("chunked") { chunked = true }
-                return false
-            case .hopByHop:
-                return false
-            case .requestID:
-                if requestID == nil { requestID = value() }
-                return false
-            case .downstreamCluster:
-                if downstreamCluster == nil { downstreamCluster = value() }
-                return false
-            case .loopMarker:
-                loopMarked = true
-                return false
-            case .trace(let slot):
-                trace.set(slot, value())
+    /// Notes one field the proxy acts on; true when it is forwarded as it came.
+    private mutating func note(_ kind: Kind, _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, listed: inout [Substring]) -> Bool {
+        let value = { HTTPSyntax.string(bytes, range) }
+        switch kind {
+        case .forward:
+            return true
+        case .host:
+            counts.hosts += 1
+            if host == nil { host = value() }
+            return false
+        case .userAgent:
+            if userAgent == nil { userAgent = value() }
+            return true
+        case .clientTraceID:
+            if clientTraceID == nil { clientTraceID = value() }
+            return true
+        case .forceTrace:
+            forceTrace = true
+            return true
+        case .expect:
+            if value().trimmingSpaces.lowercased() == "100-continue" {
+                expectsContinue = true
                 return false
             }
+            return true
+        case .contentLength:
+            let v = value()
+            counts.contentLengths += 1
+            counts.contentLength = v
+            if contentLength == nil { contentLength = v }
+            return true
+        case .connection:
+            for token in value().split(separator: ",") {
+                let t = token.trimmingSpaces
+                if t.equalsLowercaseASCII("close") {
+                    connectionClose = true
+                } else if t.equalsLowercaseASCII("keep-alive") {
+                    connectionKeepAlive = true
+                } else if !t.isEmpty {
+                    listed.append(t)
+                }
+            }
+            return false
+        case .transferEncoding:
+            let v = value()
+            counts.transferEncodings += 1
+            counts.transferEncoding = v
+            if v.lowercased().contains("chunked") { chunked = true }
+            return false
+        case .hopByHop:
+            return false
+        case .requestID:
+            if requestID == nil { requestID = value() }
+            return false
+        case .downstreamCluster:
+            if downstreamCluster == nil { downstreamCluster = value() }
+            return false
+        case .loopMarker:
+            loopMarked = true
+            return false
+        case .trace(let slot):
+            trace.set(slot, value())
+            return false
         }
     }
 
