@@ -68,13 +68,18 @@ public final class IstioMetrics: Sendable {
         var last: (key: LabelKey, handles: Handles)?
     }
 
+    /// Who reports and who is at each end, as Istio labels them, with the outcome's labels.
+    private func labelKey(_ hop: HopRecord, code: String, flags: String) -> LabelKey {
+        let inbound = hop.direction == .inbound
+        return LabelKey(
+            reporter: inbound ? "destination" : "source", source: inbound ? hop.sourceService ?? "unknown" : workload,
+            destination: hop.destinationService, code: code, flags: flags)
+    }
+
     public func record(_ hop: HopRecord) {
-        let reporter = hop.direction == .inbound ? "destination" : "source"
-        let source = hop.direction == .inbound ? hop.sourceService ?? "unknown" : workload
-        let destination = hop.destinationService
         let code = hop.statusCode.map(String.init) ?? "0"
         let flags = hop.responseFlags.isEmpty ? "-" : hop.responseFlags.joined(separator: ",")
-        let key = LabelKey(reporter: reporter, source: source, destination: destination, code: code, flags: flags)
+        let key = labelKey(hop, code: code, flags: flags)
         let h = handles.withLock { cache -> Handles in
             if let last = cache.last, last.key == key { return last.handles }
             if let existing = cache.byKey[key] {
@@ -110,9 +115,7 @@ public final class IstioMetrics: Sendable {
     /// TCP series carry no response code: opened and closed must share one label set, and the
     /// flags are those known when the tunnel opened (none).
     private func tcpHandles(for hop: HopRecord) -> TCPHandles {
-        let reporter = hop.direction == .inbound ? "destination" : "source"
-        let source = hop.direction == .inbound ? hop.sourceService ?? "unknown" : workload
-        let key = LabelKey(reporter: reporter, source: source, destination: hop.destinationService, code: "", flags: "-")
+        let key = labelKey(hop, code: "", flags: "-")
         return tcpHandles.withLock { cache in
             if let existing = cache[key] { return existing }
             let labels = labelSet(key, protocolName: "tcp", direction: hop.direction).filter { $0.0 != "response_code" && $0.0 != "grpc_response_status" }
