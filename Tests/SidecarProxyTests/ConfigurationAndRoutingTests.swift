@@ -203,6 +203,12 @@ struct RoutingTests {
                 Issue.record("\(bad) must be refused")
             }
         }
+        // An https:// URL sent as a plain proxy request says how to reach it instead.
+        if case .reject(let status, _, let reason) = Router.route(direction: .outbound, head: head("https://api.example.com/x"), snapshot: snap).outcome {
+            #expect(status == .badRequest && reason.contains("HTTPS_PROXY"), "\(reason)")
+        } else {
+            Issue.record("https:// through HTTP_PROXY must be refused with a hint")
+        }
         for direction in [ProxyDirection.inbound, .gateway] {
             if case .reject(let status, _, _) = connect("backend:443", direction, snap).outcome {
                 #expect(status == .methodNotAllowed)

@@ -48,25 +48,14 @@ public enum Router {
                              path: uri, authority: "", destinationService: "unknown", clusterName: nil)
             }
             if target.scheme == "https" {
-                return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "https:// needs CONNECT, which is not supported"),
+                return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "an https:// URL goes through CONNECT: point HTTPS_PROXY (not HTTP_PROXY) at this listener"),
                              path: target.path, authority: target.authority, destinationService: target.host, clusterName: nil)
             }
             // A per-upstream egress listener (`defaultUpstream`) sends everything that names no
             // known service to its one upstream, for clients that ignore HTTP_PROXY and call
             // `<NAME>_URL=http://127.0.0.1:PORT` directly.
-            if let service = lookup(target.host, in: snapshot) ?? config.defaultUpstream.flatMap({ snapshot.upstreamsByName[$0] }) {
-                let cluster = "outbound|\(target.port)||\(service.name)"
-                return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
-                             path: target.path, authority: target.authority, destinationService: service.name, clusterName: cluster)
-            }
-            switch config.outboundPolicy {
-            case .allowAny:
-                return Route(outcome: .forward(UpstreamTarget(clusterName: "PassthroughCluster", host: target.host, port: target.port)),
-                             path: target.path, authority: target.authority, destinationService: target.host, clusterName: "PassthroughCluster")
-            case .registryOnly:
-                return Route(outcome: .reject(status: .badGateway, flag: "NR", reason: "no route to \(target.host): not in the registry (registry-only)"),
-                             path: target.path, authority: target.authority, destinationService: target.host, clusterName: "BlackHoleCluster")
-            }
+            let service = lookup(target.host, in: snapshot) ?? config.defaultUpstream.flatMap { snapshot.upstreamsByName[$0] }
+            return egress(target, service: service, path: target.path, authority: target.authority, snapshot: snapshot)
 
         case .gateway:
             let authority = host ?? ""
@@ -96,18 +85,26 @@ public enum Router {
             return Route(outcome: .reject(status: .badRequest, flag: nil, reason: "CONNECT needs a host:port target, got '\(uri.prefix(100))'"),
                          path: uri, authority: "", destinationService: "unknown", clusterName: nil)
         }
-        if let service = lookup(target.host, in: snapshot) {
+        return egress(target, service: lookup(target.host, in: snapshot), path: uri, authority: "", snapshot: snapshot)
+    }
+
+    /// Out of the mesh's own listener toward `target`: to `service`'s address when the request
+    /// names one (Envoy's `outbound|port||name` cluster), otherwise as the outbound policy says.
+    private static func egress(
+        _ target: RequestTarget, service: UpstreamService?, path: String, authority: String, snapshot: ConfigurationBox.Snapshot
+    ) -> Route {
+        if let service {
             let cluster = "outbound|\(target.port)||\(service.name)"
             return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
-                         path: uri, authority: "", destinationService: service.name, clusterName: cluster)
+                         path: path, authority: authority, destinationService: service.name, clusterName: cluster)
         }
         switch snapshot.config.outboundPolicy {
         case .allowAny:
             return Route(outcome: .forward(UpstreamTarget(clusterName: "PassthroughCluster", host: target.host, port: target.port)),
-                         path: uri, authority: "", destinationService: target.host, clusterName: "PassthroughCluster")
+                         path: path, authority: authority, destinationService: target.host, clusterName: "PassthroughCluster")
         case .registryOnly:
             return Route(outcome: .reject(status: .badGateway, flag: "NR", reason: "no route to \(target.host): not in the registry (registry-only)"),
-                         path: uri, authority: "", destinationService: target.host, clusterName: "BlackHoleCluster")
+                         path: path, authority: authority, destinationService: target.host, clusterName: "BlackHoleCluster")
         }
     }
 
