@@ -109,6 +109,14 @@ public final class SpanBatcher: Sendable {
         }
     }
 
+    /// How long the export loop keeps retrying one batch before dropping it. A collector that
+    /// restarts, or stalls on a slow disk, comes back within this; a buffer that fills meanwhile
+    /// drops (and counts) new spans instead, so the wait never reaches application traffic.
+    public static let retryBudget = Duration.seconds(30)
+    /// How long a shutdown flush retries, over all its batches: a stop must not hang on a
+    /// collector that is gone.
+    public static let flushRetryBudget = Duration.seconds(2)
+
     /// The export loop: a batch leaves when it is full or `flushInterval` has passed.
     /// Sleeping here paces the loop; it does not stand in for waiting on another task.
     public func run() async {
@@ -118,7 +126,9 @@ public final class SpanBatcher: Sendable {
             let due = ContinuousClock.now - lastFlush >= flushInterval
             if let batch = take(partial: due) {
                 lastFlush = ContinuousClock.now
-                await exportWithRetry(batch, attempts: 5)
+                if await exportWithRetry(batch, until: .now + Self.retryBudget) == .interrupted {
+                    putBack(batch)
+                }
                 continue
             }
             if due { lastFlush = ContinuousClock.now }
@@ -126,37 +136,62 @@ public final class SpanBatcher: Sendable {
         }
     }
 
-    /// Exports everything still buffered (shutdown path), with fewer retries.
+    /// Exports everything still buffered (shutdown path). Retries share one short budget, so a
+    /// collector that is gone costs one failed attempt per batch once it runs out.
     public func flush() async {
         prepare(self)
+        let giveUp = ContinuousClock.now + Self.flushRetryBudget
         while let batch = take(partial: true) {
-            await exportWithRetry(batch, attempts: 2)
+            await exportWithRetry(batch, until: giveUp, interruptible: false)
         }
     }
 
-    /// Exponential backoff with jitter, honouring Retry-After, as OTLP clients should.
-    func exportWithRetry(_ batch: EncodedSpanBatch, attempts: Int) async {
-        guard batch.spanCount > 0 else { return }
+    enum RetryEnd: Equatable { case exported, dropped, interrupted }
+
+    /// Exponential backoff with jitter (0.1 s doubling to 5 s), honouring Retry-After, as OTLP
+    /// clients should, until `giveUp`. An `interruptible` export stops when its task is
+    /// cancelled and leaves the batch to the caller, so a shutdown flush still sends it.
+    @discardableResult
+    func exportWithRetry(
+        _ batch: EncodedSpanBatch, until giveUp: ContinuousClock.Instant, interruptible: Bool = true
+    ) async -> RetryEnd {
+        guard batch.spanCount > 0 else { return .exported }
         var delay = 0.1
-        for attempt in 1...attempts {
+        var attempts = 0
+        while true {
+            attempts += 1
             switch await exporter.export(batch) {
             case .exported:
                 onExported(batch.spanCount)
-                return
+                return .exported
             case .rejected(let reason):
                 logger.warning("collector rejected spans; dropping batch", metadata: ["spans": "\(batch.spanCount)", "reason": "\(reason)"])
                 drop(batch.spanCount)
-                return
+                return .dropped
             case .retryable(let reason, let retryAfter):
-                guard attempt < attempts, !Task.isCancelled else {
-                    logger.warning("export failed; dropping batch", metadata: ["spans": "\(batch.spanCount)", "reason": "\(reason)"])
+                if interruptible && Task.isCancelled { return .interrupted }
+                let wait = Duration.milliseconds(Int(min(30, retryAfter ?? delay * Double.random(in: 0.8...1.2)) * 1000))
+                guard ContinuousClock.now + wait < giveUp else {
+                    logger.warning("export failed; dropping batch", metadata: [
+                        "spans": "\(batch.spanCount)", "attempts": "\(attempts)", "reason": "\(reason)"])
                     drop(batch.spanCount)
-                    return
+                    return .dropped
                 }
-                let wait = min(30, retryAfter ?? delay * Double.random(in: 0.8...1.2))
+                if attempts == 1 {
+                    logger.info("export failed; retrying", metadata: ["spans": "\(batch.spanCount)", "reason": "\(reason)"])
+                }
                 delay = min(5, delay * 2)
-                try? await Task.sleep(for: .milliseconds(Int(wait * 1000)))
+                try? await Task.sleep(for: wait)
+                if interruptible && Task.isCancelled { return .interrupted }
             }
+        }
+    }
+
+    /// Returns a batch whose export was interrupted to the front of the queue.
+    private func putBack(_ batch: EncodedSpanBatch) {
+        state.withLock { s in
+            s.full.insert(batch, at: 0)
+            s.queued += batch.spanCount
         }
     }
 

@@ -111,11 +111,17 @@ def test_demo_trace_crosses_the_whole_mesh(tmp_path, meshes):
     meshes.append(mesh)
     trace_id = mesh.wait_for(r"example trace: \S+/trace/([0-9a-f]+)").group(1)
     # The example trace is complete once every sidecar has flushed (about a second).
+    seen = {}
     def complete():
         r = requests.get(f"{mesh.ui}/api/traces/{trace_id}", timeout=10)
         trace = r.json()["data"][0]
+        seen["spans"] = sorted(f"{service}/{kind}: {s['operationName']}" for (service, kind), spans
+                               in spans_by_service(trace).items() for s in spans)
         return trace if len(trace["spans"]) >= 8 else None
-    trace = wait_until(complete, timeout=20, message="8 spans in the example trace")
+    try:
+        trace = wait_until(complete, timeout=20, message="8 spans in the example trace")
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\nspans present: {seen.get('spans')}\nmesh log:\n{mesh.log()[-6000:]}") from None
     by_id = {s["spanID"]: s for s in trace["spans"]}
     parent = {s["spanID"]: (s["references"][0]["spanID"] if s["references"] else None) for s in trace["spans"]}
     assert all(p is None or p in by_id for p in parent.values()), "every parent is in the trace"

@@ -65,15 +65,52 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
         let exporter = ScriptedExporter([.retryable(reason: "503", retryAfter: 0.01), .retryable(reason: "refused", retryAfter: nil)])
         let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger,
                                   onExported: { n in exported.withLock { $0 += n } })
-        await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1), sampleSpan(2)]), attempts: 5)
+        await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1), sampleSpan(2)]), until: .now + .seconds(30))
         #expect(exporter.batches.count == 3, "two retryable failures, then success")
         #expect(exported.withLock { $0 } == 2)
 
         let rejecting = ScriptedExporter([.rejected(reason: "400")])
         let second = SpanBatcher(exporter: rejecting, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
-        await second.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), attempts: 5)
+        await second.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), until: .now + .seconds(30))
         #expect(rejecting.batches.count == 1, "a permanent rejection is not retried")
         #expect(second.dropped == 1)
+    }
+
+    /// A collector that is down for a while (restarting, a stalled disk) loses nothing as long
+    /// as it comes back within the retry budget, however many attempts that takes.
+    @Test func keepsRetryingWithinTheBudgetAndDropsOnceItIsSpent() async {
+        let exporter = ScriptedExporter(Array(repeating: .retryable(reason: "refused", retryAfter: 0.001), count: 12))
+        let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
+        let end = await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), until: .now + .seconds(30))
+        #expect(end == .exported)
+        #expect(exporter.batches.count == 13, "twelve failures, then success")
+        #expect(batcher.dropped == 0)
+
+        let down = ScriptedExporter(Array(repeating: .retryable(reason: "refused", retryAfter: 0.02), count: 1000))
+        let giving = SpanBatcher(exporter: down, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
+        let start = ContinuousClock.now
+        let gaveUp = await giving.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1), sampleSpan(2)]), until: .now + .milliseconds(200))
+        #expect(gaveUp == .dropped)
+        #expect(giving.dropped == 2)
+        #expect(ContinuousClock.now - start < .seconds(5), "gives up near the budget, not after the script")
+        #expect(down.batches.count < 1000)
+    }
+
+    /// Stopping while a batch waits between retries hands it back, so the shutdown flush sends it.
+    @Test func aBatchInterruptedByShutdownIsFlushedNotDropped() async {
+        let exporter = ScriptedExporter(Array(repeating: .retryable(reason: "503", retryAfter: 0.05), count: 3))
+        let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
+        batcher.add(sampleSpan(1))
+        batcher.add(sampleSpan(2))
+        let task = Task { await batcher.run() }
+        #expect(await waitUntil { exporter.batches.count >= 1 })
+        task.cancel()
+        await task.value
+        #expect(batcher.queued == 2, "the batch went back to the queue")
+        await batcher.flush()
+        #expect(batcher.queued == 0)
+        #expect(batcher.dropped == 0)
+        #expect(exporter.batches.last?.map(\.name) == ["s1", "s2"])
     }
 
     @Test func flushExportsEverythingBuffered() async {
