@@ -175,32 +175,10 @@ import TraceModel
         #expect(!reply.contains("secret"), "nothing reached the app or came back")
     }
 
-    // MARK: - HTTP/2 prior knowledge (gRPC over h2c), passed through as TCP
+    // MARK: - HTTP/2 prior knowledge (gRPC over h2c): where it has no destination, and the preface probe
+    // (the relay itself is in HTTP2RelayTests)
 
     static let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-    @Test func h2cConnectionsPassThroughToTheAppAsOneSpan() async throws {
-        let app = try await EchoTCP(group: group)
-        let proxy = try await TestSidecar.start(group: group) { c in
-            c.serviceName = "grpc-app"
-            c.appPort = app.port
-            c.outboundPort = -1
-        }
-        defer { Task { await app.close(); await proxy.stop() } }
-        let client = try await RawClient(group: group, port: proxy.inboundPort)
-        // The preface split where it could still be anything, then frames behind it.
-        try await client.send("PRI * HTTP/2.0\r\n")
-        try await client.send("\r\nSM\r\n\r\n\u{0}\u{0}\u{0}\u{4}")
-        #expect(await eventually { client.text == Self.preface + "\u{0}\u{0}\u{0}\u{4}" }, "got \(client.text.debugDescription)")
-        #expect(proxy.telemetry.tunnelsOpened == 1)
-        await client.close()
-        #expect(await eventually { proxy.hops(.inbound).count == 1 })
-        let hop = try #require(proxy.hops(.inbound).first)
-        #expect(hop.method == "PRI" && hop.path == "*" && hop.httpProtocol == "HTTP/2")
-        #expect(hop.statusCode == 200 && hop.isTunnel && hop.responseFlags.isEmpty)
-        #expect(hop.requestBytes == 28 && hop.responseBytes == 28)
-        #expect(hop.upstreamCluster == "inbound|\(app.port)||")
-    }
 
     @Test func h2cWhereNoDestinationIsKnownClosesWithASpanSayingWhy() async throws {
         let proxy = try await sidecar()  // outbound, no per-upstream egress
@@ -211,20 +189,6 @@ import TraceModel
         let hop = try #require(proxy.hops(.outbound).first)
         #expect(hop.statusCode == 400 && hop.responseFlags == ["NR"])
         #expect(hop.failureReason?.contains("h2c") == true)
-    }
-
-    @Test func anUnreachableAppClosesAnH2cConnectionWithUF() async throws {
-        let port = try closedPort()
-        let proxy = try await TestSidecar.start(group: group) { c in
-            c.serviceName = "grpc-app"
-            c.appPort = port
-            c.outboundPort = -1
-        }
-        defer { Task { await proxy.stop() } }
-        let reply = try await rawExchange(group: group, port: proxy.inboundPort, Self.preface)
-        #expect(reply.isEmpty)
-        #expect(await eventually { proxy.hops(.inbound).count == 1 })
-        #expect(proxy.hops(.inbound).first?.responseFlags == ["UF"])
     }
 
     /// The probe decides as soon as the bytes differ from the preface, holds only a true prefix

@@ -49,8 +49,6 @@ final class Exchange {
     var inferenceToken: Int?
     /// A CONNECT request: once its target answers, the connection carries raw bytes both ways.
     var isTunnel = false
-    /// An HTTP/2 prior-knowledge connection passed through as a tunnel, with no CONNECT to answer.
-    var isPassthrough = false
     /// The tunnel's upstream end, once connected.
     var tunnel: TunnelHandler?
     /// Client bytes that arrived before the tunnel's target answered.
@@ -114,8 +112,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var writer = DownstreamResponseWriter()
     /// A request could not be read: the connection's framing is lost, nothing more is read.
     private var rejected = false
-    /// Whether the connection opened with the HTTP/2 preface (h2c), passed through as TCP.
+    /// Whether the connection opened with the HTTP/2 preface (h2c).
     private var prefaceProbe = HTTP2PrefaceProbe()
+    /// An HTTP/2 connection: its bytes go on to NIO's HTTP/2 handler, after this one, and
+    /// its streams to `HTTP2StreamRelay`.
+    private var http2: HTTP2Connection?
 
     /// Marks requests that left through an outbound or gateway listener (loop detection).
     static let loopHeader = "x-meshtrace-via"
@@ -147,20 +148,20 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !rejected else { return }
+        if http2 != nil {
+            context.fireChannelRead(data)
+            return
+        }
         inDownstreamRead = true
         var input = unwrapInboundIn(data)
         if !prefaceProbe.decided {
             switch prefaceProbe.inspect(input) {
             case .undecided: return
             case .http2(let bytes):
-                startPassthrough(bytes)
+                startHTTP2(bytes)
                 return
             case .http1(let bytes): input = bytes
             }
-        }
-        if let ex = exchange, ex.isPassthrough {
-            received(.body(input))
-            return
         }
         do {
             try parser.parseForwarding(&input, allocator: context.channel.allocator) { part in received(part) }
@@ -206,6 +207,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func channelInactive(context: ChannelHandlerContext) {
         inactive = true
+        http2?.downstreamClosed()
         if let ex = exchange, ex.isTunnel, ex.responseStarted {
             // The client ended an established tunnel: that is how tunnels end.
             endTunnel(ex)
@@ -275,6 +277,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent, let http2 {
+            http2.drain()
+            return
+        }
         if event is DrainEvent {
             draining = true
             keepAlive = false
@@ -558,10 +564,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if config.maxRetries > 0, !ex.isTunnel { flags.append("URX") }  // tunnels are not retried
         let what = timedOut ? "connect timeout" : "connection failure (\(error))"
         let retried = Self.afterRetries(ex.hop.retries)
-        if ex.isPassthrough {
-            failPassthrough(ex, status: timedOut ? 504 : 503, flags: flags, reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")")
-            return
-        }
         localReply(
             ex, status: timedOut ? .gatewayTimeout : .serviceUnavailable, flags: flags,
             reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")\(retried)")
@@ -986,11 +988,9 @@ extension ProxyHandler: TunnelDelegate {
             ex.hop.isTunnel = true
             ex.responseStarted = true
             runtime.telemetry.tunnelOpened(ex.hop)
-            if !ex.isPassthrough {
-                send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
-                     method: .CONNECT)
-                context.flush()
-            }
+            send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
+                 method: .CONNECT)
+            context.flush()
             for bytes in ex.tunnelPending { tunnel.write(bytes) }
             ex.tunnelPending = []
             tunnel.flush()
@@ -1028,57 +1028,62 @@ extension ProxyHandler: TunnelDelegate {
         context.close(promise: nil)
     }
 
-    /// An HTTP/2 prior-knowledge connection (gRPC over h2c): passed through to the app, or to a
-    /// per-upstream egress listener's upstream, as a tunnel. One span and Istio's TCP metrics
-    /// cover the connection; the calls inside it are not read (no span per gRPC call).
-    fileprivate func startPassthrough(_ bytes: ByteBuffer) {
+    /// An HTTP/2 prior-knowledge connection (gRPC over h2c): read by NIO's HTTP/2 handler,
+    /// added behind this one, with each stream relayed by `HTTP2StreamRelay` to the app (inbound)
+    /// or a per-upstream egress listener's upstream, over one HTTP/2 connection opened with it.
+    /// This handler only passes the connection's bytes on from here.
+    fileprivate func startHTTP2(_ bytes: ByteBuffer) {
         guard let context else { return }
-        timeouts?.phase(.headReceived)
         keepAlive = false
         let snapshot = runtime.configuration.snapshot
+        let route = Router.http2Route(direction: runtime.direction, snapshot: snapshot)
+        guard case .forward(let target) = route.outcome else {
+            refuseHTTP2(route, snapshot: snapshot, bytes: bytes)
+            return
+        }
+        // Streams are long-lived and may be quiet for a long time: the connection keeps its own
+        // idle timer (no stream open), not the HTTP/1 header and body timers.
+        timeouts?.phase(.requestComplete)
+        let connection = HTTP2Connection(
+            runtime: runtime, snapshot: snapshot, route: route, target: target, downstream: context.channel,
+            downstreamAddress: downstreamAddress)
+        do {
+            _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+                inboundStreamInitializer: connection.streamInitializer(loop: context.eventLoop))
+        } catch {
+            runtime.logger.warning("could not set up HTTP/2", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        http2 = connection
+        context.fireChannelRead(NIOAny(bytes))
+    }
+
+    /// HTTP/2 where it has no destination: an HTTP/2 client cannot read an HTTP/1 answer, so the
+    /// connection just closes, and a span says why.
+    private func refuseHTTP2(_ route: Route, snapshot: ConfigurationBox.Snapshot, bytes: ByteBuffer) {
+        guard let context else { return }
         let direction = runtime.direction
-        let route = Router.passthroughRoute(direction: direction, snapshot: snapshot)
-        // Nothing of HTTP/2 is read, so no incoming context: the connection starts its own trace.
         let trace = TraceDecision.decide(scan: RequestHeadScan(HTTPHeaders()), path: "*", snapshot: snapshot, random: &random)
         var hop = HopRecord(
             direction: direction, context: trace.context, sampled: trace.sampled, startNanos: Clock.wallNanos(), durationNanos: 0,
-            method: "PRI", path: "*", authority: "", httpProtocol: "HTTP/2", statusCode: nil, requestID: trace.requestID,
+            method: "PRI", path: "*", authority: "", httpProtocol: "HTTP/2", statusCode: 400, requestID: trace.requestID,
             downstreamAddress: downstreamAddress, sourceService: direction == .inbound ? nil : snapshot.config.serviceName,
             destinationService: route.destinationService, upstreamCluster: route.clusterName)
         hop.requestBytes = bytes.readableBytes
-        let head = UpstreamRequestHead(method: HTTPMethod(rawValue: "PRI"), bytes: context.channel.allocator.buffer(capacity: 0), chunked: false)
-        let ex = Exchange(
-            hop: hop, snapshot: snapshot, startMono: Clock.monoNanos(), requestVersion: HTTPVersion(major: 2, minor: 0), requestFraming: .none,
-            upstreamHead: head)
-        ex.isTunnel = true
-        ex.isPassthrough = true
-        ex.tunnelPending = [bytes]
-        exchange = ex
-        runtime.stats.update {
-            $0.requestsTotal += 1
-            $0.requestsActive += 1
+        if case .reject(_, let flag, let reason) = route.outcome {
+            hop.responseFlags = flag.map { [$0] } ?? []
+            hop.failureReason = reason
         }
-        switch route.outcome {
-        case .reject(_, let flag, let reason):
-            failPassthrough(ex, status: 400, flags: flag.map { [$0] } ?? [], reason: reason)
-        case .forward(let target):
-            ex.target = target
-            openTunnel(ex, to: target)
+        let flags = hop.responseFlags
+        runtime.telemetry.record(hop)
+        runtime.stats.update { stats in
+            stats.requestsTotal += 1
+            for flag in flags { stats.responseFlags[flag, default: 0] += 1 }
         }
-    }
-
-    /// A passthrough that could not start: an HTTP/2 client cannot read an HTTP/1 answer, so the
-    /// connection just closes, and the span says why.
-    fileprivate func failPassthrough(_ ex: Exchange, status: Int, flags: [String], reason: String) {
-        ex.hop.statusCode = status
-        ex.hop.responseFlags.append(contentsOf: flags)
-        ex.hop.failureReason = reason
-        ex.responseDone = true
-        ex.endMono = Clock.monoNanos()
-        finishRecord(ex)
-        cleanup(ex)
-        exchange = nil
-        context?.close(promise: nil)
+        rejected = true
+        context.close(promise: nil)
     }
 
     /// Either end closed: the tunnel's span and metrics are recorded over its whole life.

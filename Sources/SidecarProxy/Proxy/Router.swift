@@ -108,10 +108,10 @@ public enum Router {
         }
     }
 
-    /// Where an HTTP/2 prior-knowledge connection (gRPC over h2c) is passed through as TCP: the
-    /// app, on the inbound listener; the one upstream of a per-upstream egress listener. Nowhere
-    /// else: without reading HTTP/2 the proxy cannot tell where a request is going.
-    static func passthroughRoute(direction: ProxyDirection, snapshot: ConfigurationBox.Snapshot) -> Route {
+    /// Where an HTTP/2 prior-knowledge connection's streams (gRPC over h2c) go: the app, on the
+    /// inbound listener; the one upstream of a per-upstream egress listener. Nowhere else: an
+    /// h2c client sends no proxy-style target, so on a shared listener there is no destination.
+    static func http2Route(direction: ProxyDirection, snapshot: ConfigurationBox.Snapshot) -> Route {
         let config = snapshot.config
         switch direction {
         case .inbound:
@@ -127,7 +127,7 @@ public enum Router {
         case .gateway:
             break
         }
-        return Route(outcome: .reject(status: .badRequest, flag: "NR", reason: "HTTP/2 (h2c) is passed through only on the inbound listener and per-upstream egress listeners"),
+        return Route(outcome: .reject(status: .badRequest, flag: "NR", reason: "HTTP/2 (h2c) is served only on the inbound listener and per-upstream egress listeners"),
                      path: "*", authority: "", destinationService: "unknown", clusterName: nil)
     }
 

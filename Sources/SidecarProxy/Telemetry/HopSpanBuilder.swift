@@ -163,6 +163,11 @@ public struct HopSpanBuilder: Sendable {
             sink.tag("http.status_code", decimal: status)
             sink.tag("http.response.status_code", int: status)
         }
+        if let grpc = hop.grpcStatus {
+            sink.tag("grpc.status_code", decimal: grpc)  // Envoy's tag
+            sink.tag("rpc.grpc.status_code", int: grpc)
+        }
+        if hop.isGRPC { sink.tag("rpc.system", "grpc") }
         if hop.retries > 0 {
             sink.tag("retry.count", int: hop.retries)
             sink.tag("http.request.resend_count", int: hop.retries)
@@ -178,8 +183,13 @@ public struct HopSpanBuilder: Sendable {
         for custom in hop.customTags where !custom.value.isEmpty { sink.customTag(custom.key, custom.value) }
     }
 
-    /// 5xx, or no response at all (upstream failure, client gone).
-    static func isError(_ hop: HopRecord) -> Bool { hop.statusCode.map { $0 >= 500 } ?? true }
+    /// 5xx, or no response at all (upstream failure, client gone); for gRPC also the statuses
+    /// that gRPC's HTTP mapping makes server errors (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+    /// INTERNAL, UNAVAILABLE, DATA_LOSS), which arrive under HTTP 200.
+    static func isError(_ hop: HopRecord) -> Bool {
+        if let grpc = hop.grpcStatus, [2, 4, 12, 13, 14, 15].contains(grpc) { return true }
+        return hop.statusCode.map { $0 >= 500 } ?? true
+    }
 
     static func flags(_ hop: HopRecord) -> String { hop.responseFlags.isEmpty ? "-" : hop.responseFlags.joined(separator: ",") }
 

@@ -45,6 +45,10 @@ public final class IstioMetrics: Sendable {
         var destination: String
         var code: String
         var flags: String
+        /// "http", "grpc" or "tcp".
+        var protocolName: String
+        /// A gRPC call's status ("" otherwise).
+        var grpcStatus: String
     }
 
     private struct Handles {
@@ -69,24 +73,25 @@ public final class IstioMetrics: Sendable {
     }
 
     /// Who reports and who is at each end, as Istio labels them, with the outcome's labels.
-    private func labelKey(_ hop: HopRecord, code: String, flags: String) -> LabelKey {
+    private func labelKey(_ hop: HopRecord, code: String, flags: String, protocolName: String) -> LabelKey {
         let inbound = hop.direction == .inbound
         return LabelKey(
             reporter: inbound ? "destination" : "source", source: inbound ? hop.sourceService ?? "unknown" : workload,
-            destination: hop.destinationService, code: code, flags: flags)
+            destination: hop.destinationService, code: code, flags: flags, protocolName: protocolName,
+            grpcStatus: hop.grpcStatus.map(String.init) ?? "")
     }
 
     public func record(_ hop: HopRecord) {
         let code = hop.statusCode.map(String.init) ?? "0"
         let flags = hop.responseFlags.isEmpty ? "-" : hop.responseFlags.joined(separator: ",")
-        let key = labelKey(hop, code: code, flags: flags)
+        let key = labelKey(hop, code: code, flags: flags, protocolName: hop.isGRPC ? "grpc" : "http")
         let h = handles.withLock { cache -> Handles in
             if let last = cache.last, last.key == key { return last.handles }
             if let existing = cache.byKey[key] {
                 cache.last = (key, existing)
                 return existing
             }
-            let labels = labelSet(key, protocolName: "http", direction: hop.direction)
+            let labels = labelSet(key, direction: hop.direction)
             let made = Handles(
                 requests: CoreMetrics.Counter(label: "istio_requests_total", dimensions: labels, factory: factory),
                 duration: CoreMetrics.Recorder(label: "istio_request_duration_milliseconds", dimensions: labels, aggregate: true, factory: factory),
@@ -115,10 +120,10 @@ public final class IstioMetrics: Sendable {
     /// TCP series carry no response code: opened and closed must share one label set, and the
     /// flags are those known when the tunnel opened (none).
     private func tcpHandles(for hop: HopRecord) -> TCPHandles {
-        let key = labelKey(hop, code: "", flags: "-")
+        let key = labelKey(hop, code: "", flags: "-", protocolName: "tcp")
         return tcpHandles.withLock { cache in
             if let existing = cache[key] { return existing }
-            let labels = labelSet(key, protocolName: "tcp", direction: hop.direction).filter { $0.0 != "response_code" && $0.0 != "grpc_response_status" }
+            let labels = labelSet(key, direction: hop.direction).filter { $0.0 != "response_code" && $0.0 != "grpc_response_status" }
             let made = TCPHandles(
                 opened: CoreMetrics.Counter(label: "istio_tcp_connections_opened_total", dimensions: labels, factory: factory),
                 closed: CoreMetrics.Counter(label: "istio_tcp_connections_closed_total", dimensions: labels, factory: factory),
@@ -131,7 +136,7 @@ public final class IstioMetrics: Sendable {
 
     /// Every label Istio's stats filter emits, in one fixed order (Prometheus requires the same
     /// label names for every series of a metric).
-    private func labelSet(_ key: LabelKey, protocolName: String, direction: ProxyDirection) -> [(String, String)] {
+    private func labelSet(_ key: LabelKey, direction: ProxyDirection) -> [(String, String)] {
         let destinationFQDN = "\(key.destination).\(namespace).svc.cluster.local"
         let destinationKnown = key.destination != "unknown"
         return [
@@ -155,9 +160,9 @@ public final class IstioMetrics: Sendable {
             ("destination_canonical_service", key.destination),
             ("destination_canonical_revision", "latest"),
             ("destination_cluster", "meshtrace"),
-            ("request_protocol", protocolName),
+            ("request_protocol", key.protocolName),
             ("response_code", key.code),
-            ("grpc_response_status", ""),
+            ("grpc_response_status", key.grpcStatus),
             ("response_flags", key.flags),
             ("connection_security_policy", direction == .inbound ? "none" : "unknown"),
         ]

@@ -54,6 +54,10 @@ public struct HopRecord: Sendable {
     public var parentInferred: Bool
     /// A CONNECT tunnel that was established: the byte counts are what it carried each way.
     public var isTunnel = false
+    /// A gRPC call (`content-type: application/grpc…`): Istio labels its metrics `grpc`.
+    public var isGRPC = false
+    /// The call's `grpc-status`, from its trailers (or a trailers-only response).
+    public var grpcStatus: Int?
     /// Trace formats found in the incoming headers, e.g. "w3c,b3multi" or "none"; nil = not recorded.
     public var propagationExtracted: String?
     /// Inbound only: the formats written toward the app, e.g. "w3c,b3multi".

@@ -1,0 +1,581 @@
+import Logging
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import TraceModel
+
+/// One downstream HTTP/2 prior-knowledge connection (gRPC over h2c), read stream by stream.
+/// Its streams go out over one HTTP/2 connection to the route's target, opened along with it, so
+/// every call gets its own span, trace headers and Istio metrics, as Envoy gives gRPC calls.
+/// Everything here runs on the downstream channel's event loop: the upstream connection is
+/// opened on it, and both connections' stream channels live on it.
+final class HTTP2Connection {
+    let runtime: ListenerRuntime
+    let snapshot: ConfigurationBox.Snapshot
+    let route: Route
+    let target: UpstreamTarget
+    let downstreamAddress: String?
+    var random = FastRandom()
+    private weak var downstream: (any Channel)?
+    private var upstream = Upstream.idle
+    private var activeStreams = 0
+    private var draining = false
+    private var closed = false
+    private var idleTimer: Scheduled<Void>?
+
+    private enum Upstream {
+        /// Not connected: the next stream connects.
+        case idle
+        case connecting([HTTP2StreamRelay])
+        case ready(any Channel, NIOHTTP2Handler.StreamMultiplexer, address: String?)
+    }
+
+    init(runtime: ListenerRuntime, snapshot: ConfigurationBox.Snapshot, route: Route, target: UpstreamTarget,
+         downstream: any Channel, downstreamAddress: String?) {
+        self.runtime = runtime
+        self.snapshot = snapshot
+        self.route = route
+        self.target = target
+        self.downstream = downstream
+        self.downstreamAddress = downstreamAddress
+    }
+
+    /// The stream handler for each stream the client opens.
+    func streamInitializer(loop: any EventLoop) -> NIOChannelInitializer {
+        let connection = NIOLoopBound(self, eventLoop: loop)
+        return { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2StreamRelay(connection: connection.value))
+            }
+        }
+    }
+
+    // MARK: Streams
+
+    func streamStarted() {
+        activeStreams += 1
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func streamFinished() {
+        activeStreams -= 1
+        guard activeStreams == 0 else { return }
+        if draining, let downstream {
+            // After the turn that recorded the last stream, whose final frames flush in it.
+            downstream.eventLoop.assumeIsolated().execute { downstream.close(promise: nil) }
+        } else {
+            armIdleTimer()
+        }
+    }
+
+    /// A stream wants its upstream end: at once when connected, else once the connection is up.
+    func openStream(for relay: HTTP2StreamRelay) {
+        switch upstream {
+        case .ready(_, let multiplexer, let address):
+            relay.attach(multiplexer, upstreamAddress: address)
+        case .connecting(var waiting):
+            waiting.append(relay)
+            upstream = .connecting(waiting)
+        case .idle:
+            upstream = .connecting([relay])
+            connect()
+        }
+    }
+
+    private func connect() {
+        guard let loop = downstream?.eventLoop else { return }
+        let timeout = TimeAmount.milliseconds(snapshot.config.connectTimeoutMillis)
+        ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // The app does not open streams toward the proxy (no server push).
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { pushed in pushed.close() }
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .assumeIsolated()
+            .flatMapThrowing { channel in
+                (channel, try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer())
+            }
+            .whenComplete { [self] result in self.connected(result) }
+    }
+
+    private func connected(_ result: Result<(any Channel, NIOHTTP2Handler.StreamMultiplexer), any Error>) {
+        guard case .connecting(let waiting) = upstream else { return }
+        switch result {
+        case .success(let (channel, multiplexer)):
+            if closed {
+                channel.close(promise: nil)
+                return
+            }
+            let address = channel.remoteAddress.map(UpstreamPool.describe)
+            upstream = .ready(channel, multiplexer, address: address)
+            channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
+                if case .ready(let current, _, _) = self.upstream, current === channel { self.upstream = .idle }
+            }
+            for relay in waiting { relay.attach(multiplexer, upstreamAddress: address) }
+        case .failure(let error):
+            upstream = .idle  // the next stream tries again
+            let timedOut: Bool
+            if let channelError = error as? ChannelError, case .connectTimeout = channelError { timedOut = true } else { timedOut = false }
+            for relay in waiting {
+                relay.upstreamUnavailable(
+                    status: timedOut ? 504 : 503, flag: timedOut ? "UT" : "UF",
+                    reason: "upstream connect error: \(timedOut ? "timed out" : "\(error)") to \(target.host):\(target.port)")
+            }
+        }
+    }
+
+    // MARK: Connection lifecycle
+
+    /// Shutdown: no new streams (GOAWAY), and the connection closes once its streams are done.
+    func drain() {
+        guard !draining, let downstream else { return }
+        draining = true
+        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        downstream.pipeline.syncOperations.writeAndFlush(NIOAny(goAway), promise: nil)
+        if activeStreams == 0 { downstream.close(promise: nil) }
+    }
+
+    func downstreamClosed() {
+        closed = true
+        idleTimer?.cancel()
+        idleTimer = nil
+        if case .ready(let channel, _, _) = upstream { channel.close(promise: nil) }
+        upstream = .idle
+    }
+
+    private func armIdleTimer() {
+        guard let downstream, idleTimer == nil else { return }
+        idleTimer = downstream.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(snapshot.config.idleTimeoutMillis)) { [self] in
+            self.idleTimer = nil
+            if self.activeStreams == 0 { self.downstream?.close(promise: nil) }
+        }
+    }
+}
+
+/// The downstream end of one HTTP/2 stream: reads the request's HEADERS into a hop (trace
+/// context, sampling, request id, the same as an HTTP/1 request), sends the call on to the
+/// upstream with this hop's trace headers, and relays frames both ways with backpressure (a side
+/// is read only while the other can take more). Records the hop once both directions have
+/// ended, or the stream was reset.
+final class HTTP2StreamRelay: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private let connection: HTTP2Connection
+    private var context: ChannelHandlerContext?
+    private var hop: HopRecord?
+    private var startMono: UInt64 = 0
+    private var upstream: HTTP2UpstreamStream?
+    /// Request frames that came before the upstream stream was open.
+    private var pending: [HTTP2Frame.FramePayload] = []
+    private var requestEnded = false
+    private var responseStarted = false
+    private var responseEnded = false
+    private var finished = false
+    private var heldRead = HeldRead()
+    private var isGRPC = false
+
+    init(connection: HTTP2Connection) {
+        self.connection = connection
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let payload = unwrapInboundIn(data)
+        guard !finished else { return }
+        switch payload {
+        case .headers(let headers):
+            if hop == nil {
+                start(headers.headers, endStream: headers.endStream)
+                return
+            }
+            if headers.endStream { requestEnded = true }
+            forward(payload)
+        case .data(let data):
+            hop?.requestBytes += data.data.readableBytes
+            if data.endStream { requestEnded = true }
+            forward(payload)
+        case .rstStream(let code):
+            hop?.responseFlags.append("DR")
+            if hop?.failureReason == nil { hop?.failureReason = "downstream reset the stream (\(code))" }
+            upstream?.reset(code)
+            finish()
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        upstream?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        heldRead.read(context, hold: hop != nil && !requestEnded && !(upstream?.isWritable ?? false))
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { upstream?.resumeReads() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // The stream closed: normally after both ends, else the client went away mid-call.
+        if !finished {
+            hop?.responseFlags.append("DC")
+            if hop?.failureReason == nil { hop?.failureReason = "downstream stream closed before the response completed" }
+            if !responseStarted { hop?.statusCode = nil }
+            upstream?.reset(.cancel)
+            finish()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        connection.runtime.logger.debug("h2 downstream stream error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: Request
+
+    private func start(_ headers: HPACKHeaders, endStream: Bool) {
+        startMono = Clock.monoNanos()
+        let snapshot = connection.snapshot
+        let config = snapshot.config
+        let direction = connection.runtime.direction
+        let method = headers.first(name: ":method") ?? ""
+        let path = headers.first(name: ":path") ?? ""
+        let authority = headers.first(name: ":authority") ?? headers.first(name: "host") ?? ""
+        isGRPC = headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+
+        let scan = RequestHeadScan(HTTP2Fields.plain(headers))
+        let trace = TraceDecision.decide(scan: scan, path: path, snapshot: snapshot, random: &connection.random)
+        var added = AddedHeaders(reservingCapacity: 12)
+        var sourceService: String?
+        switch direction {
+        case .inbound:
+            sourceService = scan.downstreamCluster
+        case .outbound, .gateway:
+            sourceService = config.serviceName
+            added.add("x-envoy-downstream-service-cluster", config.serviceName)
+            added.add(ProxyHandler.loopHeader, direction.rawValue)
+        }
+        TraceDecision.inject(trace, formats: config.propagation, into: &added)
+
+        var tags: [(key: String, value: String)] = []
+        for tag in config.customTags {
+            let value: String?
+            switch tag.source {
+            case .literal(let v): value = v
+            case .environment(_, let v): value = v
+            case .header(let name): value = scan.first(name)
+            }
+            if let value, !value.isEmpty { tags.append((tag.name, value)) }
+        }
+        var hop = HopRecord(
+            direction: direction, context: trace.context, sampled: trace.sampled, startNanos: Clock.wallNanos(), durationNanos: 0,
+            method: method, path: path, authority: authority, httpProtocol: "HTTP/2", statusCode: nil, requestID: trace.requestID,
+            userAgent: scan.userAgent, downstreamAddress: connection.downstreamAddress, sourceService: sourceService,
+            destinationService: connection.route.destinationService, upstreamCluster: connection.route.clusterName, customTags: tags)
+        hop.propagationExtracted = ProxyHandler.formatList(trace.extracted)
+        if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
+        hop.upstreamSampled = trace.upstreamSampled
+        hop.isGRPC = isGRPC
+        self.hop = hop
+        connection.runtime.stats.update {
+            $0.requestsTotal += 1
+            $0.requestsActive += 1
+        }
+        connection.streamStarted()
+
+        guard !method.isEmpty, !path.isEmpty else {
+            localReply(status: 400, flags: ["DPE"], reason: "HTTP/2 request without :method or :path")
+            return
+        }
+        requestEnded = endStream
+        pending.append(.headers(.init(headers: HTTP2Fields.upstream(headers, added: added.fields), endStream: endStream)))
+        connection.openStream(for: self)
+    }
+
+    private func forward(_ payload: HTTP2Frame.FramePayload) {
+        if let upstream {
+            upstream.write(payload)
+        } else {
+            pending.append(payload)
+        }
+    }
+
+    /// The upstream connection is up: open this call's stream on it and send what has come.
+    func attach(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer, upstreamAddress: String?) {
+        guard !finished, let context else { return }
+        hop?.upstreamAddress = upstreamAddress
+        let relay = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: (any Channel).self)
+        multiplexer.createStreamChannel(promise: promise) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(HTTP2UpstreamStream(relay: relay.value))
+            }
+        }
+        promise.futureResult.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let channel):
+                guard let stream = try? channel.pipeline.syncOperations.handler(type: HTTP2UpstreamStream.self) else { return }
+                guard !self.finished else {
+                    stream.reset(.cancel)
+                    return
+                }
+                self.upstream = stream
+                for payload in self.pending { stream.write(payload) }
+                self.pending = []
+                stream.flush()
+            case .failure(let error):
+                self.upstreamUnavailable(status: 503, flag: "UF", reason: "could not open an upstream stream: \(error)")
+            }
+        }
+    }
+
+    // MARK: Response
+
+    func responseFrame(_ payload: HTTP2Frame.FramePayload) {
+        guard !finished, let context else { return }
+        switch payload {
+        case .headers(let headers):
+            if let status = headers.headers.first(name: ":status").flatMap({ Int($0) }), !(100..<200).contains(status) {
+                responseStarted = true
+                hop?.statusCode = status
+            }
+            if let grpc = headers.headers.first(name: "grpc-status").flatMap({ Int($0) }) { hop?.grpcStatus = grpc }
+            if headers.endStream { responseEnded = true }
+        case .data(let data):
+            hop?.responseBytes += data.data.readableBytes
+            if data.endStream { responseEnded = true }
+        case .rstStream(let code):
+            hop?.responseFlags.append("UR")
+            if hop?.failureReason == nil { hop?.failureReason = "upstream reset the stream (\(code))" }
+            finish()
+            context.writeAndFlush(wrapOutboundOut(.rstStream(code)), promise: nil)
+            return
+        default:
+            return
+        }
+        context.write(wrapOutboundOut(payload), promise: nil)
+        if responseEnded {
+            // Recorded before the flush: the flush ends the stream, and its close arrives inside it.
+            if requestEnded { finish() }
+            context.flush()
+        }
+    }
+
+    func responseReadComplete() {
+        context?.flush()
+    }
+
+    /// The upstream stream closed before its response ended (the app's connection went away).
+    func upstreamStreamClosed() {
+        upstream = nil
+        guard !finished, !responseEnded else { return }
+        if responseStarted {
+            hop?.responseFlags.append("UC")
+            hop?.failureReason = "upstream stream closed before the response completed"
+            finish()
+            context?.writeAndFlush(wrapOutboundOut(.rstStream(.internalError)), promise: nil)
+        } else {
+            upstreamUnavailable(status: 503, flag: "UC", reason: "upstream closed the stream before answering")
+        }
+    }
+
+    func upstreamWritabilityChanged(writable: Bool) {
+        if writable { heldRead.resume(context) }
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// No upstream to send to: a gRPC call gets gRPC's answer for it (UNAVAILABLE, in a
+    /// trailers-only response, as Envoy's local replies to gRPC are), anything else the status.
+    func upstreamUnavailable(status: Int, flag: String, reason: String) {
+        localReply(status: status, flags: [flag], reason: reason)
+    }
+
+    private func localReply(status: Int, flags: [String], reason: String) {
+        guard !finished, let context else { return }
+        hop?.responseFlags.append(contentsOf: flags)
+        hop?.failureReason = reason
+        responseStarted = true
+        responseEnded = true
+        requestEnded = true  // whatever else the client sends for this stream is dropped
+        var frames: [HTTP2Frame.FramePayload]
+        if isGRPC {
+            hop?.statusCode = 200
+            hop?.grpcStatus = 14
+            let headers: HPACKHeaders = [
+                ":status": "200", "content-type": "application/grpc", "grpc-status": "14", "grpc-message": HTTP2Fields.grpcMessage(reason),
+            ]
+            frames = [.headers(.init(headers: headers, endStream: true))]
+        } else {
+            hop?.statusCode = status
+            let body = context.channel.allocator.buffer(string: reason + "\n")
+            let headers: HPACKHeaders = [":status": String(status), "content-type": "text/plain", "content-length": String(body.readableBytes)]
+            hop?.responseBytes = body.readableBytes
+            frames = [.headers(.init(headers: headers)), .data(.init(data: .byteBuffer(body), endStream: true))]
+        }
+        connection.runtime.stats.update { $0.localReplies += 1 }
+        finish()  // before the writes, which end the stream
+        for frame in frames { context.write(wrapOutboundOut(frame), promise: nil) }
+        context.flush()
+    }
+
+    private func finish() {
+        guard !finished else { return }
+        finished = true
+        pending = []
+        guard var hop else { return }
+        self.hop = nil
+        hop.durationNanos = Clock.monoNanos() &- startMono
+        let flags = hop.responseFlags
+        connection.runtime.telemetry.record(hop)
+        connection.runtime.stats.update { stats in
+            stats.requestsActive -= 1
+            for flag in flags { stats.responseFlags[flag, default: 0] += 1 }
+        }
+        connection.streamFinished()
+    }
+}
+
+/// The upstream end of one relayed HTTP/2 stream: hands the app's frames to the relay.
+final class HTTP2UpstreamStream: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private var relay: HTTP2StreamRelay?
+    private var context: ChannelHandlerContext?
+    private var heldRead = HeldRead()
+
+    init(relay: HTTP2StreamRelay) {
+        self.relay = relay
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func write(_ payload: HTTP2Frame.FramePayload) {
+        context?.write(wrapOutboundOut(payload), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func reset(_ code: HTTP2ErrorCode) {
+        context?.writeAndFlush(wrapOutboundOut(.rstStream(code)), promise: nil)
+        relay = nil
+    }
+
+    func resumeReads() {
+        heldRead.resume(context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        relay?.responseFrame(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        relay?.responseReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        heldRead.read(context, hold: !(relay?.isWritable ?? true))
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        relay?.upstreamWritabilityChanged(writable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let relay = self.relay
+        self.relay = nil
+        relay?.upstreamStreamClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// HTTP/2 field lists for the relay.
+enum HTTP2Fields {
+    /// The regular (non-pseudo) fields, for the same scan an HTTP/1 head gets.
+    static func plain(_ headers: HPACKHeaders) -> HTTPHeaders {
+        var plain = HTTPHeaders()
+        for (name, value, _) in headers where !name.hasPrefix(":") {
+            plain.add(name: name, value: value)
+        }
+        return plain
+    }
+
+    /// What goes upstream: the pseudo-fields, the fields an HTTP/1 hop would forward (trace
+    /// context, the request id and meshtrace's markers are this hop's own, in `added`), and
+    /// `te: trailers`, which HTTP/2 allows and gRPC servers require.
+    static func upstream(_ headers: HPACKHeaders, added: [(String, String)]) -> HPACKHeaders {
+        var out = HPACKHeaders()
+        for (name, value, indexing) in headers where name.hasPrefix(":") {
+            out.add(name: name, value: value, indexing: indexing)
+        }
+        for (name, value, indexing) in headers where !name.hasPrefix(":") {
+            switch RequestHeadScan.classify(name) {
+            case .forward, .userAgent, .clientTraceID, .forceTrace, .contentLength:
+                out.add(name: name, value: value, indexing: indexing)
+            case .hopByHop where name == "te" && value == "trailers":
+                out.add(name: name, value: value, indexing: indexing)
+            case .hopByHop, .host, .requestID, .downstreamCluster, .trace, .connection, .transferEncoding, .loopMarker, .expect:
+                break
+            }
+        }
+        for (name, value) in added { out.add(name: name.lowercased(), value: value) }
+        return out
+    }
+
+    /// gRPC's `grpc-message`: percent-encoded outside printable ASCII (and `%` itself).
+    static func grpcMessage(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            if byte >= 0x20, byte <= 0x7E, byte != UInt8(ascii: "%") {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

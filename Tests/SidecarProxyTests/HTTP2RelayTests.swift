@@ -1,0 +1,380 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import Testing
+import TraceModel
+@testable import SidecarProxy
+
+/// HTTP/2 with prior knowledge (gRPC over h2c) through the inbound listener, over real sockets:
+/// NIO's HTTP/2 as the client and as the app, a recording telemetry.
+@Suite(.serialized) struct HTTP2RelayTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    /// An h2c app: `/echo.Echo/Fail` answers gRPC NOT_FOUND (trailers-only), `/plain` a text
+    /// body, anything else echoes the request body as a gRPC response with status 0.
+    final class App: Sendable {
+        let channel: any Channel
+        /// The request HEADERS of every stream, as they arrived.
+        let seen = Locked<[HPACKHeaders]>([])
+        var port: Int { channel.localAddress?.port ?? 0 }
+
+        init(group: any EventLoopGroup) async throws {
+            let seen = self.seen
+            channel = try await ServerBootstrap(group: group)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                        ) { stream in
+                            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(AppStream(seen: seen)) }
+                        }
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+        }
+
+        func close() async { try? await channel.close() }
+    }
+
+    final class AppStream: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        typealias OutboundOut = HTTP2Frame.FramePayload
+        let seen: Locked<[HPACKHeaders]>
+        var path: String?
+        var body = ByteBuffer()
+
+        init(seen: Locked<[HPACKHeaders]>) { self.seen = seen }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .headers(let frame):
+                if path == nil {
+                    path = frame.headers.first(name: ":path") ?? ""
+                    seen.withLock { $0.append(frame.headers) }
+                }
+                if frame.endStream { respond(context) }
+            case .data(let frame):
+                if case .byteBuffer(var bytes) = frame.data { body.writeBuffer(&bytes) }
+                if frame.endStream { respond(context) }
+            default:
+                break
+            }
+        }
+
+        func respond(_ context: ChannelHandlerContext) {
+            switch path?.split(separator: "?").first.map(String.init) {
+            case "/echo.Echo/Slow":
+                path = "/echo.Echo/Say"
+                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(300)) { self.respond(context) }
+            case "/echo.Echo/Fail":
+                let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc", "grpc-status": "5", "grpc-message": "no such report"]
+                context.write(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))), promise: nil)
+            case "/plain":
+                context.write(wrapOutboundOut(.headers(.init(headers: [":status": "200", "content-type": "text/plain"]))), promise: nil)
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: "hello")), endStream: true))), promise: nil)
+            default:
+                context.write(wrapOutboundOut(.headers(.init(headers: [":status": "200", "content-type": "application/grpc"]))), promise: nil)
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
+                context.write(wrapOutboundOut(.headers(.init(headers: ["grpc-status": "0"], endStream: true))), promise: nil)
+            }
+            context.flush()
+        }
+    }
+
+    /// One finished response: every HEADERS block in order (headers, then trailers) and the body.
+    struct Response: Sendable {
+        var headers: [HPACKHeaders] = []
+        var body = ByteBuffer()
+        var reset: HTTP2ErrorCode?
+        var status: String? { headers.first?.first(name: ":status") }
+        var grpcStatus: String? { headers.last?.first(name: "grpc-status") }
+    }
+
+    final class ResponseCollector: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        let done: EventLoopPromise<Response>
+        var response = Response()
+
+        init(done: EventLoopPromise<Response>) { self.done = done }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .headers(let frame):
+                response.headers.append(frame.headers)
+                if frame.endStream { done.succeed(response) }
+            case .data(let frame):
+                if case .byteBuffer(var bytes) = frame.data { response.body.writeBuffer(&bytes) }
+                if frame.endStream { done.succeed(response) }
+            case .rstStream(let code):
+                response.reset = code
+                done.succeed(response)
+            default:
+                break
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            done.succeed(response)  // a no-op when already answered
+        }
+    }
+
+    /// Notes a GOAWAY from the server (connection-level frames pass the HTTP/2 handler).
+    final class GoAwayWatcher: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame
+        let seen: Locked<Bool>
+        init(seen: Locked<Bool>) { self.seen = seen }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .goAway = unwrapInboundIn(data).payload { seen.withLock { $0 = true } }
+            context.fireChannelRead(data)
+        }
+    }
+
+    /// An h2c client: one connection, one stream per call.
+    struct Client {
+        let channel: any Channel
+        let multiplexer: NIOLoopBound<NIOHTTP2Handler.StreamMultiplexer>
+        let goAway: Locked<Bool>
+
+        static func connect(group: any EventLoopGroup, port: Int) async throws -> Client {
+            let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+            let goAway = Locked(false)
+            let multiplexer = try await channel.eventLoop.submit {
+                let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                    mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                ) { $0.close() }
+                try channel.pipeline.syncOperations.addHandler(GoAwayWatcher(seen: goAway))
+                return NIOLoopBound(multiplexer, eventLoop: channel.eventLoop)
+            }.get()
+            return Client(channel: channel, multiplexer: multiplexer, goAway: goAway)
+        }
+
+        /// Sends `headers` (and `body` in one DATA frame) and waits, at most 10 s, for the end.
+        func call(_ headers: HPACKHeaders, body: String? = nil) async throws -> Response {
+            let loop = channel.eventLoop
+            let done = loop.makePromise(of: Response.self)
+            loop.scheduleTask(in: .seconds(10)) { done.fail(ChannelError.ioOnClosedChannel) }
+            let multiplexer = self.multiplexer
+            try await loop.flatSubmit {
+                multiplexer.value.createStreamChannel { stream in
+                    stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(ResponseCollector(done: done)) }
+                }.flatMap { stream in
+                    let head = HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: body == nil))
+                    guard let body else { return stream.writeAndFlush(head) }
+                    stream.write(head, promise: nil)
+                    return stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: true)))
+                }
+            }.get()
+            return try await done.futureResult.get()
+        }
+
+        func close() async { try? await channel.close() }
+    }
+
+    static func grpcCall(_ path: String, extra: [(String, String)] = []) -> HPACKHeaders {
+        var headers: HPACKHeaders = [
+            ":method": "POST", ":scheme": "http", ":authority": "reports:50051", ":path": path,
+            "content-type": "application/grpc", "te": "trailers", "user-agent": "grpc-test/1.0",
+        ]
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        return headers
+    }
+
+    func inboundSidecar(appPort: Int) async throws -> TestSidecar {
+        try await TestSidecar.start(group: group) { c in
+            c.serviceName = "reports"
+            c.appPort = appPort
+            c.outboundPort = -1
+        }
+    }
+
+    // MARK: - Tests
+
+    /// Each call on one connection is its own hop: a SERVER span with the caller as parent, this
+    /// hop's context handed to the app, and the gRPC status from the trailers.
+    @Test func everyGRPCCallIsItsOwnSpanWithTraceHeadersForTheApp() async throws {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let first = try await client.call(
+            Self.grpcCall("/echo.Echo/Say", extra: [("traceparent", caller), ("x-request-id", "req-1"), ("x-custom", "kept")]), body: "\u{0}\u{0}\u{0}\u{0}\u{3}abc")
+        #expect(first.status == "200" && first.grpcStatus == "0")
+        #expect(first.body.readableBytes == 8)
+        let second = try await client.call(Self.grpcCall("/echo.Echo/Fail"))
+        #expect(second.status == "200" && second.grpcStatus == "5")
+        #expect(second.headers.first?.first(name: "grpc-message") == "no such report")
+
+        #expect(await eventually { proxy.hops(.inbound).count == 2 })
+        let hops = proxy.hops(.inbound)
+        let say = try #require(hops.first { $0.path == "/echo.Echo/Say" })
+        #expect(say.method == "POST" && say.httpProtocol == "HTTP/2" && say.authority == "reports:50051")
+        #expect(say.statusCode == 200 && say.grpcStatus == 0 && say.isGRPC && say.responseFlags.isEmpty)
+        #expect(say.requestBytes == 8 && say.responseBytes == 8)
+        #expect(say.context.traceID.hex == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(say.context.parentSpanID?.hex == "00f067aa0ba902b7")
+        #expect(say.requestID == "req-1" && say.userAgent == "grpc-test/1.0")
+        #expect(say.upstreamCluster == "inbound|\(app.port)||")
+        let fail = try #require(hops.first { $0.path == "/echo.Echo/Fail" })
+        #expect(fail.grpcStatus == 5 && fail.statusCode == 200)
+        #expect(fail.context.traceID != say.context.traceID, "no context came: a new trace")
+
+        let seen = app.seen.withLock { $0 }
+        let sayHeaders = try #require(seen.first { $0.first(name: ":path") == "/echo.Echo/Say" })
+        let traceparent = try #require(sayHeaders.first(name: "traceparent"))
+        #expect(traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-\(say.context.spanID.hex)-01", "the app's parent is this hop's span")
+        #expect(sayHeaders.first(name: "x-b3-traceid") == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(sayHeaders[canonicalForm: "traceparent"].count == 1, "the caller's traceparent was replaced, not kept")
+        #expect(sayHeaders.first(name: "x-request-id") == "req-1")
+        #expect(sayHeaders.first(name: "te") == "trailers", "gRPC servers require it")
+        #expect(sayHeaders.first(name: "x-custom") == "kept")
+        #expect(sayHeaders.first(name: ":authority") == "reports:50051")
+    }
+
+    @Test func aPlainHTTP2RequestIsRelayedToo() async throws {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        let response = try await client.call([":method": "GET", ":scheme": "http", ":authority": "reports", ":path": "/plain?x=1"])
+        #expect(response.status == "200" && String(buffer: response.body) == "hello")
+        #expect(await eventually { proxy.hops(.inbound).count == 1 })
+        let hop = try #require(proxy.hops(.inbound).first)
+        #expect(hop.method == "GET" && hop.path == "/plain?x=1" && !hop.isGRPC && hop.grpcStatus == nil)
+        #expect(hop.responseBytes == 5)
+    }
+
+    /// gRPC clients read failures from grpc-status: an unreachable app is UNAVAILABLE in a
+    /// trailers-only answer (as Envoy's local replies to gRPC are), and the span says UF.
+    @Test func anUnreachableAppIsUnavailableForGRPCAnd503Otherwise() async throws {
+        let port = try closedPort()
+        let proxy = try await inboundSidecar(appPort: port)
+        defer { Task { await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        let grpc = try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "\u{0}\u{0}\u{0}\u{0}\u{0}")
+        #expect(grpc.status == "200" && grpc.grpcStatus == "14")
+        #expect(grpc.headers.first?.first(name: "grpc-message")?.contains("upstream connect error") == true)
+        let plain = try await client.call([":method": "GET", ":scheme": "http", ":authority": "reports", ":path": "/plain"])
+        #expect(plain.status == "503")
+        #expect(String(buffer: plain.body).contains("upstream connect error"))
+        #expect(await eventually { proxy.hops(.inbound).count == 2 })
+        let hops = proxy.hops(.inbound)
+        let failed = try #require(hops.first { $0.isGRPC })
+        #expect(failed.responseFlags == ["UF"] && failed.grpcStatus == 14 && failed.statusCode == 200)
+        #expect(HopSpanBuilder.isError(failed), "UNAVAILABLE under HTTP 200 is still an error span")
+        #expect(hops.first { !$0.isGRPC }?.statusCode == 503)
+    }
+
+    /// The client cancelling a call resets the app's stream too, and the hop ends DR.
+    @Test func aCallResetByTheClientIsResetUpstreamAndRecorded() async throws {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        let loop = client.channel.eventLoop
+        let multiplexer = client.multiplexer
+        let headers = Self.grpcCall("/echo.Echo/Say")
+        try await loop.flatSubmit {
+            multiplexer.value.createStreamChannel { stream in stream.eventLoop.makeSucceededVoidFuture() }.flatMap { stream in
+                stream.write(HTTP2Frame.FramePayload.headers(.init(headers: headers)), promise: nil)
+                return stream.writeAndFlush(HTTP2Frame.FramePayload.rstStream(.cancel))
+            }
+        }.get()
+        #expect(await eventually { proxy.hops(.inbound).count == 1 })
+        let hop = try #require(proxy.hops(.inbound).first)
+        #expect(hop.responseFlags.first == "DR" || hop.responseFlags.first == "DC", "\(hop.responseFlags)")
+        #expect(hop.statusCode == nil)
+    }
+
+    /// An HTTP/2 connection with no stream open closes after the idle timeout; one with a
+    /// stream in progress would not (streams are long-lived, so no request timer applies).
+    @Test func anIdleHTTP2ConnectionClosesAfterTheIdleTimeout() async throws {
+        let app = try await App(group: group)
+        let proxy = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "reports"
+            c.appPort = app.port
+            c.outboundPort = -1
+            c.idleTimeoutMillis = 300
+        }
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "x").grpcStatus == "0")
+        let closed = Locked(false)
+        client.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
+        #expect(await eventually(timeout: .seconds(10)) { closed.withLock { $0 } }, "closed once idle")
+    }
+
+    /// Shutdown tells an HTTP/2 client to open no more streams (GOAWAY), lets the call in
+    /// flight finish, and then closes the connection.
+    @Test func shutdownSendsGoAwayAndLetsTheCallInFlightFinish() async throws {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        defer { Task { await app.close() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        let closed = Locked(false)
+        client.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
+        async let slow = client.call(Self.grpcCall("/echo.Echo/Slow"), body: "x")  // answered after 300 ms
+        #expect(await eventually { proxy.server.stats.snapshot.requestsActive == 1 })
+        await proxy.stop()
+        let finished = try await slow
+        #expect(finished.grpcStatus == "0", "the call in flight finished: \(finished)")
+        #expect(client.goAway.withLock { $0 }, "the client was told to stop")
+        #expect(await eventually(timeout: .seconds(10)) { closed.withLock { $0 } })
+    }
+
+    @Test func grpcCallsCarryIstiosGRPCLabels() {
+        let metrics = IstioMetrics(workload: "reports", namespace: "default")
+        var hop = HopRecord(
+            direction: .inbound, context: TraceContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(2) ?? SpanID.random()),
+            sampled: true, startNanos: 0, durationNanos: 1_000_000, method: "POST", path: "/echo.Echo/Fail", authority: "reports",
+            httpProtocol: "HTTP/2", statusCode: 200, requestID: "r", sourceService: "frontend", destinationService: "reports")
+        hop.isGRPC = true
+        hop.grpcStatus = 5
+        metrics.record(hop)
+        let text = metrics.prometheusText()
+        let line = try? #require(text.split(separator: "\n").first { $0.hasPrefix("istio_requests_total{") })
+        #expect(line?.contains(#"request_protocol="grpc""#) == true, "\(line ?? "")")
+        #expect(line?.contains(#"grpc_response_status="5""#) == true, "\(line ?? "")")
+        #expect(line?.contains(#"response_code="200""#) == true)
+    }
+
+    /// Random field lists: pseudo-fields go first and unchanged, the caller's trace context,
+    /// request id, markers and hop-by-hop fields never reach the app (this hop's versions do),
+    /// `te` only as `trailers`, and every other field arrives as it came, in order.
+    @Test func upstreamFieldsOverRandomLists() {
+        var rng = SplitMix64(seed: 0x48_32)
+        let names = [":method", ":path", ":authority", ":scheme", "content-type", "te", "traceparent", "tracestate", "b3",
+                     "x-b3-traceid", "x-b3-sampled", "x-request-id", "x-meshtrace-via", "x-envoy-downstream-service-cluster",
+                     "connection", "keep-alive", "upgrade", "user-agent", "grpc-timeout", "x-custom", "baggage", "sw8", "host"]
+        let values = ["trailers", "gzip", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "x", "", "a b", "application/grpc"]
+        let own = [("traceparent", "00-1-2-01"), ("x-request-id", "mine")]
+        let dropped: Set<String> = ["traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-sampled", "x-request-id", "x-meshtrace-via",
+                                    "x-envoy-downstream-service-cluster", "connection", "keep-alive", "upgrade", "host"]
+        for _ in 0..<2_000 {
+            var headers = HPACKHeaders()
+            for _ in 0..<rng.below(12) { headers.add(name: rng.pick(names), value: rng.pick(values)) }
+            let out = Array(HTTP2Fields.upstream(headers, added: own))
+            let pseudo = out.prefix { $0.name.hasPrefix(":") }
+            #expect(pseudo.map { "\($0.name)=\($0.value)" } == headers.filter { $0.name.hasPrefix(":") }.map { "\($0.name)=\($0.value)" })
+            let rest = Array(out.dropFirst(pseudo.count))
+            #expect(!rest.contains { $0.name.hasPrefix(":") }, "pseudo-fields only at the start")
+            #expect(Array(rest.suffix(own.count)).map { "\($0.name)=\($0.value)" } == own.map { "\($0.0)=\($0.1)" })
+            let forwarded = rest.dropLast(own.count)
+            let expected = headers.filter { field in
+                !field.name.hasPrefix(":") && !dropped.contains(field.name) && (field.name != "te" || field.value == "trailers")
+            }
+            #expect(forwarded.map { "\($0.name)=\($0.value)" } == expected.map { "\($0.name)=\($0.value)" }, "\(headers)")
+        }
+    }
+
+    @Test func grpcMessagesArePercentEncoded() {
+        #expect(HTTP2Fields.grpcMessage("plain text") == "plain text")
+        #expect(HTTP2Fields.grpcMessage("100% café\n") == "100%25 caf%C3%A9%0A")
+    }
+}

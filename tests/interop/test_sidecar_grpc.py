@@ -1,0 +1,130 @@
+"""gRPC over h2c through the inbound sidecar, with clients and servers we did not write: Python's
+grpcio on both ends, spans in a real collector, Istio's metrics scraped as Prometheus text.
+Every call is its own SERVER span (as Envoy makes them), with the caller's trace continued and
+this hop's context handed to the app."""
+import socket
+from concurrent import futures
+
+import grpc
+import pytest
+import requests
+
+from conftest import BINARY, wait_until
+from sidecar.procs import Sidecar
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+# The proxy is the peer here: grpcio must not go through an HTTP proxy from the environment.
+CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def grpc_app():
+    """demo.Reports: Get echoes its request, Missing fails NOT_FOUND, List streams three replies.
+    `seen` keeps each call's metadata."""
+    seen = []
+
+    def get(request, context):
+        seen.append(("Get", dict(context.invocation_metadata())))
+        return b"report:" + request
+
+    def missing(request, context):
+        seen.append(("Missing", dict(context.invocation_metadata())))
+        context.abort(grpc.StatusCode.NOT_FOUND, "no such report")
+
+    def listing(request, context):
+        seen.append(("List", dict(context.invocation_metadata())))
+        for i in range(3):
+            yield b"item-%d" % i
+
+    handler = grpc.method_handlers_generic_handler("demo.Reports", {
+        "Get": grpc.unary_unary_rpc_method_handler(get),
+        "Missing": grpc.unary_unary_rpc_method_handler(missing),
+        "List": grpc.unary_stream_rpc_method_handler(listing),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port, seen
+    finally:
+        server.stop(grace=None)
+
+
+def spans_of(collector, service, count):
+    def fetch():
+        traces = requests.get(collector.url("zipkin", "/api/v2/traces"), params={"serviceName": service, "limit": 100}, timeout=5).json()
+        spans = [s for trace in traces for s in trace]
+        return spans if len(spans) >= count else None
+    return wait_until(fetch, timeout=20, message=f"{count} spans from {service}")
+
+
+def test_grpc_calls_through_the_inbound_sidecar_are_spans_with_grpc_status(grpc_app, start_collector):
+    app_port, seen = grpc_app
+    collector = start_collector(extra_args=["--storage", "memory"])
+    sidecar = Sidecar(BINARY, "--service", "reports", "--app-port", str(app_port), "--outbound-port", "-1",
+                      "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans", "--export-flush-interval", "200ms")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{sidecar.ports['inbound']}", options=CHANNEL_OPTIONS) as channel:
+            get = channel.unary_unary("/demo.Reports/Get")
+            caller = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+            assert get(b"42", metadata=[("traceparent", caller), ("x-request-id", "call-42")], timeout=10) == b"report:42"
+
+            with pytest.raises(grpc.RpcError) as failure:
+                channel.unary_unary("/demo.Reports/Missing")(b"7", timeout=10)
+            assert failure.value.code() == grpc.StatusCode.NOT_FOUND
+            assert failure.value.details() == "no such report"
+
+            replies = list(channel.unary_stream("/demo.Reports/List")(b"", timeout=10))
+            assert replies == [b"item-0", b"item-1", b"item-2"]
+
+        # The app got this hop's context (same trace, the sidecar's span as parent), in W3C and B3.
+        metadata = dict(seen)["Get"]
+        version, trace_id, parent, flags = metadata["traceparent"].split("-")
+        assert trace_id == CALLER_TRACE and parent != CALLER_SPAN and flags == "01"
+        assert metadata["x-b3-traceid"] == CALLER_TRACE and metadata["x-b3-spanid"] == parent
+        assert metadata["x-request-id"] == "call-42"
+
+        spans = spans_of(collector, "reports", 3)
+        by_name = {s["name"]: s for s in spans}
+        assert set(by_name) == {"POST /demo.Reports/Get", "POST /demo.Reports/Missing", "POST /demo.Reports/List"}, by_name.keys()
+        got = by_name["POST /demo.Reports/Get"]
+        assert got["kind"] == "SERVER" and got["traceId"] == CALLER_TRACE and got["parentId"] == CALLER_SPAN
+        assert got["id"] == parent, "the span the app was told is its parent"
+        tags = got["tags"]
+        assert tags["http.protocol"] == "HTTP/2" and tags["http.status_code"] == "200"
+        assert tags["grpc.status_code"] == "0" and tags["rpc.system"] == "grpc" and "error" not in tags
+        missing = by_name["POST /demo.Reports/Missing"]["tags"]
+        assert missing["grpc.status_code"] == "5" and "error" not in missing, "NOT_FOUND is the caller's problem, not a server error"
+        assert by_name["POST /demo.Reports/List"]["tags"]["grpc.status_code"] == "0"
+
+        metrics = requests.get(sidecar.url("metrics", "/stats/prometheus"), timeout=5).text
+        lines = [line for line in metrics.splitlines() if line.startswith("istio_requests_total{")]
+        assert any('request_protocol="grpc"' in line and 'grpc_response_status="5"' in line and line.endswith(" 1") for line in lines), lines
+        assert any('grpc_response_status="0"' in line and line.endswith(" 2") for line in lines), lines
+    finally:
+        sidecar.kill()
+
+
+def test_an_unreachable_grpc_app_is_unavailable_and_an_error_span(start_collector):
+    collector = start_collector(extra_args=["--storage", "memory"])
+    sidecar = Sidecar(BINARY, "--service", "reports", "--app-port", str(free_port()), "--outbound-port", "-1",
+                      "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans", "--export-flush-interval", "200ms")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{sidecar.ports['inbound']}", options=CHANNEL_OPTIONS) as channel:
+            with pytest.raises(grpc.RpcError) as failure:
+                channel.unary_unary("/demo.Reports/Get")(b"1", timeout=10)
+            assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "upstream connect error" in failure.value.details()
+        span = spans_of(collector, "reports", 1)[0]
+        assert span["tags"]["response_flags"] == "UF" and span["tags"]["grpc.status_code"] == "14"
+        assert span["tags"]["error"] == "true"
+    finally:
+        sidecar.kill()
