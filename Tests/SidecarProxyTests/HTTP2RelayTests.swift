@@ -234,6 +234,39 @@ import TraceModel
         #expect(sayHeaders.first(name: ":authority") == "reports:50051")
     }
 
+    /// Caller → its per-upstream egress listener → the callee's inbound sidecar → the app: one
+    /// CLIENT and one SERVER span per call, the client span the parent of the server span, and
+    /// the server span the parent the app is told.
+    @Test func aCallThroughBothSidecarsIsAClientServerPair() async throws {
+        let app = try await App(group: group)
+        let callee = try await inboundSidecar(appPort: app.port)
+        let caller = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "frontend"
+            c.appPort = nil
+            c.upstreams = [UpstreamService(name: "reports", host: "127.0.0.1", port: callee.inboundPort)]
+            c.defaultUpstream = "reports"
+        }
+        defer { Task { await app.close(); await callee.stop(); await caller.stop() } }
+        let client = try await Client.connect(group: group, port: caller.outboundPort)
+        defer { Task { await client.close() } }
+        let response = try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "\u{0}\u{0}\u{0}\u{0}\u{1}z")
+        #expect(response.grpcStatus == "0" && response.body.readableBytes == 6)
+
+        #expect(await eventually { caller.hops(.outbound).count == 1 && callee.hops(.inbound).count == 1 })
+        let clientHop = try #require(caller.hops(.outbound).first)
+        let serverHop = try #require(callee.hops(.inbound).first)
+        #expect(clientHop.destinationService == "reports" && clientHop.upstreamCluster == "outbound|\(callee.inboundPort)||reports")
+        #expect(clientHop.grpcStatus == 0 && serverHop.grpcStatus == 0)
+        #expect(serverHop.context.traceID == clientHop.context.traceID)
+        #expect(serverHop.context.parentSpanID == clientHop.context.spanID, "the CLIENT span is the SERVER span's parent")
+        #expect(serverHop.sourceService == "frontend", "the caller's sidecar named itself")
+        #expect(serverHop.requestID == clientHop.requestID)
+        let seen = try #require(app.seen.withLock { $0 }.first)
+        #expect(seen.first(name: "traceparent")?.contains(serverHop.context.spanID.hex) == true)
+        #expect(seen.first(name: "x-meshtrace-via") == nil && seen.first(name: "x-envoy-downstream-service-cluster") == nil,
+                "the inbound sidecar keeps the mesh's own markers from the app")
+    }
+
     @Test func aPlainHTTP2RequestIsRelayedToo() async throws {
         let app = try await App(group: group)
         let proxy = try await inboundSidecar(appPort: app.port)

@@ -130,7 +130,7 @@ public struct HopSpanBuilder: Sendable {
         sink.tag("zone", "")
         sink.tag("guid:x-request-id", hop.requestID)
         // A CONNECT tunnel's target is `host:port` (its path here): no scheme, TLS usually follows.
-        // An h2c passthrough's path is `*`, as in the HTTP/2 preface.
+        // An h2c connection refused for want of a destination has path `*`, as in the HTTP/2 preface.
         let tunnel = hop.isTunnel || hop.method == "CONNECT"
         if tunnel { sink.tag("http.url", hop.path) } else { sink.tag("http.url", httpURL: hop.authority, path) }
         sink.tag("http.method", hop.method)
