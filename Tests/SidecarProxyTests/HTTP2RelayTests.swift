@@ -406,6 +406,61 @@ import TraceModel
         }
     }
 
+    /// Random frames after the preface (random types, flags, stream ids, lengths and payloads,
+    /// HPACK included): each connection ends without a hang, no stream is left counted as in
+    /// flight, and the listener still serves a proper call afterwards.
+    @Test func randomFramesAfterThePrefaceNeverBreakTheListener() async throws {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        defer { Task { await app.close(); await proxy.stop() } }
+        var rng = SplitMix64(seed: 0x46_52_41_4D)
+        for round in 0..<150 {
+            var bytes = Array(TunnelTests.preface.utf8)
+            if rng.below(4) != 0 { bytes += [0, 0, 0, 4, 0, 0, 0, 0, 0] }  // an empty SETTINGS first, as clients send
+            if rng.below(2) == 0 {
+                // A well-formed GET / on stream 1 (HPACK: :method GET, :scheme http, :path /,
+                // :authority "a"), so the garbage behind it meets a stream being relayed.
+                let endStream: UInt8 = rng.below(2) == 0 ? 0x1 : 0
+                bytes += [0, 0, 6, 1, 0x4 | endStream, 0, 0, 0, 1, 0x82, 0x86, 0x84, 0x01, 0x01, 0x61]
+            }
+            for _ in 0..<(1 + rng.below(4)) {
+                let length = rng.below(3) == 0 ? rng.below(1 << 14) : rng.below(40)
+                let payload = (0..<min(length, 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                let stream = UInt32(truncatingIfNeeded: rng.below(4) == 0 ? rng.next() : UInt64(rng.below(8)))
+                bytes += [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF),
+                          UInt8(rng.below(12)), UInt8(truncatingIfNeeded: rng.next())]
+                bytes += [UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF)]
+                bytes += payload
+            }
+            let ended = try await Self.sendAndHalfClose(group: group, port: proxy.inboundPort, bytes)
+            #expect(ended, "round \(round): the connection did not end")
+        }
+        #expect(await eventually { proxy.server.stats.snapshot.requestsActive == 0 }, "no stream left in flight")
+        let relayed = proxy.hops(.inbound).count  // 62 of 150 rounds with this seed
+        #expect(relayed > 10, "well-formed streams were read and recorded despite the garbage behind them")
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "ok").grpcStatus == "0")
+    }
+
+    /// Sends the bytes, closes the sending side, and says whether the proxy then closed (within 5 s).
+    static func sendAndHalfClose(group: any EventLoopGroup, port: Int, _ bytes: [UInt8]) async throws -> Bool {
+        let received = Locked(ByteBuffer())
+        let closed = group.next().makePromise(of: Void.self)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RawCollector(received: received, closed: closed)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try? await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        try? await channel.close(mode: .output)
+        let timer = channel.eventLoop.scheduleTask(in: .seconds(5)) { closed.fail(ChannelError.ioOnClosedChannel) }
+        let ended = (try? await closed.futureResult.get()) != nil
+        timer.cancel()
+        try? await channel.close()
+        return ended
+    }
+
     @Test func grpcMessagesArePercentEncoded() {
         #expect(HTTP2Fields.grpcMessage("plain text") == "plain text")
         #expect(HTTP2Fields.grpcMessage("100% café\n") == "100%25 caf%C3%A9%0A")
