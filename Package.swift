@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meshtrace", targets: ["meshtrace"]),
+        .executable(name: "meshtrace-sidecar", targets: ["meshtrace-sidecar"]),
         .library(name: "TraceModel", targets: ["TraceModel"]),
     ],
     dependencies: [
@@ -153,10 +154,24 @@ let package = Package(
         ),
 
         // The single `meshtrace` binary: argument parsing and wiring only.
+        // `meshtrace sidecar`'s command, shared with the sidecar-only binary.
+        .target(
+            name: "SidecarCLI",
+            dependencies: [
+                "SidecarProxy", "TraceExport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "meshtrace-sidecar",
+            dependencies: ["SidecarCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage", "SidecarProxy", "TraceExport", "DemoServices", "MeshRunner", "TraceAnalysis",
+                "Collector", "TraceStorage", "SidecarProxy", "SidecarCLI", "TraceExport", "DemoServices", "MeshRunner", "TraceAnalysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Sidecar proxy benchmark: the same upstream (nginx serving 1 KiB) reached directly, through
-`meshtrace sidecar` (inbound listener, 100% sampling, spans exported to a running collector),
+the sidecar (`meshtrace-sidecar`, the sidecar-only binary: inbound listener, 100% sampling, spans
+exported to a running collector; one row runs the same from the all-in-one `meshtrace sidecar`),
 through nginx as a reverse proxy and through haproxy, all with keep-alive, side by side in one run.
 
 Reports throughput (wrk) and its ratio to each peer, latency at a fixed 1000 rps (hey), the
@@ -108,7 +109,10 @@ def run_hey(url, duration, rate, workers=10):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "meshtrace"))
+    ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "meshtrace"),
+                    help="the all-in-one binary: the collector, and one sidecar row for comparison")
+    ap.add_argument("--sidecar-binary", default=os.path.join(ROOT, ".build", "release", "meshtrace-sidecar"),
+                    help="the sidecar-only binary, as deployed beside an app: every other sidecar row")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rate", type=int, default=1000)
@@ -193,28 +197,35 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
                 zipkin_port = int(m.group(1))
         if zipkin_port is None:
             raise RuntimeError("collector did not start")
-        sidecar = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(sc_port), "--app-port", str(app_port),
+        sidecar = start([args.sidecar_binary, "--service", "app", "--inbound-port", str(sc_port), "--app-port", str(app_port),
                          "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100",
                          "--collector", f"http://127.0.0.1:{zipkin_port}/api/v2/spans", "--log-level", "warning"])
         two_port = free_port()
-        two = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(two_port), "--app-port", str(app_port),
+        two = start([args.sidecar_binary, "--service", "app", "--inbound-port", str(two_port), "--app-port", str(app_port),
                      "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100", "--threads", "2",
                      "--collector", f"http://127.0.0.1:{zipkin_port}/api/v2/spans", "--log-level", "warning"])
         sink_sc_port = free_port()
-        sink_sc = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(sink_sc_port), "--app-port", str(app_port),
+        sink_sc = start([args.sidecar_binary, "--service", "app", "--inbound-port", str(sink_sc_port), "--app-port", str(app_port),
                          "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100",
                          "--collector", f"http://127.0.0.1:{sink_port}/api/v2/spans", "--log-level", "warning"])
         # The same proxy with tracing off (sampling 0, metrics still on): what the spans cost.
         quiet_port = free_port()
-        quiet = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(quiet_port), "--app-port", str(app_port),
+        quiet = start([args.sidecar_binary, "--service", "app", "--inbound-port", str(quiet_port), "--app-port", str(app_port),
                        "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "0",
                        "--exporter", "none", "--log-level", "warning"])
+        # The same sidecar as `meshtrace sidecar` from the all-in-one binary (what `meshtrace up`
+        # runs in-process): the same code, more resident memory.
+        whole_port = free_port()
+        whole = start([args.binary, "sidecar", "--service", "app", "--inbound-port", str(whole_port), "--app-port", str(app_port),
+                       "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0", "--sampling", "100",
+                       "--collector", f"http://127.0.0.1:{zipkin_port}/api/v2/spans", "--log-level", "warning"])
         targets = [
             ("direct (limit)", f"http://127.0.0.1:{app_port}/", []),
-            ("meshtrace sidecar", f"http://127.0.0.1:{sc_port}/", [sidecar.pid]),
-            ("meshtrace sidecar, 2 threads", f"http://127.0.0.1:{two_port}/", [two.pid]),
-            ("meshtrace sidecar, spans to a discard sink", f"http://127.0.0.1:{sink_sc_port}/", [sink_sc.pid]),
-            ("meshtrace sidecar, sampling 0", f"http://127.0.0.1:{quiet_port}/", [quiet.pid]),
+            ("meshtrace-sidecar", f"http://127.0.0.1:{sc_port}/", [sidecar.pid]),
+            ("meshtrace-sidecar, 2 threads", f"http://127.0.0.1:{two_port}/", [two.pid]),
+            ("meshtrace-sidecar, spans to a discard sink", f"http://127.0.0.1:{sink_sc_port}/", [sink_sc.pid]),
+            ("meshtrace-sidecar, sampling 0", f"http://127.0.0.1:{quiet_port}/", [quiet.pid]),
+            ("`meshtrace sidecar` (all-in-one binary)", f"http://127.0.0.1:{whole_port}/", [whole.pid]),
             ("nginx", f"http://127.0.0.1:{ngx_port}/", [ngx.pid]),
             ("haproxy", f"http://127.0.0.1:{hap_port}/", [hap.pid]),
         ]

@@ -3,6 +3,7 @@ import Collector
 import Foundation
 import Logging
 import ServiceLifecycle
+import SidecarCLI
 import TraceStorage
 
 extension StorageKind: ExpressibleByArgument {}

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import MeshRunner
 import ServiceLifecycle
+import SidecarCLI
 import Synchronization
 import TraceExport
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import DemoServices
 import Foundation
 import Logging
+import SidecarCLI
 
 extension DemoRole: ExpressibleByArgument {}
 

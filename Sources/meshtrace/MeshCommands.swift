@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MeshRunner
 import ServiceLifecycle
+import SidecarCLI
 import TraceExport
 
 /// The running binary, for `${MESHTRACE}` in service commands and the demo's services.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SidecarCLI
 
 @main
 struct Meshtrace: AsyncParsableCommand {

@@ -341,6 +341,35 @@ import TraceModel
         let closed = Locked(false)
         client.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
         #expect(await eventually(timeout: .seconds(10)) { closed.withLock { $0 } }, "closed once idle")
+
+        let silent = try await Client.connect(group: group, port: proxy.inboundPort)  // opens no stream at all
+        let silentClosed = Locked(false)
+        silent.channel.closeFuture.whenComplete { _ in silentClosed.withLock { $0 = true } }
+        #expect(await eventually(timeout: .seconds(10)) { silentClosed.withLock { $0 } }, "closed though no stream ever opened")
+    }
+
+    /// A body that comes after the HEADERS, in a later read: the stream's reads are held only
+    /// until its upstream stream exists, then the body follows.
+    @Test func aBodySentAfterTheCallStartedStillArrives() async throws {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        let loop = client.channel.eventLoop
+        let done = loop.makePromise(of: Response.self)
+        loop.scheduleTask(in: .seconds(10)) { done.fail(ChannelError.ioOnClosedChannel) }
+        let multiplexer = client.multiplexer
+        let headers = Self.grpcCall("/echo.Echo/Say")
+        let stream = try await loop.flatSubmit {
+            multiplexer.value.createStreamChannel { stream in
+                stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(ResponseCollector(done: done)) }
+            }.flatMap { stream in stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: headers))).map { stream } }
+        }.get()
+        #expect(await eventually { app.seen.withLock { $0.count } == 1 }, "the call reached the app before its body was sent")
+        try await stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: "later")), endStream: true)))
+        let response = try await done.futureResult.get()
+        #expect(response.grpcStatus == "0" && String(buffer: response.body) == "later")
     }
 
     /// Shutdown tells an HTTP/2 client to open no more streams (GOAWAY), lets the call in

@@ -447,3 +447,25 @@ def test_curl_large_upload_with_expect_100_continue(mesh, tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["body_bytes"] == 3_000_000
     assert time.monotonic() - started < 0.9, "the proxy answers 100 Continue instead of making curl wait 1s"
+
+
+def test_the_sidecar_only_binary_is_the_same_sidecar(procs, start_collector):
+    """`meshtrace-sidecar` (built beside `meshtrace`, for deploying next to an app) takes the same
+    flags and does the same work: a traced hop, exported, with the app seeing the trace headers."""
+    binary = os.path.join(os.path.dirname(BINARY), "meshtrace-sidecar")
+    usage = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 0 and "USAGE: meshtrace-sidecar" in usage.stdout and "--app-port" in usage.stdout, usage
+    collector = start_collector(extra_args=["--storage", "memory"])
+    app = procs(EchoApp())
+    sidecar = procs(Sidecar(binary, "--service", "slim", "--app-port", str(app.port), "--outbound-port", "-1",
+                            "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans", "--export-flush-interval", "200ms"))
+    echoed = requests.get(sidecar.url("inbound", "/orders/42"), timeout=10).json()
+    headers = {k.lower(): v for k, v in echoed["headers"]}
+    assert TRACEPARENT.match(headers["traceparent"]), echoed
+
+    def spans():
+        found = requests.get(collector.url("zipkin", "/api/v2/traces"), params={"serviceName": "slim"}, timeout=5).json()
+        return [s for trace in found for s in trace] or None
+
+    span = wait_until(spans, timeout=20, message="the sidecar-only binary's span")[0]
+    assert span["name"] == "GET /orders/{id}" and span["kind"] == "SERVER", span

@@ -54,6 +54,11 @@ final class HTTP2Connection {
 
     // MARK: Streams
 
+    /// A connection that never opens a stream closes after the idle timeout too.
+    func started() {
+        armIdleTimer()
+    }
+
     func streamStarted() {
         activeStreams += 1
         idleTimer?.cancel()
@@ -344,6 +349,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
                 for payload in self.pending { stream.write(payload) }
                 self.pending = []
                 stream.flush()
+                self.heldRead.resume(self.context)  // reads wait for the upstream stream to exist
             case .failure(let error):
                 self.upstreamUnavailable(status: 503, flag: "UF", reason: "could not open an upstream stream: \(error)")
             }

@@ -1057,6 +1057,7 @@ extension ProxyHandler: TunnelDelegate {
             return
         }
         http2 = connection
+        connection.started()
         context.fireChannelRead(NIOAny(bytes))
     }
 

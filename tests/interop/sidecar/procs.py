@@ -75,7 +75,9 @@ class Sidecar(Proc):
     KEYS = ("inbound", "outbound", "gateway", "metrics", "admin")
 
     def __init__(self, binary, *args, env=None):
-        base = [binary, "sidecar", "--inbound-port", "0", "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0"]
+        # The sidecar-only binary takes the flags directly; the all-in-one one under `sidecar`.
+        command = [binary] if os.path.basename(binary) == "meshtrace-sidecar" else [binary, "sidecar"]
+        base = command + ["--inbound-port", "0", "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0"]
         super().__init__(base + list(args), env=env)
         _, line = self.wait_for(SIDECAR_LISTENING.pattern)
         self.line = line

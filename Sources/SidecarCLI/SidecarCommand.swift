@@ -5,8 +5,8 @@ import NIOPosix
 import SidecarProxy
 import TraceExport
 
-struct SidecarCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct SidecarCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "sidecar",
         abstract: "Run the sidecar proxy: automatic spans, trace-header propagation and Istio metrics for every HTTP hop.",
         discussion: """
@@ -17,6 +17,8 @@ struct SidecarCommand: AsyncParsableCommand {
             SIGTERM drains in-flight requests and flushes spans.
             """
     )
+
+    public init() {}
 
     @Option(name: .customLong("config"), help: "YAML file whose keys mirror these flags.")
     var configFile: String?
@@ -153,11 +155,11 @@ struct SidecarCommand: AsyncParsableCommand {
         return config
     }
 
-    func validate() throws {
+    public func validate() throws {
         _ = try buildConfiguration()
     }
 
-    func run() async throws {
+    public func run() async throws {
         MemoryTuning.applyForSidecar()
         let config = try buildConfiguration()
         let logger = bootstrapLogging(config.logLevel, label: "meshtrace.sidecar")
