@@ -267,6 +267,21 @@ import TraceModel
                 "the inbound sidecar keeps the mesh's own markers from the app")
     }
 
+    /// A live sampling change reaches the next call on a connection that was already open
+    /// (gRPC clients keep one connection for hours).
+    @Test func aLiveSamplingChangeAppliesToTheNextCallOnAnOpenConnection() async throws {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        _ = try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "1")
+        proxy.server.configuration.update { $0.samplingPercent = 0 }
+        _ = try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "2")
+        #expect(await eventually { proxy.hops(.inbound).count == 2 })
+        #expect(proxy.hops(.inbound).map(\.sampled) == [true, false])
+    }
+
     @Test func aPlainHTTP2RequestIsRelayedToo() async throws {
         let app = try await App(group: group)
         let proxy = try await inboundSidecar(appPort: app.port)

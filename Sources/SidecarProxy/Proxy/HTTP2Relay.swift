@@ -13,6 +13,8 @@ import TraceModel
 /// opened on it, and both connections' stream channels live on it.
 final class HTTP2Connection {
     let runtime: ListenerRuntime
+    /// The configuration the connection started under: its destination and timeouts. Each call
+    /// reads the configuration in force when it starts.
     let snapshot: ConfigurationBox.Snapshot
     let route: Route
     let target: UpstreamTarget
@@ -261,7 +263,9 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
 
     private func start(_ headers: HPACKHeaders, endStream: Bool) {
         startMono = Clock.monoNanos()
-        let snapshot = connection.snapshot
+        // Read per call, not per connection: gRPC connections live long, and telemetry settings
+        // (sampling, propagation, custom tags) change live.
+        let snapshot = connection.runtime.configuration.snapshot
         let config = snapshot.config
         let direction = connection.runtime.direction
         let method = headers.first(name: ":method") ?? ""
