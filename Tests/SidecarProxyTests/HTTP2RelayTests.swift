@@ -150,22 +150,36 @@ import TraceModel
             return Client(channel: channel, multiplexer: multiplexer, goAway: goAway)
         }
 
-        /// Sends `headers` (and `body` in one DATA frame) and waits, at most 10 s, for the end.
-        func call(_ headers: HPACKHeaders, body: String? = nil) async throws -> Response {
-            let loop = channel.eventLoop
-            let done = loop.makePromise(of: Response.self)
-            loop.scheduleTask(in: .seconds(10)) { done.fail(ChannelError.ioOnClosedChannel) }
+        /// A promise for a stream's response that fails if it has not come within 10 s.
+        func responsePromise() -> EventLoopPromise<Response> {
+            let done = channel.eventLoop.makePromise(of: Response.self)
+            channel.eventLoop.scheduleTask(in: .seconds(10)) { done.fail(ChannelError.ioOnClosedChannel) }
+            return done
+        }
+
+        /// A new stream; its response goes to `done` when given.
+        func openStream(responseTo done: EventLoopPromise<Response>?) async throws -> any Channel {
             let multiplexer = self.multiplexer
-            try await loop.flatSubmit {
+            return try await channel.eventLoop.flatSubmit {
                 multiplexer.value.createStreamChannel { stream in
-                    stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(ResponseCollector(done: done)) }
-                }.flatMap { stream in
-                    let head = HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: body == nil))
-                    guard let body else { return stream.writeAndFlush(head) }
-                    stream.write(head, promise: nil)
-                    return stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: true)))
+                    stream.eventLoop.makeCompletedFuture {
+                        if let done { try stream.pipeline.syncOperations.addHandler(ResponseCollector(done: done)) }
+                    }
                 }
             }.get()
+        }
+
+        /// Sends `headers` (and `body` in one DATA frame) and waits, at most 10 s, for the end.
+        func call(_ headers: HPACKHeaders, body: String? = nil) async throws -> Response {
+            let done = responsePromise()
+            let stream = try await openStream(responseTo: done)
+            let head = HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: body == nil))
+            if let body {
+                stream.write(head, promise: nil)
+                try await stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: true)))
+            } else {
+                try await stream.writeAndFlush(head)
+            }
             return try await done.futureResult.get()
         }
 
@@ -181,6 +195,13 @@ import TraceModel
         return headers
     }
 
+    /// The app, an inbound sidecar in front of it, and a client connected to the sidecar.
+    func inboundRelay() async throws -> (App, TestSidecar, Client) {
+        let app = try await App(group: group)
+        let proxy = try await inboundSidecar(appPort: app.port)
+        return (app, proxy, try await Client.connect(group: group, port: proxy.inboundPort))
+    }
+
     func inboundSidecar(appPort: Int) async throws -> TestSidecar {
         try await TestSidecar.start(group: group) { c in
             c.serviceName = "reports"
@@ -194,11 +215,8 @@ import TraceModel
     /// Each call on one connection is its own hop: a SERVER span with the caller as parent, this
     /// hop's context handed to the app, and the gRPC status from the trailers.
     @Test func everyGRPCCallIsItsOwnSpanWithTraceHeadersForTheApp() async throws {
-        let app = try await App(group: group)
-        let proxy = try await inboundSidecar(appPort: app.port)
-        defer { Task { await app.close(); await proxy.stop() } }
-        let client = try await Client.connect(group: group, port: proxy.inboundPort)
-        defer { Task { await client.close() } }
+        let (app, proxy, client) = try await inboundRelay()
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
         let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         let first = try await client.call(
             Self.grpcCall("/echo.Echo/Say", extra: [("traceparent", caller), ("x-request-id", "req-1"), ("x-custom", "kept")]), body: "\u{0}\u{0}\u{0}\u{0}\u{3}abc")
@@ -270,11 +288,8 @@ import TraceModel
     /// A live sampling change reaches the next call on a connection that was already open
     /// (gRPC clients keep one connection for hours).
     @Test func aLiveSamplingChangeAppliesToTheNextCallOnAnOpenConnection() async throws {
-        let app = try await App(group: group)
-        let proxy = try await inboundSidecar(appPort: app.port)
-        defer { Task { await app.close(); await proxy.stop() } }
-        let client = try await Client.connect(group: group, port: proxy.inboundPort)
-        defer { Task { await client.close() } }
+        let (app, proxy, client) = try await inboundRelay()
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
         _ = try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "1")
         proxy.server.configuration.update { $0.samplingPercent = 0 }
         _ = try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "2")
@@ -283,11 +298,8 @@ import TraceModel
     }
 
     @Test func aPlainHTTP2RequestIsRelayedToo() async throws {
-        let app = try await App(group: group)
-        let proxy = try await inboundSidecar(appPort: app.port)
-        defer { Task { await app.close(); await proxy.stop() } }
-        let client = try await Client.connect(group: group, port: proxy.inboundPort)
-        defer { Task { await client.close() } }
+        let (app, proxy, client) = try await inboundRelay()
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
         let response = try await client.call([":method": "GET", ":scheme": "http", ":authority": "reports", ":path": "/plain?x=1"])
         #expect(response.status == "200" && String(buffer: response.body) == "hello")
         #expect(await eventually { proxy.hops(.inbound).count == 1 })
@@ -320,20 +332,11 @@ import TraceModel
 
     /// The client cancelling a call resets the app's stream too, and the hop ends DR.
     @Test func aCallResetByTheClientIsResetUpstreamAndRecorded() async throws {
-        let app = try await App(group: group)
-        let proxy = try await inboundSidecar(appPort: app.port)
-        defer { Task { await app.close(); await proxy.stop() } }
-        let client = try await Client.connect(group: group, port: proxy.inboundPort)
-        defer { Task { await client.close() } }
-        let loop = client.channel.eventLoop
-        let multiplexer = client.multiplexer
-        let headers = Self.grpcCall("/echo.Echo/Say")
-        try await loop.flatSubmit {
-            multiplexer.value.createStreamChannel { stream in stream.eventLoop.makeSucceededVoidFuture() }.flatMap { stream in
-                stream.write(HTTP2Frame.FramePayload.headers(.init(headers: headers)), promise: nil)
-                return stream.writeAndFlush(HTTP2Frame.FramePayload.rstStream(.cancel))
-            }
-        }.get()
+        let (app, proxy, client) = try await inboundRelay()
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
+        let stream = try await client.openStream(responseTo: nil)
+        stream.write(HTTP2Frame.FramePayload.headers(.init(headers: Self.grpcCall("/echo.Echo/Say"))), promise: nil)
+        try await stream.writeAndFlush(HTTP2Frame.FramePayload.rstStream(.cancel))
         #expect(await eventually { proxy.hops(.inbound).count == 1 })
         let hop = try #require(proxy.hops(.inbound).first)
         #expect(hop.responseFlags.first == "DR" || hop.responseFlags.first == "DC", "\(hop.responseFlags)")
@@ -366,21 +369,11 @@ import TraceModel
     /// A body that comes after the HEADERS, in a later read: the stream's reads are held only
     /// until its upstream stream exists, then the body follows.
     @Test func aBodySentAfterTheCallStartedStillArrives() async throws {
-        let app = try await App(group: group)
-        let proxy = try await inboundSidecar(appPort: app.port)
-        defer { Task { await app.close(); await proxy.stop() } }
-        let client = try await Client.connect(group: group, port: proxy.inboundPort)
-        defer { Task { await client.close() } }
-        let loop = client.channel.eventLoop
-        let done = loop.makePromise(of: Response.self)
-        loop.scheduleTask(in: .seconds(10)) { done.fail(ChannelError.ioOnClosedChannel) }
-        let multiplexer = client.multiplexer
-        let headers = Self.grpcCall("/echo.Echo/Say")
-        let stream = try await loop.flatSubmit {
-            multiplexer.value.createStreamChannel { stream in
-                stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(ResponseCollector(done: done)) }
-            }.flatMap { stream in stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: headers))).map { stream } }
-        }.get()
+        let (app, proxy, client) = try await inboundRelay()
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
+        let done = client.responsePromise()
+        let stream = try await client.openStream(responseTo: done)
+        try await stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: Self.grpcCall("/echo.Echo/Say"))))
         #expect(await eventually { app.seen.withLock { $0.count } == 1 }, "the call reached the app before its body was sent")
         try await stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: "later")), endStream: true)))
         let response = try await done.futureResult.get()

@@ -99,6 +99,22 @@ struct RequestHeadScan {
         return fields
     }
 
+    /// The custom tags' values for this request (literal, environment, or one of its headers);
+    /// empty ones are left out.
+    func customTagValues(_ tags: [CustomTag]) -> [(key: String, value: String)] {
+        var values: [(key: String, value: String)] = []
+        for tag in tags {
+            let value: String?
+            switch tag.source {
+            case .literal(let v): value = v
+            case .environment(_, let v): value = v
+            case .header(let name): value = first(name)
+            }
+            if let value, !value.isEmpty { values.append((tag.name, value)) }
+        }
+        return values
+    }
+
     /// The first value of a request header by name, as it came: kept fields from their bytes,
     /// the others from what the scan read. Hop-by-hop fields and meshtrace's loop marker have
     /// none (they are not the application's).

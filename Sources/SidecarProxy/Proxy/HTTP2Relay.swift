@@ -287,16 +287,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         }
         TraceDecision.inject(trace, formats: config.propagation, into: &added)
 
-        var tags: [(key: String, value: String)] = []
-        for tag in config.customTags {
-            let value: String?
-            switch tag.source {
-            case .literal(let v): value = v
-            case .environment(_, let v): value = v
-            case .header(let name): value = scan.first(name)
-            }
-            if let value, !value.isEmpty { tags.append((tag.name, value)) }
-        }
+        let tags = scan.customTagValues(config.customTags)
         var hop = HopRecord(
             direction: direction, context: trace.context, sampled: trace.sampled, startNanos: Clock.wallNanos(), durationNanos: 0,
             method: method, path: path, authority: authority, httpProtocol: "HTTP/2", statusCode: nil, requestID: trace.requestID,

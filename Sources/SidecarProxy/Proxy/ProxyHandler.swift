@@ -382,16 +382,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         // Appended, not replaced: the scan already left the incoming trace headers out.
         TraceDecision.inject(trace, formats: config.propagation, into: &added)
 
-        var tags: [(key: String, value: String)] = []
-        for tag in config.customTags {
-            let value: String?
-            switch tag.source {
-            case .literal(let v): value = v
-            case .environment(_, let v): value = v
-            case .header(let name): value = head.scan.first(name)
-            }
-            if let value, !value.isEmpty { tags.append((tag.name, value)) }
-        }
+        let tags = head.scan.customTagValues(config.customTags)
 
         var hop = HopRecord(
             direction: direction, context: trace.context, sampled: trace.sampled, startNanos: startWall, durationNanos: 0,
