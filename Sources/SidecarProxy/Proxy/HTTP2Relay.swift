@@ -115,13 +115,13 @@ final class HTTP2Connection {
     }
 
     private func connected(_ result: Result<(any Channel, NIOHTTP2Handler.StreamMultiplexer), any Error>) {
-        guard case .connecting(let waiting) = upstream else { return }
+        // The client may have gone while this connected: then nothing waits for the connection.
+        guard case .connecting(let waiting) = upstream, !closed else {
+            if case .success(let (channel, _)) = result { channel.close(promise: nil) }
+            return
+        }
         switch result {
         case .success(let (channel, multiplexer)):
-            if closed {
-                channel.close(promise: nil)
-                return
-            }
             let address = channel.remoteAddress.map(UpstreamPool.describe)
             upstream = .ready(channel, multiplexer, address: address)
             channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
