@@ -119,7 +119,8 @@ def test_demo_trace_crosses_the_whole_mesh(tmp_path, meshes):
                                in spans_by_service(trace).items() for s in spans)
         return trace if len(trace["spans"]) >= 8 else None
     try:
-        trace = wait_until(complete, timeout=20, message="8 spans in the example trace")
+        # Generous: a sidecar retries a batch the collector did not take for up to 30 s.
+        trace = wait_until(complete, timeout=45, message="8 spans in the example trace")
     except AssertionError as failure:
         raise AssertionError(f"{failure}\nspans present: {seen.get('spans')}\nmesh log:\n{mesh.log()[-6000:]}") from None
     by_id = {s["spanID"]: s for s in trace["spans"]}
