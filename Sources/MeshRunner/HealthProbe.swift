@@ -17,6 +17,7 @@ enum HealthProbe {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         guard LoopbackAddress.with(port: port, { connect(fd, $0, $1) }) == 0 else { return false }
+        if path == ServiceSpec.tcpHealth { return true }
         let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: meshtrace-health\r\n\r\n".utf8)
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return false }
         var buffer = [UInt8](repeating: 0, count: 64)

@@ -32,8 +32,10 @@ public struct ServiceSpec: Sendable, Equatable {
     public var port: Int
     /// Services this one calls; each gets an outbound route and a `<NAME>_URL` variable.
     public var upstreams: [String]
-    /// Path polled for health through the app port.
+    /// Path polled for health through the app port, or `tcp` (`tcpHealth`): healthy once the
+    /// port accepts a connection, for apps that do not answer HTTP/1 (gRPC servers).
     public var healthPath: String?
+    public static let tcpHealth = "tcp"
     public var replicas: Int
 
     public init(name: String, command: String, args: [String] = [], env: [String: String] = [:], workingDir: String? = nil,

@@ -203,8 +203,9 @@ public struct MeshFileParser {
             guard hasCommand else {
                 throw fail(item, "\(field).command", "service '\(spec.name)' has no command", hint: "e.g. command: python3 with args: [app.py, --port, \"${PORT}\"]")
             }
-            if let health = spec.healthPath, !health.hasPrefix("/") {
-                throw fail(item, "\(field).health", "health path must start with '/', got '\(health)'")
+            if let health = spec.healthPath, !health.hasPrefix("/"), health != ServiceSpec.tcpHealth {
+                throw fail(item, "\(field).health", "health path must start with '/', got '\(health)'",
+                           hint: "or \(ServiceSpec.tcpHealth) for an app that does not answer HTTP/1 (a gRPC server): healthy once its port accepts connections")
             }
             out.append(spec)
         }

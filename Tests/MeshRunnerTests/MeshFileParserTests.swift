@@ -46,6 +46,26 @@ import TraceModel
         #expect(e.hint != nil)
     }
 
+    /// `health: tcp` for apps that do not answer HTTP/1 (gRPC servers); anything else must be a path.
+    @Test func healthIsAPathOrTCP() throws {
+        let file = try parser.parse("services:\n  - name: grpc\n    command: ./grpc\n    health: tcp\n")
+        #expect(file.services.first?.healthPath == ServiceSpec.tcpHealth)
+        let e = try #require(error("services:\n  - name: web\n    command: ./web\n    health: healthz\n"))
+        #expect(e.field == "services[0].health")
+        #expect(e.hint?.contains("tcp") == true)
+    }
+
+    /// The TCP probe is healthy once something accepts on the port; the HTTP probe needs a 2xx/3xx.
+    @Test func theTCPProbeNeedsOnlyAnOpenPort() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(LoopbackAddress.with(port: 0, { bind(listener, $0, $1) }) == 0 && listen(listener, 4) == 0)
+        let port = try #require(PortAllocatorTests.localPort(listener))
+        #expect(HealthProbe.probe(port: port, path: ServiceSpec.tcpHealth, timeoutMillis: 500))
+        #expect(!HealthProbe.probe(port: port, path: "/healthz", timeoutMillis: 200), "nothing answers HTTP there")
+        close(listener)  // once: a second close could hit a descriptor another test has reused
+        #expect(!HealthProbe.probe(port: port, path: ServiceSpec.tcpHealth, timeoutMillis: 500), "a closed port is not healthy")
+    }
+
     @Test func unknownKeySuggestsTheClosestOne() throws {
         let e = try #require(error("""
             services:
