@@ -1,0 +1,34 @@
+"""A gRPC client in the mesh: dials its REPORTS_URL egress listener (host:port, plaintext), as
+the README tells gRPC clients to, until one call succeeds; then serves /healthz so `up` is happy."""
+import http.server
+import os
+import time
+
+import grpc
+
+target = os.environ["REPORTS_URL"].removeprefix("http://")
+deadline = time.monotonic() + 60
+while True:
+    try:
+        with grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)]) as channel:
+            reply = channel.unary_unary("/demo.Reports/Get")(b"7", timeout=5)
+        print(f"called ok: {reply.decode()}", flush=True)
+        break
+    except grpc.RpcError as error:
+        if time.monotonic() > deadline:
+            print(f"call failed: {error.code()} {error.details()}", flush=True)
+            break
+        time.sleep(0.2)  # the mesh may still be starting the server: retry with a bound
+
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Health).serve_forever()
