@@ -232,6 +232,7 @@ import TraceModel
         #expect(say.method == "POST" && say.httpProtocol == "HTTP/2" && say.authority == "reports:50051")
         #expect(say.statusCode == 200 && say.grpcStatus == 0 && say.isGRPC && say.responseFlags.isEmpty)
         #expect(say.requestBytes == 8 && say.responseBytes == 8)
+        #expect(say.grpcMessages?.request == 1 && say.grpcMessages?.response == 1)
         #expect(say.context.traceID.hex == "4bf92f3577b34da6a3ce929d0e0e4736")
         #expect(say.context.parentSpanID?.hex == "00f067aa0ba902b7")
         #expect(say.requestID == "req-1" && say.userAgent == "grpc-test/1.0")
@@ -406,8 +407,11 @@ import TraceModel
             httpProtocol: "HTTP/2", statusCode: 200, requestID: "r", sourceService: "frontend", destinationService: "reports")
         hop.isGRPC = true
         hop.grpcStatus = 5
+        hop.grpcMessages = (1, 3)
         metrics.record(hop)
         let text = metrics.prometheusText()
+        #expect(text.split(separator: "\n").contains { $0.hasPrefix("istio_response_messages_total{") && $0.hasSuffix(" 3") }, "\(text)")
+        #expect(text.split(separator: "\n").contains { $0.hasPrefix("istio_request_messages_total{") && $0.hasSuffix(" 1") })
         let line = try? #require(text.split(separator: "\n").first { $0.hasPrefix("istio_requests_total{") })
         #expect(line?.contains(#"request_protocol="grpc""#) == true, "\(line ?? "")")
         #expect(line?.contains(#"grpc_response_status="5""#) == true, "\(line ?? "")")
@@ -496,6 +500,26 @@ import TraceModel
         timer.cancel()
         try? await channel.close()
         return ended
+    }
+
+    /// Length-prefixed messages cut into frames anywhere are each counted once, empty ones too;
+    /// a message counts once its 5-byte prefix has passed.
+    @Test func grpcMessagesAreCountedAcrossAnyFraming() {
+        var rng = SplitMix64(seed: 0x47_52_50_43)
+        for _ in 0..<1_000 {
+            let count = rng.below(6)
+            var stream: [UInt8] = []
+            for _ in 0..<count {
+                let length = rng.below(4) == 0 ? 0 : rng.below(300)
+                stream += [UInt8(rng.below(2))] + [UInt8(length >> 24 & 0xFF), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+                stream += (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            }
+            var cuts = (0..<rng.below(6)).map { _ in rng.below(stream.count + 1) }
+            cuts = ([0, stream.count] + cuts).sorted()
+            var counter = GRPCMessageCounter()
+            for (a, b) in zip(cuts, cuts.dropFirst()) { counter.consume(ByteBuffer(bytes: stream[a..<b])) }
+            #expect(counter.messages == count, "\(count) messages cut at \(cuts)")
+        }
     }
 
     @Test func grpcMessagesArePercentEncoded() {

@@ -109,6 +109,14 @@ def test_grpc_calls_through_the_inbound_sidecar_are_spans_with_grpc_status(grpc_
         lines = [line for line in metrics.splitlines() if line.startswith("istio_requests_total{")]
         assert any('request_protocol="grpc"' in line and 'grpc_response_status="5"' in line and line.endswith(" 1") for line in lines), lines
         assert any('grpc_response_status="0"' in line and line.endswith(" 2") for line in lines), lines
+
+        def total(name):
+            return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name + "{"))
+
+        # Istio's gRPC message counters (Kiali's message rates): one request message per call;
+        # replies: 1 (Get), 0 (Missing, trailers-only), 3 (List, streamed).
+        assert total("istio_request_messages_total") == 3, metrics
+        assert total("istio_response_messages_total") == 4, metrics
     finally:
         sidecar.kill()
 

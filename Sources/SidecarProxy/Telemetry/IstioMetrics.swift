@@ -56,6 +56,9 @@ public final class IstioMetrics: Sendable {
         let duration: CoreMetrics.Recorder
         let requestBytes: CoreMetrics.Recorder
         let responseBytes: CoreMetrics.Recorder
+        /// gRPC label sets only: messages each way (streams carry many per call).
+        let requestMessages: CoreMetrics.Counter?
+        let responseMessages: CoreMetrics.Counter?
     }
 
     private struct TCPHandles {
@@ -96,7 +99,11 @@ public final class IstioMetrics: Sendable {
                 requests: CoreMetrics.Counter(label: "istio_requests_total", dimensions: labels, factory: factory),
                 duration: CoreMetrics.Recorder(label: "istio_request_duration_milliseconds", dimensions: labels, aggregate: true, factory: factory),
                 requestBytes: CoreMetrics.Recorder(label: "istio_request_bytes", dimensions: labels, aggregate: true, factory: factory),
-                responseBytes: CoreMetrics.Recorder(label: "istio_response_bytes", dimensions: labels, aggregate: true, factory: factory))
+                responseBytes: CoreMetrics.Recorder(label: "istio_response_bytes", dimensions: labels, aggregate: true, factory: factory),
+                requestMessages: key.protocolName == "grpc"
+                    ? CoreMetrics.Counter(label: "istio_request_messages_total", dimensions: labels, factory: factory) : nil,
+                responseMessages: key.protocolName == "grpc"
+                    ? CoreMetrics.Counter(label: "istio_response_messages_total", dimensions: labels, factory: factory) : nil)
             cache.byKey[key] = made
             cache.last = (key, made)
             return made
@@ -105,6 +112,10 @@ public final class IstioMetrics: Sendable {
         h.duration.record(Double(hop.durationNanos) / 1e6)
         h.requestBytes.record(hop.requestBytes)
         h.responseBytes.record(hop.responseBytes)
+        if let messages = hop.grpcMessages {
+            h.requestMessages?.increment(by: Int64(messages.request))
+            h.responseMessages?.increment(by: Int64(messages.response))
+        }
         if hop.isTunnel {
             let tcp = tcpHandles(for: hop)
             tcp.closed.increment()

@@ -58,6 +58,8 @@ public struct HopRecord: Sendable {
     public var isGRPC = false
     /// The call's `grpc-status`, from its trailers (or a trailers-only response).
     public var grpcStatus: Int?
+    /// gRPC messages each way (request, response); nil when not a gRPC call.
+    public var grpcMessages: (request: Int, response: Int)?
     /// Trace formats found in the incoming headers, e.g. "w3c,b3multi" or "none"; nil = not recorded.
     public var propagationExtracted: String?
     /// Inbound only: the formats written toward the app, e.g. "w3c,b3multi".
