@@ -101,6 +101,26 @@ import TraceModel
         #expect(hop.isTunnel)
     }
 
+    /// An open tunnel's bytes reach the TCP metrics every reporting interval (Istio's
+    /// `tcp_reporting_duration`), not only when it closes; the closing record counts the rest.
+    @Test func anOpenTunnelReportsItsBytesPeriodically() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await sidecar { $0.tcpReportingIntervalMillis = 50 }
+        defer { Task { await target.close(); await proxy.stop() } }
+        let client = try await RawClient(group: group, port: proxy.outboundPort)
+        try await client.send("CONNECT 127.0.0.1:\(target.port) HTTP/1.1\r\nHost: x\r\n\r\nhello ")
+        #expect(await eventually { proxy.telemetry.tunnelProgressReported.received == 6 && proxy.telemetry.tunnelProgressReported.sent == 6 })
+        try await client.send("world")
+        #expect(await eventually { proxy.telemetry.tunnelProgressReported.received == 11 && proxy.telemetry.tunnelProgressReported.sent == 11 })
+        #expect(proxy.hops(.outbound).isEmpty, "still open")
+        let reports = proxy.telemetry.tunnelProgressReported.reports
+        await client.close()
+        #expect(await eventually { proxy.hops(.outbound).count == 1 })
+        let hop = try #require(proxy.hops(.outbound).first)
+        #expect(hop.tunnelBytesReported == (request: 11, response: 11) && hop.requestBytes == 11 && hop.responseBytes == 11)
+        #expect(reports >= 2 && proxy.telemetry.tunnelProgressReported.reports == reports, "no report after the close, none for idle intervals")
+    }
+
     @Test func theTargetClosingEndsTheTunnel() async throws {
         let target = try await EchoTCP(group: group)
         let proxy = try await sidecar()

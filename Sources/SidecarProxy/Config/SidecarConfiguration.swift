@@ -201,6 +201,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var headerTimeoutMillis: Int64 = 10_000
     /// Time a downstream connection may sit with no request and no bytes before it is closed.
     public var idleTimeoutMillis: Int64 = 300_000
+    /// How often an open tunnel's bytes go to Istio's TCP metrics (Istio's `tcp_reporting_duration`,
+    /// 5 s). Not a flag: tests shorten it.
+    public var tcpReportingIntervalMillis: Int64 = 5_000
     /// On SIGTERM, how long in-flight requests get to finish.
     public var drainTimeoutMillis: Int64 = 10_000
 

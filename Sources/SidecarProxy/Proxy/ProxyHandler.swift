@@ -51,6 +51,8 @@ final class Exchange {
     var isTunnel = false
     /// The tunnel's upstream end, once connected.
     var tunnel: TunnelHandler?
+    /// The next periodic report of the tunnel's bytes to the TCP metrics.
+    var tunnelReport: Scheduled<Void>?
     /// Client bytes that arrived before the tunnel's target answered.
     var tunnelPending: [ByteBuffer] = []
 
@@ -934,6 +936,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.tunnel = nil
             tunnel.close()
         }
+        ex.tunnelReport?.cancel()
+        ex.tunnelReport = nil
         if ex.timerStarted { requestDeadline.clear() }
         if ex.tryStarted {
             ex.tryStarted = false
@@ -979,6 +983,7 @@ extension ProxyHandler: TunnelDelegate {
             ex.hop.isTunnel = true
             ex.responseStarted = true
             runtime.telemetry.tunnelOpened(ex.hop)
+            scheduleTunnelReport(ex)
             send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
                  method: .CONNECT)
             context.flush()
@@ -1076,6 +1081,23 @@ extension ProxyHandler: TunnelDelegate {
         }
         rejected = true
         context.close(promise: nil)
+    }
+
+    /// Every `tcpReportingIntervalMillis` while the tunnel is open, the bytes since the last report
+    /// go to the TCP metrics, so a long-lived connection's traffic shows while it lasts.
+    private func scheduleTunnelReport(_ ex: Exchange) {
+        guard let context else { return }
+        let interval = TimeAmount.milliseconds(max(1, ex.snapshot.config.tcpReportingIntervalMillis))
+        ex.tunnelReport = context.eventLoop.assumeIsolated().scheduleTask(in: interval) { [self] in
+            guard self.exchange === ex, ex.isTunnel, !ex.responseDone else { return }
+            let sent = ex.hop.responseBytes - ex.hop.tunnelBytesReported.response
+            let received = ex.hop.requestBytes - ex.hop.tunnelBytesReported.request
+            if sent > 0 || received > 0 {
+                self.runtime.telemetry.tunnelProgress(ex.hop, sent: sent, received: received)
+                ex.hop.tunnelBytesReported = (ex.hop.requestBytes, ex.hop.responseBytes)
+            }
+            self.scheduleTunnelReport(ex)
+        }
     }
 
     /// Either end closed: the tunnel's span and metrics are recorded over its whole life.

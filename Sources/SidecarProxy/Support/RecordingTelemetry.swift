@@ -11,6 +11,7 @@ public final class RecordingTelemetry: ProxyTelemetry {
     private let hops = Locked<[HopRecord]>([])
     private let flushes = Locked(0)
     private let tunnels = Locked(0)
+    private let progress = Locked((sent: 0, received: 0, reports: 0))
 
     public init() {}
 
@@ -23,6 +24,12 @@ public final class RecordingTelemetry: ProxyTelemetry {
         tunnels.withLock { $0 += 1 }
     }
 
+    public func tunnelProgress(_ hop: HopRecord, sent: Int, received: Int) {
+        progress.withLock { $0 = ($0.sent + sent, $0.received + received, $0.reports + 1) }
+    }
+
+    /// The sums of every `tunnelProgress` report, and how many there were.
+    public var tunnelProgressReported: (sent: Int, received: Int, reports: Int) { progress.withLock { $0 } }
     public var recorded: [HopRecord] { hops.withLock { $0 } }
     public var tunnelsOpened: Int { tunnels.withLock { $0 } }
     public var flushCount: Int { flushes.withLock { $0 } }

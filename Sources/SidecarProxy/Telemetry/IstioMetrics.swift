@@ -119,13 +119,20 @@ public final class IstioMetrics: Sendable {
         if hop.isTunnel {
             let tcp = tcpHandles(for: hop)
             tcp.closed.increment()
-            tcp.sent.increment(by: Int64(hop.responseBytes))  // toward the client, as Istio counts "sent"
-            tcp.received.increment(by: Int64(hop.requestBytes))
+            // What periodic reports have not counted yet. "Sent" is toward the client, as Istio counts it.
+            tcp.sent.increment(by: Int64(max(0, hop.responseBytes - hop.tunnelBytesReported.response)))
+            tcp.received.increment(by: Int64(max(0, hop.requestBytes - hop.tunnelBytesReported.request)))
         }
     }
 
     public func tunnelOpened(_ hop: HopRecord) {
         tcpHandles(for: hop).opened.increment()
+    }
+
+    public func tunnelProgress(_ hop: HopRecord, sent: Int, received: Int) {
+        let tcp = tcpHandles(for: hop)
+        tcp.sent.increment(by: Int64(sent))
+        tcp.received.increment(by: Int64(received))
     }
 
     /// TCP series carry no response code: opened and closed must share one label set, and the

@@ -54,6 +54,9 @@ public struct HopRecord: Sendable {
     public var parentInferred: Bool
     /// A CONNECT tunnel that was established: the byte counts are what it carried each way.
     public var isTunnel = false
+    /// What an open tunnel's periodic reports already counted (`tunnelProgress`): the closing
+    /// record counts only the rest.
+    public var tunnelBytesReported: (request: Int, response: Int) = (0, 0)
     /// A gRPC call (`content-type: application/grpc…`): Istio labels its metrics `grpc`.
     public var isGRPC = false
     /// The call's `grpc-status`, from its trailers (or a trailers-only response).
@@ -110,6 +113,9 @@ public protocol ProxyTelemetry: Sendable {
     /// A CONNECT tunnel is open (its hop is recorded when it closes): Istio counts TCP
     /// connections when they open.
     func tunnelOpened(_ hop: HopRecord)
+    /// Bytes an open tunnel carried since its last report: Istio reports TCP traffic every few
+    /// seconds (`tcp_reporting_duration`), not only when the connection closes.
+    func tunnelProgress(_ hop: HopRecord, sent: Int, received: Int)
     /// Prometheus text for `/stats/prometheus`.
     func prometheusText() -> String
     /// Exports everything buffered; called on shutdown after in-flight requests drained.
@@ -118,4 +124,5 @@ public protocol ProxyTelemetry: Sendable {
 
 extension ProxyTelemetry {
     public func tunnelOpened(_ hop: HopRecord) {}
+    public func tunnelProgress(_ hop: HopRecord, sent: Int, received: Int) {}
 }

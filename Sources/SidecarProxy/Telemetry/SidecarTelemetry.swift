@@ -146,6 +146,8 @@ public final class SidecarTelemetry: ProxyTelemetry {
 
     public func tunnelOpened(_ hop: HopRecord) { metrics.tunnelOpened(hop) }
 
+    public func tunnelProgress(_ hop: HopRecord, sent: Int, received: Int) { metrics.tunnelProgress(hop, sent: sent, received: received) }
+
     public func prometheusText() -> String { metrics.prometheusText() }
 
     public func flush() async {

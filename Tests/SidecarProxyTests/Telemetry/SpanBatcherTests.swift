@@ -215,6 +215,29 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
         #expect(Self.value(metrics.prometheusText(), "istio_tcp_connections_closed_total") == 1)
     }
 
+    /// Periodic reports while a tunnel is open, then the closing record: each byte counted once.
+    @Test func periodicTunnelReportsAndTheCloseCountEachByteOnce() {
+        let metrics = IstioMetrics(workload: "shop", namespace: "default")
+        let context = TraceContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(2) ?? SpanID.random())
+        var tunnel = HopRecord(direction: .outbound, context: context, sampled: true, startNanos: 0, durationNanos: 1,
+                               method: "CONNECT", path: "db:5432", authority: "", statusCode: 200, requestID: "r", destinationService: "db")
+        tunnel.isTunnel = true
+        metrics.tunnelOpened(tunnel)
+        metrics.tunnelProgress(tunnel, sent: 300, received: 100)
+        var text = metrics.prometheusText()
+        #expect(Self.value(text, "istio_tcp_sent_bytes_total") == 300, "traffic shows while the tunnel is open")
+        #expect(Self.value(text, "istio_tcp_received_bytes_total") == 100)
+        metrics.tunnelProgress(tunnel, sent: 200, received: 0)
+        tunnel.tunnelBytesReported = (request: 100, response: 500)
+        tunnel.requestBytes = 150
+        tunnel.responseBytes = 520
+        metrics.record(tunnel)
+        text = metrics.prometheusText()
+        #expect(Self.value(text, "istio_tcp_sent_bytes_total") == 520)
+        #expect(Self.value(text, "istio_tcp_received_bytes_total") == 150)
+        #expect(Self.value(text, "istio_tcp_connections_closed_total") == 1)
+    }
+
     /// The sum over a metric's series, nil when it has none.
     static func value(_ text: String, _ metric: String) -> Int? {
         let lines = text.split(separator: "\n").filter { $0.hasPrefix(metric + "{") }
