@@ -19,9 +19,10 @@ import TraceModel
         let seen = Locked<[HPACKHeaders]>([])
         var port: Int { channel.localAddress?.port ?? 0 }
 
-        init(group: any EventLoopGroup) async throws {
+        init(group: any EventLoopGroup, port: Int = 0) async throws {
             let seen = self.seen
             channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
@@ -31,7 +32,7 @@ import TraceModel
                         }
                     }
                 }
-                .bind(host: "127.0.0.1", port: 0).get()
+                .bind(host: "127.0.0.1", port: port).get()
         }
 
         func close() async { try? await channel.close() }
@@ -353,6 +354,25 @@ import TraceModel
         #expect(failed.responseFlags == ["UF"] && failed.grpcStatus == 14 && failed.statusCode == 200)
         #expect(HopSpanBuilder.isError(failed), "UNAVAILABLE under HTTP 200 is still an error span")
         #expect(hops.first { !$0.isGRPC }?.statusCode == 503)
+    }
+
+    /// A failed connect is not remembered: once the app is up, the next call on the same client
+    /// connection connects again and goes through.
+    @Test func theNextCallAfterAFailedConnectTriesAgain() async throws {
+        // The app's port, free again: `closedPort()` would keep holding it.
+        let first = try await App(group: group)
+        let port = first.port
+        await first.close()
+        let proxy = try await inboundSidecar(appPort: port)
+        defer { Task { await proxy.stop() } }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "1").grpcStatus == "14")
+        let app = try await App(group: group, port: port)
+        defer { Task { await app.close() } }
+        #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "2").grpcStatus == "0")
+        #expect(await eventually { proxy.hops(.inbound).count == 2 })
+        #expect(proxy.hops(.inbound).map(\.responseFlags) == [["UF"], []])
     }
 
     /// The client cancelling a call resets the app's stream too, and the hop ends DR.
