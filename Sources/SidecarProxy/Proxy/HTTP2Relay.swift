@@ -279,15 +279,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         let scan = RequestHeadScan(HTTP2Fields.plain(headers))
         let trace = TraceDecision.decide(scan: scan, path: path, snapshot: snapshot, random: &connection.random)
         var added = AddedHeaders(reservingCapacity: 12)
-        var sourceService: String?
-        switch direction {
-        case .inbound:
-            sourceService = scan.downstreamCluster
-        case .outbound, .gateway:
-            sourceService = config.serviceName
-            added.add("x-envoy-downstream-service-cluster", config.serviceName)
-            added.add(ProxyHandler.loopHeader, direction.rawValue)
-        }
+        let sourceService = ProxyHandler.addMeshMarkers(direction: direction, serviceName: config.serviceName, scan: scan, into: &added)
         TraceDecision.inject(trace, formats: config.propagation, into: &added)
 
         let tags = scan.customTagValues(config.customTags)
@@ -301,10 +293,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         hop.upstreamSampled = trace.upstreamSampled
         hop.isGRPC = isGRPC
         self.hop = hop
-        connection.runtime.stats.update {
-            $0.requestsTotal += 1
-            $0.requestsActive += 1
-        }
+        connection.runtime.stats.requestStarted()
         connection.streamStarted()
 
         guard !method.isEmpty, !path.isEmpty else {
@@ -457,10 +446,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         }
         let flags = hop.responseFlags
         connection.runtime.telemetry.record(hop)
-        connection.runtime.stats.update { stats in
-            stats.requestsActive -= 1
-            for flag in flags { stats.responseFlags[flag, default: 0] += 1 }
-        }
+        connection.runtime.stats.requestFinished(flags: flags)
         connection.streamFinished()
     }
 }

@@ -21,6 +21,22 @@ public final class ProxyStats: Sendable {
     public var snapshot: Values { values.withLock { $0 } }
 
     func update(_ change: (inout Values) -> Void) { values.withLock(change) }
+
+    /// A request (HTTP/1 exchange or HTTP/2 stream) began: drain waits for it.
+    func requestStarted() {
+        values.withLock {
+            $0.requestsTotal += 1
+            $0.requestsActive += 1
+        }
+    }
+
+    /// A request that `requestStarted` counted has been recorded, with these response flags.
+    func requestFinished(flags: [String]) {
+        values.withLock { stats in
+            stats.requestsActive -= 1
+            for flag in flags { stats.responseFlags[flag, default: 0] += 1 }
+        }
+    }
 }
 
 /// Everything a listener's connections share. One per listener; immutable apart from the boxes.

@@ -362,19 +362,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var host = head.scan.hostListedInConnection ? nil : head.scan.host
         if direction == .outbound, !route.authority.isEmpty, head.uri.hasPrefix("http") { host = route.authority }
         if let host { added.add("host", host) }
-        var sourceService: String?
-        var looped = false
-        switch direction {
-        case .inbound:
-            sourceService = head.scan.downstreamCluster
-        case .outbound, .gateway:
-            sourceService = config.serviceName
-            added.add("x-envoy-downstream-service-cluster", config.serviceName)
-            // Only an outbound or gateway listener adds this and every inbound strips it, so an
-            // outbound request that already carries it came back to a proxy: a loop.
-            looped = direction == .outbound && head.scan.loopMarked
-            added.add(Self.loopHeader, direction.rawValue)
-        }
+        let sourceService = Self.addMeshMarkers(direction: direction, serviceName: config.serviceName, scan: head.scan, into: &added)
+        // Only an outbound or gateway listener adds the loop marker and every inbound strips it,
+        // so an outbound request that already carries it came back to a proxy: a loop.
+        let looped = direction == .outbound && head.scan.loopMarked
         let expectsContinue = head.scan.expectsContinue
         if head.scan.chunked {
             added.add("transfer-encoding", "chunked")
@@ -404,10 +395,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.inferenceToken = inferenceToken
         ex.replayable = direction != .inbound && !config.retryOnStatus.isEmpty  // only these retry on status
         exchange = ex
-        runtime.stats.update {
-            $0.requestsTotal += 1
-            $0.requestsActive += 1
-        }
+        runtime.stats.requestStarted()
 
         if looped {
             localReply(ex, status: .loopDetected, flags: [], reason: "request looped back into an outbound listener (passthrough to a proxy port?)")
@@ -481,6 +469,23 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// "w3c,b3multi"-style lists of the formats found, one constant per combination (built once,
     /// not joined per request); "none" when no format carried a context.
+    /// Who sent the request, and the mesh's own fields for the next hop: outbound and gateway
+    /// listeners name this service (`x-envoy-downstream-service-cluster`, which the next inbound
+    /// sidecar reads as the source) and mark the request as having left a proxy (loop detection).
+    /// Inbound listeners add nothing: the caller's sidecar named the source.
+    static func addMeshMarkers(
+        direction: ProxyDirection, serviceName: String, scan: RequestHeadScan, into added: inout AddedHeaders
+    ) -> String? {
+        switch direction {
+        case .inbound:
+            return scan.downstreamCluster
+        case .outbound, .gateway:
+            added.add("x-envoy-downstream-service-cluster", serviceName)
+            added.add(loopHeader, direction.rawValue)
+            return serviceName
+        }
+    }
+
     static func formatList(_ formats: Set<PropagationFormat>) -> String {
         switch (formats.contains(.w3c), formats.contains(.b3multi), formats.contains(.b3single)) {
         case (false, false, false): return "none"
@@ -916,10 +921,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         ex.hop.durationNanos = (ex.endMono ?? Clock.monoNanos()) &- ex.startMono
         let flags = ex.hop.responseFlags
         runtime.telemetry.record(ex.takeHop())
-        runtime.stats.update { stats in
-            stats.requestsActive -= 1
-            for flag in flags { stats.responseFlags[flag, default: 0] += 1 }
-        }
+        runtime.stats.requestFinished(flags: flags)
     }
 
     /// The inbound request is answered: it can no longer be the cause of an outbound call.

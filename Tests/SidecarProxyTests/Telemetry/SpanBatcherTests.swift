@@ -185,11 +185,7 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
     /// each way when it ends; its CONNECT request still counts in istio_requests_total.
     @Test func tunnelsCountTCPConnectionsAndBytes() {
         let metrics = IstioMetrics(workload: "shop", namespace: "default")
-        let context = TraceContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(2) ?? SpanID.random())
-        var tunnel = HopRecord(direction: .outbound, context: context, sampled: true, startNanos: 0, durationNanos: 9_000_000,
-                               method: "CONNECT", path: "api.example.com:443", authority: "", statusCode: 200, requestID: "r",
-                               destinationService: "api.example.com")
-        tunnel.isTunnel = true
+        var tunnel = Self.tunnel(to: "api.example.com", port: 443)
         metrics.tunnelOpened(tunnel)
         metrics.tunnelOpened(tunnel)
         var text = metrics.prometheusText()
@@ -218,10 +214,7 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
     /// Periodic reports while a tunnel is open, then the closing record: each byte counted once.
     @Test func periodicTunnelReportsAndTheCloseCountEachByteOnce() {
         let metrics = IstioMetrics(workload: "shop", namespace: "default")
-        let context = TraceContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(2) ?? SpanID.random())
-        var tunnel = HopRecord(direction: .outbound, context: context, sampled: true, startNanos: 0, durationNanos: 1,
-                               method: "CONNECT", path: "db:5432", authority: "", statusCode: 200, requestID: "r", destinationService: "db")
-        tunnel.isTunnel = true
+        var tunnel = Self.tunnel(to: "db", port: 5432)
         metrics.tunnelOpened(tunnel)
         metrics.tunnelProgress(tunnel, sent: 300, received: 100)
         var text = metrics.prometheusText()
@@ -236,6 +229,16 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
         #expect(Self.value(text, "istio_tcp_sent_bytes_total") == 520)
         #expect(Self.value(text, "istio_tcp_received_bytes_total") == 150)
         #expect(Self.value(text, "istio_tcp_connections_closed_total") == 1)
+    }
+
+    /// An established CONNECT tunnel's hop, before any bytes.
+    static func tunnel(to host: String, port: Int) -> HopRecord {
+        let context = TraceContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(2) ?? SpanID.random())
+        var tunnel = HopRecord(direction: .outbound, context: context, sampled: true, startNanos: 0, durationNanos: 9_000_000,
+                               method: "CONNECT", path: "\(host):\(port)", authority: "", statusCode: 200, requestID: "r",
+                               destinationService: host)
+        tunnel.isTunnel = true
+        return tunnel
     }
 
     /// The sum over a metric's series, nil when it has none.
