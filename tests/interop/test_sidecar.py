@@ -469,3 +469,47 @@ def test_the_sidecar_only_binary_is_the_same_sidecar(procs, start_collector):
 
     span = wait_until(spans, timeout=20, message="the sidecar-only binary's span")[0]
     assert span["name"] == "GET /orders/{id}" and span["kind"] == "SERVER", span
+
+
+def test_an_unprivileged_sidecar_proxies_both_ways(procs, start_collector, tmp_path):
+    """Sidecars run as ordinary users, not root. Every other test here runs as whoever runs the
+    suite, root on CI, which once hid a socket option only root may set: as any other user every
+    accepted connection was reset. When the suite runs as root this drops to `nobody`."""
+    launcher = []
+    binary = os.path.join(os.path.dirname(BINARY), "meshtrace-sidecar")
+    if os.geteuid() == 0:
+        # nobody must be able to reach the binary: the checkout may sit under a private home.
+        home = tmp_path / "bin"
+        home.mkdir()
+        for d in (tmp_path, home):
+            os.chmod(d, 0o755)
+        copy = str(home / "meshtrace-sidecar")
+        subprocess.run(["cp", binary, copy], check=True)
+        os.chmod(copy, 0o755)
+        binary = copy
+        launcher = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    collector = start_collector(extra_args=["--storage", "memory"])
+    app = procs(EchoApp())
+    zipkin = f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans"
+    backend = procs(Sidecar(binary, "--service", "backend", "--app-port", str(app.port), "--outbound-port", "-1",
+                            "--collector", zipkin, "--export-flush-interval", "200ms", launcher=launcher))
+    frontend = procs(Sidecar(binary, "--service", "frontend", "--inbound-port", "-1",
+                             "--upstream", f"backend=127.0.0.1:{backend.ports['inbound']}",
+                             "--collector", zipkin, "--export-flush-interval", "200ms", launcher=launcher))
+    if launcher:
+        status = open(f"/proc/{backend.proc.pid}/status").read()
+        assert re.search(r"^Uid:\s+65534\b", status, re.M), status
+    direct = requests.get(backend.url("inbound", "/items/7"), timeout=10)
+    assert direct.status_code == 200, (direct.status_code, direct.text, backend.log())
+    proxies = {"http": frontend.url("outbound")}
+    echoed = requests.get("http://backend/items/8", proxies=proxies, timeout=10)
+    assert echoed.status_code == 200, (echoed.status_code, echoed.text, frontend.log(), backend.log())
+    headers = {k.lower(): v for k, v in echoed.json()["headers"]}
+    assert TRACEPARENT.match(headers["traceparent"]), headers
+
+    def spans():
+        found = requests.get(collector.url("zipkin", "/api/v2/traces"), params={"serviceName": "frontend"}, timeout=5).json()
+        return [s for trace in found for s in trace if s["kind"] == "CLIENT"] or None
+
+    client = wait_until(spans, timeout=20, message="the unprivileged egress span")[0]
+    assert client["tags"].get("http.status_code") == "200", client

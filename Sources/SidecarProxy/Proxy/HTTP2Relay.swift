@@ -97,7 +97,7 @@ final class HTTP2Connection {
         let timeout = TimeAmount.milliseconds(snapshot.config.connectTimeoutMillis)
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The app does not open streams toward the proxy (no server push).

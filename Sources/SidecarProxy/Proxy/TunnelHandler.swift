@@ -24,7 +24,7 @@ final class TunnelHandler: ChannelInboundHandler, ChannelOutboundHandler {
     static func connect(on loop: any EventLoop, to target: UpstreamTarget, timeout: TimeAmount) -> EventLoopFuture<(any Channel, TunnelHandler)> {
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TunnelHandler())

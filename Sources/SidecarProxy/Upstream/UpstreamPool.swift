@@ -270,7 +270,7 @@ final class UpstreamPool {
     private func connect(limits: Limits) -> EventLoopFuture<UpstreamConnection> {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(limits.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())

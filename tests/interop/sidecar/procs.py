@@ -74,9 +74,11 @@ class Sidecar(Proc):
 
     KEYS = ("inbound", "outbound", "gateway", "metrics", "admin")
 
-    def __init__(self, binary, *args, env=None):
+    def __init__(self, binary, *args, env=None, launcher=()):
         # The sidecar-only binary takes the flags directly; the all-in-one one under `sidecar`.
+        # `launcher` runs it through another command (e.g. `setpriv` to drop root).
         command = [binary] if os.path.basename(binary) == "meshtrace-sidecar" else [binary, "sidecar"]
+        command = list(launcher) + command
         base = command + ["--inbound-port", "0", "--outbound-port", "0", "--metrics-port", "0", "--admin-port", "0"]
         super().__init__(base + list(args), env=env)
         _, line = self.wait_for(SIDECAR_LISTENING.pattern)
