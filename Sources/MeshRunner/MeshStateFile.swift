@@ -4,11 +4,18 @@ import Logging
 /// Where a running `meshtrace up` leaves its control URL, so `meshtrace telemetry set`,
 /// `status` and `proxy-config` find it without flags.
 public enum MeshStateFile {
-    public static func defaultPath() -> String {
-        let env = ProcessInfo.processInfo.environment
+    public static func defaultPath(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let dir = env["MESHTRACE_STATE_DIR"], !dir.isEmpty { return dir + "/mesh.json" }
         if let xdg = env["XDG_STATE_HOME"], !xdg.isEmpty { return xdg + "/meshtrace/mesh.json" }
-        return NSHomeDirectory() + "/.local/state/meshtrace/mesh.json"
+        return homeDirectory(environment: env) + "/.local/state/meshtrace/mesh.json"
+    }
+
+    /// `$HOME` as shells and every other tool read it; the password database only when it is
+    /// unset. Foundation's `NSHomeDirectory()` on Linux reads the database first, so a service
+    /// account whose entry says `/nonexistent` could not keep state even with `HOME` set.
+    public static func homeDirectory(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let home = env["HOME"], !home.isEmpty { return home }
+        return NSHomeDirectory()
     }
 
     struct Contents: Codable {

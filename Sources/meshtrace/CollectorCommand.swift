@@ -2,6 +2,7 @@ import ArgumentParser
 import Collector
 import Foundation
 import Logging
+import MeshRunner
 import ServiceLifecycle
 import SidecarCLI
 import TraceStorage
@@ -89,6 +90,6 @@ enum DataDirectory {
         if let flag, !flag.isEmpty { return flag }
         if let dir = env["MESHTRACE_DATA_DIR"], !dir.isEmpty { return dir }
         if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/meshtrace" }
-        return NSHomeDirectory() + "/.local/share/meshtrace"
+        return MeshStateFile.homeDirectory(environment: env) + "/.local/share/meshtrace"
     }
 }
