@@ -73,6 +73,19 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try c.validate() }
     }
 
+    @Test func hostsMayBeBracketedIPv6ButNotURLs() throws {
+        var c = SidecarConfiguration()
+        try ConfigurationLoader.apply("app-host", "[::1]", to: &c)
+        #expect(c.appHost == "::1")
+        try ConfigurationLoader.apply("host", " [::] ", to: &c)
+        #expect(c.bindHost == "::")
+        try ConfigurationLoader.apply("app-host", "app.internal", to: &c)
+        #expect(c.appHost == "app.internal")
+        for bad in ["http://app", "[]", "[::1]:8080x]", "app host", "[::1"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try ConfigurationLoader.apply("app-host", bad, to: &c) }
+        }
+    }
+
     @Test func yamlMirrorsFlags() throws {
         var c = SidecarConfiguration()
         try ConfigurationLoader.applyYAML("""

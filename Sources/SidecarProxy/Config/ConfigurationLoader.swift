@@ -35,10 +35,10 @@ public enum ConfigurationLoader {
         let v = value.trimmed
         switch option {
         case "service": config.serviceName = try nonEmpty(v, option)
-        case "host": config.bindHost = try nonEmpty(v, option)
+        case "host": config.bindHost = try host(v, option)
         case "inbound-port": config.inboundPort = try port(v, option)
         case "app-port": config.appPort = try port(v, option)
-        case "app-host": config.appHost = try nonEmpty(v, option)
+        case "app-host": config.appHost = try host(v, option)
         case "outbound-port": config.outboundPort = try port(v, option)
         case "gateway-port": config.gatewayPort = try port(v, option)
         case "metrics-port": config.metricsPort = try port(v, option)
@@ -210,6 +210,17 @@ public enum ConfigurationLoader {
     private static func nonEmpty(_ v: String, _ option: String) throws(ConfigurationError) -> String {
         guard !v.isEmpty else { throw ConfigurationError("--\(option) must not be empty") }
         return v
+    }
+
+    /// A host name or IP address. An IPv6 address may come bracketed, as it is written in URLs
+    /// and in `--upstream NAME=[::1]:PORT`; the brackets are not part of the address.
+    private static func host(_ v: String, _ option: String) throws(ConfigurationError) -> String {
+        var h = try nonEmpty(v, option)
+        if h.hasPrefix("[") && h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
+        guard !h.isEmpty, !h.contains(where: { $0 == "/" || $0 == "[" || $0 == "]" || $0.isWhitespace }) else {
+            throw ConfigurationError("--\(option) must be a host name or IP address (no port or scheme), got '\(v)'")
+        }
+        return h
     }
 
     /// Port number; "off"/"none"/negative disable the listener (stored as -1).
