@@ -6,13 +6,15 @@
 #   Benchmarks/proxy/instructions.sh [BINARY] [REQUESTS]
 #
 # BINARY defaults to the release build; REQUESTS to 3000 (hey, 8 connections, 1 KiB responses
-# from nginx, 100% sampling; SAMPLING=0 shows the proxying alone). Writes sidecar.cg and collector.cg (open with callgrind_annotate)
+# from nginx, 100% sampling; SAMPLING=0 shows the proxying alone; EXPORTER=zipkin-proto exports
+# proto3 instead of JSON). Writes sidecar.cg and collector.cg (open with callgrind_annotate)
 # in a temp dir it names at the end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-.build/release/meshtrace}
 N=${2:-3000}
 SAMPLING=${SAMPLING:-100}
+EXPORTER=${EXPORTER:-zipkin}   # or zipkin-proto, the same spans as proto3
 for tool in valgrind nginx hey curl; do
   command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light hey curl >/dev/null; break; }
 done
@@ -51,7 +53,7 @@ total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(","
 echo "sidecar under callgrind (sampling $SAMPLING%, spans to a discard sink), $N requests..."
 valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file="$T/sidecar.cg" "$T/meshtrace" sidecar --service app \
   --inbound-port "$SC" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 --sampling "$SAMPLING" \
-  --collector "http://127.0.0.1:$SINK/api/v2/spans" --log-level warning > "$T/sidecar.log" 2>&1 &
+  --collector "http://127.0.0.1:$SINK/api/v2/spans" --exporter "$EXPORTER" --log-level warning > "$T/sidecar.log" 2>&1 &
 VG=$!
 wait_up "http://127.0.0.1:$SC/"
 hey -n 200 -c 8 "http://127.0.0.1:$SC/" > /dev/null  # warm: connections, pools, caches
@@ -75,7 +77,7 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/collector.
 COL=$!
 wait_up "http://127.0.0.1:$QUERY/api/services"
 "$BIN" sidecar --service app --inbound-port "$SC2" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 \
-  --sampling 100 --collector "http://127.0.0.1:$ZIP/api/v2/spans" --log-level warning > "$T/sidecar2.log" 2>&1 &
+  --sampling 100 --collector "http://127.0.0.1:$ZIP/api/v2/spans" --exporter "$EXPORTER" --log-level warning > "$T/sidecar2.log" 2>&1 &
 SIDECAR=$!
 wait_up "http://127.0.0.1:$SC2/"
 wait_idle "$COL"
@@ -86,5 +88,5 @@ wait_idle "$COL"                        # and the collector has decoded and stor
 callgrind_control -i off "$COL" > /dev/null 2>&1
 kill -TERM "$COL"; wait "$COL"
 C=$(total "$T/collector.cg")
-echo "collector: $C instructions, $((C / N)) per span (Zipkin JSON over HTTP, decode, memory store)"
+echo "collector: $C instructions, $((C / N)) per span ($EXPORTER over HTTP, decode, memory store)"
 echo "profiles: $T/sidecar.cg $T/collector.cg"

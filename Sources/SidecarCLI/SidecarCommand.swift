@@ -59,7 +59,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     var healthCheckPath: String?
     @Option(name: .customLong("custom-tag"), help: "Span tag NAME=literal:VALUE, NAME=env:VAR or NAME=header:NAME (repeatable).")
     var customTag: [String] = []
-    @Option(name: .customLong("exporter"), help: "Span export format: zipkin, otlp or none (default: from the collector URL, …/v1/traces is otlp).")
+    @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp or none (default: from the collector URL, …/v1/traces is otlp).")
     var exporter: String?
     @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin) or http://127.0.0.1:4318 (OTLP).")
     var collector: String?

@@ -7,6 +7,8 @@ import TraceWire
 public struct SpanExportTarget: Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case zipkin
+        /// Zipkin v2 as proto3 on the same endpoint (Zipkin, Jaeger, Tempo and ours accept it).
+        case zipkinProto = "zipkin-proto"
         case otlp
         case none
     }
@@ -65,7 +67,13 @@ public struct HTTPSpanExporter: SpanExporter {
         self.timeout = timeout
     }
 
-    public var format: SpanWireFormat { kind == .zipkin ? .zipkinJSON : .otlpProtobuf }
+    public var format: SpanWireFormat {
+        switch kind {
+        case .zipkin: return .zipkinJSON
+        case .zipkinProto: return .zipkinProto
+        case .otlp, .none: return .otlpProtobuf
+        }
+    }
 
     /// Enough of a rejection's body to say why in a log line; the rest is read and dropped, so
     /// a sidecar never holds a large error page.

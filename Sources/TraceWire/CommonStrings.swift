@@ -25,9 +25,17 @@ enum CommonStrings {
 
     private static let table = ByteKeyTable(tagNames.enumerated().map { ($1, $0) })
 
+    /// Where "error" (the tag Zipkin's error status travels in) sits in `tagNames`.
+    static let errorIndex = tagNames.firstIndex(of: "error")
+
     /// The tag name these bytes spell: the shared string and its position in `tagNames` when
     /// it is a common one, else a new string and nil.
     static func tagName(_ raw: ArraySlice<UInt8>) -> (name: String, common: Int?) {
+        guard let index = table.lookup(raw) else { return (String(decoding: raw, as: UTF8.self), nil) }
+        return (tagNames[index], index)
+    }
+
+    static func tagName(_ raw: UnsafeRawBufferPointer) -> (name: String, common: Int?) {
         guard let index = table.lookup(raw) else { return (String(decoding: raw, as: UTF8.self), nil) }
         return (tagNames[index], index)
     }
@@ -41,6 +49,15 @@ struct RepeatedTagValues {
     private var last = [String?](repeating: nil, count: CommonStrings.tagNames.count)
 
     /// The stored string equal to `raw`, or nil.
+    func value(forTag index: Int, _ raw: UnsafeRawBufferPointer) -> String? {
+        guard var s = last[index], s.utf8.count == raw.count else { return nil }
+        let equal = s.withUTF8 { a in
+            guard let pa = a.baseAddress, let pb = raw.baseAddress else { return a.count == raw.count }
+            return memcmp(pa, pb, a.count) == 0
+        }
+        return equal ? s : nil
+    }
+
     func value(forTag index: Int, _ raw: ArraySlice<UInt8>) -> String? {
         guard var s = last[index], s.utf8.count == raw.count else { return nil }
         let equal = s.withUTF8 { a in
@@ -93,19 +110,21 @@ struct ByteKeyTable<Value>: Sendable where Value: Sendable {
     }
 
     func lookup(_ raw: ArraySlice<UInt8>) -> Value? {
-        let n = raw.count
+        raw.withUnsafeBytes { lookup($0) }
+    }
+
+    func lookup(_ r: UnsafeRawBufferPointer) -> Value? {
+        let n = r.count
         guard n > 0, n < byLength.count else { return nil }
-        return raw.withUnsafeBytes { r -> Value? in
-            let (head, tail) = Self.words(r)
-            for entry in byLength[n] where entry.head == head && entry.tail == tail {
-                if n <= 16 { return entry.value }
-                let equal = entry.bytes.withUnsafeBytes { e in
-                    guard let pe = e.baseAddress, let pr = r.baseAddress else { return false }
-                    return memcmp(pe, pr, n) == 0
-                }
-                if equal { return entry.value }
+        let (head, tail) = Self.words(r)
+        for entry in byLength[n] where entry.head == head && entry.tail == tail {
+            if n <= 16 { return entry.value }
+            let equal = entry.bytes.withUnsafeBytes { e in
+                guard let pe = e.baseAddress, let pr = r.baseAddress else { return false }
+                return memcmp(pe, pr, n) == 0
             }
-            return nil
+            if equal { return entry.value }
         }
+        return nil
     }
 }

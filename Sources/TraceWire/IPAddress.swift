@@ -1,7 +1,41 @@
 import TraceModel
 
 /// Text <-> bytes for the IP addresses Zipkin endpoints carry (proto3 has bytes, JSON has text).
-enum IPAddress {
+public enum IPAddress {
+    /// A dotted-quad IPv4 address as its 32 bits (network order when stored big-endian), with
+    /// no allocation: the sidecar classifies every span's peer address.
+    public static func ipv4Value(_ text: Substring) -> UInt32? {
+        var result: UInt32 = 0
+        var value: UInt32 = 0
+        var digits = 0
+        var dots = 0
+        for c in text.utf8 {
+            if c == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                result = result << 8 | value
+                value = 0
+                digits = 0
+                dots += 1
+            } else if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
+                value = value * 10 + UInt32(c - UInt8(ascii: "0"))
+                digits += 1
+                guard value <= 255, digits <= 3 else { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard digits > 0, dots == 3 else { return nil }
+        return result << 8 | value
+    }
+
+    /// An IPv6 address (brackets allowed, as in `[::1]:8080`) as its 16 bytes.
+    public static func ipv6Bytes(_ text: Substring) -> [UInt8]? {
+        var t = text
+        if t.hasPrefix("["), t.hasSuffix("]") { t = t.dropFirst().dropLast() }
+        guard t.utf8.contains(UInt8(ascii: ":")) else { return nil }
+        return ipv6Bytes(String(t))
+    }
+
     static func ipv4String<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
         guard bytes.count == 4 else { return nil }
         return bytes.map { String($0) }.joined(separator: ".")

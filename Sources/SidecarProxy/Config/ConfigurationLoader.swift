@@ -94,8 +94,8 @@ public enum ConfigurationLoader {
             config.customTags.removeAll { $0.name == tag.name }
             config.customTags.append(tag)
         case "exporter":
-            guard ["zipkin", "otlp", "none"].contains(v.lowercased()) else {
-                throw ConfigurationError("--exporter must be zipkin, otlp or none, got '\(v)'")
+            guard ["zipkin", "zipkin-proto", "otlp", "none"].contains(v.lowercased()) else {
+                throw ConfigurationError("--exporter must be zipkin, zipkin-proto, otlp or none, got '\(v)'")
             }
             config.exporter.kind = v.lowercased()
         case "collector":

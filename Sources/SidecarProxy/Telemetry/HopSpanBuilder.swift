@@ -105,7 +105,9 @@ public struct HopSpanBuilder: Sendable {
     private func writeRemoteEndpoint(of hop: HopRecord, to w: inout JSONWriter) {
         let (serviceName, address) = Self.remote(of: hop)
         let parts = address.map(Self.split)
-        guard serviceName != nil || parts != nil else { return }
+        let family = parts.map { Self.ipFamily(of: $0.host) } ?? .none
+        // Empty as `Endpoint.isEmpty` has it, so both writers leave out the same endpoints.
+        guard serviceName != nil || family != .none || parts?.port != nil else { return }
         w.key(unescaped: "remoteEndpoint")
         w.beginObject()
         if let serviceName {
@@ -113,14 +115,37 @@ public struct HopSpanBuilder: Sendable {
             w.append(string: serviceName)
         }
         if let parts {
-            w.key(unescaped: "ipv4")
-            w.append(string: parts.host)
+            switch family {
+            case .v4:
+                w.key(unescaped: "ipv4")
+                w.append(string: parts.host)
+            case .v6(let text):
+                w.key(unescaped: "ipv6")
+                w.append(string: text)
+            case .none:
+                break
+            }
             if let port = parts.port, port > 0 {
                 w.key(unescaped: "port")
                 w.append(int: port)
             }
         }
         w.endObject()
+    }
+
+    enum IPFamily: Equatable {
+        case v4
+        case v6(Substring)
+        case none
+    }
+
+    /// Zipkin endpoints carry IP addresses only, IPv4 and IPv6 apart; a host name (an upstream
+    /// given as `name:port`) stays in the `upstream_address` tag.
+    static func ipFamily(of host: Substring) -> IPFamily {
+        if IPAddress.ipv4Value(host) != nil { return .v4 }
+        var text = host
+        if text.hasPrefix("["), text.hasSuffix("]") { text = text.dropFirst().dropLast() }
+        return IPAddress.ipv6Bytes(text) != nil ? .v6(text) : .none
     }
 
     /// Every tag of the hop's span, in order.
@@ -193,7 +218,7 @@ public struct HopSpanBuilder: Sendable {
 
     static func flags(_ hop: HopRecord) -> String { hop.responseFlags.isEmpty ? "-" : hop.responseFlags.joined(separator: ",") }
 
-    private func failureEvent(of hop: HopRecord) -> SpanEvent? {
+    func failureEvent(of hop: HopRecord) -> SpanEvent? {
         guard let reason = hop.failureReason else { return nil }
         return SpanEvent(timeNanos: hop.startNanos + hop.durationNanos, name: "proxy failure",
                          attributes: [Attribute("message", .string(reason)), Attribute("response_flags", .string(Self.flags(hop)))])
@@ -202,11 +227,17 @@ public struct HopSpanBuilder: Sendable {
     private func remoteEndpoint(of hop: HopRecord) -> Endpoint {
         let (serviceName, address) = Self.remote(of: hop)
         let parts = address.map(Self.split)
-        return Endpoint(serviceName: serviceName, ipv4: parts.map { String($0.host) }, port: parts?.port)
+        var endpoint = Endpoint(serviceName: serviceName, port: parts?.port)
+        switch parts.map({ Self.ipFamily(of: $0.host) }) {
+        case .v4?: endpoint.ipv4 = parts.map { String($0.host) }
+        case .v6(let text)?: endpoint.ipv6 = String(text)
+        case .none?, nil: break
+        }
+        return endpoint
     }
 
     /// Who is at the other end of the hop: the caller for inbound hops, the upstream otherwise.
-    private static func remote(of hop: HopRecord) -> (serviceName: String?, address: String?) {
+    static func remote(of hop: HopRecord) -> (serviceName: String?, address: String?) {
         hop.direction == .inbound ? (hop.sourceService, hop.downstreamAddress) : (hop.destinationService, hop.upstreamAddress)
     }
 

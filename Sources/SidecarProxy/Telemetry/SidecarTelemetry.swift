@@ -124,16 +124,25 @@ public final class SidecarTelemetry: ProxyTelemetry {
                 defer { list = [] }
                 return list
             }
-            guard batcher.format == .zipkinJSON else {
+            // Zipkin straight from the hop, no Span model in between, in one buffer reused for
+            // every span; a full buffer counts the drop.
+            switch batcher.format {
+            case .zipkinJSON:
+                var w = JSONWriter(capacity: 2048)
+                for entry in taken {
+                    w.removeAll()
+                    entry.builder.builder.writeZipkin(entry.hop, samplingPercent: entry.samplingPercent, to: &w)
+                    _ = w.withBytes { batcher.add(entry: $0) }
+                }
+            case .zipkinProto:
+                let w = ProtoWriter(capacity: 2048)
+                for entry in taken {
+                    w.removeAll()
+                    entry.builder.builder.writeZipkinProto(entry.hop, samplingPercent: entry.samplingPercent, to: w)
+                    _ = w.withBytes { batcher.add(entry: $0) }
+                }
+            case .otlpProtobuf:
                 for entry in taken { batcher.add(entry.builder.builder.span(for: entry.hop, samplingPercent: entry.samplingPercent)) }
-                return
-            }
-            // Straight to Zipkin JSON, no Span model in between, in one buffer reused for every span.
-            var w = JSONWriter(capacity: 2048)
-            for entry in taken {
-                w.removeAll()
-                entry.builder.builder.writeZipkin(entry.hop, samplingPercent: entry.samplingPercent, to: &w)
-                _ = w.withBytes { batcher.add(entry: $0) }  // a full buffer counts the drop
             }
         }
     }

@@ -1,5 +1,6 @@
 import Testing
 import TraceModel
+import TraceExport
 import TraceWire
 
 @testable import SidecarProxy
@@ -29,7 +30,8 @@ import TraceWire
             responseBytes: Int(rng.next() % 100_000), requestID: randomString(&rng), userAgent: maybe(randomString(&rng)),
             downstreamAddress: maybe("127.0.0.1:\(rng.next() % 65536)"), sourceService: maybe(randomString(&rng)),
             destinationService: randomString(&rng), upstreamCluster: maybe("outbound|80||" + randomString(&rng)),
-            upstreamAddress: maybe(["10.0.0.1:8080", "[::1]:9", "nocolon"][Int(rng.next() % 3)]), retries: Int(rng.next() % 3),
+            upstreamAddress: maybe(["10.0.0.1:8080", "[::1]:9", "nocolon", "backend.svc:80", "[2001:db8::7]:443", "300.1.1.1:1"][Int(rng.next() % 6)]),
+            retries: Int(rng.next() % 3),
             failureReason: maybe(randomString(&rng)), customTags: [("team", randomString(&rng)), ("empty", "")],
             parentInferred: rng.next() % 4 == 0)
         hop.propagationExtracted = maybe("w3c,b3multi")
@@ -70,5 +72,47 @@ import TraceWire
         #expect(decoded.rejected.isEmpty)
         #expect(decoded.spans.map(\.spanID) == hops.map(\.context.spanID))
         #expect(decoded.spans.map(\.kind) == hops.map { $0.direction == .inbound ? .server : .client })
+    }
+
+    /// The proto3 writer against the JSON one: the collector must read the same span from
+    /// either, over randomized hops (tags compared as a set: proto3 maps have no order).
+    @Test func directZipkinProtoDecodesAsTheDirectJSON() throws {
+        var rng = SplitMix64(seed: 0x9707)
+        let builders = [
+            HopSpanBuilder(configuration: TelemetryConfiguration(serviceName: "frontend")),
+            HopSpanBuilder(configuration: TelemetryConfiguration(serviceName: "", maxPathTagLength: 8)),
+        ]
+        let proto = ProtoWriter()
+        for i in 0..<2_000 {
+            let hop = randomHop(&rng)
+            let builder = builders[i % 2]
+            let rate = [100, 25, 0.5][i % 3]
+            var json = JSONWriter()
+            json.beginArray()
+            builder.writeZipkin(hop, samplingPercent: rate, to: &json)
+            json.endArray()
+            proto.removeAll()
+            builder.writeZipkinProto(hop, samplingPercent: rate, to: proto)
+            var batch = EncodedSpanBatch(format: .zipkinProto)
+            proto.withBytes { batch.append(entry: $0) }
+            batch.close()
+            var fromJSON = try #require(try ZipkinJSON.decode(json.bytes).spans.first)
+            var fromProto = try #require(try batch.decode().first)
+            fromJSON.attributes.sort { $0.key < $1.key }
+            fromProto.attributes.sort { $0.key < $1.key }
+            try #require(fromProto == fromJSON, "hop \(i):\n\(fromProto)\n!=\n\(fromJSON)")
+        }
+    }
+
+    @Test func peerAddressesLandInTheRightEndpointField() {
+        let builder = HopSpanBuilder(configuration: TelemetryConfiguration(serviceName: "frontend"))
+        var rng = SplitMix64(seed: 1)
+        var hop = randomHop(&rng)
+        hop.direction = .outbound
+        for (address, v4, v6) in [("10.0.0.1:8080", "10.0.0.1", nil), ("[::1]:9", nil, "::1"), ("backend.svc:80", nil, nil), ("300.1.1.1:1", nil, nil)] as [(String, String?, String?)] {
+            hop.upstreamAddress = address
+            let remote = builder.span(for: hop, samplingPercent: 100).remoteEndpoint
+            #expect(remote?.ipv4 == v4 && remote?.ipv6 == v6, "\(address): \(String(describing: remote))")
+        }
     }
 }
