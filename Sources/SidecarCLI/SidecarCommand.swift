@@ -69,7 +69,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     var exportFlushInterval: String?
     @Option(name: .customLong("connect-timeout"), help: "Upstream connect timeout (default 10s).")
     var connectTimeout: String?
-    @Option(name: .customLong("request-timeout"), help: "Upstream request timeout, 0 = none (default 15s).")
+    @Option(name: .customLong("request-timeout"), help: "Upstream request timeout, 0 = none (default 15s). An HTTP/2 (gRPC) call has it until its response headers arrive; grpc-timeout bounds the whole call.")
     var requestTimeout: String?
     @Option(name: .customLong("per-try-timeout"), help: "Time each attempt may wait for its response head; expiry retries an outbound request (default 0 = none, as Istio).")
     var perTryTimeout: String?

@@ -68,6 +68,15 @@ import TraceModel
             case "/echo.Echo/Slow":
                 path = "/echo.Echo/Say"
                 context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(300)) { self.respond(context) }
+            case "/echo.Echo/Hang", "/hang":
+                break  // never answers
+            case "/echo.Echo/SlowStream":
+                // Headers at once, the message and trailers 400 ms later: a stream that has answered.
+                context.write(wrapOutboundOut(.headers(.init(headers: [":status": "200", "content-type": "application/grpc"]))), promise: nil)
+                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(400)) {
+                    context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(self.body)))), promise: nil)
+                    context.writeAndFlush(self.wrapOutboundOut(.headers(.init(headers: ["grpc-status": "0"], endStream: true))), promise: nil)
+                }
             case "/echo.Echo/Fail":
                 let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc", "grpc-status": "5", "grpc-message": "no such report"]
                 context.write(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))), promise: nil)
@@ -351,7 +360,10 @@ import TraceModel
         #expect(await eventually { proxy.hops(.inbound).count == 2 })
         let hops = proxy.hops(.inbound)
         let failed = try #require(hops.first { $0.isGRPC })
-        #expect(failed.responseFlags == ["UF"] && failed.grpcStatus == 14 && failed.statusCode == 200)
+        #expect(failed.responseFlags == ["UF", "URX"] && failed.grpcStatus == 14 && failed.statusCode == 200)
+        #expect(failed.retries == 2, "the connect is retried, as an HTTP/1 request's is")
+        let counters = proxy.server.clusters.all.first?.snapshot
+        #expect(counters?.pending == 0 && counters?.connections == 0 && counters?.activeRetries == 0, "\(String(describing: counters))")
         #expect(HopSpanBuilder.isError(failed), "UNAVAILABLE under HTTP 200 is still an error span")
         #expect(hops.first { !$0.isGRPC }?.statusCode == 503)
     }
@@ -372,7 +384,111 @@ import TraceModel
         defer { Task { await app.close() } }
         #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "2").grpcStatus == "0")
         #expect(await eventually { proxy.hops(.inbound).count == 2 })
-        #expect(proxy.hops(.inbound).map(\.responseFlags) == [["UF"], []])
+        #expect(proxy.hops(.inbound).map(\.responseFlags) == [["UF", "URX"], []])
+    }
+
+    @Test func grpcTimeoutsParseAsGRPCWritesThem() {
+        #expect(HTTP2Fields.grpcTimeoutMillis("100m") == 100)
+        #expect(HTTP2Fields.grpcTimeoutMillis("1S") == 1_000)
+        #expect(HTTP2Fields.grpcTimeoutMillis("2M") == 120_000)
+        #expect(HTTP2Fields.grpcTimeoutMillis("1H") == 3_600_000)
+        #expect(HTTP2Fields.grpcTimeoutMillis("1500u") == 2, "rounded up")
+        #expect(HTTP2Fields.grpcTimeoutMillis("5n") == 1, "a deadline however short")
+        #expect(HTTP2Fields.grpcTimeoutMillis("99999999H") == 359_999_996_400_000)
+        for bad in ["", "m", "10", "123456789m", "1x", "-1m", "1.5S", " 1S", "１S"] {
+            #expect(HTTP2Fields.grpcTimeoutMillis(bad) == nil, "\(bad)")
+        }
+    }
+
+    func sidecar(appPort: Int, _ edit: @escaping @Sendable (inout SidecarConfiguration) -> Void) async throws -> TestSidecar {
+        try await TestSidecar.start(group: group) { c in
+            c.serviceName = "reports"
+            c.appPort = appPort
+            c.outboundPort = -1
+            edit(&c)
+        }
+    }
+
+    /// The caller's grpc-timeout bounds the call: DEADLINE_EXCEEDED, trailers-only, flag UT,
+    /// and the app's stream is cancelled.
+    @Test func aCallPastItsGRPCTimeoutIsDeadlineExceeded() async throws {
+        let app = try await App(group: group)
+        let proxy = try await sidecar(appPort: app.port) { _ in }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
+        let response = try await client.call(Self.grpcCall("/echo.Echo/Hang", extra: [("grpc-timeout", "150m")]), body: "x")
+        #expect(response.status == "200" && response.grpcStatus == "4", "\(response.headers)")
+        #expect(response.headers.first?.first(name: "grpc-message")?.contains("grpc-timeout") == true)
+        #expect(await eventually { proxy.hops(.inbound).count == 1 })
+        let hop = try #require(proxy.hops(.inbound).first)
+        #expect(hop.responseFlags == ["UT"] && hop.grpcStatus == 4)
+        #expect(hop.durationNanos >= 150_000_000)
+        #expect(app.seen.withLock { $0.first?.first(name: "grpc-timeout") } == "150m", "passed on to the app")
+    }
+
+    /// A call that has not answered within the request timeout gets 504 (DEADLINE_EXCEEDED for
+    /// gRPC); one whose response has started may stream past it.
+    @Test func theRequestTimeoutRunsUntilTheResponseStarts() async throws {
+        let app = try await App(group: group)
+        let proxy = try await sidecar(appPort: app.port) { $0.requestTimeoutMillis = 200 }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
+        let hung = try await client.call([":method": "GET", ":scheme": "http", ":authority": "reports", ":path": "/hang"])
+        #expect(hung.status == "504" && String(buffer: hung.body).contains("upstream request timeout after 200 ms"))
+        let grpcHung = try await client.call(Self.grpcCall("/echo.Echo/Hang"), body: "x")
+        #expect(grpcHung.grpcStatus == "4")
+        let streaming = try await client.call(Self.grpcCall("/echo.Echo/SlowStream"), body: "late")
+        #expect(streaming.grpcStatus == "0" && String(buffer: streaming.body) == "late", "answered at once, finished after 400 ms")
+        #expect(await eventually { proxy.hops(.inbound).count == 3 })
+        #expect(proxy.hops(.inbound).map(\.responseFlags) == [["UT"], ["UT"], []])
+    }
+
+    /// A grpc-timeout reached after the response started: trailers with DEADLINE_EXCEEDED end
+    /// the call the client sees, and the app's stream is reset.
+    @Test func aGRPCTimeoutAfterTheHeadersEndsTheCallWithTrailers() async throws {
+        let app = try await App(group: group)
+        let proxy = try await sidecar(appPort: app.port) { _ in }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
+        let response = try await client.call(Self.grpcCall("/echo.Echo/SlowStream", extra: [("grpc-timeout", "150m")]), body: "x")
+        #expect(response.headers.count == 2, "the app's headers, then the proxy's trailers: \(response.headers)")
+        #expect(response.status == "200" && response.grpcStatus == "4")
+        #expect(await eventually { proxy.hops(.inbound).count == 1 })
+        #expect(proxy.hops(.inbound).first?.responseFlags == ["UT"])
+    }
+
+    /// The circuit breaker counts HTTP/2 upstream connections: past `maxConnections`, calls get
+    /// UNAVAILABLE with flag UO, without a connect.
+    @Test func upstreamConnectionsPastTheLimitOverflow() async throws {
+        let app = try await App(group: group)
+        let proxy = try await sidecar(appPort: app.port) { $0.maxConnections = 1 }
+        let first = try await Client.connect(group: group, port: proxy.inboundPort)
+        let second = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await first.close(); await second.close(); await proxy.stop(); await app.close() } }
+        #expect(try await first.call(Self.grpcCall("/echo.Echo/Say"), body: "1").grpcStatus == "0")  // holds the one connection
+        let refused = try await second.call(Self.grpcCall("/echo.Echo/Say"), body: "2")
+        #expect(refused.grpcStatus == "14" && refused.headers.first?.first(name: "grpc-message")?.contains("overflow") == true)
+        #expect(try await first.call(Self.grpcCall("/echo.Echo/Say"), body: "3").grpcStatus == "0", "the open connection still serves")
+        await first.close()
+        // Its upstream connection closes with it, and the slot comes back.
+        #expect(await eventually(timeout: .seconds(10)) { proxy.server.clusters.all.first?.snapshot.connections == 0 })
+        #expect(try await second.call(Self.grpcCall("/echo.Echo/Say"), body: "4").grpcStatus == "0")
+        #expect(await eventually { proxy.hops(.inbound).count == 4 })
+        #expect(proxy.hops(.inbound).map(\.responseFlags) == [[], ["UO"], [], []])
+        let counters = proxy.server.clusters.all.first?.snapshot
+        #expect(counters?.pending == 0 && counters?.activeRequests == 0 && counters?.activeRetries == 0, "\(String(describing: counters))")
+    }
+
+    /// No room for a call to wait for the connection (maxPendingRequests 0): UO at once.
+    @Test func aCallWithNoRoomToWaitOverflows() async throws {
+        let app = try await App(group: group)
+        let proxy = try await sidecar(appPort: app.port) { $0.maxPendingRequests = 0 }
+        let client = try await Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
+        #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "1").grpcStatus == "14")
+        #expect(await eventually { proxy.hops(.inbound).count == 1 })
+        #expect(proxy.hops(.inbound).first?.responseFlags == ["UO"])
+        #expect(proxy.server.clusters.all.first?.snapshot.pending == 0)
     }
 
     /// The client cancelling a call resets the app's stream too, and the hop ends DR.

@@ -38,6 +38,12 @@ def grpc_app():
         seen.append(("Missing", dict(context.invocation_metadata())))
         context.abort(grpc.StatusCode.NOT_FOUND, "no such report")
 
+    def slow(request, context):
+        seen.append(("Slow", dict(context.invocation_metadata())))
+        context.add_callback(lambda: seen.append(("Slow cancelled", {})))
+        wait_until(lambda: not context.is_active(), timeout=10, message="the call to be cancelled")
+        return b"too late"
+
     def listing(request, context):
         seen.append(("List", dict(context.invocation_metadata())))
         for i in range(3):
@@ -46,6 +52,7 @@ def grpc_app():
     handler = grpc.method_handlers_generic_handler("demo.Reports", {
         "Get": grpc.unary_unary_rpc_method_handler(get),
         "Missing": grpc.unary_unary_rpc_method_handler(missing),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "List": grpc.unary_stream_rpc_method_handler(listing),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -132,7 +139,34 @@ def test_an_unreachable_grpc_app_is_unavailable_and_an_error_span(start_collecto
             assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "upstream connect error" in failure.value.details()
         span = spans_of(collector, "reports", 1)[0]
-        assert span["tags"]["response_flags"] == "UF" and span["tags"]["grpc.status_code"] == "14"
+        # Connect retried twice (Istio's default policy) before giving up: UF, URX.
+        assert span["tags"]["response_flags"] == "UF,URX" and span["tags"]["grpc.status_code"] == "14"
+        assert span["tags"]["retry.count"] == "2"
         assert span["tags"]["error"] == "true"
+    finally:
+        sidecar.kill()
+
+
+def test_a_call_past_the_request_timeout_is_deadline_exceeded(grpc_app, start_collector):
+    """The app holds the call until it is cancelled; the sidecar's request timeout (300 ms here)
+    answers DEADLINE_EXCEEDED, as Envoy and linkerd now answer timeouts, and cancels the app's
+    stream. The client set no deadline of its own, so the status is the proxy's."""
+    app_port, seen = grpc_app
+    collector = start_collector(extra_args=["--storage", "memory"])
+    sidecar = Sidecar(BINARY, "--service", "reports", "--app-port", str(app_port), "--outbound-port", "-1",
+                      "--request-timeout", "300ms",
+                      "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans", "--export-flush-interval", "200ms")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{sidecar.ports['inbound']}", options=CHANNEL_OPTIONS) as channel:
+            with pytest.raises(grpc.RpcError) as failure:
+                channel.unary_unary("/demo.Reports/Slow")(b"1")
+            assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, failure.value
+            assert "upstream request timeout after 300 ms" in failure.value.details()
+            # The connection serves the next call.
+            assert channel.unary_unary("/demo.Reports/Get")(b"2", timeout=10) == b"report:2"
+        wait_until(lambda: ("Slow cancelled", {}) in seen, timeout=10, message="the app's call to be cancelled")
+        spans = {s["name"]: s for s in spans_of(collector, "reports", 2)}
+        slow = spans["POST /demo.Reports/Slow"]["tags"]
+        assert slow["response_flags"] == "UT" and slow["grpc.status_code"] == "4" and slow["error"] == "true", slow
     finally:
         sidecar.kill()

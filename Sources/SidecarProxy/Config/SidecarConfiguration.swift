@@ -169,7 +169,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
 
     // Per-upstream resilience (Envoy cluster settings).
     public var connectTimeoutMillis: Int64 = 10_000
-    /// Route timeout: from the request head until the response is complete. 0 disables.
+    /// Route timeout: from the request head until the response is complete. 0 disables. An
+    /// HTTP/2 (gRPC) call has it until its response headers arrive, so a long stream that has
+    /// answered is not cut; the caller's `grpc-timeout` bounds the whole call.
     public var requestTimeoutMillis: Int64 = 15_000
     /// Envoy's `per_try_timeout`: how long each attempt may wait for its response head once the
     /// request is sent. On expiry an outbound or gateway request is retried (within `maxRetries`

@@ -19,9 +19,14 @@ final class HTTP2Connection {
     let route: Route
     let target: UpstreamTarget
     let downstreamAddress: String?
+    /// The upstream's circuit breaker and retry budget, shared with HTTP/1 requests to it.
+    let cluster: ClusterState
     var random = FastRandom()
     private weak var downstream: (any Channel)?
     private var upstream = Upstream.idle
+    /// Connect attempts retried for the calls now waiting (reset once a connection is up).
+    private var connectRetries = 0
+    private var retryTask: Scheduled<Void>?
     private var activeStreams = 0
     private var draining = false
     private var closed = false
@@ -42,6 +47,7 @@ final class HTTP2Connection {
         self.target = target
         self.downstream = downstream
         self.downstreamAddress = downstreamAddress
+        cluster = runtime.clusters.cluster(for: target)
     }
 
     /// The stream handler for each stream the client opens.
@@ -79,22 +85,38 @@ final class HTTP2Connection {
     }
 
     /// A stream wants its upstream end: at once when connected, else once the connection is up.
+    /// A call waiting for the connection is a pending request to the circuit breaker, as an
+    /// HTTP/1 request waiting for a pooled connection is.
     func openStream(for relay: HTTP2StreamRelay) {
-        switch upstream {
-        case .ready(_, let multiplexer, let address):
+        if case .ready(_, let multiplexer, let address) = upstream {
             relay.attach(multiplexer, upstreamAddress: address)
+            return
+        }
+        let config = relay.snapshot.config
+        guard cluster.tryReservePending(max: config.maxPendingRequests) else {
+            relay.upstreamUnavailable(status: 503, flags: ["UO"], reason: "upstream overflow: \(config.maxPendingRequests) requests already pending")
+            return
+        }
+        switch upstream {
         case .connecting(var waiting):
             waiting.append(relay)
             upstream = .connecting(waiting)
         case .idle:
             upstream = .connecting([relay])
             connect()
+        case .ready:
+            break  // handled above
         }
     }
 
     private func connect() {
         guard let loop = downstream?.eventLoop else { return }
-        let timeout = TimeAmount.milliseconds(snapshot.config.connectTimeoutMillis)
+        let config = snapshot.config
+        guard cluster.tryReserveConnection(max: config.maxConnections) else {
+            failWaiting(status: 503, flags: ["UO"], reason: "upstream overflow: \(config.maxConnections) connections to \(target.address) already open")
+            return
+        }
+        let timeout = TimeAmount.milliseconds(config.connectTimeoutMillis)
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -115,6 +137,12 @@ final class HTTP2Connection {
     }
 
     private func connected(_ result: Result<(any Channel, NIOHTTP2Handler.StreamMultiplexer), any Error>) {
+        if case .success(let (channel, _)) = result {
+            let cluster = self.cluster
+            channel.closeFuture.whenComplete { _ in cluster.releaseConnection() }
+        } else {
+            cluster.releaseConnection()
+        }
         // The client may have gone while this connected: then nothing waits for the connection.
         guard case .connecting(let waiting) = upstream, !closed else {
             if case .success(let (channel, _)) = result { channel.close(promise: nil) }
@@ -124,20 +152,60 @@ final class HTTP2Connection {
         case .success(let (channel, multiplexer)):
             let address = channel.remoteAddress.map(UpstreamPool.describe)
             upstream = .ready(channel, multiplexer, address: address)
+            connectRetries = 0
             channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
                 if case .ready(let current, _, _) = self.upstream, current === channel { self.upstream = .idle }
             }
-            for relay in waiting { relay.attach(multiplexer, upstreamAddress: address) }
+            for relay in waiting {
+                cluster.releasePending()
+                relay.attach(multiplexer, upstreamAddress: address)
+            }
         case .failure(let error):
-            upstream = .idle  // the next stream tries again
+            let config = snapshot.config
             let timedOut: Bool
             if let channelError = error as? ChannelError, case .connectTimeout = channelError { timedOut = true } else { timedOut = false }
-            for relay in waiting {
-                relay.upstreamUnavailable(
-                    status: timedOut ? 504 : 503, flag: timedOut ? "UT" : "UF",
-                    reason: "upstream connect error: \(timedOut ? "timed out" : "\(error)") to \(target.host):\(target.port)")
+            // Retried within the per-request limit and the cluster's retry budget, with
+            // Envoy's back-off, as an HTTP/1 request's connect failure is; the calls keep waiting.
+            if connectRetries < config.maxRetries,
+               cluster.tryStartRetry(percent: config.retryBudgetPercent, minConcurrency: config.minRetryConcurrency) {
+                connectRetries += 1
+                runtime.stats.update { $0.upstreamRetries += 1 }
+                for relay in waiting { relay.retried() }
+                let base = Int64(25) << Int64(min(connectRetries - 1, 6))
+                let delay = base / 2 + Int64(random.next() % UInt64(max(base, 1)))
+                retryTask = downstream?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { [self] in
+                    self.retryTask = nil
+                    self.cluster.retryFinished()
+                    guard case .connecting(let still) = self.upstream, !still.isEmpty, !self.closed else { return }
+                    self.connect()
+                }
+                return
             }
+            var flags = [timedOut ? "UT" : "UF"]
+            if config.maxRetries > 0 { flags.append("URX") }
+            let retried = ProxyHandler.afterRetries(connectRetries)
+            failWaiting(status: timedOut ? 504 : 503, flags: flags,
+                        reason: "upstream connect error: \(timedOut ? "timed out" : "\(error)") to \(target.address)\(retried)")
         }
+    }
+
+    /// Every call waiting for the connection gets a local reply; the next call starts afresh.
+    private func failWaiting(status: Int, flags: [String], reason: String) {
+        guard case .connecting(let waiting) = upstream else { return }
+        upstream = .idle
+        connectRetries = 0
+        for relay in waiting {
+            cluster.releasePending()
+            relay.upstreamUnavailable(status: status, flags: flags, reason: reason)
+        }
+    }
+
+    /// A call gave up (reset, timed out) while waiting for the connection.
+    func abandon(_ relay: HTTP2StreamRelay) {
+        guard case .connecting(var waiting) = upstream, let index = waiting.firstIndex(where: { $0 === relay }) else { return }
+        waiting.remove(at: index)
+        cluster.releasePending()
+        upstream = .connecting(waiting)
     }
 
     // MARK: Connection lifecycle
@@ -155,6 +223,14 @@ final class HTTP2Connection {
         closed = true
         idleTimer?.cancel()
         idleTimer = nil
+        if let retryTask {
+            retryTask.cancel()
+            self.retryTask = nil
+            cluster.retryFinished()
+        }
+        if case .connecting(let waiting) = upstream {
+            for _ in waiting { cluster.releasePending() }
+        }
         if case .ready(let channel, _, _) = upstream { channel.close(promise: nil) }
         upstream = .idle
     }
@@ -192,8 +268,14 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
     private var isGRPC = false
     private var requestMessages = GRPCMessageCounter()
     private var responseMessages = GRPCMessageCounter()
+    /// The configuration in force when the call started.
+    private(set) var snapshot: ConfigurationBox.Snapshot
+    private var answerDeadline: Scheduled<Void>?
+    private var callDeadline: Scheduled<Void>?
+    private var countedInCluster = false
 
     init(connection: HTTP2Connection) {
+        snapshot = connection.snapshot
         self.connection = connection
     }
 
@@ -224,8 +306,9 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         case .rstStream(let code):
             hop?.responseFlags.append("DR")
             if hop?.failureReason == nil { hop?.failureReason = "downstream reset the stream (\(code))" }
-            upstream?.reset(code)
-            finish()
+            let appStream = upstream
+            finish()  // before the reset, whose close would otherwise read as the upstream's doing
+            appStream?.reset(code)
         default:
             break
         }
@@ -251,8 +334,9 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
             hop?.responseFlags.append("DC")
             if hop?.failureReason == nil { hop?.failureReason = "downstream stream closed before the response completed" }
             if !responseStarted { hop?.statusCode = nil }
-            upstream?.reset(.cancel)
+            let appStream = upstream
             finish()
+            appStream?.reset(.cancel)
         }
         context.fireChannelInactive()
     }
@@ -269,6 +353,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         // Read per call, not per connection: gRPC connections live long, and telemetry settings
         // (sampling, propagation, custom tags) change live.
         let snapshot = connection.runtime.configuration.snapshot
+        self.snapshot = snapshot
         let config = snapshot.config
         let direction = connection.runtime.direction
         let method = headers.first(name: ":method") ?? ""
@@ -301,8 +386,65 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
             return
         }
         requestEnded = endStream
+        connection.cluster.requestStarted()
+        countedInCluster = true
+        startDeadline(config: config, grpcTimeout: headers.first(name: "grpc-timeout"), context: context)
         pending.append(.headers(.init(headers: HTTP2Fields.upstream(headers, added: added.fields), endStream: endStream)))
         connection.openStream(for: self)
+    }
+
+    /// Two deadlines. The request timeout runs until the response's headers arrive: a call that
+    /// streams for an hour is fine once it has answered, where a whole-call limit (Envoy's route
+    /// timeout) cuts every long stream at 15 s unless turned off. The caller's `grpc-timeout`
+    /// covers the whole call, as gRPC means it (Envoy honours it under `max_grpc_timeout`).
+    private func startDeadline(config: SidecarConfiguration, grpcTimeout: String?, context: ChannelHandlerContext?) {
+        guard let context else { return }
+        let loop = context.eventLoop.assumeIsolated()
+        if config.requestTimeoutMillis > 0 {
+            let millis = config.requestTimeoutMillis
+            answerDeadline = loop.scheduleTask(in: .milliseconds(millis)) { [self] in
+                self.answerDeadline = nil
+                self.timedOut(reason: "upstream request timeout after \(millis) ms")
+            }
+        }
+        if let millis = grpcTimeout.flatMap(HTTP2Fields.grpcTimeoutMillis) {
+            callDeadline = loop.scheduleTask(in: .milliseconds(millis)) { [self] in
+                self.callDeadline = nil
+                self.timedOut(reason: "grpc-timeout of \(millis) ms reached")
+            }
+        }
+    }
+
+    /// Past the deadline: a gRPC call ends DEADLINE_EXCEEDED (trailers-only, or trailers after
+    /// the response that has started, as Envoy and linkerd now answer timeouts), anything else
+    /// 504, or a reset once its response has started. Flag `UT` either way.
+    private func timedOut(reason: String) {
+        guard !finished, let context else { return }
+        // The app's stream is reset after the call is answered: its close would otherwise
+        // report the upstream gone (UC) first.
+        let appStream = upstream
+        defer { appStream?.reset(.cancel) }
+        connection.abandon(self)
+        if !responseStarted {
+            localReply(status: 504, flags: ["UT"], reason: reason, grpcStatus: 4)
+            return
+        }
+        hop?.responseFlags.append("UT")
+        hop?.failureReason = reason + " (response incomplete)"
+        if isGRPC {
+            hop?.grpcStatus = 4
+            let trailers: HPACKHeaders = ["grpc-status": "4", "grpc-message": HTTP2Fields.grpcMessage(reason)]
+            finish()
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+        } else {
+            finish()
+            context.writeAndFlush(wrapOutboundOut(.rstStream(.cancel)), promise: nil)
+        }
+    }
+
+    /// The connection retried its connect for this waiting call.
+    func retried() {
+        hop?.retries += 1
     }
 
     private func forward(_ payload: HTTP2Frame.FramePayload) {
@@ -338,7 +480,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
                 stream.flush()
                 self.heldRead.resume(self.context)  // reads wait for the upstream stream to exist
             case .failure(let error):
-                self.upstreamUnavailable(status: 503, flag: "UF", reason: "could not open an upstream stream: \(error)")
+                self.upstreamUnavailable(status: 503, flags: ["UF"], reason: "could not open an upstream stream: \(error)")
             }
         }
     }
@@ -352,6 +494,8 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
             if let status = headers.headers.first(name: ":status").flatMap({ Int($0) }), !(100..<200).contains(status) {
                 responseStarted = true
                 hop?.statusCode = status
+                answerDeadline?.cancel()  // answered: the stream may now run as long as it needs
+                answerDeadline = nil
             }
             if let grpc = headers.headers.first(name: "grpc-status").flatMap({ Int($0) }) { hop?.grpcStatus = grpc }
             if headers.endStream { responseEnded = true }
@@ -390,7 +534,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
             finish()
             context?.writeAndFlush(wrapOutboundOut(.rstStream(.internalError)), promise: nil)
         } else {
-            upstreamUnavailable(status: 503, flag: "UC", reason: "upstream closed the stream before answering")
+            upstreamUnavailable(status: 503, flags: ["UC"], reason: "upstream closed the stream before answering")
         }
     }
 
@@ -402,11 +546,11 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
 
     /// No upstream to send to: a gRPC call gets gRPC's answer for it (UNAVAILABLE, in a
     /// trailers-only response, as Envoy's local replies to gRPC are), anything else the status.
-    func upstreamUnavailable(status: Int, flag: String, reason: String) {
-        localReply(status: status, flags: [flag], reason: reason)
+    func upstreamUnavailable(status: Int, flags: [String], reason: String) {
+        localReply(status: status, flags: flags, reason: reason)
     }
 
-    private func localReply(status: Int, flags: [String], reason: String) {
+    private func localReply(status: Int, flags: [String], reason: String, grpcStatus: Int = 14) {
         guard !finished, let context else { return }
         hop?.responseFlags.append(contentsOf: flags)
         hop?.failureReason = reason
@@ -416,9 +560,10 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         var frames: [HTTP2Frame.FramePayload]
         if isGRPC {
             hop?.statusCode = 200
-            hop?.grpcStatus = 14
+            hop?.grpcStatus = grpcStatus
             let headers: HPACKHeaders = [
-                ":status": "200", "content-type": "application/grpc", "grpc-status": "14", "grpc-message": HTTP2Fields.grpcMessage(reason),
+                ":status": "200", "content-type": "application/grpc", "grpc-status": String(grpcStatus),
+                "grpc-message": HTTP2Fields.grpcMessage(reason),
             ]
             frames = [.headers(.init(headers: headers, endStream: true))]
         } else {
@@ -438,6 +583,15 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         guard !finished else { return }
         finished = true
         pending = []
+        answerDeadline?.cancel()
+        answerDeadline = nil
+        callDeadline?.cancel()
+        callDeadline = nil
+        if upstream == nil { connection.abandon(self) }  // still waiting for the connection
+        if countedInCluster {
+            countedInCluster = false
+            connection.cluster.requestFinished()
+        }
         guard var hop else { return }
         self.hop = nil
         hop.durationNanos = Clock.monoNanos() &- startMono
@@ -523,7 +677,28 @@ final class HTTP2UpstreamStream: ChannelInboundHandler {
 
 /// HTTP/2 field lists for the relay.
 enum HTTP2Fields {
-    /// The regular (non-pseudo) fields, for the same scan an HTTP/1 head gets.
+    /// gRPC's `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n), in whole
+    /// milliseconds rounded up (a 1 ns deadline is still a deadline). Nil when malformed.
+    static func grpcTimeoutMillis(_ value: String) -> Int64? {
+        let utf8 = Array(value.utf8)
+        guard (2...9).contains(utf8.count), let unit = utf8.last else { return nil }
+        var amount: Int64 = 0
+        for byte in utf8.dropLast() {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            amount = amount * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        // In milliseconds from the start: eight digits of hours still fit in 64 bits.
+        switch unit {
+        case UInt8(ascii: "H"): return amount * 3_600_000
+        case UInt8(ascii: "M"): return amount * 60_000
+        case UInt8(ascii: "S"): return amount * 1_000
+        case UInt8(ascii: "m"): return amount
+        case UInt8(ascii: "u"): return (amount + 999) / 1_000
+        case UInt8(ascii: "n"): return (amount + 999_999) / 1_000_000
+        default: return nil
+        }
+    }
+
     static func plain(_ headers: HPACKHeaders) -> HTTPHeaders {
         var plain = HTTPHeaders()
         for (name, value, _) in headers where !name.hasPrefix(":") {
