@@ -161,8 +161,10 @@ public struct SidecarCommand: AsyncParsableCommand {
 
     public func run() async throws {
         MemoryTuning.applyForSidecar()
-        let config = try buildConfiguration()
+        var config = try buildConfiguration()
         let logger = bootstrapLogging(config.logLevel, label: "meshtrace.sidecar")
+        let explicit = config.maxDownstreamConnections != SidecarConfiguration().maxDownstreamConnections
+        config.maxDownstreamConnections = FileDescriptorBudget.apply(to: config.maxDownstreamConnections, explicit: explicit, logger: logger)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(config.threads, 64)))
         // Span export gets its own loop: sending a batch (hundreds of KB) on the proxy's loop

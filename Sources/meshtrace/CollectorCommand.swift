@@ -5,6 +5,7 @@ import Logging
 import MeshRunner
 import ServiceLifecycle
 import SidecarCLI
+import SidecarProxy
 import TraceStorage
 
 extension StorageKind: ExpressibleByArgument {}
@@ -66,6 +67,7 @@ struct CollectorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = bootstrapLogging(logLevel, label: "meshtrace.collector")
+        FileDescriptorBudget.raiseSoftLimit()  // every connection is a descriptor; children inherit it
 
         var config = CollectorConfiguration()
         config.host = host

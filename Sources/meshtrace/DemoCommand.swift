@@ -5,6 +5,7 @@ import Logging
 import MeshRunner
 import ServiceLifecycle
 import SidecarCLI
+import SidecarProxy
 import Synchronization
 import TraceExport
 
@@ -70,6 +71,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = bootstrapLogging(logLevel, label: "meshtrace.mesh")
+        FileDescriptorBudget.raiseSoftLimit()  // every connection is a descriptor; children inherit it
         let temporary = dataDir == nil
         let directory = dataDir ?? (NSTemporaryDirectory() + "meshtrace-demo-\(ProcessInfo.processInfo.processIdentifier)")
         defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }

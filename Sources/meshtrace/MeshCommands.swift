@@ -4,6 +4,7 @@ import Logging
 import MeshRunner
 import ServiceLifecycle
 import SidecarCLI
+import SidecarProxy
 import TraceExport
 
 /// The running binary, for `${MESHTRACE}` in service commands and the demo's services.
@@ -72,6 +73,7 @@ struct UpCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let logger = bootstrapLogging(logLevel, label: "meshtrace.mesh")
+        FileDescriptorBudget.raiseSoftLimit()  // every connection is a descriptor; children inherit it
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
         options.watchFile = file

@@ -513,3 +513,43 @@ def test_an_unprivileged_sidecar_proxies_both_ways(procs, start_collector, tmp_p
 
     client = wait_until(spans, timeout=20, message="the unprivileged egress span")[0]
     assert client["tags"].get("http.status_code") == "200", client
+
+
+def test_a_low_open_file_limit_caps_connections_instead_of_failing_requests(procs):
+    """Under 64 open files (soft and hard, so nothing can be raised), 60 clients at once: the
+    sidecar admits what the limit can pair with app connections and refuses the rest at
+    connect, and no admitted request fails for want of a descriptor (503 UF). It says so at
+    start. Before, it accepted every client and answered most of them 503."""
+    app = procs(EchoApp())
+    sidecar = procs(Sidecar(BINARY, "--service", "tight", "--app-port", str(app.port), "--outbound-port", "-1",
+                            "--exporter", "none", "--log-level", "info", launcher=["prlimit", "--nofile=64:64", "--"]))
+    warning = next((l for l in sidecar.lines if "max-downstream-connections lowered" in l), "")
+    assert "lowered_to=16" in warning and "open_file_limit=64" in warning, sidecar.log()
+
+    outcomes = []
+    lock = threading.Lock()
+    start = threading.Barrier(60)
+
+    def client():
+        start.wait()
+        try:
+            with socket.create_connection(("127.0.0.1", sidecar.ports["inbound"]), timeout=10) as s:
+                # Slow answers keep every admitted client's app connection open at once.
+                s.sendall(b"GET /slow?ms=500 HTTP/1.1\r\nHost: tight\r\n\r\n")
+                head = s.recv(400)
+            outcome = (head.split(b"\r\n", 1)[0] + b" " + head.rsplit(b"\r\n", 1)[-1]).decode(errors="replace") if head else "closed"
+        except OSError as e:
+            outcome = f"refused: {e.__class__.__name__}"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=client) for _ in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    served = [o for o in outcomes if o.startswith("HTTP/1.1 200")]
+    assert len(outcomes) == 60 and not [o for o in outcomes if o.startswith("HTTP/1.1 5")], outcomes
+    assert served, outcomes
+    # Once they are gone, new clients are served as before.
+    assert requests.get(sidecar.url("inbound", "/after"), timeout=10).status_code == 200
