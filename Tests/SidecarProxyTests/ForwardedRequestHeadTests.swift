@@ -84,7 +84,8 @@ import TraceModel
         return "\(method) \(uri) \(version) kept=\(scan.keptFields) host=\(scan.host ?? "-")/\(scan.hostListedInConnection) "
             + "ua=\(scan.userAgent ?? "-") id=\(scan.requestID ?? "-") cl=\(scan.contentLength ?? "-") chunked=\(scan.chunked) "
             + "continue=\(scan.expectsContinue) cluster=\(scan.downstreamCluster ?? "-") loop=\(scan.loopMarked) "
-            + "client=\(scan.clientTraceID ?? "-") force=\(scan.forceTrace) close=\(scan.connectionClose) ka=\(scan.connectionKeepAlive) trace=\(trace)"
+            + "client=\(scan.clientTraceID ?? "-") force=\(scan.forceTrace) close=\(scan.connectionClose) ka=\(scan.connectionKeepAlive) trace=\(trace) "
+            + "upgrade=\(scan.upgrade ?? "-")/\(scan.webSocketUpgrade)"
     }
 
     /// Valid and mutated heads, split anywhere: both parses accept and refuse the same input with

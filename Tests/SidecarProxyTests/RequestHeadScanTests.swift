@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Testing
 import TraceModel
@@ -14,7 +15,7 @@ import TraceModel
         "x-envoy-downstream-service-cluster", "x-meshtrace-via", "x-client-trace-id", "x-envoy-force-trace",
         "Accept", "X-Foo", "x-bar", "baggage", "sw8", "x-datadog-trace-id", "hosts", "b4", "x-request-ids", "Contentlength",
     ]
-    static let values = ["", "1", "close", "keep-alive, X-Foo", "Upgrade, x-bar", "100-continue", "100-Continue ", "chunked",
+    static let values = ["", "1", "close", "keep-alive, X-Foo", "Upgrade, x-bar", "upgrade", "websocket", "WebSocket, h2c", "100-continue", "100-Continue ", "chunked",
                          "gzip, chunked", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "a b"]
 
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
@@ -82,7 +83,7 @@ import TraceModel
     @Test func theScanAndResponseStrippingAgreeOnHopByHopNames() {
         for name in HopByHop.fixed {
             let kind = RequestHeadScan.classify(name)
-            #expect([.hopByHop, .connection, .transferEncoding].contains(kind), "\(name) -> \(kind)")
+            #expect([.hopByHop, .connection, .transferEncoding, .upgrade].contains(kind), "\(name) -> \(kind)")
             #expect(RequestHeadScan.classify(name.uppercased()) == kind)
         }
         #expect(Set(Self.hopByHop) == Set(HopByHop.fixed), "the reference list in this test is the same list")
@@ -138,5 +139,39 @@ import TraceModel
             #expect(headers.first(slot.name) == "x")
             #expect(headers.first(slot.name.uppercased()) == "x")
         }
+    }
+
+    /// A WebSocket handshake needs both `Connection: upgrade` and `websocket` among the
+    /// `Upgrade` protocols; neither field is forwarded as it came (the proxy writes its own).
+    @Test func webSocketHandshakesAreRecognized() {
+        func scan(_ fields: [(String, String)]) -> RequestHeadScan {
+            var headers = HTTPHeaders()
+            for (name, value) in fields { headers.add(name: name, value: value) }
+            return RequestHeadScan(headers)
+        }
+        #expect(scan([("Connection", "keep-alive, Upgrade"), ("Upgrade", "WebSocket")]).webSocketUpgrade)
+        #expect(scan([("connection", "upgrade"), ("upgrade", "h2c, websocket")]).webSocketUpgrade)
+        #expect(!scan([("Connection", "Upgrade"), ("Upgrade", "h2c")]).webSocketUpgrade, "h2c upgrades are dropped, as Envoy drops them")
+        #expect(!scan([("Upgrade", "websocket")]).webSocketUpgrade, "Upgrade without Connection: upgrade does not upgrade")
+        #expect(!scan([("Connection", "upgrade")]).webSocketUpgrade)
+        let handshake = scan([("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Key", "k")])
+        #expect(handshake.keptFields.map { $0.0.lowercased() } == ["sec-websocket-key"])
+    }
+
+    /// After a handshake every byte is the new protocol's: read as body until the close, never
+    /// as another request.
+    @Test func aHandshakeIsFollowedByRawBytes() throws {
+        var parser = HTTPRequestParser(maxHeadBytes: 4096)
+        var input = ByteBuffer(string: "GET /ws HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                                   + "\u{81}\u{05}hello GET / HTTP/1.1\r\n\r\n")
+        var parts: [String] = []
+        try parser.parseForwarding(&input, allocator: ByteBufferAllocator()) { part in
+            switch part {
+            case .head(let head): parts.append("head \(head.uri) upgrade=\(head.scan.webSocketUpgrade)")
+            case .body(let bytes): parts.append("body \(bytes.readableBytes)")
+            case .end: parts.append("end")
+            }
+        }
+        #expect(parts == ["head /ws upgrade=true", "body 27"])  // U+0081 is two bytes of UTF-8
     }
 }

@@ -51,7 +51,7 @@ struct HTTPRequestParser {
             let head = HTTPRequestHead(version: line.version, method: line.method, uri: line.uri, headers: headers)
             if let problem = RequestRules.check(head, maxHeaderBytes: Int.max) { throw .refused(problem) }
             emit(.head(head))
-            return Self.bodyFraming(line.method, framing)
+            return Self.bodyFraming(line.method, upgrade: RequestHeadScan(headers).webSocketUpgrade, framing)
         }, body: { emit(.body($0)) }, end: { emit(.end($0)) })
     }
 
@@ -69,18 +69,18 @@ struct HTTPRequestParser {
                 throw .refused(problem)
             }
             emit(.head(DownstreamRequestHead(method: line.method, uri: line.uri, version: line.version, scan: scan)))
-            return Self.bodyFraming(line.method, framing)
+            return Self.bodyFraming(line.method, upgrade: scan.webSocketUpgrade, framing)
         }, body: { emit(.body($0)) }, end: { emit(.end($0)) })
     }
 
     /// Bytes held for an unfinished message (a head still arriving, or a body in progress).
     var midMessage: Bool { reader.midMessage }
 
-    /// What follows a head: after CONNECT, everything until the close is tunnel bytes (passed on
-    /// as body parts, never read as HTTP); otherwise what the fields declare (RequestRules has
-    /// refused every ambiguous combination by now).
-    private static func bodyFraming(_ method: HTTPMethod, _ fields: FramingFields) -> HTTPMessageReader.Framing {
-        if method.isCONNECT { return .untilClose }
+    /// What follows a head: after CONNECT or a WebSocket handshake, everything until the close
+    /// is tunnel bytes (passed on as body parts, never read as HTTP); otherwise what the fields
+    /// declare (RequestRules has refused every ambiguous combination by now).
+    private static func bodyFraming(_ method: HTTPMethod, upgrade: Bool, _ fields: FramingFields) -> HTTPMessageReader.Framing {
+        if method.isCONNECT || upgrade { return .untilClose }
         return fields.framing(untilCloseWithoutLength: false) ?? .none
     }
 

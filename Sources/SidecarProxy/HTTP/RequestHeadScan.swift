@@ -32,8 +32,19 @@ struct RequestHeadScan {
     var trace = TraceHeaders()
     var connectionClose = false
     var connectionKeepAlive = false
+    /// `Connection: upgrade` and the `Upgrade` field's value (hop-by-hop: the proxy sends them
+    /// on itself for the one upgrade it relays, WebSocket).
+    var connectionUpgrade = false
+    var upgrade: String?
     /// What `RequestRules` judges the framing by.
     var counts = RequestFieldCounts()
+
+    /// A WebSocket handshake (RFC 6455): after it the connection carries the app's frames, which
+    /// the proxy relays as bytes. Other upgrades (h2c) are dropped, as Envoy drops them unless told.
+    var webSocketUpgrade: Bool {
+        guard connectionUpgrade, let upgrade else { return false }
+        return upgrade.split(separator: ",").contains { $0.trimmingSpaces.equalsLowercaseASCII("websocket") }
+    }
 
     /// From the tokens already read (NIO's `isKeepAlive` would scan the headers once more).
     func keepAlive(_ version: HTTPVersion) -> Bool {
@@ -133,7 +144,7 @@ struct RequestHeadScan {
         case .requestID: return requestID
         case .downstreamCluster: return downstreamCluster
         case .trace(let slot): return trace.first(slot.name)
-        case .connection, .transferEncoding, .hopByHop, .loopMarker: return nil
+        case .connection, .transferEncoding, .hopByHop, .upgrade, .loopMarker: return nil
         }
     }
 
@@ -202,6 +213,8 @@ struct RequestHeadScan {
                     connectionClose = true
                 } else if t.equalsLowercaseASCII("keep-alive") {
                     connectionKeepAlive = true
+                } else if t.equalsLowercaseASCII("upgrade") {
+                    connectionUpgrade = true
                 } else if !t.isEmpty {
                     listed.append(t)
                 }
@@ -214,6 +227,9 @@ struct RequestHeadScan {
             if v.lowercased().contains("chunked") { chunked = true }
             return false
         case .hopByHop:
+            return false
+        case .upgrade:
+            if upgrade == nil { upgrade = value() }
             return false
         case .requestID:
             if requestID == nil { requestID = value() }
@@ -232,7 +248,7 @@ struct RequestHeadScan {
 
     enum Kind: Equatable {
         case forward, host, userAgent, clientTraceID, forceTrace, expect, contentLength
-        case connection, transferEncoding, hopByHop
+        case connection, transferEncoding, hopByHop, upgrade
         case requestID, downstreamCluster, loopMarker
         case trace(TraceHeaders.Slot)
     }
@@ -254,7 +270,8 @@ struct RequestHeadScan {
         case 6:
             if eq("expect") { return .expect }
         case 7:
-            if eq("trailer") || eq("upgrade") { return .hopByHop }
+            if eq("trailer") { return .hopByHop }
+            if eq("upgrade") { return .upgrade }
         case 10:
             if eq("user-agent") { return .userAgent }
             if eq("connection") { return .connection }

@@ -721,7 +721,7 @@ enum HTTP2Fields {
                 out.add(name: name, value: value, indexing: indexing)
             case .hopByHop where name == "te" && value == "trailers":
                 out.add(name: name, value: value, indexing: indexing)
-            case .hopByHop, .host, .requestID, .downstreamCluster, .trace, .connection, .transferEncoding, .loopMarker, .expect:
+            case .hopByHop, .upgrade, .host, .requestID, .downstreamCluster, .trace, .connection, .transferEncoding, .loopMarker, .expect:
                 break
             }
         }

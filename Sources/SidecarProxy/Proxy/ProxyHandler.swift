@@ -55,6 +55,11 @@ final class Exchange {
     var tunnelReport: Scheduled<Void>?
     /// Client bytes that arrived before the tunnel's target answered.
     var tunnelPending: [ByteBuffer] = []
+    /// A WebSocket handshake: relayed as a tunnel whose first bytes are the request head, the
+    /// answer read only for its status line (101 when the app switched).
+    var isUpgrade = false
+    /// The start of the app's answer, until its status line is complete.
+    var statusLinePrefix: [UInt8] = []
 
     /// The record, moved out for telemetry once the exchange is reported (a copy would retain
     /// and later release each of its strings); what is left holds only the span context.
@@ -326,7 +331,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let config = snapshot.config
         let direction = runtime.direction
         // A CONNECT connection carries no other request: it becomes a tunnel or it is refused.
-        keepAlive = keepAlive && head.scan.keepAlive(head.version) && !draining && !head.method.isCONNECT
+        // Nor does a WebSocket handshake: its connection carries the app's frames from then on.
+        let upgrade = head.scan.webSocketUpgrade
+        keepAlive = keepAlive && head.scan.keepAlive(head.version) && !draining && !head.method.isCONNECT && !upgrade
         let route = Router.route(direction: direction, method: head.method, uri: head.uri, host: head.scan.host, snapshot: snapshot)
         var trace = TraceDecision.decide(scan: head.scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
@@ -367,7 +374,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         // so an outbound request that already carries it came back to a proxy: a loop.
         let looped = direction == .outbound && head.scan.loopMarked
         let expectsContinue = head.scan.expectsContinue
-        if head.scan.chunked {
+        if upgrade, let protocols = head.scan.upgrade {
+            added.add("connection", "upgrade")
+            added.add("upgrade", protocols)
+        } else if head.scan.chunked {
             added.add("transfer-encoding", "chunked")
         } else if head.scan.contentLength == nil, head.method.sendsBody {
             added.add("content-length", "0")
@@ -412,6 +422,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.target = target
             if head.method.isCONNECT {
                 openTunnel(ex, to: target)
+                return
+            }
+            if upgrade {
+                openUpgrade(ex, to: target)
                 return
             }
             guard let loopPools else { return }
@@ -997,8 +1011,55 @@ extension ProxyHandler: TunnelDelegate {
         }
     }
 
+    /// A WebSocket handshake goes to the target on a connection of its own (one that switches
+    /// protocols is never pooled again): the request head first, then the client's bytes as they
+    /// come, and the target's bytes back as they come. Only the answer's status line is read.
+    fileprivate func openUpgrade(_ ex: Exchange, to target: UpstreamTarget) {
+        guard let context else { return }
+        ex.isTunnel = true
+        ex.isUpgrade = true
+        ex.tunnelPending = [ex.upstreamHead.bytes]
+        let connecting = TunnelHandler.connect(on: context.eventLoop, to: target, timeout: poolLimits(ex.snapshot).connectTimeout)
+        connecting.assumeIsolated().whenComplete { [self] result in
+            guard self.exchange === ex, !ex.responseDone, !self.inactive else {
+                if case .success(let (channel, _)) = result { channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .failure(let error):
+                ex.tunnelPending = []
+                self.connectFailed(error, ex)
+            case .success(let (channel, tunnel)):
+                tunnel.delegate = self
+                ex.tunnel = tunnel
+                ex.hop.upstreamAddress = channel.remoteAddress.map(UpstreamPool.describe) ?? target.address
+                for bytes in ex.tunnelPending { tunnel.write(bytes) }
+                ex.tunnelPending = []
+                tunnel.flush()
+                self.resumeDownstreamReads()
+            }
+        }
+    }
+
+    /// The status of the app's answer to a WebSocket handshake, from its first bytes (which may
+    /// come in pieces): `HTTP/1.1 101 Switching Protocols` when it switched.
+    private func readUpgradeStatus(_ bytes: ByteBuffer, _ ex: Exchange) {
+        guard ex.hop.statusCode == nil, ex.statusLinePrefix.count < 12 else { return }
+        ex.statusLinePrefix += bytes.readableBytesView.prefix(12 - ex.statusLinePrefix.count)
+        guard ex.statusLinePrefix.count == 12 else { return }
+        let line = ex.statusLinePrefix
+        let digits = line[9..<12]
+        if line.starts(with: Array("HTTP/1.".utf8)), digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            ex.hop.statusCode = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        }
+    }
+
     func tunnelReceived(_ bytes: ByteBuffer) {
         guard let ex = exchange, ex.isTunnel, let context else { return }
+        if ex.isUpgrade {
+            ex.responseStarted = true
+            readUpgradeStatus(bytes, ex)
+        }
         ex.hop.responseBytes += bytes.readableBytes
         timeouts?.phase(.headReceived)  // traffic either way keeps an idle tunnel open
         context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
@@ -1017,6 +1078,12 @@ extension ProxyHandler: TunnelDelegate {
     func tunnelClosed(error: (any Error)?) {
         guard let ex = exchange, ex.isTunnel, let context else { return }
         ex.tunnel = nil
+        if ex.isUpgrade, !ex.responseStarted {
+            // The app closed without answering the handshake: a proxy's answer can still go out.
+            localReply(ex, status: .serviceUnavailable, flags: ["UC"],
+                       reason: "upstream connection closed before answering the WebSocket handshake\(error.map { ": \($0)" } ?? "")")
+            return
+        }
         if let error, ex.hop.failureReason == nil {
             ex.hop.failureReason = "tunnel target connection failed: \(error)"
             ex.hop.responseFlags.append("UC")
