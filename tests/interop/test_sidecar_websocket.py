@@ -109,3 +109,30 @@ def test_a_refused_handshake_is_an_ordinary_answer_and_an_unreachable_app_a_503(
         sidecar.kill()
         dead.kill()
         app.stop()
+
+
+def test_a_websocket_through_the_gateway_and_the_inbound_sidecar(start_collector):
+    """client -> gateway -> chat's inbound sidecar -> app: the handshake crosses two proxies and
+    comes out as one trace, the gateway's spans the parents of chat's SERVER span."""
+    app = EchoServer()
+    collector = start_collector(extra_args=["--storage", "memory"])
+    zipkin = f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans"
+    chat = Sidecar(BINARY, "--service", "chat", "--app-port", str(app.port), "--outbound-port", "-1",
+                   "--collector", zipkin, "--export-flush-interval", "200ms")
+    edge = Sidecar(BINARY, "--service", "edge", "--inbound-port", "-1", "--outbound-port", "-1", "--gateway-port", "0",
+                   "--route", "/=chat", "--upstream", f"chat=127.0.0.1:{chat.ports['inbound']}",
+                   "--collector", zipkin, "--export-flush-interval", "200ms")
+    try:
+        with connect(f"ws://127.0.0.1:{edge.ports['gateway']}/rooms/7") as ws:
+            ws.send("via the edge")
+            assert ws.recv(timeout=10) == "echo:via the edge"
+        assert app.closed.wait(10)
+        server = spans_of(collector, "chat", 1)[0]
+        edge_spans = spans_of(collector, "edge", 2)
+        client = next(s for s in edge_spans if s["kind"] == "CLIENT")
+        assert server["traceId"] == client["traceId"] and server["parentId"] == client["id"]
+        assert client["tags"]["http.status_code"] == "101" and server["tags"]["http.status_code"] == "101"
+    finally:
+        edge.kill()
+        chat.kill()
+        app.stop()
