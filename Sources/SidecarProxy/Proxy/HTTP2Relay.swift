@@ -699,6 +699,7 @@ enum HTTP2Fields {
         }
     }
 
+    /// The regular (non-pseudo) fields, for the same scan an HTTP/1 head gets.
     static func plain(_ headers: HPACKHeaders) -> HTTPHeaders {
         var plain = HTTPHeaders()
         for (name, value, _) in headers where !name.hasPrefix(":") {
