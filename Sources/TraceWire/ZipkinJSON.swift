@@ -47,17 +47,9 @@ public enum ZipkinJSON {
         var traceID: TraceID?
         var spanID: SpanID?
         var parentID: SpanID?
-        var kind = SpanKind.unspecified
-        var name = ""
         var timestamp: UInt64 = 0
         var duration: UInt64 = 0
-        var local: Endpoint?
-        var remote: Endpoint?
-        var events = [SpanEvent]()
-        var tags = [Attribute]()
-        var errorMessage: String?
-        var debug = false
-        var shared = false
+        var fields = ZipkinSpanFields()
 
         while let rawKey = try r.nextRawKey() {
             let member = SpanMember(rawKey)
@@ -78,28 +70,28 @@ public enum ZipkinJSON {
             case .kind:
                 let k = try r.readString()
                 switch k {
-                case "CLIENT", "client": kind = .client
-                case "SERVER", "server": kind = .server
-                case "PRODUCER", "producer": kind = .producer
-                case "CONSUMER", "consumer": kind = .consumer
-                default: kind = .unspecified
+                case "CLIENT", "client": fields.kind = .client
+                case "SERVER", "server": fields.kind = .server
+                case "PRODUCER", "producer": fields.kind = .producer
+                case "CONSUMER", "consumer": fields.kind = .consumer
+                default: fields.kind = .unspecified
                 }
             case .name:
-                name = try r.readString()
+                fields.name = try r.readString()
             case .timestamp:
                 timestamp = try readMicros(&r)
             case .duration:
                 duration = try readMicros(&r)
             case .localEndpoint:
-                local = try readEndpoint(&r)
+                fields.local = try readEndpoint(&r)
             case .remoteEndpoint:
-                remote = try readEndpoint(&r)
+                fields.remote = try readEndpoint(&r)
             case .annotations:
                 try r.beginArray()
                 var n = 0
                 while try r.nextElement() {
                     field = "annotations[\(n)]"
-                    events.append(try readAnnotation(&r))
+                    fields.events.append(try readAnnotation(&r))
                     n += 1
                 }
             case .tags:
@@ -107,7 +99,7 @@ public enum ZipkinJSON {
                 try r.beginObject()
                 // Room for a sidecar span's ~30 tags at once, instead of six doublings; trimmed below
                 // when far fewer came, since stored spans keep this array.
-                tags.reserveCapacity(32)
+                fields.tags.reserveCapacity(32)
                 while let rawTagKey = try r.nextRawKey() {
                     let (tagKey, common) = CommonStrings.tagName(rawTagKey)
                     let value: String
@@ -133,14 +125,14 @@ public enum ZipkinJSON {
                         field = "tags.\(tagKey)"
                         throw WireError("tag values must be strings")
                     }
-                    if rawTagKey.count == 5, tagKey == "error" { errorMessage = value }
-                    tags.append(Attribute(tagKey, .string(limiter.limit(value))))
+                    if rawTagKey.count == 5, tagKey == "error" { fields.errorMessage = value }
+                    fields.tags.append(Attribute(tagKey, .string(limiter.limit(value))))
                 }
-                if tags.capacity > 2 * tags.count + 8 { tags = Array(tags[...]) }
+                if fields.tags.capacity > 2 * fields.tags.count + 8 { fields.tags = Array(fields.tags[...]) }
             case .debug:
-                debug = try r.readBool()
+                fields.debug = try r.readBool()
             case .shared:
-                shared = try r.readBool()
+                fields.shared = try r.readBool()
             case .binaryAnnotations:
                 throw v1Error
             case .other:
@@ -151,28 +143,7 @@ public enum ZipkinJSON {
         guard let traceID else { field = "traceId"; throw WireError("required") }
         guard let spanID else { field = "id"; throw WireError("required") }
 
-        var serviceName = "unknown"
-        if let s = local?.serviceName, !s.isEmpty { serviceName = s }
-        local?.serviceName = nil
-        if local?.isEmpty == true { local = nil }
-
-        return Span(
-            traceID: traceID,
-            spanID: spanID,
-            parentSpanID: parentID,
-            kind: kind,
-            name: name,
-            startTimeNanos: timestamp,
-            durationNanos: duration,
-            serviceName: serviceName,
-            attributes: tags,
-            events: events,
-            status: errorMessage.map { SpanStatus.error($0) } ?? .unset,
-            localEndpoint: local,
-            remoteEndpoint: remote,
-            debug: debug,
-            shared: shared
-        )
+        return fields.span(traceID: traceID, spanID: spanID, parent: parentID, startNanos: timestamp, durationNanos: duration)
     }
 
     /// A span object's member, recognized from the key's bytes: no String is built for the

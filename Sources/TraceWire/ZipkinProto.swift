@@ -50,15 +50,7 @@ public enum ZipkinProto {
         var rawParentID: Range<Int>?
         var rawTimestamp: UInt64 = 0
         var rawDuration: UInt64 = 0
-        var kind = SpanKind.unspecified
-        var name = ""
-        var local: Endpoint?
-        var remote: Endpoint?
-        var events = [SpanEvent]()
-        var tags = [Attribute]()
-        var errorMessage: String?
-        var debug = false
-        var shared = false
+        var fields = ZipkinSpanFields()
         while let (number, type) = try r.nextField() {
             // A known field with another wire type is an unknown field to protobuf parsers
             // (C++ and SwiftProtobuf keep it aside): skipped here.
@@ -72,32 +64,32 @@ public enum ZipkinProto {
             case 3: rawSpanID = try r.lengthDelimited()
             case 4:
                 switch try r.varint() {
-                case 1: kind = .client
-                case 2: kind = .server
-                case 3: kind = .producer
-                case 4: kind = .consumer
-                default: kind = .unspecified
+                case 1: fields.kind = .client
+                case 2: fields.kind = .server
+                case 3: fields.kind = .producer
+                case 4: fields.kind = .consumer
+                default: fields.kind = .unspecified
                 }
-            case 5: name = try r.string()
+            case 5: fields.name = try r.string()
             case 6: rawTimestamp = try r.fixed64()
             case 7: rawDuration = try r.varint()
-            case 8: local = try readEndpoint(body, try r.lengthDelimited(), into: local)
-            case 9: remote = try readEndpoint(body, try r.lengthDelimited(), into: remote)
+            case 8: fields.local = try readEndpoint(body, try r.lengthDelimited(), into: fields.local)
+            case 9: fields.remote = try readEndpoint(body, try r.lengthDelimited(), into: fields.remote)
             case 10:
-                field = "annotations[\(events.count)]"
-                events.append(try readAnnotation(body, try r.lengthDelimited()))
+                field = "annotations[\(fields.events.count)]"
+                fields.events.append(try readAnnotation(body, try r.lengthDelimited()))
                 field = ""
             case 11:
-                if tags.isEmpty { tags.reserveCapacity(32) }  // a sidecar span's ~30 tags at once
+                if fields.tags.isEmpty { fields.tags.reserveCapacity(32) }  // a sidecar span's ~30 tags at once
                 let (key, value, common) = try readTag(body, try r.lengthDelimited(), limiter: &limiter, repeated: &repeated)
-                if common == CommonStrings.errorIndex || (common == nil && key == "error") { errorMessage = value }
-                tags.append(Attribute(key, .string(value)))
-            case 12: debug = try r.varint() != 0
-            case 13: shared = try r.varint() != 0
+                if common == CommonStrings.errorIndex || (common == nil && key == "error") { fields.errorMessage = value }
+                fields.tags.append(Attribute(key, .string(value)))
+            case 12: fields.debug = try r.varint() != 0
+            case 13: fields.shared = try r.varint() != 0
             default: try r.skip(type)
             }
         }
-        if tags.capacity > 2 * tags.count + 8 { tags = Array(tags[...]) }  // stored spans keep this array
+        if fields.tags.capacity > 2 * fields.tags.count + 8 { fields.tags = Array(fields.tags[...]) }  // stored spans keep this array
 
         field = "traceId"
         guard let rawTraceID else { throw WireError("required") }
@@ -118,16 +110,7 @@ public enum ZipkinProto {
         field = "duration"
         guard let duration = Micros.toNanos(rawDuration) else { throw WireError("out of range") }
         field = ""
-
-        var serviceName = "unknown"
-        if let s = local?.serviceName, !s.isEmpty { serviceName = s }
-        local?.serviceName = nil
-        if local?.isEmpty == true { local = nil }
-        return Span(
-            traceID: traceID, spanID: spanID, parentSpanID: parent, kind: kind, name: name,
-            startTimeNanos: timestamp, durationNanos: duration, serviceName: serviceName,
-            attributes: tags, events: events, status: errorMessage.map { SpanStatus.error($0) } ?? .unset,
-            localEndpoint: local, remoteEndpoint: remote, debug: debug, shared: shared)
+        return fields.span(traceID: traceID, spanID: spanID, parent: parent, startNanos: timestamp, durationNanos: duration)
     }
 
     private static func wireType(ofSpanField number: Int) -> ProtoReader.WireType? {
@@ -236,46 +219,34 @@ public enum ZipkinProto {
         guard let start = Micros.toNanos(p.timestamp) else { throw WireError("spans[\(i)].timestamp: out of range") }
         guard let duration = Micros.toNanos(p.duration) else { throw WireError("spans[\(i)].duration: out of range") }
 
-        let kind: SpanKind
+        var fields = ZipkinSpanFields()
         switch p.kind {
-        case .client: kind = .client
-        case .server: kind = .server
-        case .producer: kind = .producer
-        case .consumer: kind = .consumer
-        default: kind = .unspecified
+        case .client: fields.kind = .client
+        case .server: fields.kind = .server
+        case .producer: fields.kind = .producer
+        case .consumer: fields.kind = .consumer
+        default: fields.kind = .unspecified
         }
-
-        var attributes = [Attribute]()
-        var status = SpanStatus.unset
+        fields.name = p.name
         if !p.tags.isEmpty {
-            attributes.reserveCapacity(p.tags.count)
+            fields.tags.reserveCapacity(p.tags.count)
             // Protobuf maps are unordered; sort so decoding is deterministic.
             for (k, v) in p.tags.sorted(by: { $0.key < $1.key }) {
-                if k == "error" { status = .error(v) }
-                attributes.append(Attribute(k, .string(limiter.limit(v))))
+                if k == "error" { fields.errorMessage = v }
+                fields.tags.append(Attribute(k, .string(limiter.limit(v))))
             }
         }
-
-        var local = p.hasLocalEndpoint ? endpoint(p.localEndpoint) : nil
-        var serviceName = "unknown"
-        if let s = local?.serviceName, !s.isEmpty { serviceName = s }
-        local?.serviceName = nil
-        if local?.isEmpty == true { local = nil }
-        let remote = p.hasRemoteEndpoint ? endpoint(p.remoteEndpoint) : nil
-
-        var events = [SpanEvent]()
+        fields.local = p.hasLocalEndpoint ? endpoint(p.localEndpoint) : nil
+        fields.remote = p.hasRemoteEndpoint ? endpoint(p.remoteEndpoint) : nil
         for (n, a) in p.annotations.enumerated() {
             guard let t = Micros.toNanos(a.timestamp) else {
                 throw WireError("spans[\(i)].annotations[\(n)].timestamp: out of range")
             }
-            events.append(ZipkinJSON.event(timeNanos: t, annotation: a.value))
+            fields.events.append(ZipkinJSON.event(timeNanos: t, annotation: a.value))
         }
-
-        return Span(
-            traceID: traceID, spanID: spanID, parentSpanID: parent, kind: kind, name: p.name,
-            startTimeNanos: start, durationNanos: duration, serviceName: serviceName,
-            attributes: attributes, events: events, status: status,
-            localEndpoint: local, remoteEndpoint: remote, debug: p.debug, shared: p.shared)
+        fields.debug = p.debug
+        fields.shared = p.shared
+        return fields.span(traceID: traceID, spanID: spanID, parent: parent, startNanos: start, durationNanos: duration)
     }
 
     private static func endpoint(_ e: Zipkin_Proto3_Endpoint) -> Endpoint? {
