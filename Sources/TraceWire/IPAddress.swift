@@ -42,27 +42,7 @@ public enum IPAddress {
     }
 
     static func ipv4Bytes(_ text: String) -> [UInt8]? {
-        var out = [UInt8]()
-        out.reserveCapacity(4)
-        var value = 0
-        var digits = 0
-        for c in text.utf8 {
-            if c == UInt8(ascii: ".") {
-                guard digits > 0, out.count < 3 else { return nil }
-                out.append(UInt8(value))
-                value = 0
-                digits = 0
-            } else if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
-                value = value * 10 + Int(c - UInt8(ascii: "0"))
-                digits += 1
-                guard value <= 255, digits <= 3 else { return nil }
-            } else {
-                return nil
-            }
-        }
-        guard digits > 0, out.count == 3 else { return nil }
-        out.append(UInt8(value))
-        return out
+        ipv4Value(text[...]).map { v in [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     }
 
     /// RFC 5952 text: lower-case, leading zeros dropped, the longest run (>= 2) of zero groups as "::".
