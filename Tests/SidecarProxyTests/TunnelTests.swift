@@ -101,6 +101,27 @@ import TraceModel
         #expect(hop.isTunnel)
     }
 
+    /// A CONNECT to a mesh service is watched for the HTTP/2 preface (gRPC through
+    /// `http_proxy`); bytes that only start like it, in pieces, are still a tunnel, whole.
+    @Test func aConnectToAServiceThatIsNotHTTP2StaysATunnel() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await sidecar { $0.upstreams = [UpstreamService(name: "echo", host: "127.0.0.1", port: target.port)] }
+        defer { Task { await target.close(); await proxy.stop() } }
+        let client = try await RawClient(group: group, port: proxy.outboundPort)
+        try await client.send("CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\n")
+        #expect(await eventually { client.text == Self.established })
+        #expect(proxy.telemetry.tunnelsOpened == 0, "not counted while the first bytes may still be a preface")
+        try await client.send("PRI * HT")
+        try await client.send("TP/1.1 not h2")
+        #expect(await eventually { client.text == Self.established + "PRI * HTTP/1.1 not h2" }, "got \(client.text.debugDescription)")
+        #expect(proxy.telemetry.tunnelsOpened == 1)
+        await client.close()
+        #expect(await eventually { proxy.hops(.outbound).count == 1 })
+        let hop = try #require(proxy.hops(.outbound).first)
+        #expect(hop.isTunnel && hop.method == "CONNECT" && hop.upstreamCluster == "outbound|7||echo")
+        #expect(hop.requestBytes == 21 && hop.responseBytes == 21)
+    }
+
     /// An open tunnel's bytes reach the TCP metrics every reporting interval (Istio's
     /// `tcp_reporting_duration`), not only when it closes; the closing record counts the rest.
     @Test func anOpenTunnelReportsItsBytesPeriodically() async throws {

@@ -170,3 +170,40 @@ def test_a_call_past_the_request_timeout_is_deadline_exceeded(grpc_app, start_co
         assert slow["response_flags"] == "UT" and slow["grpc.status_code"] == "4" and slow["error"] == "true", slow
     finally:
         sidecar.kill()
+
+
+def test_grpc_through_http_proxy_is_relayed_call_by_call(grpc_app, start_collector):
+    """A gRPC client that reaches `reports:50051` through `http_proxy` (grpcio's default when
+    the variable is set, and what `meshtrace up` sets for every app) opens a CONNECT tunnel to
+    the outbound listener. Its calls are still read one by one: a CLIENT span per call on the
+    caller's sidecar, the parent of the SERVER span on the callee's, and no tunnel span."""
+    app_port, seen = grpc_app
+    collector = start_collector(extra_args=["--storage", "memory"])
+    zipkin = f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans"
+    reports = Sidecar(BINARY, "--service", "reports", "--app-port", str(app_port), "--outbound-port", "-1",
+                      "--collector", zipkin, "--export-flush-interval", "200ms")
+    caller = Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1",
+                     "--upstream", f"reports=127.0.0.1:{reports.ports['inbound']}",
+                     "--collector", zipkin, "--export-flush-interval", "200ms")
+    try:
+        options = [("grpc.enable_http_proxy", 1), ("grpc.http_proxy", caller.url("outbound"))]
+        with grpc.insecure_channel("reports:50051", options=options) as channel:
+            assert channel.unary_unary("/demo.Reports/Get")(b"1", timeout=10) == b"report:1"
+            assert list(channel.unary_stream("/demo.Reports/List")(b"", timeout=10)) == [b"item-0", b"item-1", b"item-2"]
+        # Whole traces come back for either service: each side's own spans by their endpoint.
+        everything = spans_of(collector, "frontend", 4)
+        clients = [s for s in everything if s["localEndpoint"]["serviceName"] == "frontend"]
+        servers = [s for s in everything if s["localEndpoint"]["serviceName"] == "reports"]
+        assert sorted(s["name"] for s in clients) == ["POST /demo.Reports/Get", "POST /demo.Reports/List"], clients
+        assert all(s["kind"] == "CLIENT" and s["tags"]["rpc.system"] == "grpc" for s in clients), clients
+        assert all(s["tags"]["upstream_cluster"] == "outbound|50051||reports" for s in clients), clients
+        by_parent = {s["parentId"]: s for s in servers}
+        for client in clients:
+            assert client["id"] in by_parent, "each call's SERVER span hangs off its CLIENT span"
+            assert by_parent[client["id"]]["name"] == client["name"]
+        metrics = requests.get(caller.url("metrics", "/stats/prometheus"), timeout=5).text
+        assert "istio_tcp_connections_opened_total{" not in metrics, "no tunnel was counted"
+        assert any(l.startswith("istio_requests_total{") and 'request_protocol="grpc"' in l for l in metrics.splitlines()), metrics
+    finally:
+        caller.kill()
+        reports.kill()

@@ -20,6 +20,14 @@ struct HTTP2PrefaceProbe {
     /// Once decided, the probe has nothing more to say about this connection.
     private(set) var decided = false
 
+    /// Gives up waiting: the bytes held so far (a prefix of the preface), for whoever reads the
+    /// connection instead.
+    mutating func release() -> ByteBuffer? {
+        decided = true
+        defer { held = nil }
+        return held
+    }
+
     mutating func inspect(_ input: ByteBuffer) -> Verdict {
         var bytes = input
         if var earlier = held {

@@ -55,6 +55,10 @@ final class Exchange {
     var tunnelReport: Scheduled<Void>?
     /// Client bytes that arrived before the tunnel's target answered.
     var tunnelPending: [ByteBuffer] = []
+    /// A CONNECT to a service of the mesh (its route), whose first bytes are watched for the
+    /// HTTP/2 preface: gRPC clients reach `host:port` through `http_proxy` this way.
+    var connectRoute: Route?
+    var connectPreface: HTTP2PrefaceProbe?
     /// A WebSocket handshake: relayed as a tunnel whose first bytes are the request head, the
     /// answer read only for its status line (101 when the app switched).
     var isUpgrade = false
@@ -421,6 +425,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             ex.target = target
             if head.method.isCONNECT {
+                ex.connectRoute = route
                 openTunnel(ex, to: target)
                 return
             }
@@ -445,7 +450,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             ex.hop.requestBytes += buffer.readableBytes
             if ex.discarding { return }
             if ex.isTunnel {
-                if let tunnel = ex.tunnel { tunnel.write(buffer) } else { ex.tunnelPending.append(buffer) }
+                if ex.tunnel != nil { tunnelClientBytes(buffer, ex) } else { ex.tunnelPending.append(buffer) }
                 return
             }
             if ex.replayable {
@@ -998,14 +1003,19 @@ extension ProxyHandler: TunnelDelegate {
             ex.hop.statusCode = 200
             ex.hop.isTunnel = true
             ex.responseStarted = true
-            runtime.telemetry.tunnelOpened(ex.hop)
-            scheduleTunnelReport(ex)
+            if ex.connectRoute?.clusterName?.hasPrefix("outbound|") == true {
+                // A service of the mesh: the client's first bytes say whether this is gRPC.
+                ex.connectPreface = HTTP2PrefaceProbe()
+            } else {
+                tunnelOpened(ex)
+            }
             send(.head(HTTPResponseHead(version: ex.requestVersion, status: .custom(code: 200, reasonPhrase: "Connection Established"))),
                  method: .CONNECT)
             context.flush()
-            for bytes in ex.tunnelPending { tunnel.write(bytes) }
+            let pending = ex.tunnelPending
             ex.tunnelPending = []
-            tunnel.flush()
+            for bytes in pending { tunnelClientBytes(bytes, ex) }
+            ex.tunnel?.flush()
             timeouts?.phase(.headReceived)
             resumeDownstreamReads()
         }
@@ -1054,8 +1064,60 @@ extension ProxyHandler: TunnelDelegate {
         }
     }
 
+    /// The tunnel is a tunnel (not gRPC to relay call by call): it counts as opened, and its
+    /// bytes are reported while it lasts.
+    private func tunnelOpened(_ ex: Exchange) {
+        runtime.telemetry.tunnelOpened(ex.hop)
+        scheduleTunnelReport(ex)
+    }
+
+    /// Client bytes for an open tunnel. While a CONNECT to a mesh service is undecided they go
+    /// through the preface probe first: the HTTP/2 preface turns the connection into an HTTP/2
+    /// relay to that service (a span per call, as on an egress listener), anything else is a
+    /// tunnel as usual.
+    private func tunnelClientBytes(_ bytes: ByteBuffer, _ ex: Exchange) {
+        guard var probe = ex.connectPreface else {
+            ex.tunnel?.write(bytes)
+            return
+        }
+        let verdict = probe.inspect(bytes)
+        ex.connectPreface = probe
+        switch verdict {
+        case .undecided:
+            return
+        case .http1(let held):
+            ex.connectPreface = nil
+            tunnelOpened(ex)
+            ex.tunnel?.write(held)
+        case .http2(let held):
+            ex.connectPreface = nil
+            relayTunnelAsHTTP2(ex, held)
+        }
+    }
+
+    /// gRPC (h2c) inside a CONNECT to a mesh service: the raw connection opened for the tunnel
+    /// closes unused, the CONNECT itself is no span (the calls are, each its own), and the
+    /// client's connection is read as HTTP/2 from here, as a per-upstream egress listener's is.
+    private func relayTunnelAsHTTP2(_ ex: Exchange, _ bytes: ByteBuffer) {
+        guard let route = ex.connectRoute, case .forward(let target) = route.outcome else { return }
+        ex.responseDone = true
+        ex.requestEnded = true
+        ex.recorded = true
+        runtime.stats.requestFinished(flags: [])  // balances the CONNECT's requestStarted
+        cleanup(ex)
+        exchange = nil
+        relayHTTP2(bytes, route: route, target: target, snapshot: ex.snapshot)
+    }
+
     func tunnelReceived(_ bytes: ByteBuffer) {
         guard let ex = exchange, ex.isTunnel, let context else { return }
+        if var probe = ex.connectPreface {
+            // The target spoke first: not gRPC. What the client sent so far goes to it.
+            ex.connectPreface = nil
+            tunnelOpened(ex)
+            if let held = probe.release() { ex.tunnel?.write(held) }
+            ex.tunnel?.flush()
+        }
         if ex.isUpgrade {
             ex.responseStarted = true
             readUpgradeStatus(bytes, ex)
@@ -1098,7 +1160,6 @@ extension ProxyHandler: TunnelDelegate {
     /// or a per-upstream egress listener's upstream, over one HTTP/2 connection opened with it.
     /// This handler only passes the connection's bytes on from here.
     fileprivate func startHTTP2(_ bytes: ByteBuffer) {
-        guard let context else { return }
         keepAlive = false
         let snapshot = runtime.configuration.snapshot
         let route = Router.http2Route(direction: runtime.direction, snapshot: snapshot)
@@ -1106,6 +1167,14 @@ extension ProxyHandler: TunnelDelegate {
             refuseHTTP2(route, snapshot: snapshot, bytes: bytes)
             return
         }
+        relayHTTP2(bytes, route: route, target: target, snapshot: snapshot)
+    }
+
+    /// The connection's bytes from here on belong to NIO's HTTP/2 handler, with each stream
+    /// relayed to `target` over one HTTP/2 connection.
+    private func relayHTTP2(_ bytes: ByteBuffer, route: Route, target: UpstreamTarget, snapshot: ConfigurationBox.Snapshot) {
+        guard let context else { return }
+        keepAlive = false
         // Streams are long-lived and may be quiet for a long time: the connection keeps its own
         // idle timer (no stream open), not the HTTP/1 header and body timers.
         timeouts?.phase(.requestComplete)
