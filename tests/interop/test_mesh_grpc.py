@@ -55,6 +55,15 @@ collector:
     assert server["references"][0]["spanID"] == client["spanID"], "the CLIENT span is the SERVER span's parent"
     tags = {t["key"]: t["value"] for t in server["tags"]}
     assert str(tags["grpc.status_code"]) == "0" and tags["rpc.system"] == "grpc"
+    # The call by name went through http_proxy as a CONNECT tunnel, and is still a pair.
+    mesh.wait_for(r"called by name ok: report:8")
+
+    def pairs():
+        traces = mesh.traces("caller", now - 600_000_000, now + 60_000_000)
+        found = [t for t in traces if spans_by_service(t).get(("caller", "client")) and spans_by_service(t).get(("reports", "server"))]
+        return found if len(found) >= 2 else None
+
+    wait_until(pairs, timeout=30, message="the by-name call's CLIENT and SERVER spans too")
     # `health: tcp` makes the gRPC server healthy (an HTTP/1 probe never would).
     wait_until(lambda: all(s["healthy"] for s in mesh.status()["services"] if s["name"] in ("caller", "reports")),
                timeout=20, message="both services healthy")
