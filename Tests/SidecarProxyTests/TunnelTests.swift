@@ -122,6 +122,21 @@ import TraceModel
         #expect(hop.requestBytes == 21 && hop.responseBytes == 21)
     }
 
+    /// A CONNECT to a mesh service that closes before sending a byte is still a tunnel that
+    /// opened and closed: the TCP counts stay paired.
+    @Test func aConnectToAServiceClosedBeforeAnyByteIsCountedOnce() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await sidecar { $0.upstreams = [UpstreamService(name: "echo", host: "127.0.0.1", port: target.port)] }
+        defer { Task { await target.close(); await proxy.stop() } }
+        let client = try await RawClient(group: group, port: proxy.outboundPort)
+        try await client.send("CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\n")
+        #expect(await eventually { client.text == Self.established })
+        await client.close()
+        #expect(await eventually { proxy.hops(.outbound).count == 1 })
+        #expect(proxy.telemetry.tunnelsOpened == 1)
+        #expect(proxy.hops(.outbound).first?.isTunnel == true)
+    }
+
     /// An open tunnel's bytes reach the TCP metrics every reporting interval (Istio's
     /// `tcp_reporting_duration`), not only when it closes; the closing record counts the rest.
     @Test func anOpenTunnelReportsItsBytesPeriodically() async throws {

@@ -1240,6 +1240,12 @@ extension ProxyHandler: TunnelDelegate {
 
     /// Either end closed: the tunnel's span and metrics are recorded over its whole life.
     private func endTunnel(_ ex: Exchange) {
+        if ex.connectPreface != nil {
+            // Closed before its first bytes told what it carried: a tunnel all the same, opened
+            // and closed, so the TCP counts stay paired.
+            ex.connectPreface = nil
+            runtime.telemetry.tunnelOpened(ex.hop)
+        }
         ex.responseDone = true
         ex.requestEnded = true
         ex.endMono = Clock.monoNanos()
