@@ -87,7 +87,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     var maxPendingRequests: String?
     @Option(name: .customLong("max-idle-per-upstream"), help: "Idle keep-alive connections per upstream per thread (default 64).")
     var maxIdlePerUpstream: String?
-    @Option(name: .customLong("max-downstream-connections"), help: "Cap on client connections (default 10000).")
+    @Option(name: .customLong("max-downstream-connections"), help: "Cap on client connections (default 10000; lowered at start to what the open-file limit can pair with upstream connections).")
     var maxDownstreamConnections: String?
     @Option(name: .customLong("max-header-bytes"), help: "Largest request header block; larger gets 431 (default 65536).")
     var maxHeaderBytes: String?

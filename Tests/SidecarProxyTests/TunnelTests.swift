@@ -101,15 +101,21 @@ import TraceModel
         #expect(hop.isTunnel)
     }
 
-    /// A CONNECT to a mesh service is watched for the HTTP/2 preface (gRPC through
-    /// `http_proxy`); bytes that only start like it, in pieces, are still a tunnel, whole.
-    @Test func aConnectToAServiceThatIsNotHTTP2StaysATunnel() async throws {
+    /// A tunnel to `echo`, a mesh service (an upstream the sidecar knows by name), established.
+    func tunnelToEchoService() async throws -> (EchoTCP, TestSidecar, RawClient) {
         let target = try await EchoTCP(group: group)
         let proxy = try await sidecar { $0.upstreams = [UpstreamService(name: "echo", host: "127.0.0.1", port: target.port)] }
-        defer { Task { await target.close(); await proxy.stop() } }
         let client = try await RawClient(group: group, port: proxy.outboundPort)
         try await client.send("CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\n")
         #expect(await eventually { client.text == Self.established })
+        return (target, proxy, client)
+    }
+
+    /// A CONNECT to a mesh service is watched for the HTTP/2 preface (gRPC through
+    /// `http_proxy`); bytes that only start like it, in pieces, are still a tunnel, whole.
+    @Test func aConnectToAServiceThatIsNotHTTP2StaysATunnel() async throws {
+        let (target, proxy, client) = try await tunnelToEchoService()
+        defer { Task { await target.close(); await proxy.stop() } }
         #expect(proxy.telemetry.tunnelsOpened == 0, "not counted while the first bytes may still be a preface")
         try await client.send("PRI * HT")
         try await client.send("TP/1.1 not h2")
@@ -125,12 +131,8 @@ import TraceModel
     /// A CONNECT to a mesh service that closes before sending a byte is still a tunnel that
     /// opened and closed: the TCP counts stay paired.
     @Test func aConnectToAServiceClosedBeforeAnyByteIsCountedOnce() async throws {
-        let target = try await EchoTCP(group: group)
-        let proxy = try await sidecar { $0.upstreams = [UpstreamService(name: "echo", host: "127.0.0.1", port: target.port)] }
+        let (target, proxy, client) = try await tunnelToEchoService()
         defer { Task { await target.close(); await proxy.stop() } }
-        let client = try await RawClient(group: group, port: proxy.outboundPort)
-        try await client.send("CONNECT echo:7 HTTP/1.1\r\nHost: echo:7\r\n\r\n")
-        #expect(await eventually { client.text == Self.established })
         await client.close()
         #expect(await eventually { proxy.hops(.outbound).count == 1 })
         #expect(proxy.telemetry.tunnelsOpened == 1)
