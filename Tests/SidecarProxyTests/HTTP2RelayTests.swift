@@ -196,6 +196,46 @@ import TraceModel
         func close() async { try? await channel.close() }
     }
 
+    /// Drops the proxy's `HTTP/1.1 200 Connection Established` head, then passes bytes on: an
+    /// HTTP/2 client behind it talks through a CONNECT tunnel.
+    final class ConnectResponseStripper: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias InboundOut = ByteBuffer
+        private var head = ByteBuffer()
+        private var done = false
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            guard !done else {
+                context.fireChannelRead(data)
+                return
+            }
+            head.writeBuffer(&bytes)
+            guard let end = String(buffer: head).range(of: "\r\n\r\n") else { return }
+            done = true
+            let skip = String(buffer: head)[..<end.upperBound].utf8.count
+            head.moveReaderIndex(forwardBy: skip)
+            if head.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(head)) }
+        }
+    }
+
+    /// An h2c client that reaches `authority` with CONNECT through the outbound listener, sending
+    /// its preface right behind the CONNECT, before the proxy has answered.
+    static func connectThroughProxy(group: any EventLoopGroup, port: Int, authority: String) async throws -> Client {
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        let goAway = Locked(false)
+        let multiplexer = try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(ConnectResponseStripper())
+            channel.write(ByteBuffer(string: "CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n\r\n"), promise: nil)
+            let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+            ) { $0.close() }
+            channel.flush()
+            return NIOLoopBound(multiplexer, eventLoop: channel.eventLoop)
+        }.get()
+        return Client(channel: channel, multiplexer: multiplexer, goAway: goAway)
+    }
+
     static func grpcCall(_ path: String, extra: [(String, String)] = []) -> HPACKHeaders {
         var headers: HPACKHeaders = [
             ":method": "POST", ":scheme": "http", ":authority": "reports:50051", ":path": path,
@@ -489,6 +529,28 @@ import TraceModel
         #expect(await eventually { proxy.hops(.inbound).count == 1 })
         #expect(proxy.hops(.inbound).first?.responseFlags == ["UO"])
         #expect(proxy.server.clusters.all.first?.snapshot.pending == 0)
+    }
+
+    /// gRPC through CONNECT (what `http_proxy` makes grpcio do): the outbound listener reads the
+    /// tunnel as HTTP/2 and relays each call, even when the preface and the first call came
+    /// before the proxy's 200.
+    @Test func grpcInsideAConnectToAServiceIsRelayedCallByCall() async throws {
+        let app = try await App(group: group)
+        let proxy = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "frontend"
+            c.inboundPort = -1
+            c.upstreams = [UpstreamService(name: "reports", host: "127.0.0.1", port: app.port)]
+        }
+        let client = try await Self.connectThroughProxy(group: group, port: proxy.outboundPort, authority: "reports:50051")
+        defer { Task { await client.close(); await proxy.stop(); await app.close() } }
+        #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "one").grpcStatus == "0")
+        #expect(try await client.call(Self.grpcCall("/echo.Echo/Fail")).grpcStatus == "5")
+        #expect(await eventually { proxy.hops(.outbound).count == 2 })
+        let hops = proxy.hops(.outbound)
+        #expect(hops.map(\.path) == ["/echo.Echo/Say", "/echo.Echo/Fail"])
+        #expect(hops.allSatisfy { $0.isGRPC && !$0.isTunnel && $0.upstreamCluster == "outbound|50051||reports" })
+        #expect(proxy.telemetry.tunnelsOpened == 0, "no tunnel: the calls are the spans")
+        #expect(app.seen.withLock { $0.first?.first(name: "traceparent") } != nil, "the app got this hop's context")
     }
 
     /// The client cancelling a call resets the app's stream too, and the hop ends DR.

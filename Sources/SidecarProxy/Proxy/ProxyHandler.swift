@@ -1014,7 +1014,13 @@ extension ProxyHandler: TunnelDelegate {
             context.flush()
             let pending = ex.tunnelPending
             ex.tunnelPending = []
-            for bytes in pending { tunnelClientBytes(bytes, ex) }
+            for bytes in pending {
+                if http2 != nil {
+                    context.fireChannelRead(NIOAny(bytes))  // an earlier piece began HTTP/2: the rest is its
+                } else {
+                    tunnelClientBytes(bytes, ex)
+                }
+            }
             ex.tunnel?.flush()
             timeouts?.phase(.headReceived)
             resumeDownstreamReads()
