@@ -139,6 +139,28 @@ import TraceModel
         #expect(proxy.hops(.outbound).first?.isTunnel == true)
     }
 
+    /// Tunnels are connections to their target like pooled ones: past `maxConnections` a CONNECT
+    /// gets 503 UO without a connect, and a closed tunnel gives its slot back.
+    @Test func tunnelsCountAgainstTheConnectionLimit() async throws {
+        let target = try await EchoTCP(group: group)
+        let proxy = try await sidecar { $0.maxConnections = 1 }
+        defer { Task { await target.close(); await proxy.stop() } }
+        let connect = "CONNECT 127.0.0.1:\(target.port) HTTP/1.1\r\nHost: 127.0.0.1:\(target.port)\r\n\r\n"
+        let first = try await RawClient(group: group, port: proxy.outboundPort)
+        try await first.send(connect)
+        #expect(await eventually { first.text == Self.established })
+        let second = try await RawClient(group: group, port: proxy.outboundPort)
+        try await second.send(connect)
+        #expect(await eventually { second.text.hasPrefix("HTTP/1.1 503") && second.isClosed }, "got \(second.text.debugDescription)")
+        #expect(second.text.contains("x-meshtrace-response-flags: UO"))
+        await first.close()
+        #expect(await eventually { proxy.server.clusters.all.first?.snapshot.connections == 0 })
+        let third = try await RawClient(group: group, port: proxy.outboundPort)
+        defer { Task { await third.close() } }
+        try await third.send(connect + "ping")
+        #expect(await eventually { third.text == Self.established + "ping" })
+    }
+
     /// An open tunnel's bytes reach the TCP metrics every reporting interval (Istio's
     /// `tcp_reporting_duration`), not only when it closes; the closing record counts the rest.
     @Test func anOpenTunnelReportsItsBytesPeriodically() async throws {

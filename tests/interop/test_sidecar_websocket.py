@@ -137,3 +137,37 @@ def test_a_websocket_through_the_gateway_and_the_inbound_sidecar(start_collector
         edge.kill()
         chat.kill()
         app.stop()
+
+
+def test_websocket_sessions_count_against_the_connection_limit():
+    """Each session holds a connection to the app, so --max-connections bounds open sessions:
+    past it the handshake gets 503 UO, and a closed session frees its slot."""
+    app = EchoServer()
+    sidecar = Sidecar(BINARY, "--service", "chat", "--app-port", str(app.port), "--outbound-port", "-1",
+                      "--exporter", "none", "--max-connections", "1")
+    url = f"ws://127.0.0.1:{sidecar.ports['inbound']}/rooms/1"
+    try:
+        with connect(url) as first:
+            first.send("hi")
+            assert first.recv(timeout=10) == "echo:hi"
+            try:
+                connect(url, open_timeout=10).close()
+                raise AssertionError("a second session should have been refused")
+            except Exception as e:  # websockets raises InvalidStatus carrying the response
+                response = getattr(e, "response", None)
+                assert response is not None and response.status_code == 503, repr(e)
+                assert response.headers.get("x-meshtrace-response-flags") == "UO"
+        # The first session closed: its connection (and slot) goes with it.
+        wait_until(lambda: _try_session(url), timeout=10, message="a new session once the first closed")
+    finally:
+        sidecar.kill()
+        app.stop()
+
+
+def _try_session(url):
+    try:
+        with connect(url, open_timeout=5) as ws:
+            ws.send("again")
+            return ws.recv(timeout=5) == "echo:again"
+    except Exception:
+        return False

@@ -980,11 +980,32 @@ extension ProxyHandler: TunnelDelegate {
     /// Connects to the target; on success answers 200 and from then on passes bytes both ways.
     /// A refused or timed-out connect answers 503 UF or 504 UT, as for any upstream.
     fileprivate func openTunnel(_ ex: Exchange, to target: UpstreamTarget) {
-        guard let context else { return }
         ex.isTunnel = true
-        let connecting = TunnelHandler.connect(on: context.eventLoop, to: target, timeout: poolLimits(ex.snapshot).connectTimeout)
-        connecting.assumeIsolated().whenComplete { [self] result in
+        connectDedicated(ex, to: target) { [self] result in
             self.tunnelConnected(result, ex)
+        }
+    }
+
+    /// A connection of the exchange's own to `target` (a tunnel, a WebSocket), counted against
+    /// the upstream's circuit breaker as pooled ones are: long-lived connections are what
+    /// `--max-connections` is for. Past it the request gets 503 `UO`, and no connect.
+    private func connectDedicated(
+        _ ex: Exchange, to target: UpstreamTarget, done: @escaping (Result<(any Channel, TunnelHandler), any Error>) -> Void
+    ) {
+        guard let context else { return }
+        let cluster = runtime.clusters.cluster(for: target)
+        let max = ex.snapshot.config.maxConnections
+        guard cluster.tryReserveConnection(max: max) else {
+            localReply(ex, status: .serviceUnavailable, flags: ["UO"], reason: "upstream overflow: \(max) connections to \(target.address) already open")
+            return
+        }
+        let connecting = TunnelHandler.connect(on: context.eventLoop, to: target, timeout: poolLimits(ex.snapshot).connectTimeout)
+        connecting.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let (channel, _)): channel.closeFuture.whenComplete { _ in cluster.releaseConnection() }
+            case .failure: cluster.releaseConnection()
+            }
+            done(result)
         }
     }
 
@@ -1031,12 +1052,10 @@ extension ProxyHandler: TunnelDelegate {
     /// protocols is never pooled again): the request head first, then the client's bytes as they
     /// come, and the target's bytes back as they come. Only the answer's status line is read.
     fileprivate func openUpgrade(_ ex: Exchange, to target: UpstreamTarget) {
-        guard let context else { return }
         ex.isTunnel = true
         ex.isUpgrade = true
         ex.tunnelPending = [ex.upstreamHead.bytes]
-        let connecting = TunnelHandler.connect(on: context.eventLoop, to: target, timeout: poolLimits(ex.snapshot).connectTimeout)
-        connecting.assumeIsolated().whenComplete { [self] result in
+        connectDedicated(ex, to: target) { [self] result in
             guard self.exchange === ex, !ex.responseDone, !self.inactive else {
                 if case .success(let (channel, _)) = result { channel.close(promise: nil) }
                 return
