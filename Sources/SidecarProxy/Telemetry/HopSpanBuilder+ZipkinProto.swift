@@ -11,11 +11,7 @@ extension HopSpanBuilder {
         let name = w.beginMessage(field: 5)
         w.append(hop.method)
         w.append(" ")
-        if let route = configuration.naming.untemplatedRoute(hop.path) {
-            w.append(route)
-        } else {
-            w.append(configuration.naming.route(hop.path))
-        }
+        configuration.naming.withRoute(hop.path) { w.append($0) }
         w.endMessage(name)
         if hop.startNanos >= 1_000 { w.fixed64(field: 6, hop.startNanos / 1_000) }
         let duration = max(hop.durationNanos, 1_000)

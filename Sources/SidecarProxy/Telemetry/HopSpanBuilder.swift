@@ -62,11 +62,7 @@ public struct HopSpanBuilder: Sendable {
         w.beginString()
         w.appendStringContent(hop.method)
         w.appendStringContent(" ")
-        if let route = configuration.naming.untemplatedRoute(hop.path) {
-            w.appendStringContent(route)
-        } else {
-            w.appendStringContent(configuration.naming.route(hop.path))
-        }
+        configuration.naming.withRoute(hop.path) { w.appendStringContent($0) }
         w.endString()
         if hop.startNanos > 0 {
             w.key(unescaped: "timestamp")

@@ -33,6 +33,13 @@ public struct SpanNaming: Sendable, Hashable {
         return out
     }
 
+    /// `route(path)` lent to `body`: the path's own bytes when no segment is templated (the
+    /// common case, with no String built), otherwise the templated route. For span writers.
+    public func withRoute<R>(_ path: String, _ body: (Substring) -> R) -> R {
+        if let plain = untemplatedRoute(path) { return body(plain) }
+        return body(route(path)[...])
+    }
+
     /// The route when no segment needs `{id}`: a slice of `path` (the common case), so the
     /// sidecar's span writer copies it without building a string. nil when templating applies.
     public func untemplatedRoute(_ path: String) -> Substring? {
