@@ -3,6 +3,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -14,6 +15,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("MESHTRACE_BIN", os.path.join(ROOT, ".build", "debug", "meshtrace"))
 LISTENING = re.compile(r"meshtrace collector listening")
 PORT_KEYS = {"zipkin": "zipkin", "otlp_http": "otlp", "query": "query", "admin": "admin"}
+
+
+_held_sockets = []
+
+
+def refused_port():
+    """A port where connections are refused for the rest of the run: bound, never listening, and
+    held open, so neither another listener nor a connect's own source port can take it (a port
+    merely found free and released can be both, and once was in CI)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _held_sockets.append(s)
+    return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):

@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import BINARY, get_json, wait_until
+from conftest import BINARY, get_json, refused_port, wait_until
 from sidecar.procs import EchoApp, Sidecar
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$")
@@ -215,18 +215,10 @@ def test_b3_input_is_continued(mesh, monkeypatch):
     assert {s["parentId"] for s in spans if s["kind"] == "CLIENT"} == {"a2fb4a1d1a96d312"}
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_unreachable_upstream_is_503_uf_in_span_and_metrics(procs, start_collector):
     collector = start_collector(extra_args=["--storage", "memory"])
     sidecar = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1",
-                            "--upstream", f"dead=127.0.0.1:{closed_port()}",
+                            "--upstream", f"dead=127.0.0.1:{refused_port()}",
                             "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}"))
     trace_id = uuid.uuid4().hex
     r = requests.get("http://dead/x", proxies={"http": sidecar.url("outbound")},

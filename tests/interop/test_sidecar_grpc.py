@@ -2,26 +2,19 @@
 grpcio on both ends, spans in a real collector, Istio's metrics scraped as Prometheus text.
 Every call is its own SERVER span (as Envoy makes them), with the caller's trace continued and
 this hop's context handed to the app."""
-import socket
 from concurrent import futures
 
 import grpc
 import pytest
 import requests
 
-from conftest import BINARY, wait_until
+from conftest import BINARY, refused_port, wait_until
 from sidecar.procs import Sidecar
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 # The proxy is the peer here: grpcio must not go through an HTTP proxy from the environment.
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -130,7 +123,7 @@ def test_grpc_calls_through_the_inbound_sidecar_are_spans_with_grpc_status(grpc_
 
 def test_an_unreachable_grpc_app_is_unavailable_and_an_error_span(start_collector):
     collector = start_collector(extra_args=["--storage", "memory"])
-    sidecar = Sidecar(BINARY, "--service", "reports", "--app-port", str(free_port()), "--outbound-port", "-1",
+    sidecar = Sidecar(BINARY, "--service", "reports", "--app-port", str(refused_port()), "--outbound-port", "-1",
                       "--collector", f"http://127.0.0.1:{collector.ports['zipkin']}/api/v2/spans", "--export-flush-interval", "200ms")
     try:
         with grpc.insecure_channel(f"127.0.0.1:{sidecar.ports['inbound']}", options=CHANNEL_OPTIONS) as channel:

@@ -131,7 +131,8 @@ final class HTTP2Connection {
             .connect(host: target.host, port: target.port)
             .assumeIsolated()
             .flatMapThrowing { channel in
-                (channel, try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer())
+                try SelfConnection.refuse(channel)
+                return (channel, try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer())
             }
             .whenComplete { [self] result in self.connected(result) }
     }

@@ -32,7 +32,10 @@ final class TunnelHandler: ChannelInboundHandler, ChannelOutboundHandler {
             }
             .connect(host: target.host, port: target.port)
             .assumeIsolated()
-            .flatMapThrowing { channel in (channel, try channel.pipeline.syncOperations.handler(type: TunnelHandler.self)) }
+            .flatMapThrowing { channel in
+                try SelfConnection.refuse(channel)
+                return (channel, try channel.pipeline.syncOperations.handler(type: TunnelHandler.self))
+            }
             .nonisolated()
     }
 

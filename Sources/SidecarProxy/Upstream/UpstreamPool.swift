@@ -285,6 +285,7 @@ final class UpstreamPool {
         let cluster = self.cluster
         let address = target.address
         return connecting.assumeIsolated().flatMapThrowing { channel -> UpstreamConnection in
+            try SelfConnection.refuse(channel)
             channel.closeFuture.whenComplete { _ in cluster.releaseConnection() }
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
             let remote = channel.remoteAddress.map(Self.describe) ?? address
@@ -369,5 +370,21 @@ public final class PoolRegistry: Sendable {
         for entry in all {
             entry.loop.execute { entry.pools.value.closeAll() }
         }
+    }
+}
+
+/// A TCP connect to a local port nobody listens on can meet itself: when the kernel picks that
+/// same port as the source (both in the ephemeral range), the handshake completes with no server
+/// at all, and the proxy would talk to its own socket. Retrying a dead local app makes it likely
+/// enough to have failed a CI run. Such a connection is closed and reported as the refusal it is.
+enum SelfConnection {
+    struct Refused: Error, CustomStringConvertible {
+        var description: String { "connection refused (the connect met itself: nothing listens there)" }
+    }
+
+    static func refuse(_ channel: any Channel) throws {
+        guard let local = channel.localAddress, let remote = channel.remoteAddress, local == remote else { return }
+        channel.close(promise: nil)
+        throw Refused()
     }
 }
