@@ -81,8 +81,9 @@ struct ProtoReader {
     }
 
     /// Passes over a field this reader does not use (unknown fields are allowed, as protobuf
-    /// allows them).
-    mutating func skip(_ type: WireType) throws(WireError) {
+    /// allows them), groups included: a proto2-era group is skipped to its matching end, as
+    /// the generated parsers skip it.
+    mutating func skip(_ type: WireType, number: Int, depth: Int = 0) throws(WireError) {
         switch type {
         case .varint: _ = try varint()
         case .fixed64: _ = try fixed64()
@@ -90,8 +91,18 @@ struct ProtoReader {
         case .fixed32:
             guard end - position >= 4 else { throw WireError("malformed protobuf: truncated") }
             position += 4
-        case .startGroup, .endGroup:
-            throw WireError("malformed protobuf: groups are not supported")
+        case .startGroup:
+            guard depth < 64 else { throw WireError("malformed protobuf: groups nested too deep") }
+            while true {
+                guard let (inner, innerType) = try nextField() else { throw WireError("malformed protobuf: truncated") }
+                if innerType == .endGroup {
+                    guard inner == number else { throw WireError("malformed protobuf: group \(number) ended as \(inner)") }
+                    return
+                }
+                try skip(innerType, number: inner, depth: depth + 1)
+            }
+        case .endGroup:
+            throw WireError("malformed protobuf: end of group \(number) that was not started")
         }
     }
 }

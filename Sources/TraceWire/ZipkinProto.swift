@@ -24,7 +24,7 @@ public enum ZipkinProto {
         var spans = [Span]()
         while let (number, type) = try r.nextField() {
             guard number == 1, type == .lengthDelimited else {
-                try r.skip(type)
+                try r.skip(type, number: number)
                 continue
             }
             let index = spans.count
@@ -55,7 +55,7 @@ public enum ZipkinProto {
             // A known field with another wire type is an unknown field to protobuf parsers
             // (C++ and SwiftProtobuf keep it aside): skipped here.
             guard type == Self.wireType(ofSpanField: number) else {
-                try r.skip(type)
+                try r.skip(type, number: number)
                 continue
             }
             switch number {
@@ -86,7 +86,7 @@ public enum ZipkinProto {
                 fields.tags.append(Attribute(key, .string(value)))
             case 12: fields.debug = try r.varint() != 0
             case 13: fields.shared = try r.varint() != 0
-            default: try r.skip(type)
+            default: try r.skip(type, number: number)
             }
         }
         if fields.tags.capacity > 2 * fields.tags.count + 8 { fields.tags = Array(fields.tags[...]) }  // stored spans keep this array
@@ -136,7 +136,7 @@ public enum ZipkinProto {
             case (4, .varint):
                 let port = Int32(truncatingIfNeeded: try r.varint())  // int32 keeps the low 32 bits
                 out.port = port > 0 && port <= 65535 ? Int(port) : nil
-            default: try r.skip(type)
+            default: try r.skip(type, number: number)
             }
         }
         return out.isEmpty ? nil : out
@@ -152,7 +152,7 @@ public enum ZipkinProto {
                 guard let t = Micros.toNanos(try r.fixed64()) else { throw WireError("timestamp: out of range") }
                 timestamp = t
             case (2, .lengthDelimited): value = try r.string()
-            default: try r.skip(type)
+            default: try r.skip(type, number: number)
             }
         }
         return ZipkinJSON.event(timeNanos: timestamp, annotation: value)
@@ -171,7 +171,7 @@ public enum ZipkinProto {
             switch (number, type) {
             case (1, .lengthDelimited): (key, common) = CommonStrings.tagName(r.bytes(try r.lengthDelimited()))
             case (2, .lengthDelimited): rawValue = try r.lengthDelimited()
-            default: try r.skip(type)
+            default: try r.skip(type, number: number)
             }
         }
         let raw = r.bytes(rawValue)
