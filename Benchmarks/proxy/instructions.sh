@@ -5,8 +5,9 @@
 #
 #   Benchmarks/proxy/instructions.sh [BINARY] [REQUESTS]
 #
-# BINARY defaults to the release build; REQUESTS to 3000 (hey, 8 connections, 1 KiB responses
-# from nginx, 100% sampling; SAMPLING=0 shows the proxying alone; EXPORTER=zipkin-proto exports
+# BINARY defaults to the release build. The sidecar-only meshtrace-sidecar works too; the collector
+# half then runs from COLLECTOR_BIN (default .build/release/meshtrace). REQUESTS defaults to 3000
+# (hey, 8 connections, 1 KiB responses from nginx, 100% sampling; SAMPLING=0 shows the proxying alone; EXPORTER=zipkin-proto exports
 # proto3 instead of JSON). Writes sidecar.cg and collector.cg (open with callgrind_annotate)
 # in a temp dir it names at the end.
 set -uo pipefail
@@ -15,12 +16,16 @@ BIN=${1:-.build/release/meshtrace}
 N=${2:-3000}
 SAMPLING=${SAMPLING:-100}
 EXPORTER=${EXPORTER:-zipkin}   # or zipkin-proto, the same spans as proto3
+COLLECTOR_BIN=${COLLECTOR_BIN:-.build/release/meshtrace}
+SIDECAR_CMD=(sidecar)   # the all-in-one binary's subcommand; meshtrace-sidecar takes the flags directly
+case "$(basename "$BIN")" in meshtrace-sidecar*) SIDECAR_CMD=() ;; *) COLLECTOR_BIN=$BIN ;; esac
 for tool in valgrind nginx hey curl; do
   command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light hey curl >/dev/null; break; }
 done
 T=$(mktemp -d)
 # valgrind 3.19 cannot read the DWARF 5 that Swift emits; symbols are enough for the counts.
 strip -g "$BIN" -o "$T/meshtrace"
+strip -g "$COLLECTOR_BIN" -o "$T/collector"
 head -c 1024 /dev/zero | tr '\0' x > "$T/1k"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 APP=$(port); SINK=$(port); SC=$(port); ZIP=$(port); QUERY=$(port); SC2=$(port)
@@ -51,7 +56,7 @@ wait_idle() {  # PID: bounded poll until it has used no CPU for half a second
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'; }
 
 echo "sidecar under callgrind (sampling $SAMPLING%, spans to a discard sink), $N requests..."
-valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file="$T/sidecar.cg" "$T/meshtrace" sidecar --service app \
+valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file="$T/sidecar.cg" "$T/meshtrace" "${SIDECAR_CMD[@]}" --service app \
   --inbound-port "$SC" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 --sampling "$SAMPLING" \
   --collector "http://127.0.0.1:$SINK/api/v2/spans" --exporter "$EXPORTER" --log-level warning > "$T/sidecar.log" 2>&1 &
 VG=$!
@@ -71,12 +76,12 @@ echo "sidecar: $S instructions, $((S / N)) per request (all threads: proxying, s
 echo "  of which the busiest thread (the event loop): $((LOOP / N)) per request"
 
 echo "collector under callgrind (memory storage), spans from a native sidecar, $N requests..."
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/collector.cg" "$T/meshtrace" collector \
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/collector.cg" "$T/collector" collector \
   --zipkin-port "$ZIP" --otlp-http-port 0 --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
   > "$T/collector.log" 2>&1 &
 COL=$!
 wait_up "http://127.0.0.1:$QUERY/api/services"
-"$BIN" sidecar --service app --inbound-port "$SC2" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 \
+"$BIN" "${SIDECAR_CMD[@]}" --service app --inbound-port "$SC2" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 \
   --sampling 100 --collector "http://127.0.0.1:$ZIP/api/v2/spans" --exporter "$EXPORTER" --log-level warning > "$T/sidecar2.log" 2>&1 &
 SIDECAR=$!
 wait_up "http://127.0.0.1:$SC2/"
