@@ -97,9 +97,6 @@ public enum ZipkinJSON {
             case .tags:
                 guard try r.peek() == .object else { throw WireError("expected an object of string values") }
                 try r.beginObject()
-                // Room for a sidecar span's ~30 tags at once, instead of six doublings; trimmed below
-                // when far fewer came, since stored spans keep this array.
-                fields.tags.reserveCapacity(32)
                 while let rawTagKey = try r.nextRawKey() {
                     let (tagKey, common) = CommonStrings.tagName(rawTagKey)
                     let value: String
@@ -125,10 +122,9 @@ public enum ZipkinJSON {
                         field = "tags.\(tagKey)"
                         throw WireError("tag values must be strings")
                     }
-                    if rawTagKey.count == 5, tagKey == "error" { fields.errorMessage = value }
-                    fields.tags.append(Attribute(tagKey, .string(limiter.limit(value))))
+                    fields.addTag(tagKey, limiter.limit(value), common: common)
                 }
-                if fields.tags.capacity > 2 * fields.tags.count + 8 { fields.tags = Array(fields.tags[...]) }
+                fields.trimTags()
             case .debug:
                 fields.debug = try r.readBool()
             case .shared:

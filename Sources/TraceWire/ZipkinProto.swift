@@ -80,16 +80,14 @@ public enum ZipkinProto {
                 fields.events.append(try readAnnotation(body, try r.lengthDelimited()))
                 field = ""
             case 11:
-                if fields.tags.isEmpty { fields.tags.reserveCapacity(32) }  // a sidecar span's ~30 tags at once
                 let (key, value, common) = try readTag(body, try r.lengthDelimited(), limiter: &limiter, repeated: &repeated)
-                if common == CommonStrings.errorIndex || (common == nil && key == "error") { fields.errorMessage = value }
-                fields.tags.append(Attribute(key, .string(value)))
+                fields.addTag(key, value, common: common)
             case 12: fields.debug = try r.varint() != 0
             case 13: fields.shared = try r.varint() != 0
             default: try r.skip(type, number: number)
             }
         }
-        if fields.tags.capacity > 2 * fields.tags.count + 8 { fields.tags = Array(fields.tags[...]) }  // stored spans keep this array
+        fields.trimTags()
 
         field = "traceId"
         guard let rawTraceID else { throw WireError("required") }
@@ -228,13 +226,9 @@ public enum ZipkinProto {
         default: fields.kind = .unspecified
         }
         fields.name = p.name
-        if !p.tags.isEmpty {
-            fields.tags.reserveCapacity(p.tags.count)
-            // Protobuf maps are unordered; sort so decoding is deterministic.
-            for (k, v) in p.tags.sorted(by: { $0.key < $1.key }) {
-                if k == "error" { fields.errorMessage = v }
-                fields.tags.append(Attribute(k, .string(limiter.limit(v))))
-            }
+        // Protobuf maps are unordered; sort so decoding is deterministic.
+        for (k, v) in p.tags.sorted(by: { $0.key < $1.key }) {
+            fields.addTag(k, limiter.limit(v), common: nil)
         }
         fields.local = p.hasLocalEndpoint ? endpoint(p.localEndpoint) : nil
         fields.remote = p.hasRemoteEndpoint ? endpoint(p.remoteEndpoint) : nil

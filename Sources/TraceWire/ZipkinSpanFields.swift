@@ -10,10 +10,42 @@ struct ZipkinSpanFields {
     var local: Endpoint?
     var remote: Endpoint?
     var events: [SpanEvent] = []
-    var tags: [Attribute] = []
+    private(set) var tags: [Attribute] = []
     var errorMessage: String?
     var debug = false
     var shared = false
+    /// Which common tag names (`CommonStrings.tagNames`, a bit each) are in `tags` already, and
+    /// where the others sit: enough to find a repeated key without hashing every key.
+    private var commonTagsSeen: UInt64 = 0
+    private var otherTagPositions: [Int] = []
+
+    /// Zipkin's `tags` is a map, so a key that comes again replaces the value it had (in its
+    /// first place), as protobuf's map parsing and Zipkin's and Jaeger's JSON readers do. An
+    /// `error` tag is also the span's error status.
+    mutating func addTag(_ key: String, _ value: String, common: Int?) {
+        if tags.isEmpty { tags.reserveCapacity(32) }  // a sidecar span's ~30 tags at once, not six doublings
+        if common == CommonStrings.errorIndex || (common == nil && key == "error") { errorMessage = value }
+        if let common, common < UInt64.bitWidth {
+            let bit = UInt64(1) << UInt64(common)
+            if commonTagsSeen & bit != 0, let at = tags.firstIndex(where: { $0.key == key }) {
+                tags[at].value = .string(value)
+                return
+            }
+            commonTagsSeen |= bit
+        } else {
+            for at in otherTagPositions where tags[at].key == key {
+                tags[at].value = .string(value)
+                return
+            }
+            otherTagPositions.append(tags.count)
+        }
+        tags.append(Attribute(key, .string(value)))
+    }
+
+    /// Gives back the room reserved for tags when far fewer came: stored spans keep this array.
+    mutating func trimTags() {
+        if tags.capacity > 2 * tags.count + 8 { tags = Array(tags[...]) }
+    }
 
     consuming func span(traceID: TraceID, spanID: SpanID, parent: SpanID?, startNanos: UInt64, durationNanos: UInt64) -> Span {
         var serviceName = "unknown"

@@ -103,6 +103,18 @@ import TraceModel
         #expect(s.attribute("error") == .string("connection refused"))
     }
 
+    /// `tags` is a map: a key that comes again keeps its first place and takes the last value,
+    /// as Jackson (Zipkin) and Go's encoding/json (Jaeger) read it; common and other names alike.
+    @Test func repeatedTagKeysKeepTheLastValue() throws {
+        let body = #"[{"traceId":"0000000000000001","id":"0000000000000002","tags":{"http.method":"GET","mine":"1","error":"a","http.method":"POST","other":"x","mine":"2","error":"b"}}]"#
+        let s = try #require(try ZipkinJSON.decode(bytes(body)).spans.first)
+        #expect(s.attributes == [
+            Attribute("http.method", .string("POST")), Attribute("mine", .string("2")),
+            Attribute("error", .string("b")), Attribute("other", .string("x")),
+        ])
+        #expect(s.status == .error("b"))
+    }
+
     static let badSpans: [(String, String)] = [
         (#"{"traceId":"xyz","id":"0000000000000002"}"#, #"spans[1].traceId: must be 16 or 32 hex characters, got "xyz""#),
         (#"{"traceId":"000000000000000g","id":"0000000000000002"}"#, "spans[1].traceId: must be 16 or 32 hex characters"),

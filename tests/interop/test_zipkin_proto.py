@@ -107,6 +107,85 @@ def test_bad_protobuf_is_a_400_naming_the_span_and_field(collector):
     assert post(collector, body).status_code == 202
 
 
+def mutate(body, rng):
+    """One random edit of a valid body: a byte changed, bytes inserted, deleted or repeated, or
+    the end cut off. Most land in a length, a tag or an id, as a broken sender's would."""
+    b = bytearray(body)
+    edit = rng.randrange(5)
+    at = rng.randrange(len(b))
+    if edit == 0:
+        b[at] = rng.randrange(256)
+    elif edit == 1:
+        b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+    elif edit == 2:
+        del b[at:at + rng.randint(1, 4)]
+    elif edit == 3:
+        b[at:at] = b[at:at + rng.randint(1, 8)]
+    else:
+        del b[at:]
+    return bytes(b)
+
+
+# A body on which SwiftProtobuf's generated parser and Google's disagree: a tag entry whose
+# key has the wrong wire type, then a field cut short. SwiftProtobuf keeps an empty tag; protoc
+# and the collector refuse the body.
+LENIENT_IN_SWIFTPROTOBUF = [
+    (
+        "0abb020a105b8efff798038103d269b633813fc60c1208eee19b7ec3c1b0ff1a08eee19b7ec3c1b10120022a0a474554"
+        "202f6170692f3131011d6171e87c050038c0843d420c0a0a6d792e736572766963654a1d0a01781204010203041a1000"
+        "00000000000000000000000000000120095210090500000000000000120572657472795a120a0b687474702e6d657468"
+        "6f6412034745545a170a10687474702e7374617475735f636f646512033730305a0f0a0773616d706c65641204747275"
+        "655a0d0a05726174696f1204302e32355a100a04626c6f1208414141774f513df53d5a0f0a046c69737412075b226122"
+        "2c325d5a1f0a07756e69636f64651214c3a9202271756f7465642220f09f9880200a09015a190a106f74656c2e737461"
+        "7475735f636f646512054552524f525a0d0a056572726f721204626f6f6d0a360a080000000000000abc1a0800000000"
+        "0000000220012a036f70323102401e18240a0600380542050a037376635a070a016b120276320a360a08000000000000"
+        "0abc1a08000000000000000320012a036f70333103401e18240a0600380542050a037376635a070a016b12027633"
+    ),
+]
+
+
+def test_the_collector_accepts_and_refuses_what_protoc_does(collector):
+    """Differential fuzzing against Google's parser: 600 seeded mutations of a valid body. What
+    protoc cannot parse, the collector refuses (400); what protoc parses, the collector stores,
+    unless a span breaks Zipkin's own rules (an id of the wrong size, say), which protoc does not
+    know and the collector names. One exception, chosen: a string of invalid UTF-8 is repaired
+    (U+FFFD), as the JSON path repairs it, where protoc refuses the whole message. SwiftProtobuf's
+    generated code, the Swift tests' reference, lets some malformed map entries pass that both
+    protoc and the collector refuse: hence this test against protoc."""
+    import random
+    rng = random.Random(0x5EED)
+    valid = protoc("--encode=zipkin.proto3.ListOfSpans", data=SPANS_TEXT.encode())
+    counts = {"both parse": 0, "both refuse": 0, "rule broken": 0, "utf-8 repaired": 0}
+    for known in LENIENT_IN_SWIFTPROTOBUF:
+        body = bytes.fromhex(known)
+        refused = subprocess.run(["protoc", f"--proto_path={PROTO_DIR}", "--decode=zipkin.proto3.ListOfSpans", "zipkin.proto"],
+                                 input=body, capture_output=True, timeout=30)
+        assert refused.returncode != 0
+        r = post(collector, body)
+        assert r.status_code == 400 and "spans[0]: malformed protobuf: truncated" in r.text, r.text
+    for i in range(600):
+        body = mutate(valid, rng)
+        parsed = subprocess.run(["protoc", f"--proto_path={PROTO_DIR}", "--decode=zipkin.proto3.ListOfSpans", "zipkin.proto"],
+                                input=body, capture_output=True, timeout=30)
+        r = post(collector, body)
+        where = f"input {i} ({body.hex()}): protoc {parsed.returncode} {parsed.stderr.decode(errors='replace')!r}, collector {r.status_code} {r.text!r}"
+        assert r.status_code in (202, 400), where
+        if parsed.returncode == 0 and r.status_code == 202:
+            counts["both parse"] += 1
+        elif parsed.returncode == 0:
+            assert "malformed" not in r.text and r.text.startswith("spans["), where
+            counts["rule broken"] += 1
+        elif b"invalid UTF-8" in parsed.stderr:
+            counts["utf-8 repaired" if r.status_code == 202 else "both refuse"] += 1
+        else:
+            assert r.status_code == 400 and r.text.strip(), where
+            counts["both refuse"] += 1
+    print(counts)
+    # The mutations reach both sides of every rule, or the test proves little.
+    assert counts["both parse"] >= 40 and counts["both refuse"] >= 40 and counts["rule broken"] >= 1 and counts["utf-8 repaired"] >= 5, counts
+    assert post(collector, valid).status_code == 202
+
+
 class Capture(BaseHTTPRequestHandler):
     """Stands in for a collector: keeps each POST body and answers 202."""
     bodies = []
