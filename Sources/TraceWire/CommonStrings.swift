@@ -25,9 +25,6 @@ enum CommonStrings {
 
     private static let table = ByteKeyTable(tagNames.enumerated().map { ($1, $0) })
 
-    /// Where "error" (the tag Zipkin's error status travels in) sits in `tagNames`.
-    static let errorIndex = tagNames.firstIndex(of: "error")
-
     /// The tag name these bytes spell: the shared string and its position in `tagNames` when
     /// it is a common one, else a new string and nil.
     static func tagName(_ raw: ArraySlice<UInt8>) -> (name: String, common: Int?) {

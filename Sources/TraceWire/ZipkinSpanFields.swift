@@ -22,9 +22,9 @@ struct ZipkinSpanFields {
     /// Zipkin's `tags` is a map, so a key that comes again replaces the value it had (in its
     /// first place), as protobuf's map parsing and Zipkin's and Jaeger's JSON readers do. An
     /// `error` tag is also the span's error status.
-    mutating func addTag(_ key: String, _ value: String, common: Int?) {
+    mutating func addTag(_ key: consuming String, _ value: consuming String, common: Int?) {
         if tags.isEmpty { tags.reserveCapacity(32) }  // a sidecar span's ~30 tags at once, not six doublings
-        if common == CommonStrings.errorIndex || (common == nil && key == "error") { errorMessage = value }
+        if key.utf8.count == 5, key == "error" { errorMessage = value }
         if let common, common < UInt64.bitWidth {
             let bit = UInt64(1) << UInt64(common)
             if commonTagsSeen & bit != 0, let at = tags.firstIndex(where: { $0.key == key }) {
