@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Where the CPU goes per proxied request: CPU-seconds of every process (the upstream app, the
 proxy, the span sink, wrk itself) over one saturated wrk run, divided by the requests served.
-Compares the sidecar with tracing on (100% sampling, spans to a discard sink), the same sidecar
-with sampling 0, and nginx as the same reverse proxy, alternating; the proxy's CPU is split into
-user and system (kernel) time, since on loopback the kernel's TCP work is most of any proxy's cost.
+Compares the sidecar with tracing on (100% sampling, spans to a discard sink, and to a real
+meshtrace collector as in the side-by-side benchmark), the same sidecar with sampling 0, and nginx
+as the same reverse proxy, alternating; the proxy's CPU is split into user and system (kernel)
+time, since on loopback the kernel's TCP work is most of any proxy's cost.
 
     python3 Benchmarks/proxy/cpu_per_request.py [--binary PATH] [--rounds N] [--duration S]
 
@@ -33,6 +34,7 @@ def main():
     with open(os.path.join(tmp, "1k"), "wb") as f:
         f.write(b"x" * 1024)
     app, sink, traced, quiet, nginx_port = free_port(), free_port(), free_port(), free_port(), free_port()
+    collected, zipkin, query = free_port(), free_port(), free_port()
     with open(os.path.join(tmp, "app.conf"), "w") as f:
         f.write(f"""daemon off; worker_processes 1; pid {tmp}/app.pid; error_log {tmp}/app.log;
 events {{ worker_connections 4096; }}
@@ -57,18 +59,25 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
     procs = {
         "app (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/app.conf", "-p", tmp]),
         "span sink (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/sink.conf", "-p", tmp]),
+        "collector": subprocess.Popen([args.binary, "collector", "--zipkin-port", str(zipkin), "--otlp-http-port", "0",
+                                       "--query-port", str(query), "--admin-port", "0", "--storage", "memory",
+                                       "--log-level", "warning"]),
     }
     proxies = {
         "tracing on (100%, discard sink)": (traced, subprocess.Popen(
             [args.binary] + common + ["--inbound-port", str(traced), "--sampling", "100",
                                       "--collector", f"http://127.0.0.1:{sink}/api/v2/spans"])),
+        "tracing on (100%, real collector)": (collected, subprocess.Popen(
+            [args.binary] + common + ["--inbound-port", str(collected), "--sampling", "100",
+                                      "--collector", f"http://127.0.0.1:{zipkin}/api/v2/spans"])),
         "sampling 0": (quiet, subprocess.Popen(
             [args.binary] + common + ["--inbound-port", str(quiet), "--sampling", "0", "--exporter", "none"])),
         "nginx as the proxy": (nginx_port, subprocess.Popen(["nginx", "-c", f"{tmp}/proxy.conf", "-p", tmp])),
     }
     try:
-        for port in (app, traced, quiet, nginx_port):
+        for port in (app, traced, collected, quiet, nginx_port):
             wait_http(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{query}/api/services")
         wait_http(f"http://127.0.0.1:{sink}/")
         print(f"wrk -t2 -c32 -d{args.duration}s per run, {args.rounds} rounds; CPU µs per request by process")
         for n in range(1, args.rounds + 1):
