@@ -7,9 +7,9 @@
 #
 # BINARY defaults to the release build. The sidecar-only meshtrace-sidecar works too; the collector
 # half then runs from COLLECTOR_BIN (default .build/release/meshtrace). REQUESTS defaults to 3000
-# (hey, 8 connections, 1 KiB responses from nginx, 100% sampling; SAMPLING=0 shows the proxying alone; EXPORTER=zipkin-proto exports
-# proto3 instead of JSON). Writes sidecar.cg and collector.cg (open with callgrind_annotate)
-# in a temp dir it names at the end.
+# (hey, 8 connections, 1 KiB responses from nginx, 100% sampling). SAMPLING=0 shows the proxying
+# alone; EXPORTER=zipkin-proto exports proto3 instead of JSON. Writes sidecar.cg and collector.cg
+# (open with callgrind_annotate) in a temp dir it names at the end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-.build/release/meshtrace}
