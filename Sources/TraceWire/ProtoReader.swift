@@ -51,9 +51,11 @@ struct ProtoReader {
         while position < end {
             let byte = buffer[position]
             position += 1
-            if shift == 63 && byte > 1 { throw WireError("malformed protobuf: varint overflows 64 bits") }
+            // The tenth byte holds bit 63; what else it holds is dropped, as Google's parsers
+            // (C++ and upb) and SwiftProtobuf drop it. Only an eleventh byte is malformed.
             result |= UInt64(byte & 0x7F) << shift
             if byte < 0x80 { return result }
+            if shift == 63 { throw WireError("malformed protobuf: varint longer than 10 bytes") }
             shift += 7
         }
         throw WireError("malformed protobuf: truncated")
