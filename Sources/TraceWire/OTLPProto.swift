@@ -14,6 +14,15 @@ public enum OTLPProto {
 
     /// A malformed body throws; a span with bad ids or times is dropped and listed in `rejected`.
     public static func decode(_ body: [UInt8], limits: WireLimits = .default) throws(WireError) -> DecodedBatch {
+        // withUnsafeBytes only rethrows untyped errors: carry the typed one out in a Result.
+        try body.withUnsafeBytes { buffer in
+            Result { () throws(WireError) in try decodeByHand(buffer, limits: limits) }
+        }.get()
+    }
+
+    /// The decoder built on SwiftProtobuf's generated code: the reference the hand-written one
+    /// is tested against. It refuses a request with any string that is not UTF-8.
+    static func decodeWithGeneratedCode(_ body: [UInt8], limits: WireLimits = .default) throws(WireError) -> DecodedBatch {
         if body.isEmpty { return DecodedBatch() }
         let request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
         do {
