@@ -42,3 +42,22 @@ def otlp_request(spans, service="svc"):
 
 def new_rng(seed=1234):
     return random.Random(seed)
+
+
+def mutate(body, rng):
+    """One random edit of a valid body: a byte changed, bytes inserted, deleted or repeated, or
+    the end cut off. Most land in a length, a tag or an id, as a broken sender's would."""
+    b = bytearray(body)
+    edit = rng.randrange(5)
+    at = rng.randrange(len(b))
+    if edit == 0:
+        b[at] = rng.randrange(256)
+    elif edit == 1:
+        b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+    elif edit == 2:
+        del b[at:at + rng.randint(1, 4)]
+    elif edit == 3:
+        b[at:at] = b[at:at + rng.randint(1, 8)]
+    else:
+        del b[at:]
+    return bytes(b)

@@ -3,6 +3,7 @@
 ingested by the collector, and the spans a sidecar exports with `--exporter zipkin-proto` are
 read back by protoc."""
 import os
+import random
 import re
 import subprocess
 import threading
@@ -12,6 +13,7 @@ import requests
 
 from conftest import BINARY, ROOT, get_json, wait_until
 from sidecar.procs import EchoApp, Sidecar
+from spans import mutate
 
 PROTO_DIR = os.path.join(ROOT, "Protos", "zipkin")
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -107,25 +109,6 @@ def test_bad_protobuf_is_a_400_naming_the_span_and_field(collector):
     assert post(collector, body).status_code == 202
 
 
-def mutate(body, rng):
-    """One random edit of a valid body: a byte changed, bytes inserted, deleted or repeated, or
-    the end cut off. Most land in a length, a tag or an id, as a broken sender's would."""
-    b = bytearray(body)
-    edit = rng.randrange(5)
-    at = rng.randrange(len(b))
-    if edit == 0:
-        b[at] = rng.randrange(256)
-    elif edit == 1:
-        b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
-    elif edit == 2:
-        del b[at:at + rng.randint(1, 4)]
-    elif edit == 3:
-        b[at:at] = b[at:at + rng.randint(1, 8)]
-    else:
-        del b[at:]
-    return bytes(b)
-
-
 # A body on which SwiftProtobuf's generated parser and Google's disagree: a tag entry whose
 # key has the wrong wire type, then a field cut short. SwiftProtobuf keeps an empty tag; protoc
 # and the collector refuse the body.
@@ -152,7 +135,6 @@ def test_the_collector_accepts_and_refuses_what_protoc_does(collector):
     (U+FFFD), as the JSON path repairs it, where protoc refuses the whole message. SwiftProtobuf's
     generated code, the Swift tests' reference, lets some malformed map entries pass that both
     protoc and the collector refuse: hence this test against protoc."""
-    import random
     rng = random.Random(0x5EED)
     valid = protoc("--encode=zipkin.proto3.ListOfSpans", data=SPANS_TEXT.encode())
     counts = {"both parse": 0, "both refuse": 0, "rule broken": 0, "utf-8 repaired": 0}
