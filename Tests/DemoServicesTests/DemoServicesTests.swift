@@ -262,9 +262,7 @@ func start(_ role: DemoRole, broken: Bool = false, upstreams: [DemoRole: String]
     @Test func clientErrorsAreClear() async throws {
         await #expect(throws: DemoHTTPClientError.self) { try await client.get("https://example.com/") }
         await #expect(throws: DemoHTTPClientError.self) { try await client.get("not a url") }
-        let deadProxy = try await RecordingServer(body: "{}")
-        let port = deadProxy.port
-        await deadProxy.close()
+        let port = try refusingPort()  // held, so no other test's listener can take it
         do {
             _ = try await DemoHTTPClient(proxy: HTTPProxy(host: "127.0.0.1", port: port)).get("http://backend/")
             Issue.record("expected a connect failure")
@@ -304,7 +302,7 @@ func start(_ role: DemoRole, broken: Bool = false, upstreams: [DemoRole: String]
             }
         }
         let deadline = ContinuousClock.now + .seconds(10)
-        while seen.withLock({ $0 }) < 5, ContinuousClock.now < deadline { await Task.yield() }
+        while seen.withLock({ $0 }) < 5, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(2)) }
         run.cancel()
         let report = await run.value
         #expect(report.statusCounts[200, default: 0] >= 5)

@@ -57,7 +57,9 @@ final class RecordingServer: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let first = recorded.first { return first }
-            await Task.yield()
+            // A sleep, not a yield: a yielding loop keeps one of the few cooperative threads
+            // busy, and a starved pool then misses the deadline under load.
+            try? await Task.sleep(for: .milliseconds(2))
         }
         return recorded.first
     }

@@ -255,7 +255,8 @@ func extracted(_ tracer: MeshtraceTracer, _ fields: [String: String]) -> Instrum
         tracer.startExporting()
         tracer.withSpan("background", context: .topLevel) { _ in }
         let deadline = ContinuousClock.now + .seconds(10)
-        while exporter.exported.isEmpty, ContinuousClock.now < deadline { await Task.yield() }
+        // Sleeping, not yielding, between polls: the export loop needs a cooperative thread.
+        while exporter.exported.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
         #expect(exporter.exported.map(\.name) == ["background"])
         await tracer.shutdown()
         tracer.withSpan("late", context: .topLevel) { _ in }
