@@ -141,7 +141,9 @@ public enum OTLPProto {
 
     // MARK: - Encoding
 
-    public static func encode(_ spans: [Span]) -> [UInt8] {
+    /// What SwiftProtobuf's generated code writes for these spans: the reference the
+    /// hand-written `encode` is held to, byte for byte.
+    static func encodeWithGeneratedCode(_ spans: [Span]) -> [UInt8] {
         (try? request(spans).serializedBytes()) ?? []
     }
 

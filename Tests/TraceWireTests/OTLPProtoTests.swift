@@ -119,6 +119,54 @@ import TraceModel
         #expect(decoded > 50)
     }
 
+    /// `OTLPProto.encode` (by hand) against the generated code over random spans, several per
+    /// request so grouping by resource and scope is covered: the same bytes.
+    @Test func handEncoderWritesTheGeneratedBytes() throws {
+        var g = SplitMix64(seed: 0x07E1)
+        let kinds: [SpanKind] = [.client, .server, .producer, .consumer, .internal, .unspecified]
+        func text(_ max: Int) -> String {
+            let alphabet = Array("ab/:. é😀\"\\")
+            return String((0..<Int(g.next() % UInt64(max + 1))).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] })
+        }
+        func value(_ depth: Int) -> AttributeValue {
+            switch g.next() % (depth < 2 ? 7 : 6) {
+            case 0: return .string(text(300))
+            case 1: return .int(Int64(bitPattern: g.next() % 3 == 0 ? 0 : g.next()))
+            case 2: return .bool(g.next() % 2 == 0)
+            case 3: return .double([0, 1.5, -0.0, .infinity][Int(g.next() % 4)])
+            case 4: return .bytes((0..<Int(g.next() % 5)).map { _ in UInt8(truncatingIfNeeded: g.next()) })
+            case 5: return .string("")
+            default: return .array((0..<Int(g.next() % 4)).map { _ in value(depth + 1) })
+            }
+        }
+        func attributes() -> [Attribute] { (0..<Int(g.next() % 6)).map { _ in Attribute(text(8), value(0)) } }
+        for i in 0..<500 {
+            let spans = (0..<Int(1 + g.next() % 4)).map { n -> Span in
+                var s = Samples.simpleSpan(UInt64(i * 8 + n + 1))
+                s.traceID = TraceID(high: g.next(), low: g.next() | 1)
+                s.parentSpanID = g.next() % 2 == 0 ? nil : SpanID(g.next() | 1)
+                s.kind = kinds[Int(g.next() % UInt64(kinds.count))]
+                s.name = text(40)
+                s.serviceName = ["a", "b", ""][Int(g.next() % 3)]
+                s.resource = g.next() % 2 == 0 ? [] : [Attribute("host.name", .string(text(5)))]
+                s.scope = [nil, InstrumentationScope(name: "lib", version: nil), InstrumentationScope(name: "", version: "1")][Int(g.next() % 3)]
+                s.startTimeNanos = [0, 999, g.next() >> 2][Int(g.next() % 3)]
+                s.durationNanos = [0, 1, g.next() >> 30][Int(g.next() % 3)]
+                s.traceState = [nil, "", "k=v"][Int(g.next() % 3)]
+                s.attributes = attributes()
+                s.status = [SpanStatus.unset, .error(nil), .error(text(20)), SpanStatus(code: .ok, message: "")][Int(g.next() % 4)]
+                s.events = (0..<Int(g.next() % 3)).map { _ in SpanEvent(timeNanos: g.next() % 2 == 0 ? 0 : g.next(), name: text(10), attributes: attributes()) }
+                s.links = (0..<Int(g.next() % 3)).map { _ in
+                    SpanLink(traceID: TraceID(high: g.next(), low: g.next() | 1), spanID: SpanID(g.next() | 1) ?? SpanID(1)!,
+                             traceState: [nil, "", "a=b"][Int(g.next() % 3)], attributes: attributes())
+                }
+                s.remoteEndpoint = g.next() % 2 == 0 ? nil : Endpoint(serviceName: g.next() % 2 == 0 ? nil : text(10), ipv4: "10.1.2.3", port: 8080)
+                return s
+            }
+            try #require(OTLPProto.encode(spans) == OTLPProto.encodeWithGeneratedCode(spans), "request \(i): \(spans)")
+        }
+    }
+
     typealias PRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
 
     /// A request with every part the decoder reads: resource and scope, attributes of every
