@@ -8,14 +8,15 @@
 # BINARY defaults to the release build. The sidecar-only meshtrace-sidecar works too; the collector
 # half then runs from COLLECTOR_BIN (default .build/release/meshtrace). REQUESTS defaults to 3000
 # (hey, 8 connections, 1 KiB responses from nginx, 100% sampling). SAMPLING=0 shows the proxying
-# alone; EXPORTER=zipkin-proto exports proto3 instead of JSON. Writes sidecar.cg and collector.cg
+# alone; EXPORTER=zipkin-proto exports proto3 instead of JSON, EXPORTER=otlp OTLP protobuf (to the
+# collector's OTLP port). Writes sidecar.cg and collector.cg
 # (open with callgrind_annotate) in a temp dir it names at the end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-.build/release/meshtrace}
 N=${2:-3000}
 SAMPLING=${SAMPLING:-100}
-EXPORTER=${EXPORTER:-zipkin}   # or zipkin-proto, the same spans as proto3
+EXPORTER=${EXPORTER:-zipkin}   # or zipkin-proto (the same spans as proto3), or otlp
 COLLECTOR_BIN=${COLLECTOR_BIN:-.build/release/meshtrace}
 SIDECAR_CMD=(sidecar)   # the all-in-one binary's subcommand; meshtrace-sidecar takes the flags directly
 case "$(basename "$BIN")" in meshtrace-sidecar*) SIDECAR_CMD=() ;; *) COLLECTOR_BIN=$BIN ;; esac
@@ -28,7 +29,9 @@ strip -g "$BIN" -o "$T/meshtrace"
 strip -g "$COLLECTOR_BIN" -o "$T/collector"
 head -c 1024 /dev/zero | tr '\0' x > "$T/1k"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-APP=$(port); SINK=$(port); SC=$(port); ZIP=$(port); QUERY=$(port); SC2=$(port)
+APP=$(port); SINK=$(port); SC=$(port); ZIP=$(port); QUERY=$(port); SC2=$(port); OTLP=$(port)
+INGEST="http://127.0.0.1:$ZIP/api/v2/spans"
+[ "$EXPORTER" = otlp ] && INGEST="http://127.0.0.1:$OTLP/v1/traces"
 cat > "$T/nginx.conf" <<CONF
 daemon off; worker_processes 1; pid $T/nginx.pid; error_log $T/nginx-error.log;
 events { worker_connections 4096; }
@@ -77,12 +80,12 @@ echo "  of which the busiest thread (the event loop): $((LOOP / N)) per request"
 
 echo "collector under callgrind (memory storage), spans from a native sidecar, $N requests..."
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/collector.cg" "$T/collector" collector \
-  --zipkin-port "$ZIP" --otlp-http-port 0 --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
+  --zipkin-port "$ZIP" --otlp-http-port "$OTLP" --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
   > "$T/collector.log" 2>&1 &
 COL=$!
 wait_up "http://127.0.0.1:$QUERY/api/services"
 "$BIN" "${SIDECAR_CMD[@]}" --service app --inbound-port "$SC2" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 \
-  --sampling 100 --collector "http://127.0.0.1:$ZIP/api/v2/spans" --exporter "$EXPORTER" --log-level warning > "$T/sidecar2.log" 2>&1 &
+  --sampling 100 --collector "$INGEST" --exporter "$EXPORTER" --log-level warning > "$T/sidecar2.log" 2>&1 &
 SIDECAR=$!
 wait_up "http://127.0.0.1:$SC2/"
 wait_idle "$COL"

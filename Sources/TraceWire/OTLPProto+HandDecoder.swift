@@ -42,7 +42,7 @@ private struct OTLPProtoDecoder {
 
     /// Each field of a message, in order, with a reader positioned at its value; fields whose
     /// wire type is not `expected(number)` are skipped as unknown.
-    private static func fields(
+    @inline(__always) private static func fields(
         _ body: UnsafeRawBufferPointer, _ ranges: Ranges, expected: (Int) -> ProtoReader.WireType?,
         _ visit: (Int, inout ProtoReader) throws(WireError) -> Void
     ) throws(WireError) {
@@ -176,7 +176,8 @@ private struct OTLPProtoDecoder {
         var events = [SpanEvent]()
         var links = [SpanLink]()
         var statusRanges = Ranges()
-        var part = ""
+        // The repeated field being read, named only if it turns out malformed.
+        var part: (name: StaticString, index: Int)?
         do throws(WireError) {
             try Self.fields(body, [range], expected: Self.spanFieldType) { number, r throws(WireError) in
                 switch number {
@@ -189,21 +190,22 @@ private struct OTLPProtoDecoder {
                 case 7: start = try r.fixed64()
                 case 8: end = try r.fixed64()
                 case 9:
-                    part = "attributes[\(attributes.count)]"
+                    part = ("attributes", attributes.count)
                     let (key, value) = try keyValue(try r.lengthDelimited(), depth: 5)
                     attributes.append(Attribute(key, limiter.limit(value)))
                 case 11:
-                    part = "events[\(events.count)]"
+                    part = ("events", events.count)
                     events.append(try event(try r.lengthDelimited()))
                 case 13:
-                    part = "links[\(links.count)]"
+                    part = ("links", links.count)
                     if let link = try link(try r.lengthDelimited()) { links.append(link) }
                 default: statusRanges.append(try r.lengthDelimited())
                 }
-                part = ""
+                part = nil
             }
         } catch {
-            throw part.isEmpty ? error : error.inside(part)
+            guard let part else { throw error }
+            throw error.inside("\(part.name)[\(part.index)]")
         }
         // Status: message = 2, code = 3.
         var statusMessage = ""
