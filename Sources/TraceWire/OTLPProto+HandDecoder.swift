@@ -269,7 +269,8 @@ private struct OTLPProtoDecoder {
         var key = ""
         var valueRanges = Ranges()
         try Self.fields(body, [range], expected: { $0 == 1 || $0 == 2 ? .lengthDelimited : nil }) { number, r throws(WireError) in
-            if number == 1 { key = try r.string() } else { valueRanges.append(try r.lengthDelimited()) }
+            // Common names (the sidecar's tags, OpenTelemetry's conventions) are shared strings.
+            if number == 1 { key = CommonStrings.tagName(r.bytes(try r.lengthDelimited())).name } else { valueRanges.append(try r.lengthDelimited()) }
         }
         return (key, try anyValue(valueRanges, depth: depth + 1))
     }
