@@ -74,13 +74,7 @@ import TraceModel
         attr.value.kvlistValue = kv
         var p = OTLPProto.message(Samples.simpleSpan(1))
         p.attributes = [attr, OTLPProto.keyValue(Attribute("big", .string(String(repeating: "ü", count: 9000))))]
-        var ss = Opentelemetry_Proto_Trace_V1_ScopeSpans()
-        ss.spans = [p]
-        var rs = Opentelemetry_Proto_Trace_V1_ResourceSpans()
-        rs.scopeSpans = [ss]
-        var req = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
-        req.resourceSpans = [rs]
-        let batch = try OTLPProto.decode(try req.serializedBytes())
+        let batch = try OTLPProto.decode(try Self.request([p]).serializedBytes())
         #expect(batch.spans.first?.attribute("kv") == .string(#"{"a\"b":"c"}"#))
         #expect(batch.truncatedValues == 1)
         #expect(batch.spans.first?.attribute("big") == .string(String(repeating: "ü", count: 8192)))
@@ -124,10 +118,7 @@ import TraceModel
     @Test func handEncoderWritesTheGeneratedBytes() throws {
         var g = SplitMix64(seed: 0x07E1)
         let kinds: [SpanKind] = [.client, .server, .producer, .consumer, .internal, .unspecified]
-        func text(_ max: Int) -> String {
-            let alphabet = Array("ab/:. é😀\"\\")
-            return String((0..<Int(g.next() % UInt64(max + 1))).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] })
-        }
+        func text(_ max: Int) -> String { Fuzz.text(&g, max: max) }
         func value(_ depth: Int) -> AttributeValue {
             switch g.next() % (depth < 2 ? 7 : 6) {
             case 0: return .string(text(300))
@@ -168,6 +159,17 @@ import TraceModel
     }
 
     typealias PRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
+
+    /// One resource with one scope holding these spans.
+    static func request(_ spans: [Opentelemetry_Proto_Trace_V1_Span]) -> PRequest {
+        var scope = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+        scope.spans = spans
+        var resource = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+        resource.scopeSpans = [scope]
+        var request = PRequest()
+        request.resourceSpans = [resource]
+        return request
+    }
 
     /// A request with every part the decoder reads: resource and scope, attributes of every
     /// value type (nested arrays and key-value lists included), events, a good and a bad link,
@@ -263,13 +265,7 @@ import TraceModel
     @Test func textThatIsNotUTF8IsRepairedAndTheSpansKept() throws {
         var p = OTLPProto.message(Samples.simpleSpan(1))
         p.name = "caf\u{E9}"
-        var ss = Opentelemetry_Proto_Trace_V1_ScopeSpans()
-        ss.spans = [p, OTLPProto.message(Samples.simpleSpan(2))]
-        var rs = Opentelemetry_Proto_Trace_V1_ResourceSpans()
-        rs.scopeSpans = [ss]
-        var request = PRequest()
-        request.resourceSpans = [rs]
-        var body = try request.serializedBytes() as [UInt8]
+        var body = try Self.request([p, OTLPProto.message(Samples.simpleSpan(2))]).serializedBytes() as [UInt8]
         // é is C3 A9 in UTF-8: a lone C3 is not UTF-8.
         let at = try #require(body.firstIndex(of: 0xA9))
         body[at] = 0x20
@@ -306,13 +302,7 @@ import TraceModel
         kv.value = value
         var p = OTLPProto.message(Samples.simpleSpan(1))
         p.attributes = [kv]
-        var ss = Opentelemetry_Proto_Trace_V1_ScopeSpans()
-        ss.spans = [p]
-        var rs = Opentelemetry_Proto_Trace_V1_ResourceSpans()
-        rs.scopeSpans = [ss]
-        var request = PRequest()
-        request.resourceSpans = [rs]
-        let deep = try request.serializedBytes() as [UInt8]
+        let deep = try Self.request([p]).serializedBytes() as [UInt8]
         #expect(throws: WireError.self) { try OTLPProto.decodeWithGeneratedCode(deep) }
         let error = try #require(throws: WireError.self) { try OTLPProto.decode(deep) }
         #expect(error.message.hasPrefix("resourceSpans[0].scopeSpans[0].spans[0].attributes[0]: malformed protobuf: values nested too deep"))

@@ -53,10 +53,7 @@ import TraceModel
     @Test func handWrittenSpansDecodeAsTheGeneratedOnes() throws {
         var g = SplitMix64(seed: 0xB0B)
         let kinds: [SpanKind] = [.client, .server, .producer, .consumer, .internal, .unspecified]
-        func text(_ max: Int) -> String {
-            let alphabet = Array("ab/:. é😀\"\\")
-            return String((0..<Int(g.next() % UInt64(max + 1))).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] })
-        }
+        func text(_ max: Int) -> String { Fuzz.text(&g, max: max) }
         for i in 0..<1_000 {
             var s = Samples.simpleSpan(UInt64(i + 1))
             s.traceID = TraceID(high: g.next() % 2 == 0 ? 0 : g.next(), low: g.next() | 1)

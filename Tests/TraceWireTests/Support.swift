@@ -2,6 +2,13 @@ import TraceModel
 @testable import TraceWire
 
 enum Fuzz {
+    /// Up to `max` characters that need care on the wire: slashes, quotes, a backslash, é and
+    /// an emoji.
+    static func text(_ g: inout SplitMix64, max: Int) -> String {
+        let alphabet = Array("ab/:. é😀\"\\")
+        return String((0..<Int(g.next() % UInt64(max + 1))).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] })
+    }
+
     static func randomBytes(_ g: inout SplitMix64, maxCount: Int = 200) -> [UInt8] {
         let n = Int.random(in: 0...maxCount, using: &g)
         return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
