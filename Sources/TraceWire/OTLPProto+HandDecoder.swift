@@ -278,12 +278,13 @@ private struct OTLPProtoDecoder {
     /// The value an AnyValue's bytes hold, as `OTLPProto.attributeValue` makes it of a
     /// generated message: arrays of values, a key-value list as a JSON object string, "" for none.
     private func anyValue(_ ranges: Ranges, depth: Int) throws(WireError) -> AttributeValue {
-        switch try anyValueCase(ranges, depth: depth) {
+        let value = try anyValueCase(ranges, depth: depth)
+        switch value {
         case .none: return .string("")
         case .string(let range): return .string(String(decoding: body[range], as: UTF8.self))
-        case .scalar(let value): return value
+        case .scalar(let scalar): return scalar
         case .bytes(let range): return .bytes([UInt8](body[range]))
-        case .array, .kvlist: return OTLPProto.attributeValue(try anyValueMessage(ranges, depth: depth))
+        case .array, .kvlist: return OTLPProto.attributeValue(try anyValueMessage(value, depth: depth))
         }
     }
 
@@ -340,8 +341,12 @@ private struct OTLPProtoDecoder {
     /// Arrays and key-value lists become the generated message, so that one conversion
     /// (`OTLPProto.attributeValue`) turns them into values for both decoders.
     private func anyValueMessage(_ ranges: Ranges, depth: Int) throws(WireError) -> OTLPProto.PAnyValue {
+        try anyValueMessage(try anyValueCase(ranges, depth: depth), depth: depth)
+    }
+
+    private func anyValueMessage(_ value: AnyValueCase, depth: Int) throws(WireError) -> OTLPProto.PAnyValue {
         var message = OTLPProto.PAnyValue()
-        switch try anyValueCase(ranges, depth: depth) {
+        switch value {
         case .none: break
         case .string(let range): message.stringValue = String(decoding: body[range], as: UTF8.self)
         case .scalar(.bool(let b)): message.boolValue = b
