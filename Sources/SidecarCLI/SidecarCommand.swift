@@ -59,7 +59,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     var healthCheckPath: String?
     @Option(name: .customLong("custom-tag"), help: "Span tag NAME=literal:VALUE, NAME=env:VAR or NAME=header:NAME (repeatable).")
     var customTag: [String] = []
-    @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp or none (default: from the collector URL, …/v1/traces is otlp).")
+    @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp (OTLP/HTTP), otlp-grpc (OTLP/gRPC, one kept HTTP/2 connection) or none (default: from the collector URL: …/v1/traces is otlp, grpc://host:4317 otlp-grpc).")
     var exporter: String?
     @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin) or http://127.0.0.1:4318 (OTLP).")
     var collector: String?
@@ -196,8 +196,9 @@ public struct SidecarCommand: AsyncParsableCommand {
         if let endpoint = config.exporter.endpoint, explicit != SpanExportTarget.Kind.none {
             var url = endpoint
             let afterScheme = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
-            // "http://host:port" or "http://host:port/": add the format's standard path.
-            if afterScheme.count < 4 || afterScheme[3].isEmpty {
+            // "http://host:port" or "http://host:port/": add the format's standard path (gRPC has none).
+            let isGRPC = explicit == .otlpGRPC || (explicit == nil && url.lowercased().hasPrefix("grpc://"))
+            if !isGRPC, afterScheme.count < 4 || afterScheme[3].isEmpty {
                 if url.hasSuffix("/") { url.removeLast() }
                 url += explicit == .otlp ? "/v1/traces" : "/api/v2/spans"
             }

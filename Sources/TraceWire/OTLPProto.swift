@@ -20,6 +20,12 @@ public enum OTLPProto {
         }.get()
     }
 
+    /// `decode` over bytes lent by the caller: the gRPC receiver's message codec hands its
+    /// buffer straight in, with no copy into an array.
+    public static func decode(_ buffer: UnsafeRawBufferPointer, limits: WireLimits = .default) throws(WireError) -> DecodedBatch {
+        try decodeByHand(buffer, limits: limits)
+    }
+
     /// The decoder built on SwiftProtobuf's generated code: the reference the hand-written one
     /// is tested against. It refuses a request with any string that is not UTF-8.
     static func decodeWithGeneratedCode(_ body: [UInt8], limits: WireLimits = .default) throws(WireError) -> DecodedBatch {
@@ -30,6 +36,14 @@ public enum OTLPProto {
         } catch {
             throw WireError("malformed protobuf ExportTraceServiceRequest: \(error)")
         }
+        return batch(from: request, limits: limits)
+    }
+
+    /// A generated request as spans: the second half of `decodeWithGeneratedCode`, and what a
+    /// gRPC service built on the generated codec (GRPCProtobuf's deserializer) does next.
+    package static func batch(
+        from request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest, limits: WireLimits = .default
+    ) -> DecodedBatch {
         var limiter = ValueLimiter(limits)
         var batch = DecodedBatch()
         for (ri, rs) in request.resourceSpans.enumerated() {
