@@ -77,7 +77,12 @@ struct DemoCommand: AsyncParsableCommand {
         defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
-        options.stateFile = MeshStateFile.defaultPath()
+        options.stateDirectory = MeshStateFile.directory()
+        options.logLevel = logLevel
+        options.settingNames = [
+            "collector.queryPort": "--query-port", "collector.zipkinPort": "--zipkin-port", "collector.otlpPort": "--otlp-http-port",
+            "collector.adminPort": "--collector-admin-port", "gateway.port": "--gateway-port",
+        ]
         let requests = self.requests
         let rate = self.rate
         let traffic = Mutex<Task<Void, Never>?>(nil)
