@@ -43,6 +43,8 @@ extension MeshCore {
             config.gatewayPort = gateway.port
             config.routes = gateway.routes.map { GatewayRoute(prefix: $0.prefix, service: $0.service) }
             config.upstreams = registry
+            // The gateway sees every service's paths: it names them by every service's routes.
+            config.routeTemplates = Self.templates(file.services.flatMap(\.routes))
             let server = try await startSidecar(config, exporter: exporter, group: group, appPort: 0, service: nil)
             started.gatewayURL = server.addresses.gateway.map { "http://\($0)" }
         }
@@ -99,7 +101,17 @@ extension MeshCore {
         config.appPort = appPort
         config.outboundPort = 0
         config.outboundPolicy = .allowAny
+        config.routeTemplates = Self.templates(service.routes)
         return config
+    }
+
+    /// Parsed templates; the parser has checked each, so none is dropped here in practice.
+    static func templates(_ routes: [String]) -> [RouteTemplate] {
+        var out: [RouteTemplate] = []
+        for route in routes {
+            if let template = try? RouteTemplate(route), !out.contains(template) { out.append(template) }
+        }
+        return out
     }
 
     private func startSidecar(_ config: SidecarConfiguration, exporter: SpanExportTarget, group: any EventLoopGroup, appPort: Int,
@@ -111,7 +123,8 @@ extension MeshCore {
         var sidecarLogger = logger
         sidecarLogger.logLevel = .warning
         let telemetry = SidecarTelemetry(
-            configuration: TelemetryConfiguration(serviceName: config.serviceName, exporter: exporter),
+            configuration: TelemetryConfiguration(
+                serviceName: config.serviceName, exporter: exporter, naming: SpanNaming(templates: RouteTemplates(config.routeTemplates))),
             group: group, logger: sidecarLogger, samplingPercent: { box.snapshot.config.samplingPercent })
         telemetry.start()
         let server = SidecarServer(configuration: box, telemetry: telemetry, logger: sidecarLogger, group: group)

@@ -104,7 +104,17 @@ final class MeshState: Sendable {
 
     func proxyConfig(_ name: String) -> String? {
         guard let e = all.first(where: { $0.name == name }) else { return nil }
-        return ConfigDump.render(e.box.config, addresses: e.server.addresses, inference: e.server.inference)
+        let dump = ConfigDump.render(e.box.config, addresses: e.server.addresses, inference: e.server.inference,
+                                 spanNames: e.telemetry.naming.cardinality?.snapshot)
+        // The per-upstream egress listeners (`<NAME>_URL`) belong to this service too.
+        let egress = egressListeners.filter { $0.service == name }
+        guard !egress.isEmpty, var object = (try? JSONSerialization.jsonObject(with: Data(dump.utf8))) as? [String: Any] else { return dump }
+        object["egress_listeners"] = egress.map { listener -> [String: Any] in
+            ["upstream": listener.upstream, "address": listener.server.addresses.outbound ?? "-",
+             "environment": listener.upstream.uppercased().replacingOccurrences(of: "-", with: "_") + "_URL"]
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return dump }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

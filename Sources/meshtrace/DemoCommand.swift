@@ -122,6 +122,7 @@ enum DemoTraffic {
         print("traffic done: \(summary)")
         if let id = await exampleTrace(query: query) {
             print("example trace: \(query)/trace/\(id)")
+            print("the mesh keeps running: open the UI, or try `meshtrace status` in another terminal; Ctrl-C stops it")
         } else {
             print("no trace arrived yet: check `meshtrace status` and the service logs above")
         }
