@@ -1,4 +1,5 @@
 import Instrumentation
+import MeshtraceTesting
 import MeshtraceTracing
 import Synchronization
 import Testing

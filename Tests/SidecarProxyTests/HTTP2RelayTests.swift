@@ -1,3 +1,4 @@
+import MeshtraceTesting
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -386,7 +387,7 @@ import TraceModel
     /// gRPC clients read failures from grpc-status: an unreachable app is UNAVAILABLE in a
     /// trailers-only answer (as Envoy's local replies to gRPC are), and the span says UF.
     @Test func anUnreachableAppIsUnavailableForGRPCAnd503Otherwise() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         let proxy = try await inboundSidecar(appPort: port)
         defer { Task { await proxy.stop() } }
         let client = try await Client.connect(group: group, port: proxy.inboundPort)
@@ -411,7 +412,7 @@ import TraceModel
     /// A failed connect is not remembered: once the app is up, the next call on the same client
     /// connection connects again and goes through.
     @Test func theNextCallAfterAFailedConnectTriesAgain() async throws {
-        // The app's port, free again: `closedPort()` would keep holding it.
+        // The app's port, free again: `refusingPort()` would keep holding it.
         let first = try await App(group: group)
         let port = first.port
         await first.close()

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -130,7 +131,7 @@ import TraceModel
         let channel = EmbeddedChannel()
         var config = SidecarConfiguration()
         config.appPort = 9
-        let runtime = ListenerRuntime(direction: .inbound, configuration: ConfigurationBox(config), telemetry: NoopTelemetry())
+        let runtime = ListenerRuntime(direction: .inbound, configuration: ConfigurationBox(config), telemetry: RecordingTelemetry())
         try SidecarServer.configureProxyPipeline(channel.pipeline.syncOperations, runtime: runtime, config: config)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         _ = try? channel.writeInbound(ByteBuffer(string: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"))
@@ -167,7 +168,7 @@ import TraceModel
         var config = SidecarConfiguration()
         config.appPort = 9
         config.headerTimeoutMillis = 1000
-        let runtime = ListenerRuntime(direction: .inbound, configuration: ConfigurationBox(config), telemetry: NoopTelemetry())
+        let runtime = ListenerRuntime(direction: .inbound, configuration: ConfigurationBox(config), telemetry: RecordingTelemetry())
         try SidecarServer.configureProxyPipeline(channel.pipeline.syncOperations, runtime: runtime, config: config)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHo"))

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -19,7 +20,7 @@ import TraceModel
     }
 
     @Test func unreachableUpstreamIs503UFAfterRetries() async throws {
-        let dead = try closedPort()
+        let dead = try refusingPort()
         let sidecar = try await outbound(to: dead)
         defer { Task { await sidecar.stop() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
@@ -41,7 +42,7 @@ import TraceModel
     }
 
     @Test func withoutRetriesTheFlagIsJustUF() async throws {
-        let dead = try closedPort()
+        let dead = try refusingPort()
         let sidecar = try await outbound(to: dead) { $0.maxRetries = 0 }
         defer { Task { await sidecar.stop() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
@@ -54,7 +55,7 @@ import TraceModel
     }
 
     @Test func exhaustedRetryBudgetStopsRetrying() async throws {
-        let dead = try closedPort()
+        let dead = try refusingPort()
         let sidecar = try await outbound(to: dead) { c in
             c.maxRetries = 5
             c.retryBudgetPercent = 0

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshtraceTesting
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -277,35 +278,6 @@ func eventually(timeout: Duration = .seconds(30), _ predicate: () -> Bool) async
     }
     return predicate()
 }
-
-/// A loopback port that refuses connections until the test process exits: a socket is bound to
-/// it and never listens. (A port that was bound and then closed can be handed at once to a server
-/// another test starts in parallel, which then answers instead of refusing.)
-func closedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SocketSetupError(call: "socket", code: errno) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    guard bound == 0, named == 0 else {
-        let code = errno
-        close(fd)
-        throw SocketSetupError(call: bound == 0 ? "getsockname" : "bind", code: code)
-    }
-    heldSockets.withLock { $0.append(fd) }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-struct SocketSetupError: Error {
-    let call: String
-    let code: Int32
-}
-
-/// The sockets behind `closedPort`, open for the rest of the run so no other test is given their ports.
-private let heldSockets = Mutex<[Int32]>([])
 
 /// A sidecar with ephemeral ports and a recording telemetry.
 struct TestSidecar {

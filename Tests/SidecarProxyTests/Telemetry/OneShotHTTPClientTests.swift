@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import NIOCore
 import NIOPosix
 import Testing
@@ -166,7 +167,7 @@ final class CannedHandler: ChannelInboundHandler {
     }
 
     @Test func connectionRefusedNamesTheTargetAndReason() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         do {
             _ = try await OneShotHTTPClient.send(.GET, url: "http://127.0.0.1:\(port)/mesh/status", timeout: .seconds(5))
             Issue.record("expected a connect failure")
@@ -196,7 +197,7 @@ final class CannedHandler: ChannelInboundHandler {
     }
 
     @Test func aRefusedProxyIsNamedAsTheProxy() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         do {
             _ = try await OneShotHTTPClient.send(
                 .GET, url: "http://backend/", timeout: .seconds(5), via: .init(host: "127.0.0.1", port: port))
@@ -276,7 +277,7 @@ final class CannedHandler: ChannelInboundHandler {
     }
 
     @Test func connectionProblemsAreRetryable() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         guard case .retryable(_, nil) = try await exporter("http://127.0.0.1:\(port)/api/v2/spans").export(batch) else {
             Issue.record("a refused connection should be retried")
             return
