@@ -8,6 +8,15 @@ import Synchronization
 /// server another test starts in parallel can be given it and answer where the test expects a
 /// refusal.
 public func refusingPort() throws -> Int {
+    let (port, descriptor) = try refusingSocket()
+    refusingSockets.withLock { $0.append(descriptor) }  // never closed: the port stays taken
+    return port
+}
+
+/// A refusing port whose socket the caller takes over: listening on it later (NIO's
+/// `ServerBootstrap.withBoundSocket`) turns the port from refusing to accepting without it ever
+/// being free for another test to take.
+public func refusingSocket() throws -> (port: Int, descriptor: Int32) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw RefusingPortError(call: "socket", errno: errno) }
     var address = sockaddr_in()
@@ -23,8 +32,7 @@ public func refusingPort() throws -> Int {
         close(fd)
         throw RefusingPortError(call: bound == 0 ? "getsockname" : "bind", errno: code)
     }
-    refusingSockets.withLock { $0.append(fd) }  // never closed: the port stays taken
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (Int(UInt16(bigEndian: address.sin_port)), fd)
 }
 
 public struct RefusingPortError: Error, CustomStringConvertible {

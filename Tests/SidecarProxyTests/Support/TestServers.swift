@@ -10,27 +10,42 @@ import Synchronization
 /// An upstream app for tests: answers every request with JSON describing what it received.
 /// `/status/N` answers N, `/slow?ms=N` waits first, `/stream?chunks=N&size=M` streams a chunked
 /// body, `/close` drops the connection without answering, `/closing` answers with
-/// `Connection: close` and then closes.
+/// `Connection: close` and then closes. Held until the test calls `releaseHeld()`: `/hold`
+/// (the whole response), `/hold-once/...` (the first request to that URI only) and `/hold-body`
+/// (the body; the head goes at once).
 final class EchoApp: Sendable {
     let channel: any Channel
     let requests = Locked<[(head: HTTPRequestHead, body: Int)]>([])
+    let held = Locked<[@Sendable () -> Void]>([])
 
     var port: Int { channel.localAddress?.port ?? 0 }
 
     init(group: any EventLoopGroup) async throws {
         let requests = self.requests
+        let held = self.held
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(EchoHandler(requests: requests))
+                    try channel.pipeline.syncOperations.addHandler(EchoHandler(requests: requests, held: held))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
     }
 
-    func close() async { try? await channel.close() }
+    /// Sends what `/hold`, `/hold-once` and `/hold-body` held back so far.
+    func releaseHeld() {
+        for release in held.withLock({ h -> [@Sendable () -> Void] in defer { h.removeAll() }; return h }) { release() }
+    }
+
+    /// Requests the app has read to the end (held ones included).
+    var requestCount: Int { requests.withLock { $0.count } }
+
+    func close() async {
+        releaseHeld()
+        try? await channel.close()
+    }
 }
 
 final class EchoHandler: ChannelInboundHandler {
@@ -38,10 +53,29 @@ final class EchoHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let requests: Locked<[(head: HTTPRequestHead, body: Int)]>
+    let held: Locked<[@Sendable () -> Void]>
     var head: HTTPRequestHead?
     var bodyBytes = 0
 
-    init(requests: Locked<[(head: HTTPRequestHead, body: Int)]>) { self.requests = requests }
+    init(requests: Locked<[(head: HTTPRequestHead, body: Int)]>, held: Locked<[@Sendable () -> Void]>) {
+        self.requests = requests
+        self.held = held
+    }
+
+    /// Runs `action` on this connection's loop when the test releases held responses (if the
+    /// connection is still open then).
+    func hold(_ context: ChannelHandlerContext, _ action: @escaping (EchoHandler, ChannelHandlerContext) -> Void) {
+        let bound = NIOLoopBound((self, context, action), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        held.withLock {
+            $0.append {
+                loop.execute {
+                    let (handler, context, action) = bound.value
+                    if context.channel.isActive { action(handler, context) }
+                }
+            }
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -58,13 +92,26 @@ final class EchoHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            // `/slow-once/...`: slow only the first time this exact URI is asked for.
+            // `/slow-once/...`, `/hold-once/...`: only the first time this exact URI is asked for.
             let firstTime = requests.withLock { $0.filter { $0.head.uri == head.uri }.count } == 1
             if path == "/slow" || (path.hasPrefix("/slow-once/") && firstTime) {
                 let ms = Int64(query["ms"] ?? "100") ?? 100
                 let body = bodyBytes
                 context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) { [self] in
                     self.respond(context: context, head: head, body: body)
+                }
+                return
+            }
+            if path == "/hold" || (path.hasPrefix("/hold-once/") && firstTime) {
+                let body = bodyBytes
+                hold(context) { handler, context in handler.respond(context: context, head: head, body: body) }
+                return
+            }
+            if path == "/hold-body" {  // the head at once, the body when released
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "5"]))), promise: nil)
+                hold(context) { handler, context in
+                    context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "later")))), promise: nil)
+                    context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
                 }
                 return
             }
@@ -183,6 +230,9 @@ final class TestClient: Sendable {
         return try await promise.futureResult.get()
     }
 
+    /// Response heads this client has received, finished or not.
+    var headsReceived: Int { collector.heads.withLock { $0 } }
+
     func close() async { try? await channel.close() }
 }
 
@@ -191,6 +241,8 @@ final class ResponseCollector: ChannelInboundHandler {
 
     final class Box: Sendable {
         let waiting = Locked<[EventLoopPromise<TestResponse>]>([])
+        /// Response heads received so far (a response's head can arrive long before its end).
+        let heads = Locked(0)
         func enqueue(_ p: EventLoopPromise<TestResponse>) { waiting.withLock { $0.append(p) } }
         func next() -> EventLoopPromise<TestResponse>? { waiting.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
         func failAll(_ error: Error) { for p in waiting.withLock({ w -> [EventLoopPromise<TestResponse>] in defer { w.removeAll() }; return w }) { p.fail(error) } }
@@ -207,6 +259,7 @@ final class ResponseCollector: ChannelInboundHandler {
         case .head(let h):
             head = h
             body.clear()
+            box.heads.withLock { $0 += 1 }
         case .body(var b):
             body.writeBuffer(&b)
         case .end:
@@ -286,7 +339,9 @@ struct TestSidecar {
     let addresses: BoundAddresses
     let group: any EventLoopGroup
 
-    static func start(group: any EventLoopGroup, _ configure: (inout SidecarConfiguration) -> Void) async throws -> TestSidecar {
+    static func start(
+        group: any EventLoopGroup, timers: any RequestTimers = EventLoopTimers(), _ configure: (inout SidecarConfiguration) -> Void
+    ) async throws -> TestSidecar {
         var config = SidecarConfiguration()
         config.inboundPort = 0
         config.outboundPort = 0
@@ -297,7 +352,7 @@ struct TestSidecar {
         let telemetry = RecordingTelemetry()
         var logger = Logger(label: "test.sidecar")
         logger.logLevel = .critical
-        let server = SidecarServer(configuration: config, telemetry: telemetry, logger: logger, group: group)
+        let server = SidecarServer(configuration: config, telemetry: telemetry, logger: logger, group: group, timers: timers)
         let addresses = try await server.start()
         return TestSidecar(server: server, telemetry: telemetry, addresses: addresses, group: group)
     }
