@@ -179,9 +179,10 @@ let package = Package(
         ),
 
         // Test doubles and oracles, used only by the test targets below, never by the product:
-        // a recording ProxyTelemetry, an in-memory SpanExporter, the reference OTLP/Zipkin
-        // protobuf codecs built on SwiftProtobuf's generated code (the hand-written ones in
-        // TraceWire are held to them), damage to a SQLite store's file, and ports that refuse.
+        // a recording ProxyTelemetry, an in-memory SpanExporter, request timers on a clock the
+        // test moves, the reference OTLP/Zipkin protobuf codecs built on SwiftProtobuf's
+        // generated code (the hand-written ones in TraceWire are held to them), damage to a
+        // SQLite store's file, ports that refuse, and a deadline for awaits a bug could hang.
         // It depends on the modules it fakes or checks; nothing in Sources depends on it.
         .target(
             name: "MeshtraceTesting",
