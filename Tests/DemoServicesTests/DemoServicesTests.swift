@@ -70,12 +70,12 @@ func decode<T: Decodable>(_ type: T.Type, _ response: DemoHTTPResponse) throws -
 func start(_ role: DemoRole, broken: Bool = false, upstreams: [DemoRole: String] = [:], proxy: HTTPProxy? = nil,
            tracer: MeshtraceTracer? = nil) async throws -> RunningDemoService {
     try await DemoService.start(
-        DemoServiceConfiguration(role: role, broken: broken, upstreamURLs: upstreams, proxy: proxy, upstreamTimeout: .seconds(5)),
+        DemoServiceConfiguration(role: role, broken: broken, upstreamURLs: upstreams, proxy: proxy, upstreamTimeout: .seconds(30)),
         tracer: tracer, logger: quietLogger)
 }
 
 @Suite struct DemoServicesTests {
-    let client = DemoHTTPClient(timeout: .seconds(10))
+    let client = DemoHTTPClient(timeout: .seconds(30))
 
     @Test func databaseServesDeterministicRecords() async throws {
         let database = try await start(.database)
@@ -325,7 +325,7 @@ func start(_ role: DemoRole, broken: Bool = false, upstreams: [DemoRole: String]
                 seen.withLock { $0 += 1 }
             }
         }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while seen.withLock({ $0 }) < 5, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(2)) }
         run.cancel()
         let report = await run.value

@@ -437,7 +437,7 @@ import TraceModel
                 // Fail instead of hanging when nobody ever serves the waiter.
                 let bounded = loops[1].makePromise(of: UpstreamConnection.self)
                 f.cascade(to: bounded)
-                loops[1].scheduleTask(in: .seconds(5)) { bounded.fail(PoolError.cancelled) }
+                loops[1].scheduleTask(in: .seconds(60)) { bounded.fail(PoolError.cancelled) }
                 return bounded.futureResult
             case .ready, .overflow:
                 throw PoolError.overflow

@@ -280,9 +280,19 @@ final class ResponseCollector: ChannelInboundHandler {
 }
 
 /// Sends raw bytes and returns everything the server sent until it closed (or the timeout).
-func rawExchange(group: any EventLoopGroup, port: Int, _ request: String, timeout: TimeAmount = .seconds(5)) async throws -> String {
+func rawExchange(group: any EventLoopGroup, port: Int, _ request: String, timeout: TimeAmount = .seconds(30)) async throws -> String {
+    try await rawExchangeUntilClosed(group: group, port: port, request, timeout: timeout).received
+}
+
+/// Sends raw bytes; returns what the server sent and whether the server closed the connection
+/// (false: the test's `timeout` did). The timeout is only a guard against a hang: a test that
+/// expects the server to close asserts `closedByServer`, not how long it took.
+func rawExchangeUntilClosed(
+    group: any EventLoopGroup, port: Int, _ request: String, timeout: TimeAmount = .seconds(60)
+) async throws -> (received: String, closedByServer: Bool) {
     let received = Locked(ByteBuffer())
     let closed = group.next().makePromise(of: Void.self)
+    let gaveUp = Locked(false)
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -296,10 +306,13 @@ func rawExchange(group: any EventLoopGroup, port: Int, _ request: String, timeou
         // The server may close first (a refused connection over the cap): then nothing was
         // received, and the caller's assertions on the received bytes decide the outcome.
     }
-    let timer = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    let timer = channel.eventLoop.scheduleTask(in: timeout) {
+        gaveUp.withLock { $0 = true }
+        channel.close(promise: nil)
+    }
     try? await closed.futureResult.get()
     timer.cancel()
-    return received.withLock { String(buffer: $0) }
+    return (received.withLock { String(buffer: $0) }, !gaveUp.withLock { $0 })
 }
 
 final class RawCollector: ChannelInboundHandler {
