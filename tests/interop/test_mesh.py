@@ -244,7 +244,7 @@ def test_live_sampling_change_without_restarts(tmp_path, meshes):
         # four debug hops take for them), no trace may have started after the CLI returned. The
         # second of grace covers only a request the gateway had read just before the change.
         out = mesh.cli("telemetry", "set", "--sampling", "0")
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 0, out.stderr + f"\nmesh exit: {mesh.proc.poll()}\nmesh log:\n{mesh.log()[-4000:]}"
         quiet_from = time.time() + 1
         wait_until(lambda: len([s for s in traffic.sent if s[0] > quiet_from and s[1] == 200]) >= 20,
                    timeout=120, message="20 answered requests after the change")
