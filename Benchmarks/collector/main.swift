@@ -13,6 +13,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import GRPCProtobuf
 import Logging
+import MeshtraceTesting
 import TraceModel
 import TraceStorage
 import TraceWire
