@@ -32,6 +32,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-port"), help: "Ingress gateway port.") var gatewayPort = 8080
     @Option(name: .customLong("control-port"), help: "Control-plane API port.") var controlPort = 15100
     @Option(help: "Sampling percentage.") var sampling = 100.0
+    @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (needs `prometheus` installed).") var prometheus = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
 
     func validate() throws {
@@ -66,7 +67,8 @@ struct DemoCommand: AsyncParsableCommand {
             ],
             gateway: GatewaySpec(port: gatewayPort, routes: [("/", "frontend")]),
             telemetry: telemetry,
-            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir))
+            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir),
+            prometheus: prometheus ? PrometheusSpec() : nil)
     }
 
     func run() async throws {
@@ -77,7 +79,12 @@ struct DemoCommand: AsyncParsableCommand {
         defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
-        options.stateFile = MeshStateFile.defaultPath()
+        options.stateDirectory = MeshStateFile.directory()
+        options.logLevel = logLevel
+        options.settingNames = [
+            "collector.queryPort": "--query-port", "collector.zipkinPort": "--zipkin-port", "collector.otlpPort": "--otlp-http-port",
+            "collector.adminPort": "--collector-admin-port", "gateway.port": "--gateway-port",
+        ]
         let requests = self.requests
         let rate = self.rate
         let traffic = Mutex<Task<Void, Never>?>(nil)
@@ -117,6 +124,7 @@ enum DemoTraffic {
         print("traffic done: \(summary)")
         if let id = await exampleTrace(query: query) {
             print("example trace: \(query)/trace/\(id)")
+            print("the mesh keeps running: open the UI, or try `meshtrace status` in another terminal; Ctrl-C stops it")
         } else {
             print("no trace arrived yet: check `meshtrace status` and the service logs above")
         }
