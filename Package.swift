@@ -23,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // TLS for the injector webhook, and the certificates `meshtrace install` generates for it.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         // OTLP/gRPC ingest on 4317 (the collector only: the sidecar and MeshtraceTracing speak
         // the one unary export call over swift-nio-http2; docs/performance.md has the sizes).
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -163,6 +167,26 @@ let package = Package(
             dependencies: ["TraceModel"]
         ),
 
+        // Kubernetes: `meshtrace inject` (YAML in, injected YAML out), the `meshtrace injector`
+        // admission webhook (the same change as a JSON patch, over TLS) and `meshtrace install`'s
+        // manifests. Only the all-in-one binary links it: the sidecar-only binary stays free of
+        // TLS and YAML rewriting.
+        .target(
+            name: "MeshKube",
+            dependencies: [
+                "TraceWire",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // The single `meshtrace` binary: argument parsing and wiring only.
         // `meshtrace sidecar`'s command, shared with the sidecar-only binary.
         .target(
@@ -181,7 +205,7 @@ let package = Package(
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage", "SidecarProxy", "SidecarCLI", "TraceExport", "DemoServices", "MeshRunner", "TraceAnalysis",
+                "Collector", "TraceStorage", "SidecarProxy", "SidecarCLI", "TraceExport", "DemoServices", "MeshRunner", "TraceAnalysis", "MeshKube",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -235,6 +259,7 @@ let package = Package(
         .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
         .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
+        .testTarget(name: "MeshKubeTests", dependencies: ["MeshKube", "TraceWire"], exclude: ["Golden"]),
         .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
     ],
     swiftLanguageModes: [.v6]
