@@ -224,3 +224,35 @@ def test_port_minus_one_turns_grpc_off(start_collector):
     c = start_collector(extra_args=["--otlp-grpc-port", "-1"])
     assert "otlp_grpc=off" in c.log()
     assert "otlp_grpc" not in c.ports
+
+
+def test_tls_listener_takes_an_sdk_that_insists_on_tls(start_collector, tmp_path):
+    """--otlp-grpc-tls-cert/--otlp-grpc-tls-key: an SDK pointed at https:// (TLS, no `insecure`)
+    exports, trusting the collector's certificate; a plaintext client cannot talk to the port."""
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    c = start_collector(extra_args=["--otlp-grpc-tls-cert", str(cert), "--otlp-grpc-tls-key", str(key)])
+    assert f"otlp_grpc=https://127.0.0.1:{c.ports['otlp_grpc']}" in c.log()
+    exporter = OTLPSpanExporter(endpoint=f"https://127.0.0.1:{c.ports['otlp_grpc']}",
+                                credentials=grpc.ssl_channel_credentials(root_certificates=cert.read_bytes()))
+    provider, tracer = make_tracer("tls-client", exporter)
+    spans = emit_trace(tracer)
+    provider.shutdown()
+    check_zipkin(c, "tls-client", spans)
+    channel, export = raw_export(c)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        export(b"", timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_tls_flags_are_checked_at_start(tmp_path):
+    import subprocess
+    from conftest import BINARY
+    r = subprocess.run([BINARY, "collector", "--otlp-grpc-tls-cert", str(tmp_path / "missing.pem")], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "--otlp-grpc-tls-key" in r.stderr, r.stderr
+    r = subprocess.run([BINARY, "collector", "--otlp-grpc-tls-cert", str(tmp_path / "missing.pem"), "--otlp-grpc-tls-key",
+                        str(tmp_path / "missing.pem")], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "cannot read" in r.stderr and "missing.pem" in r.stderr, r.stderr
