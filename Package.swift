@@ -62,12 +62,23 @@ let package = Package(
             ]
         ),
 
+        // Tail-based sampling as a pure state machine (spans and times in, decisions out) and the
+        // OpenTelemetry tail sampler's policies. No I/O, no clock: the collector drives it.
+        .target(
+            name: "TailSampling",
+            dependencies: ["TraceModel"]
+        ),
+
         // `meshtrace collector`: receivers, ingest queue, query APIs, admin. gRPC (grpc-swift 2)
         // serves OTLP/gRPC; its server set-up (`GRPCListener`) takes any service on its own port.
+        // Tail sampling's stage (`TailSamplingService`, driving `TailSampling`), its policy file
+        // (Yams), the pre-sampling RED aggregate, and forwarding to peer collectors (TraceExport's
+        // HTTP client) live here too.
         .target(
             name: "Collector",
             dependencies: [
-                "TraceModel", "TraceWire", "TraceStorage", "TraceAnalysis",
+                "TraceModel", "TraceWire", "TraceStorage", "TraceAnalysis", "TailSampling", "TraceExport",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -149,7 +160,7 @@ let package = Package(
         .target(
             name: "MeshRunner",
             dependencies: [
-                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage",
+                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage", "TailSampling",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -216,7 +227,8 @@ let package = Package(
         // a recording ProxyTelemetry, an in-memory SpanExporter, request timers on a clock the
         // test moves, the reference OTLP/Zipkin protobuf codecs built on SwiftProtobuf's
         // generated code (the hand-written ones in TraceWire are held to them), damage to a
-        // SQLite store's file, ports that refuse, and a deadline for awaits a bug could hang.
+        // SQLite store's file, ports that refuse, a deadline for awaits a bug could hang, and a
+        // clock the test moves (`ManualClock`, for code generic over `Clock`).
         // It depends on the modules it fakes or checks; nothing in Sources depends on it.
         .target(
             name: "MeshtraceTesting",
@@ -241,6 +253,17 @@ let package = Package(
             exclude: ["otlp_instructions.sh"]
         ),
 
+        // Tail sampling: ingest with it on and off, the state machine alone, memory per buffered
+        // trace. Run with scripts/bench-tail-sampling.
+        .executableTarget(
+            name: "TailSamplingBenchmark",
+            dependencies: [
+                "TraceModel", "TraceWire", "TailSampling", "Collector",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/tailsampling"
+        ),
+
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
         .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel", "MeshtraceTesting"]),
@@ -260,7 +283,8 @@ let package = Package(
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
         .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "MeshKubeTests", dependencies: ["MeshKube", "TraceWire"], exclude: ["Golden"]),
-        .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
+        .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel", "TailSampling", "MeshtraceTesting"]),
+        .testTarget(name: "TailSamplingTests", dependencies: ["TailSampling", "TraceModel", "MeshtraceTesting"]),
     ],
     swiftLanguageModes: [.v6]
 )

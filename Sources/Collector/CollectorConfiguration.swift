@@ -31,6 +31,10 @@ public struct CollectorConfiguration: Sendable {
     public var ingestQueueCapacitySpans: Int = 200_000
     /// How often retention runs (`--retention-check-interval`).
     public var retentionIntervalSeconds: Double = 60
+    /// Tail-based sampling (`--sampling-policy FILE`); nil keeps every span, the default.
+    public var samplingPolicy: SamplingPolicyFile?
+    /// The file `samplingPolicy` came from: re-read when its content changes.
+    public var samplingPolicyPath: String?
 
     public init() {}
 }

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Metrics
 import Prometheus
+import Synchronization
 
 /// The collector's self-observability. Each collector owns its registry (not the global
 /// MetricsSystem), so several collectors in one test process never share counters.
@@ -54,5 +55,15 @@ public final class CollectorMetrics: Sendable {
     public let writeLatency: Metrics.Timer
     public let retentionDeleted: CoreMetrics.Counter
 
-    public func prometheusText() -> String { registry.emitToString() }
+    /// Text written by hand after the registry's (the span metrics, whose weighted counts and
+    /// capped series the registry's types do not offer).
+    private let expositions = Mutex<[@Sendable () -> String]>([])
+
+    func addExposition(_ text: @escaping @Sendable () -> String) {
+        expositions.withLock { $0.append(text) }
+    }
+
+    public func prometheusText() -> String {
+        registry.emitToString() + expositions.withLock { $0 }.map { $0() }.joined()
+    }
 }

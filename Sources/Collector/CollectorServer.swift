@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TailSampling
 import TraceStorage
 import UnixSignals
 
@@ -34,6 +35,8 @@ public final class CollectorServer: Service {
     private let gracefulShutdownSignals: [UnixSignal]
     private let onListening: @Sendable (ListeningAddresses) -> Void
     private let runningGroup = Mutex<ServiceGroup?>(nil)
+    /// The tail-sampling policy in force, and the running pipeline to give a new one to.
+    private let sampling: Mutex<(policy: SamplingPolicyFile?, pipeline: IngestPipeline?)>
 
     /// - Parameters:
     ///   - gracefulShutdownSignals: signals that drain and stop the collector (the CLI passes
@@ -50,6 +53,19 @@ public final class CollectorServer: Service {
         self.logger = logger
         self.gracefulShutdownSignals = gracefulShutdownSignals
         self.onListening = onListening
+        self.sampling = Mutex((configuration.samplingPolicy, nil))
+    }
+
+    /// Turns tail sampling on with `policy`, changes it, or (nil) turns it off, live: traces
+    /// waiting for a decision are decided by the new policy (or, turning off, now). Throws,
+    /// changing nothing, when a policy cannot be built.
+    public func setSamplingPolicy(_ policy: SamplingPolicyFile?) throws(PolicyError) {
+        if let policy { _ = try TailSampler<ContinuousClock.Instant>(configuration: policy.configuration) }
+        let pipeline = sampling.withLock { s in
+            s.policy = policy
+            return s.pipeline
+        }
+        try pipeline?.tail.setPolicy(policy)
     }
 
     public func run() async throws {
@@ -58,7 +74,17 @@ public final class CollectorServer: Service {
         let queue = IngestQueue(store: store, capacitySpans: config.ingestQueueCapacitySpans, logger: logger)
         let body = IngestBody(maxWireBytes: config.maxRequestBodyBytes, maxDecodedBytes: config.maxDecompressedBodyBytes)
         let autocomplete = AutocompleteIndex(keys: config.autocompleteKeys)
-        let ingestor = SpanIngestor(queue: queue, metrics: metrics, logger: logger, autocomplete: autocomplete)
+        let tailMetrics = TailSamplingMetrics(factory: metrics.factory)
+        let aggregate = REDAggregate()
+        let spanMetrics = SpanMetrics()
+        metrics.addExposition { spanMetrics.exposition() }
+        let policy = sampling.withLock { $0.policy }
+        let tail = try TailSamplingService(
+            clock: ContinuousClock(), policy: policy, policyPath: config.samplingPolicyPath, queue: queue, metrics: tailMetrics,
+            aggregate: aggregate, spanMetrics: spanMetrics, maxPendingWriteSpans: config.ingestQueueCapacitySpans, logger: logger)
+        let pipeline = IngestPipeline(tail: tail, metrics: tailMetrics, logger: logger)
+        sampling.withLock { $0.pipeline = pipeline }
+        let ingestor = SpanIngestor(pipeline: pipeline, metrics: metrics, logger: logger, autocomplete: autocomplete)
 
         let zipkinRouter = Router()
         zipkinRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
@@ -71,7 +97,7 @@ public final class CollectorServer: Service {
         let queryRouter = Router()
         queryRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
         JaegerQueryAPI(store: store).register(on: queryRouter)
-        GraphAPI(store: store).register(on: queryRouter)
+        GraphAPI(store: store, aggregate: aggregate).register(on: queryRouter)
         AnalysisAPI(store: store).register(on: queryRouter)  // propagation doctor, critical path
         WebUI().register(on: queryRouter)
 
@@ -115,6 +141,8 @@ public final class CollectorServer: Service {
         let ingestService = IngestService(queue: queue, store: store, metrics: metrics, configuration: config, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ingestService),
+            // After the ingest service, so it stops first and writes what it keeps into the queue.
+            .init(service: tail),
             .init(service: app("zipkin", zipkinRouter, port: config.zipkinPort)),
             .init(service: app("otlp", otlpRouter, port: config.otlpHTTPPort)),
         ]

@@ -154,7 +154,7 @@ struct Handlers: Sendable {
         router.get("/healthz") { _, _ in json(DemoHealth(status: "ok", service: name)) }
         switch configuration.role {
         case .database:
-            router.get("/records") { request, _ in records(request) }
+            router.get("/records") { request, _ in await records(request) }
         case .backend:
             router.get("/reports/:id") { request, context in await report(request, id: context.parameters.get("id")) }
         case .frontend:
@@ -169,9 +169,19 @@ struct Handlers: Sendable {
 
     // MARK: database
 
-    func records(_ request: Request) -> Response {
+    func records(_ request: Request) async -> Response {
         guard let id = Self.validID(request.uri.queryParameters.get("report")) else {
             return fail(.badRequest, "query parameter 'report' must be 1-64 letters, digits, '-' or '_'")
+        }
+        // Demo faults, chosen by the report id so a request says what it will meet (the tail
+        // sampling demo sends a few): `err-…` fails, `slow-<ms>-…` takes that long.
+        switch DemoFault(reportID: id) {
+        case .failure:
+            return fail(.internalServerError, "record store unavailable for report \(id) (a demo failure)")
+        case .slow(let delay):
+            try? await Task.sleep(for: delay)  // simulated latency, not waiting for another task
+        case nil:
+            break
         }
         return json(DatabaseRecords(report: id, records: DemoData.records(forReport: id), servedBy: name))
     }

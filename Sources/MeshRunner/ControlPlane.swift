@@ -1,3 +1,4 @@
+import Collector
 import Foundation
 import Hummingbird
 import Logging
@@ -37,7 +38,7 @@ struct ControlPlane {
             } catch {
                 return Self.error(.badRequest, "\(error)")
             }
-            logger.notice("telemetry changed through the control plane", metadata: ["sampling": "\(spec.samplingPercent)"])
+            logger.notice("telemetry changed through the control plane", metadata: ["sampling": "\(spec.samplingPercent)", "mode": "\(spec.mode.rawValue)"])
             return Self.json(TelemetryUpdate(spec))
         }
         router.get("/mesh/proxy-config/{service}") { _, context in
@@ -90,12 +91,37 @@ public struct TelemetryUpdate: Codable, Sendable, Equatable {
     public var propagation: [String]?
     public var customTags: [String: String]?
     public var excludePaths: [String]?
+    /// `head` or `tail` (`telemetry.mode`).
+    public var mode: String?
+    public var tail: TailUpdate?
 
-    public init(sampling: Double? = nil, propagation: [String]? = nil, customTags: [String: String]? = nil, excludePaths: [String]? = nil) {
+    /// `telemetry.tail`; durations as text (`500ms`, `10s`).
+    public struct TailUpdate: Codable, Sendable, Equatable {
+        public var keepPercent: Double?
+        public var slowerThan: String?
+        public var decisionWait: String?
+        public var policyFile: String?
+        /// What tail mode keeps, in words (answers only).
+        public var summary: String?
+
+        public init(keepPercent: Double? = nil, slowerThan: String? = nil, decisionWait: String? = nil, policyFile: String? = nil) {
+            self.keepPercent = keepPercent
+            self.slowerThan = slowerThan
+            self.decisionWait = decisionWait
+            self.policyFile = policyFile
+        }
+    }
+
+    public init(
+        sampling: Double? = nil, propagation: [String]? = nil, customTags: [String: String]? = nil, excludePaths: [String]? = nil,
+        mode: String? = nil, tail: TailUpdate? = nil
+    ) {
         self.sampling = sampling
         self.propagation = propagation
         self.customTags = customTags
         self.excludePaths = excludePaths
+        self.mode = mode
+        self.tail = tail
     }
 
     init(_ spec: TelemetrySpec) {
@@ -103,6 +129,17 @@ public struct TelemetryUpdate: Codable, Sendable, Equatable {
         propagation = spec.propagation.map(\.rawValue)
         customTags = spec.customTags
         excludePaths = spec.excludePaths
+        mode = spec.mode.rawValue
+        var tail = TailUpdate(
+            keepPercent: spec.tail.keepPercent, slowerThan: "\(spec.tail.slowerThanMs)ms",
+            decisionWait: Self.text(spec.tail.decisionWait), policyFile: spec.tail.policyFile)
+        tail.summary = spec.tail.summary
+        self.tail = tail
+    }
+
+    static func text(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return attoseconds == 0 ? "\(seconds)s" : "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000)ms"
     }
 
     func apply(to spec: inout TelemetrySpec) throws(MeshFileError) {
@@ -120,5 +157,33 @@ public struct TelemetryUpdate: Codable, Sendable, Equatable {
         }
         if let customTags { spec.customTags = customTags }
         if let excludePaths { spec.excludePaths = excludePaths }
+        if let mode {
+            guard let parsed = TelemetryMode(rawValue: mode) else {
+                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "mode", message: "must be head or tail, got '\(mode)'", hint: nil)
+            }
+            spec.mode = parsed
+        }
+        if let tail {
+            if let percent = tail.keepPercent {
+                guard (0...100).contains(percent) else {
+                    throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "tail.keepPercent", message: "must be between 0 and 100, got \(percent)", hint: nil)
+                }
+                spec.tail.keepPercent = percent
+                spec.tail.policyFile = nil
+            }
+            if let text = tail.slowerThan {
+                spec.tail.slowerThanMs = Int64(try Self.duration(text, field: "tail.slowerThan") / 1_000_000)
+                spec.tail.policyFile = nil
+            }
+            if let text = tail.decisionWait { spec.tail.decisionWait = .nanoseconds(Int64(try Self.duration(text, field: "tail.decisionWait"))) }
+            if let file = tail.policyFile { spec.tail.policyFile = file.isEmpty ? nil : file }
+        }
+    }
+
+    private static func duration(_ text: String, field: String) throws(MeshFileError) -> UInt64 {
+        guard let nanos = GoDuration.parseNanos(text), nanos >= 1_000_000, nanos < UInt64(Int64.max) else {
+            throw MeshFileError(file: "telemetry", line: nil, column: nil, field: field, message: "expected a duration of at least 1ms like 500ms or 10s, got '\(text)'", hint: nil)
+        }
+        return nanos
     }
 }

@@ -86,7 +86,7 @@ extension MeshCore {
         config.serviceName = name
         config.metricsPort = 0
         config.adminPort = -1
-        config.samplingPercent = spec.samplingPercent
+        config.samplingPercent = spec.effectiveSamplingPercent
         config.propagation = spec.propagation
         config.healthCheckPaths = spec.excludePaths
         config.inferParent = spec.inferParent

@@ -90,6 +90,13 @@ public struct TelemetrySpec: Sendable, Equatable {
     /// Sidecars link outbound calls without trace context to the one inbound request in flight
     /// (`telemetry.inferParent`, see `ParentInference`).
     public var inferParent = false
+    /// `head` (default): sidecars keep `samplingPercent` of new traces. `tail`: sidecars send
+    /// every span and the collector decides per trace (`tail`).
+    public var mode: TelemetryMode = .head
+    public var tail = TailSamplingSpec()
+
+    /// What the sidecars sample: everything in tail mode, where the collector chooses.
+    public var effectiveSamplingPercent: Double { mode == .tail ? 100 : samplingPercent }
 
     public init(samplingPercent: Double = 100, propagation: [PropagationFormat] = [.w3c, .b3multi], customTags: [String: String] = [:],
                 excludePaths: [String] = ["/healthz", "/readyz", "/health"], exporter: String = "zipkin") {
@@ -99,6 +106,23 @@ public struct TelemetrySpec: Sendable, Equatable {
         self.excludePaths = excludePaths
         self.exporter = exporter
     }
+}
+
+public enum TelemetryMode: String, Sendable, Equatable, CaseIterable {
+    case head, tail
+}
+
+/// `telemetry.tail`: what the collector keeps in tail mode. The three settings make the policy
+/// "errors + slower than `slowerThanMs` + `keepPercent` of the rest"; `policyFile` replaces them
+/// with a full policy file (the collector's `--sampling-policy` format).
+public struct TailSamplingSpec: Sendable, Equatable {
+    public var decisionWait: Duration = .seconds(10)
+    public var slowerThanMs: Int64 = 500
+    public var keepPercent: Double = 5
+    /// Relative to mesh.yaml's directory.
+    public var policyFile: String?
+
+    public init() {}
 }
 
 public struct CollectorSpec: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Collector
 import SidecarProxy
 import TraceModel
 import Yams
@@ -262,7 +263,7 @@ public struct MeshFileParser {
 
     private func telemetry(_ node: Node) throws(MeshFileError) -> TelemetrySpec {
         var spec = TelemetrySpec()
-        for (key, _, value) in try mapping(node, "telemetry", allowed: ["sampling", "propagation", "customTags", "excludePaths", "exporter", "inferParent"]) {
+        for (key, _, value) in try mapping(node, "telemetry", allowed: ["sampling", "propagation", "customTags", "excludePaths", "exporter", "inferParent", "mode", "tail"]) {
             let path = "telemetry.\(key)"
             switch key {
             case "sampling": spec.samplingPercent = try double(value, path, range: 0...100)
@@ -279,9 +280,36 @@ public struct MeshFileParser {
                 }
             case "excludePaths": spec.excludePaths = try strings(value, path)
             case "inferParent": spec.inferParent = try bool(value, path)
+            case "mode":
+                let text = try string(value, path)
+                guard let mode = TelemetryMode(rawValue: text) else {
+                    throw fail(value, path, "must be head or tail, got '\(text)'",
+                               hint: "head: sidecars sample `sampling`% of traces; tail: they send everything and the collector keeps errors, slow traces and a share of the rest")
+                }
+                spec.mode = mode
+            case "tail": spec.tail = try tailSampling(value)
             case "exporter":
                 spec.exporter = try string(value, path).lowercased()
                 guard ["zipkin", "otlp"].contains(spec.exporter) else { throw fail(value, path, "must be zipkin or otlp, got '\(spec.exporter)'") }
+            default: break
+            }
+        }
+        return spec
+    }
+
+    private func tailSampling(_ node: Node) throws(MeshFileError) -> TailSamplingSpec {
+        var spec = TailSamplingSpec()
+        for (key, _, value) in try mapping(node, "telemetry.tail", allowed: ["decisionWait", "slowerThan", "keepPercent", "policyFile"]) {
+            let path = "telemetry.tail.\(key)"
+            switch key {
+            case "decisionWait", "slowerThan":
+                let text = try string(value, path)
+                guard let nanos = GoDuration.parseNanos(text), nanos > 0, nanos < UInt64(Int64.max) else {
+                    throw fail(value, path, "expected a duration like 500ms, 2s or 10s, got '\(text)'")
+                }
+                if key == "decisionWait" { spec.decisionWait = .nanoseconds(Int64(nanos)) } else { spec.slowerThanMs = Int64(max(1, nanos / 1_000_000)) }
+            case "keepPercent": spec.keepPercent = try double(value, path, range: 0...100)
+            case "policyFile": spec.policyFile = try string(value, path)
             default: break
             }
         }

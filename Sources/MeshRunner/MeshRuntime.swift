@@ -84,7 +84,7 @@ public final class MeshRuntime: Service {
         self.logger = logger
         self.gracefulShutdownSignals = gracefulShutdownSignals
         self.onReady = onReady
-        self.state = MeshState(file: file)
+        self.state = MeshState(file: file, baseDirectory: options.watchFile.map { ($0 as NSString).deletingLastPathComponent })
     }
 
     public func run() async throws {
@@ -99,6 +99,9 @@ public final class MeshRuntime: Service {
         var otlpEndpoint: String?
         if let url = file.collector.url {
             collectorURL = url
+            if file.telemetry.mode == .tail {
+                logger.warning("telemetry.mode is tail: the sidecars send every span; run the collector at \(url) with --sampling-policy so it decides")
+            }
         } else {
             guard let dataDir = file.collector.dataDir ?? options.defaultDataDir else {
                 throw MeshStartError("the embedded collector needs a data directory: set collector.dataDir in the mesh file")
@@ -114,6 +117,7 @@ public final class MeshRuntime: Service {
             let collector = CollectorServer(configuration: config, logger: logger, onListening: { continuation.yield($0) })
             // The collector must be listening before sidecars export to it, so start it first
             // and learn its ports; the service group then owns its lifetime.
+            state.setSamplingTarget { policy in try collector.setSamplingPolicy(policy) }
             let started = CollectorStarter(collector: collector, addresses: stream, continuation: continuation)
             let addresses = try await started.waitUntilListening(dataDir: dataDir)
             services.append(.init(service: started))

@@ -1,3 +1,4 @@
+import Collector
 import Foundation
 import SidecarProxy
 import Synchronization
@@ -32,6 +33,11 @@ final class MeshState: Sendable {
     private let egress = Mutex<[Egress]>([])
     private let telemetrySpec: Mutex<TelemetrySpec>
     private let collectorAdminAddress = Mutex<String?>(nil)
+    /// Gives the embedded collector its tail-sampling policy (nil: off); unset with an
+    /// external collector, which is told with its own `--sampling-policy`.
+    private let samplingTarget = Mutex<(@Sendable (SamplingPolicyFile?) throws -> Void)?>(nil)
+    /// mesh.yaml's directory, for a relative `telemetry.tail.policyFile`.
+    let baseDirectory: String?
     let meshName: String
 
     /// The embedded collector's admin listener (`/metrics`), for Prometheus discovery.
@@ -40,10 +46,17 @@ final class MeshState: Sendable {
         set { collectorAdminAddress.withLock { $0 = newValue } }
     }
 
-    init(file: MeshFile) {
+    init(file: MeshFile, baseDirectory: String? = nil) {
         telemetrySpec = Mutex(file.telemetry)
         meshName = file.name
+        self.baseDirectory = baseDirectory
     }
+
+    func setSamplingTarget(_ target: @escaping @Sendable (SamplingPolicyFile?) throws -> Void) {
+        samplingTarget.withLock { $0 = target }
+    }
+
+    var hasEmbeddedCollector: Bool { samplingTarget.withLock { $0 != nil } }
 
     func add(_ entry: Entry) { entries.withLock { $0.append(entry) } }
 
@@ -74,10 +87,19 @@ final class MeshState: Sendable {
                 throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "customTags.\(name)", message: error.description, hint: nil)
             }
         }
+        // The collector first: a policy it refuses leaves the sidecars as they were.
+        if let target = samplingTarget.withLock({ $0 }) {
+            let policy = spec.mode == .tail ? try spec.tail.policy(baseDirectory: baseDirectory) : nil
+            do {
+                try target(policy)
+            } catch {
+                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "tail", message: "\(error)", hint: nil)
+            }
+        }
         telemetrySpec.withLock { $0 = spec }
         for box in all.map(\.box) + egressListeners.map(\.box) {
             box.update { config in
-                config.samplingPercent = spec.samplingPercent
+                config.samplingPercent = spec.effectiveSamplingPercent
                 config.propagation = spec.propagation
                 config.customTags = tags
                 config.healthCheckPaths = spec.excludePaths

@@ -69,6 +69,9 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(name: .customLong("ingest-queue-capacity"), help: "Spans that may wait for the store; beyond this ingest answers 503 with Retry-After.")
     var ingestQueueCapacity = 200_000
 
+    @Option(name: .customLong("sampling-policy"), help: "Tail-based sampling: a YAML policy file (OpenTelemetry tail_sampling keys), re-read when it changes. Off unless given.")
+    var samplingPolicy: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -127,8 +130,30 @@ struct CollectorCommand: AsyncParsableCommand {
         config.retentionSeconds = Double(GoDuration.parseNanos(retention) ?? 0) / 1e9
         config.retentionIntervalSeconds = Double(GoDuration.parseNanos(retentionCheckInterval) ?? 60_000_000_000) / 1e9
 
+        if let path = samplingPolicy {
+            config.samplingPolicy = try Self.loadPolicy(path)
+            config.samplingPolicyPath = path
+        }
+
         let server = CollectorServer(configuration: config, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint])
         try await server.run()
+    }
+}
+
+extension CollectorCommand {
+    /// Reads the policy file; a problem stops the start with the file, line and field.
+    static func loadPolicy(_ path: String) throws -> SamplingPolicyFile {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw CLIError("--sampling-policy: cannot read '\(path)': \(error.localizedDescription)")
+        }
+        do {
+            return try SamplingPolicyFile.parse(text, fileName: path)
+        } catch {
+            throw CLIError("--sampling-policy: \(error)")
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collector
 import DemoServices
 import Foundation
 import Logging
@@ -36,6 +37,11 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-port"), help: "Ingress gateway port.") var gatewayPort = 8080
     @Option(name: .customLong("control-port"), help: "Control-plane API port.") var controlPort = 15100
     @Option(help: "Sampling percentage.") var sampling = 100.0
+    @Flag(help: "Tail-based sampling: sidecars send every span, the collector keeps errors, slow traces and --keep-percent of the rest; the traffic includes a few failing and slow requests.")
+    var tail = false
+    @Option(name: .customLong("keep-percent"), help: "With --tail: percent of the other traces kept.") var keepPercent = 5.0
+    @Option(name: .customLong("slower-than"), help: "With --tail: traces at least this long are kept (e.g. 500ms).") var slowerThan = "500ms"
+    @Option(name: .customLong("decision-wait"), help: "With --tail: decide this long after a trace's first span, or once it is complete.") var decisionWait = "10s"
     @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (needs `prometheus` installed).") var prometheus = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
 
@@ -54,6 +60,21 @@ struct DemoCommand: AsyncParsableCommand {
         }
         guard requests >= 0, rate > 0 else { throw ValidationError("--requests must be >= 0 and --rate > 0") }
         guard (0...100).contains(sampling) else { throw ValidationError("--sampling must be between 0 and 100") }
+        guard (0...100).contains(keepPercent) else { throw ValidationError("--keep-percent must be between 0 and 100") }
+        guard let slow = GoDuration.parseNanos(slowerThan), slow >= 1_000_000, slow <= 10_000_000_000 else {
+            throw ValidationError("--slower-than must be a duration from 1ms to 10s like 500ms, got '\(slowerThan)'")
+        }
+        guard let wait = GoDuration.parseNanos(decisionWait), wait >= 1_000_000, wait < UInt64(Int64.max) else {
+            throw ValidationError("--decision-wait must be a duration like 10s or 500ms, got '\(decisionWait)'")
+        }
+    }
+
+    var tailSpec: TailSamplingSpec {
+        var spec = TailSamplingSpec()
+        spec.keepPercent = keepPercent
+        spec.slowerThanMs = Int64((GoDuration.parseNanos(slowerThan) ?? 500_000_000) / 1_000_000)
+        spec.decisionWait = .nanoseconds(Int64(GoDuration.parseNanos(decisionWait) ?? 10_000_000_000))
+        return spec
     }
 
     func meshFile(dataDir: String) -> MeshFile {
@@ -63,6 +84,10 @@ struct DemoCommand: AsyncParsableCommand {
         }
         var telemetry = TelemetrySpec(samplingPercent: sampling)
         telemetry.inferParent = inferParent
+        if tail {
+            telemetry.mode = .tail
+            telemetry.tail = tailSpec
+        }
         // Asked for, the broken backend names the request it is serving in its own header (no
         // trace context in it): recorded on spans so a test can check inferred links against the truth.
         if recordCausality { telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"] }
@@ -98,14 +123,16 @@ struct DemoCommand: AsyncParsableCommand {
         ]
         let requests = self.requests
         let rate = self.rate
+        let faults = tail ? DemoTraffic.Faults(slowMs: Int(tailSpec.slowerThanMs) + 200) : nil
         let traffic = Mutex<Task<Void, Never>?>(nil)
         print("starting the demo mesh\(broken ? " (broken: backend does not forward trace headers)" : "")… data dir: \(directory)\(temporary ? " (temporary)" : "")")
+        if tail { print("tail sampling: the collector keeps \(tailSpec.summary)") }
         fflush(nil)
         let runtime = MeshRuntime(file: meshFile(dataDir: directory), options: options, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint]) { ready in
             let ui = ready.queryURL.map { $0 + "/" }
             printReady(ready, uiURL: ui)
             guard requests > 0, let gateway = ready.gatewayURL, let query = ready.queryURL else { return }
-            traffic.withLock { $0 = Task { await DemoTraffic.run(gateway: gateway, query: query, requests: requests, rate: rate) } }
+            traffic.withLock { $0 = Task { await DemoTraffic.run(gateway: gateway, query: query, requests: requests, rate: rate, faults: faults) } }
         }
         try await runtime.run()
         traffic.withLock { $0?.cancel() }
@@ -118,16 +145,31 @@ enum DemoTraffic {
     /// Long enough that a slow first request (services still warming up) counts as answered.
     static let requestTimeout = Duration.seconds(60)
 
-    static func run(gateway: String, query: String, requests: Int, rate: Double) async {
+    /// Tail mode's occasional trouble: one request in `failEvery` fails, one in `slowEvery` is slow.
+    struct Faults: Sendable {
+        var slowMs: Int
+        var failEvery = 10
+        var slowEvery = 15
+
+        func reportID(_ i: Int) -> String {
+            if i % failEvery == failEvery - 1 { return DemoFault.reportID(failing: i) }
+            if i % slowEvery == slowEvery - 1 { return DemoFault.reportID(slowMs: slowMs, i) }
+            return String(i % 50 + 1)
+        }
+    }
+
+    static func run(gateway: String, query: String, requests: Int, rate: Double, faults: Faults? = nil) async {
         var statuses: [Int: Int] = [:]
         let interval = Duration.milliseconds(Int(1000 / rate))
         var next = ContinuousClock.now
-        print("sending \(requests) requests at \(rate)/s to \(gateway)/api/reports/{id} …")
+        print("sending \(requests) requests at \(rate)/s to \(gateway)/api/reports/{id} …"
+              + (faults.map { " (one in \($0.failEvery) fails, one in \($0.slowEvery) takes \($0.slowMs) ms)" } ?? ""))
         fflush(nil)
         for i in 0..<requests where !Task.isCancelled {
             try? await Task.sleep(until: next)  // pacing the load, not waiting for another task
             next += interval
-            guard let url = URL(string: "\(gateway)/api/reports/\(i % 50 + 1)") else { continue }
+            let id = faults?.reportID(i) ?? String(i % 50 + 1)
+            guard let url = URL(string: "\(gateway)/api/reports/\(id)") else { continue }
             let status = (try? await OneShotHTTPClient.send(.GET, url: url.absoluteString, timeout: requestTimeout))?.status ?? 0
             statuses[status, default: 0] += 1
         }

@@ -165,18 +165,41 @@ struct TelemetryCommand: AsyncParsableCommand {
     )
 
     struct Set: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change sampling, propagation or excluded paths in every sidecar, live.")
+        static let configuration = CommandConfiguration(
+            abstract: "Change sampling, propagation or excluded paths in every sidecar, live.",
+            discussion: """
+                --tail switches to tail-based sampling: the sidecars send every span and the collector keeps \
+                errors, traces slower than --slower-than and --keep-percent of the rest (or what --policy-file \
+                says). --head switches back to sampling --sampling percent of traces in the sidecars.
+                """)
 
         @OptionGroup var control: ControlOptions
-        @Option(help: "Percentage of new traces to sample, 0-100.") var sampling: Double?
+        @Option(help: "Percentage of new traces to sample, 0-100 (head sampling, in the sidecars).") var sampling: Double?
         @Option(help: "Formats to inject: comma list of w3c, b3multi, b3single.") var propagation: String?
         @Option(name: .customLong("exclude-paths"), help: "Comma list of paths not traced.") var excludePaths: String?
+        @Flag(help: "Tail-based sampling: the collector decides per whole trace.") var tail = false
+        @Flag(help: "Head sampling again: the sidecars decide per new trace (--sampling).") var head = false
+        @Option(name: .customLong("keep-percent"), help: "Tail mode: percent of the traces that are neither errors nor slow to keep.") var keepPercent: Double?
+        @Option(name: .customLong("slower-than"), help: "Tail mode: keep traces at least this long (e.g. 500ms, 2s).") var slowerThan: String?
+        @Option(name: .customLong("decision-wait"), help: "Tail mode: decide this long after a trace's first span (e.g. 10s), or earlier once it is complete.") var decisionWait: String?
+        @Option(name: .customLong("policy-file"), help: "Tail mode: a full sampling policy file (the collector's --sampling-policy format) instead.") var policyFile: String?
+
+        func validate() throws {
+            if tail && head { throw ValidationError("give --tail or --head, not both") }
+        }
 
         func run() async throws {
+            let tailSettings = TelemetryUpdate.TailUpdate(
+                keepPercent: keepPercent, slowerThan: slowerThan, decisionWait: decisionWait,
+                policyFile: policyFile.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 })
             let update = TelemetryUpdate(
                 sampling: sampling, propagation: propagation?.split(separator: ",").map(String.init),
-                excludePaths: excludePaths?.split(separator: ",").map(String.init))
-            guard update != TelemetryUpdate() else { throw ValidationError("nothing to change: give --sampling, --propagation or --exclude-paths") }
+                excludePaths: excludePaths?.split(separator: ",").map(String.init),
+                mode: tail ? "tail" : head ? "head" : nil,
+                tail: tailSettings == TelemetryUpdate.TailUpdate() ? nil : tailSettings)
+            guard update != TelemetryUpdate() else {
+                throw ValidationError("nothing to change: give --sampling, --propagation, --exclude-paths, --tail or --head")
+            }
             let data = try await control.request("/mesh/telemetry", method: .POST, body: try JSONEncoder().encode(update))
             print("applied to every sidecar: " + String(decoding: data, as: UTF8.self))
         }
@@ -203,8 +226,10 @@ struct StatusCommand: AsyncParsableCommand {
             return
         }
         let status = try JSONDecoder().decode(MeshStatus.self, from: data)
-        print("mesh \(status.mesh): sampling \(status.telemetry.sampling.map { String(format: "%g", $0) } ?? "?")%, "
-              + "propagation \((status.telemetry.propagation ?? []).joined(separator: ","))\n")
+        let sampling = status.telemetry.mode == "tail"
+            ? "tail sampling (the collector keeps \(status.telemetry.tail?.summary ?? "what its policy says"))"
+            : "sampling \(status.telemetry.sampling.map { String(format: "%g", $0) } ?? "?")%"
+        print("mesh \(status.mesh): \(sampling), propagation \((status.telemetry.propagation ?? []).joined(separator: ","))\n")
         print(ServiceTable.render(status.services))
     }
 }

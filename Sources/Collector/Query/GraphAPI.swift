@@ -7,6 +7,10 @@ import TraceStorage
 /// (nodes, edges, estimated rates, error split, p95 latency and Kiali health) for the web UI.
 struct GraphAPI: Sendable {
     let store: any TraceStore
+    /// With tail sampling on: counts from every span before the decision, for the part of a
+    /// window since it was turned on (within the hour it keeps); anything earlier comes from
+    /// stored spans, weighted by their adjusted counts.
+    var aggregate: REDAggregate? = nil
     /// Spans read per request at most; beyond it the answer says `"truncated":true`.
     var maxSpans = 500_000
 
@@ -35,10 +39,23 @@ struct GraphAPI: Sendable {
         let end = UInt64(endMs) * 1_000_000 + 999_999
         let start = end > lookback ? end - lookback : 0
         let readFrom = start > Self.lookBehindNanos ? start - Self.lookBehindNanos : 0
+        if let aggregate, let from = aggregate.countsFrom, end > from {
+            var counts = aggregate.counts(startNanos: max(start, from), endNanos: end)
+            var truncated = false
+            if start < from {
+                let spans = try await store.spans(startNanos: readFrom, endNanos: from, limit: maxSpans)
+                counts.add(GraphCounts.stored(spans, from: start, before: from))
+                truncated = spans.count >= maxSpans
+            }
+            let body = Self.encode(
+                counts.graph(), lookbackNanos: lookback, endMs: endMs, truncated: truncated,
+                source: start < from ? "mixed" : "pre-sampling", preSamplingFromMs: Int64(from / 1_000_000))
+            return .json(body)
+        }
         let spans = try await store.spans(startNanos: readFrom, endNanos: end, limit: maxSpans)
         let graph = ServiceGraph(spans: spans, countFrom: start)
         let body = Self.encode(
-            graph, lookbackNanos: lookback, endMs: endMs, truncated: spans.count >= maxSpans)
+            graph, lookbackNanos: lookback, endMs: endMs, truncated: spans.count >= maxSpans, source: "stored-spans")
         return .json(body)
     }
 
@@ -55,12 +72,17 @@ struct GraphAPI: Sendable {
             + "\"health\":\"\(t.health.rawValue)\""
     }
 
-    static func encode(_ graph: ServiceGraph, lookbackNanos: UInt64, endMs: Int64, truncated: Bool) -> String {
+    /// `source`: `pre-sampling` (every span, counted before tail sampling), `stored-spans`, or
+    /// `mixed` (stored spans before `preSamplingFromMs`, every span after).
+    static func encode(
+        _ graph: ServiceGraph, lookbackNanos: UInt64, endMs: Int64, truncated: Bool, source: String = "stored-spans",
+        preSamplingFromMs: Int64? = nil
+    ) -> String {
         let seconds = Double(lookbackNanos) / 1e9
         let nodes = graph.nodes.map { node in
             "{\"id\":\(JSONString.quote(node.id)),\"name\":\(JSONString.quote(node.id)),\"type\":\"\(node.type.rawValue)\","
                 + traffic(node.traffic, seconds: seconds)
-                + ",\"traceIDs\":\(JSONString.array(node.traceIDs.map(\.hex)))}"
+                + ",\"p95Ms\":\(number(node.p95Ms)),\"traceIDs\":\(JSONString.array(node.traceIDs.map(\.hex)))}"
         }
         let edges = graph.edges.map { edge in
             "{\"source\":\(JSONString.quote(edge.source)),\"target\":\(JSONString.quote(edge.target)),"
@@ -69,7 +91,8 @@ struct GraphAPI: Sendable {
                 + ",\"p95Ms\":\(number(edge.p95Ms)),\"traceIDs\":\(JSONString.array(edge.traceIDs.map(\.hex)))}"
         }
         return "{\"lookbackMs\":\(lookbackNanos / 1_000_000),\"endTs\":\(endMs),\"spanCount\":\(graph.spanCount),"
-            + "\"truncated\":\(truncated),\"nodes\":[\(nodes.joined(separator: ","))],"
+            + "\"truncated\":\(truncated),\"source\":\"\(source)\","
+            + (preSamplingFromMs.map { "\"preSamplingFromMs\":\($0)," } ?? "") + "\"nodes\":[\(nodes.joined(separator: ","))],"
             + "\"edges\":[\(edges.joined(separator: ","))]}"
     }
 }

@@ -84,6 +84,8 @@ struct ServiceGraph: Sendable, Equatable {
         var type: NodeType
         /// Requests into this node (for roots such as the gateway: out of it).
         var traffic: Traffic
+        /// 95th percentile of the requests into it (for roots: out of it), milliseconds.
+        var p95Ms: Double = 0
         var traceIDs: [TraceID]
     }
 
@@ -112,8 +114,21 @@ struct ServiceGraph: Sendable, Equatable {
 
     // MARK: Span reading
 
-    /// `1 / sampling.rate`, when the rate is in (0, 1]; else 1.
+    /// The attribute tail sampling puts on the spans it keeps: how many requests each stands
+    /// for (head sampling's `1 / sampling.rate` times tail sampling's own).
+    static let adjustedCountKey = "sampling.adjusted_count"
+
+    /// `sampling.adjusted_count` when it is at least 1; else `1 / sampling.rate`, when the rate
+    /// is in (0, 1]; else 1.
     static func weight(of span: Span) -> Double {
+        let adjusted: Double?
+        switch span.attribute(adjustedCountKey) {
+        case .double(let d): adjusted = d
+        case .int(let i): adjusted = Double(i)
+        case .string(let s): adjusted = Double(s)
+        default: adjusted = nil
+        }
+        if let adjusted, adjusted.isFinite, adjusted >= 1 { return adjusted }
         let rate: Double?
         switch span.attribute("sampling.rate") {
         case .double(let d): rate = d
@@ -177,25 +192,22 @@ struct ServiceGraph: Sendable, Equatable {
 
     // MARK: Building
 
-    private struct SpanKey: Hashable {
-        var trace: TraceID
-        var span: SpanID
-    }
-
-    private struct EdgeKey: Hashable {
+    struct EdgeKey: Hashable, Sendable {
         var source: String
         var target: String
     }
 
-    private struct EdgeAccumulator {
+    /// One edge's totals, however they were gathered (from stored spans here, or from the
+    /// pre-sampling aggregate, `REDAggregate`).
+    struct EdgeTotals: Sendable {
         var traffic = Traffic()
         var protocols: [String: Int] = [:]
-        var durations: [(ms: Double, weight: Double)] = []
+        var p95Ms: Double = 0
         var traces = TraceIDSample()
     }
 
     /// Newest-first distinct trace ids, capped.
-    struct TraceIDSample {
+    struct TraceIDSample: Sendable, Equatable {
         private(set) var newest: [(TraceID, UInt64)] = []
 
         mutating func add(_ id: TraceID, at time: UInt64) {
@@ -207,6 +219,10 @@ struct ServiceGraph: Sendable, Equatable {
             newest.append((id, time))
         }
 
+        mutating func add(_ other: TraceIDSample) {
+            for (id, time) in other.newest { add(id, at: time) }
+        }
+
         private mutating func compact() {
             newest.sort { $0.1 > $1.1 }
             newest.removeLast(newest.count - ServiceGraph.maxTraceIDs)
@@ -215,6 +231,8 @@ struct ServiceGraph: Sendable, Equatable {
         var ids: [TraceID] {
             newest.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 > $1.0 }.prefix(ServiceGraph.maxTraceIDs).map(\.0)
         }
+
+        static func == (a: TraceIDSample, b: TraceIDSample) -> Bool { a.ids == b.ids }
     }
 
     /// Weighted quantile: the smallest duration whose cumulative weight reaches `q` of the total.
@@ -227,91 +245,52 @@ struct ServiceGraph: Sendable, Equatable {
             cumulative += sample.weight
             if cumulative >= q * total - 1e-9 { return sample.ms }
         }
-        return sorted.last!.ms
+        return sorted[sorted.count - 1].ms
     }
 
     /// - Parameters:
     ///   - spans: every span that may matter, including a look-behind before `countFrom` so that
     ///     parents of early spans are found; only spans starting at or after `countFrom` are counted.
     init(spans: [Span], countFrom: UInt64 = 0) {
-        var byID: [SpanKey: Span] = [:]
-        var sharedClients: [SpanKey: Span] = [:]
-        byID.reserveCapacity(spans.count)
-        var gatewayServices = Set<String>()
-        var reportingServices = Set<String>()
-        for span in spans {
-            let key = SpanKey(trace: span.traceID, span: span.spanID)
-            if span.kind == .client || span.kind == .producer { sharedClients[key] = span }
-            // A Zipkin shared server span reuses its client's id: keep the client under the id.
-            if span.shared, byID[key] != nil { continue }
-            byID[key] = span
+        var edges: [EdgeKey: EdgeTotals] = [:]
+        var durations: [EdgeKey: [(ms: Double, weight: Double)]] = [:]
+        let observed = Self.observe(spans: spans, countFrom: countFrom) { observation in
+            let key = EdgeKey(source: observation.source, target: observation.target)
+            edges[key, default: EdgeTotals()].add(observation)
+            durations[key, default: []].append((observation.durationMs, observation.weight))
         }
-        for span in spans where span.startTimeNanos >= countFrom {
-            reportingServices.insert(span.serviceName)
-            if Self.isGateway(span) { gatewayServices.insert(span.serviceName) }
+        var into: [String: [(ms: Double, weight: Double)]] = [:]
+        var outOf: [String: [(ms: Double, weight: Double)]] = [:]
+        for (key, samples) in durations {
+            edges[key]?.p95Ms = Self.weightedQuantile(samples, 0.95)
+            into[key.target, default: []] += samples
+            outOf[key.source, default: []] += samples
         }
+        var nodeP95: [String: Double] = [:]
+        for (node, samples) in outOf { nodeP95[node] = Self.weightedQuantile(samples, 0.95) }
+        for (node, samples) in into { nodeP95[node] = Self.weightedQuantile(samples, 0.95) }
+        self.init(
+            edges: edges, nodeP95Ms: nodeP95, reportingServices: observed.reportingServices, gatewayServices: observed.gatewayServices,
+            spanCount: observed.counted)
+    }
 
-        var edges: [EdgeKey: EdgeAccumulator] = [:]
-        var answeredClients = Set<SpanKey>()
+    /// Nodes and edges from per-edge totals: a node's traffic is what flows into it (for roots
+    /// such as the gateway, what flows out).
+    init(edges: [EdgeKey: EdgeTotals], nodeP95Ms: [String: Double], reportingServices: Set<String>, gatewayServices: Set<String>, spanCount: Int) {
         var inbound: [String: (Traffic, TraceIDSample)] = [:]
-        var counted = 0
-
-        func record(_ source: String, _ target: String, measured span: Span) {
-            let weight = Self.weight(of: span)
-            let outcome = Self.outcome(of: span)
-            var acc = edges[EdgeKey(source: source, target: target)] ?? EdgeAccumulator()
-            acc.traffic.add(outcome, weight: weight)
-            acc.protocols[Self.protocolName(of: span), default: 0] += 1
-            acc.durations.append((Double(span.durationNanos) / 1e6, weight))
-            acc.traces.add(span.traceID, at: span.startTimeNanos)
-            edges[EdgeKey(source: source, target: target)] = acc
-            var node = inbound[target] ?? (Traffic(), TraceIDSample())
-            node.0.add(outcome, weight: weight)
-            node.1.add(span.traceID, at: span.startTimeNanos)
-            inbound[target] = node
-        }
-
-        // Server side first: pair with clients.
-        for span in spans where span.kind == .server || span.kind == .consumer {
-            let parent: Span?
-            if span.shared {
-                parent = sharedClients[SpanKey(trace: span.traceID, span: span.spanID)]
-            } else if let parentID = span.parentSpanID {
-                parent = byID[SpanKey(trace: span.traceID, span: parentID)]
-            } else {
-                parent = nil
-            }
-            if let parent, parent.kind == .client || parent.kind == .producer {
-                let key = SpanKey(trace: parent.traceID, span: parent.spanID)
-                answeredClients.insert(key)
-                if parent.startTimeNanos >= countFrom {
-                    counted += 1
-                    record(parent.serviceName, span.serviceName, measured: parent)
-                }
-            } else if span.startTimeNanos >= countFrom {
-                counted += 1
-                let source = (parent?.serviceName).flatMap { $0 == span.serviceName ? nil : $0 } ?? Self.unknownNode
-                record(source, span.serviceName, measured: span)
-            }
-        }
-        // Clients nobody answered: external (or silent) destinations.
-        for span in spans where (span.kind == .client || span.kind == .producer) && span.startTimeNanos >= countFrom {
-            guard !answeredClients.contains(SpanKey(trace: span.traceID, span: span.spanID)) else { continue }
-            counted += 1
-            record(span.serviceName, Self.remoteName(of: span), measured: span)
-        }
-
+        var outbound: [String: (Traffic, TraceIDSample)] = [:]
         var nodeIDs = reportingServices
-        for key in edges.keys {
+        for (key, totals) in edges {
             nodeIDs.insert(key.source)
             nodeIDs.insert(key.target)
-        }
-        var outbound: [String: (Traffic, TraceIDSample)] = [:]
-        for (key, acc) in edges {
-            var node = outbound[key.source] ?? (Traffic(), TraceIDSample())
-            node.0.add(acc.traffic)
-            for (id, time) in acc.traces.newest { node.1.add(id, at: time) }
-            outbound[key.source] = node
+            var into = inbound[key.target] ?? (Traffic(), TraceIDSample())
+            into.0.add(totals.traffic)
+            into.1.add(totals.traces)
+            inbound[key.target] = into
+            var out = outbound[key.source] ?? (Traffic(), TraceIDSample())
+            out.0.add(totals.traffic)
+            out.1.add(totals.traces)
+            outbound[key.source] = out
         }
         self.nodes = nodeIDs.sorted().map { id in
             let type: NodeType
@@ -325,14 +304,22 @@ struct ServiceGraph: Sendable, Equatable {
                 type = .external
             }
             let (traffic, traces) = inbound[id] ?? outbound[id] ?? (Traffic(), TraceIDSample())
-            return Node(id: id, type: type, traffic: traffic, traceIDs: traces.ids)
+            return Node(id: id, type: type, traffic: traffic, p95Ms: nodeP95Ms[id] ?? 0, traceIDs: traces.ids)
         }
-        self.edges = edges.sorted { ($0.key.source, $0.key.target) < ($1.key.source, $1.key.target) }.map { key, acc in
-            let proto = acc.protocols.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? "tcp"
+        self.edges = edges.sorted { ($0.key.source, $0.key.target) < ($1.key.source, $1.key.target) }.map { key, totals in
+            let proto = totals.protocols.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? "tcp"
             return Edge(
-                source: key.source, target: key.target, protocolName: proto, traffic: acc.traffic,
-                p95Ms: Self.weightedQuantile(acc.durations, 0.95), traceIDs: acc.traces.ids)
+                source: key.source, target: key.target, protocolName: proto, traffic: totals.traffic,
+                p95Ms: totals.p95Ms, traceIDs: totals.traces.ids)
         }
-        self.spanCount = counted
+        self.spanCount = spanCount
+    }
+}
+
+extension ServiceGraph.EdgeTotals {
+    mutating func add(_ observation: ServiceGraph.Observation) {
+        traffic.add(observation.outcome, weight: observation.weight)
+        protocols[observation.protocolName, default: 0] += 1
+        traces.add(observation.traceID, at: observation.startNanos)
     }
 }

@@ -11,6 +11,8 @@ struct OTLPReceiver: Sendable {
         wiring = ReceiverWiring(body: body, ingestor: ingestor, metrics: metrics, protocol: "otlp")
     }
 
+    static let forwardedField = HTTPField.Name(IngestPipeline.forwardedHeader)
+
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/traces") { request, _ in await self.handle(request) }
     }
@@ -33,7 +35,8 @@ struct OTLPReceiver: Sendable {
             } catch {
                 throw HTTPFailure.badRequest(error.message)
             }
-            try await wiring.ingestor.ingest(batch, counters: counters)
+            let forwarded = Self.forwardedField.flatMap { request.headers[$0] } == "1"
+            try await wiring.ingestor.ingest(batch, counters: counters, forwarded: forwarded)
             let message = Self.summary(of: batch)
             let rejected = batch.rejected.count
             if isJSON {

@@ -4,23 +4,26 @@ import TraceModel
 import TraceStorage
 import TraceWire
 
-/// Hands decoded spans to the durable ingest queue and keeps the per-protocol counts.
-/// A successful return means the spans are committed to the store.
+/// Hands decoded spans to the ingest pipeline (their owner collector, tail sampling, the
+/// durable queue) and keeps the per-protocol counts. A successful return means the spans are
+/// committed to the store, or, with tail sampling on, held for their trace's decision
+/// (`TailSamplingService` says which).
 struct SpanIngestor: Sendable {
-    let queue: IngestQueue
+    let pipeline: IngestPipeline
     let metrics: CollectorMetrics
     let logger: Logger
     /// Tag values for Zipkin's autocomplete, recorded once the spans are committed.
     var autocomplete: AutocompleteIndex? = nil
 
-    func ingest(_ batch: DecodedBatch, counters: CollectorMetrics.ProtocolCounters) async throws(HTTPFailure) {
+    /// `forwarded`: the request came from a peer collector that found this one owns the traces.
+    func ingest(_ batch: DecodedBatch, counters: CollectorMetrics.ProtocolCounters, forwarded: Bool = false) async throws(HTTPFailure) {
         counters.received.increment(by: batch.spans.count + batch.rejected.count)
         if !batch.rejected.isEmpty { counters.rejected.increment(by: batch.rejected.count) }
         if batch.truncatedValues > 0 { counters.truncatedValues.increment(by: batch.truncatedValues) }
         guard !batch.spans.isEmpty else { return }
         let started = ContinuousClock.now
         do {
-            try await queue.submit(batch.spans)
+            try await pipeline.submit(batch.spans, forwarded: forwarded)
         } catch {
             switch error {
             case .queueFull:

@@ -3,7 +3,7 @@
 
 enum EmbeddedAssets {
     /// FNV-1a 64 over every asset's name and hash.
-    static let combinedHash = "b200157ade11780d"
+    static let combinedHash = "47e58c743d75d1a1"
 
     static let files: [String: EmbeddedAsset] = [
         "api.js": EmbeddedAsset(
@@ -595,10 +595,12 @@ function drawGraph(data, selection, onSelect) {
 
 """#),
         "health.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"d1c248c2744acec4\"",
+            contentType: "text/javascript; charset=utf-8", etag: "\"cc9e182a12d88868\"",
             text: #"""
-// Health: the propagation doctor's findings (the same report as `meshtrace analyze`), from
-// GET /api/meshtrace/analysis. Every value is rendered as text.
+// Health: each service's request rate, error % and p95 (from the graph API: with tail sampling
+// on, counted from every span before the decision), then the propagation doctor's findings
+// (the same report as `meshtrace analyze`, from GET /api/meshtrace/analysis). Every value is
+// rendered as text.
 import { h, state } from './dom.js';
 import { getJSON } from './api.js';
 
@@ -612,10 +614,38 @@ export async function renderHealth(root, params, ctx) {
   const refresh = h('button', { type: 'button', class: 'btn', id: 'health-refresh' }, 'Refresh');
   const summary = h('p', { class: 'muted', id: 'health-summary', 'aria-live': 'polite' }, 'Analysing…');
   const list = h('div', { id: 'health-findings' });
+  const red = h('div', { id: 'health-red' });
   root.replaceChildren(h('div', { class: 'health-page' },
     h('div', { class: 'health-tools' }, h('h1', null, 'Health'), h('label', { class: 'inline' }, 'Window ', winSel), refresh),
+    red,
     h('p', { class: 'muted' }, 'Where traces break and why: dropped context, orphan spans, partial propagation, clock skew, sampling flips and uninstrumented hops. Same as `meshtrace analyze`.'),
     summary, list));
+
+  async function loadRED() {
+    let graph;
+    try {
+      graph = (await getJSON('/api/meshtrace/graph', { lookback: winSel.value })).body;
+    } catch (e) {
+      red.replaceChildren(state('error', 'Could not load request rates', String(e && e.message || e)));
+      return;
+    }
+    const nodes = (graph.nodes || []).filter((n) => n.type === 'service' || n.type === 'gateway');
+    const since = graph.preSamplingFromMs ? new Date(graph.preSamplingFromMs).toLocaleTimeString() : '';
+    const source = graph.source === 'pre-sampling'
+      ? 'Counted from every span, before tail sampling decided which traces to keep.'
+      : graph.source === 'mixed'
+        ? `Counted from every span since ${since}, when tail sampling started; before that, estimated from stored spans.`
+        : 'Estimated from stored spans, each weighted by its sampling rate.';
+    const pct = (x) => `${(100 * x).toFixed(x > 0 && x < 0.001 ? 3 : 1)}%`;
+    red.replaceChildren(
+      h('h2', null, 'Services'),
+      h('table', { class: 'red-table' },
+        h('thead', null, h('tr', null, ['Service', 'Requests/s', 'Errors', 'p95', 'Health'].map((t) => h('th', null, t)))),
+        h('tbody', null, nodes.map((n) => h('tr', { dataset: { service: n.id } },
+          h('td', null, n.id), h('td', null, Number(n.rps).toFixed(2)), h('td', null, pct(n.errorRate)),
+          h('td', null, `${Number(n.p95Ms).toFixed(1)} ms`), h('td', null, h('span', { class: `health-badge ${n.health}` }, n.health)))))),
+      h('p', { class: 'muted', id: 'health-red-source' }, source));
+  }
 
   async function load() {
     const next = new URLSearchParams({ lookback: winSel.value });
@@ -646,9 +676,10 @@ export async function renderHealth(root, params, ctx) {
         h('p', { class: 'fix' }, `Fix: ${f.fix}`));
     }));
   }
-  winSel.addEventListener('change', load);
-  refresh.addEventListener('click', load);
-  await load();
+  const both = () => Promise.all([loadRED(), load()]);
+  winSel.addEventListener('change', both);
+  refresh.addEventListener('click', both);
+  await both();
   return null;
 }
 
@@ -945,7 +976,7 @@ function scatter(traces, ctx) {
 
 """#),
         "style.css": EmbeddedAsset(
-            contentType: "text/css; charset=utf-8", etag: "\"42ae5f896b931197\"",
+            contentType: "text/css; charset=utf-8", etag: "\"ce73508a455dd71c\"",
             text: #"""
 :root {
   --bg: #f7f8fa; --panel: #ffffff; --text: #1d2430; --muted: #5f6b7a; --border: #dde2ea; --hover: #eef3fb;
@@ -1146,6 +1177,9 @@ label.inline { display: inline-flex; align-items: center; gap: 6px; }
 .inferred-mark { margin-left: 6px; font-size: 11px; padding: 0 4px; border: 1px dashed var(--muted, #888); border-radius: 3px; }
 .health-page { padding: 16px 20px; max-width: 1100px; }
 .health-tools { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
+.red-table { border-collapse: collapse; margin: 8px 0; }
+.red-table th, .red-table td { text-align: left; padding: 4px 14px 4px 0; border-bottom: 1px solid var(--grid, #ddd); }
+.red-table td:nth-child(2), .red-table td:nth-child(3), .red-table td:nth-child(4) { font-variant-numeric: tabular-nums; }
 .finding { border: 1px solid var(--grid, #ddd); border-left: 4px solid var(--warn, #d90); border-radius: 4px; padding: 10px 14px; margin: 12px 0; }
 .finding.error { border-left-color: var(--err, #c33); }
 .finding h2 { font-size: 15px; margin: 0 0 6px; }

@@ -1,5 +1,7 @@
-// Health: the propagation doctor's findings (the same report as `meshtrace analyze`), from
-// GET /api/meshtrace/analysis. Every value is rendered as text.
+// Health: each service's request rate, error % and p95 (from the graph API: with tail sampling
+// on, counted from every span before the decision), then the propagation doctor's findings
+// (the same report as `meshtrace analyze`, from GET /api/meshtrace/analysis). Every value is
+// rendered as text.
 import { h, state } from './dom.js';
 import { getJSON } from './api.js';
 
@@ -13,10 +15,38 @@ export async function renderHealth(root, params, ctx) {
   const refresh = h('button', { type: 'button', class: 'btn', id: 'health-refresh' }, 'Refresh');
   const summary = h('p', { class: 'muted', id: 'health-summary', 'aria-live': 'polite' }, 'Analysing…');
   const list = h('div', { id: 'health-findings' });
+  const red = h('div', { id: 'health-red' });
   root.replaceChildren(h('div', { class: 'health-page' },
     h('div', { class: 'health-tools' }, h('h1', null, 'Health'), h('label', { class: 'inline' }, 'Window ', winSel), refresh),
+    red,
     h('p', { class: 'muted' }, 'Where traces break and why: dropped context, orphan spans, partial propagation, clock skew, sampling flips and uninstrumented hops. Same as `meshtrace analyze`.'),
     summary, list));
+
+  async function loadRED() {
+    let graph;
+    try {
+      graph = (await getJSON('/api/meshtrace/graph', { lookback: winSel.value })).body;
+    } catch (e) {
+      red.replaceChildren(state('error', 'Could not load request rates', String(e && e.message || e)));
+      return;
+    }
+    const nodes = (graph.nodes || []).filter((n) => n.type === 'service' || n.type === 'gateway');
+    const since = graph.preSamplingFromMs ? new Date(graph.preSamplingFromMs).toLocaleTimeString() : '';
+    const source = graph.source === 'pre-sampling'
+      ? 'Counted from every span, before tail sampling decided which traces to keep.'
+      : graph.source === 'mixed'
+        ? `Counted from every span since ${since}, when tail sampling started; before that, estimated from stored spans.`
+        : 'Estimated from stored spans, each weighted by its sampling rate.';
+    const pct = (x) => `${(100 * x).toFixed(x > 0 && x < 0.001 ? 3 : 1)}%`;
+    red.replaceChildren(
+      h('h2', null, 'Services'),
+      h('table', { class: 'red-table' },
+        h('thead', null, h('tr', null, ['Service', 'Requests/s', 'Errors', 'p95', 'Health'].map((t) => h('th', null, t)))),
+        h('tbody', null, nodes.map((n) => h('tr', { dataset: { service: n.id } },
+          h('td', null, n.id), h('td', null, Number(n.rps).toFixed(2)), h('td', null, pct(n.errorRate)),
+          h('td', null, `${Number(n.p95Ms).toFixed(1)} ms`), h('td', null, h('span', { class: `health-badge ${n.health}` }, n.health)))))),
+      h('p', { class: 'muted', id: 'health-red-source' }, source));
+  }
 
   async function load() {
     const next = new URLSearchParams({ lookback: winSel.value });
@@ -47,8 +77,9 @@ export async function renderHealth(root, params, ctx) {
         h('p', { class: 'fix' }, `Fix: ${f.fix}`));
     }));
   }
-  winSel.addEventListener('change', load);
-  refresh.addEventListener('click', load);
-  await load();
+  const both = () => Promise.all([loadRED(), load()]);
+  winSel.addEventListener('change', both);
+  refresh.addEventListener('click', both);
+  await both();
   return null;
 }
