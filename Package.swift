@@ -153,12 +153,16 @@ let package = Package(
             dependencies: ["TraceModel"]
         ),
 
+        // Transparent capture's nat rules (`meshtrace iptables`, Istio's istio-init): the rule
+        // plan, and installing it with the iptables programs. Foundation only, no networking.
+        .target(name: "CaptureRules"),
+
         // The single `meshtrace` binary: argument parsing and wiring only.
-        // `meshtrace sidecar`'s command, shared with the sidecar-only binary.
+        // `meshtrace sidecar`'s and `meshtrace iptables`' commands, shared with the sidecar-only binary.
         .target(
             name: "SidecarCLI",
             dependencies: [
-                "SidecarProxy", "TraceExport",
+                "SidecarProxy", "TraceExport", "CaptureRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -186,6 +190,7 @@ let package = Package(
         ),
 
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
+        .testTarget(name: "CaptureRulesTests", dependencies: ["CaptureRules"]),
         .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel"]),
         .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel"]),
         .testTarget(

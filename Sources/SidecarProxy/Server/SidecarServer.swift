@@ -13,11 +13,13 @@ public final class SidecarServer: Sendable {
     public let pools = PoolRegistry()
     public let clusters = ClusterRegistry()
     public let connections: ConnectionTracker
+    /// Capture mode: refuses captured connections to this sidecar's own ports.
+    let captureGuard = CaptureGuard()
     /// In-flight inbound requests for parent inference; pass one in to share it with other
     /// listeners of the same service instance (the mesh runner's egress listeners).
     public let inference: ParentInference
-    private let logger: Logger
-    private let group: any EventLoopGroup
+    let logger: Logger
+    let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let state = Locked(State())
 
@@ -90,12 +92,30 @@ public final class SidecarServer: Sendable {
                 addresses.admin = Self.describe(ch)
                 state.withLock { $0.controlChannels.append(ch) }
             }
+            if config.capture.enabled {
+                let capture = try await bindCaptureListeners(config, guard: captureGuard)
+                addresses.inboundCapture = Self.describe(capture.inbound)
+                addresses.outboundCapture = Self.describe(capture.outbound)
+                state.withLock { $0.dataChannels += [capture.inbound, capture.outbound] }
+                if let health = capture.health {
+                    addresses.health = Self.describe(health)
+                    state.withLock { $0.controlChannels.append(health) }
+                }
+            } else if let port = config.capture.effectiveHealthPort {
+                let ch = try await bindSimple(host: config.bindHost, port: port) { [weak self] head in
+                    self?.healthResponse(head) ?? .text("gone\n", status: .serviceUnavailable)
+                }
+                addresses.health = Self.describe(ch)
+                state.withLock { $0.controlChannels.append(ch) }
+            }
         } catch {
             await closeListeners()
             throw error
         }
         let bound = addresses
         state.withLock { $0.addresses = bound }
+        let ports = state.withLock { s in Set((s.dataChannels + s.controlChannels).compactMap { $0.localAddress?.port }) }
+        captureGuard.setOwnPorts(ports)
         return bound
     }
 
@@ -178,14 +198,16 @@ public final class SidecarServer: Sendable {
 
     /// The data-plane pipeline: timeouts on raw bytes, then the proxy, which reads and writes
     /// HTTP/1.1 itself (parsing, validation with its 400/431 answers, response framing).
-    static func configureProxyPipeline(_ sync: ChannelPipeline.SynchronousOperations, runtime: ListenerRuntime, config: SidecarConfiguration) throws {
+    static func configureProxyPipeline(
+        _ sync: ChannelPipeline.SynchronousOperations, runtime: ListenerRuntime, config: SidecarConfiguration, captured: CapturedDestination? = nil
+    ) throws {
         let timeouts = ConnectionTimeoutHandler(
             headerTimeout: .milliseconds(config.headerTimeoutMillis), idleTimeout: .milliseconds(config.idleTimeoutMillis))
         try sync.addHandler(timeouts)
-        try sync.addHandler(ProxyHandler(runtime: runtime, timeouts: timeouts, maxHeaderBytes: config.maxHeaderBytes))
+        try sync.addHandler(ProxyHandler(runtime: runtime, timeouts: timeouts, maxHeaderBytes: config.maxHeaderBytes, captured: captured))
     }
 
-    private func bindSimple(host: String, port: Int, respond: @escaping @Sendable (HTTPRequestHead) -> SimpleResponse) async throws -> any Channel {
+    func bindSimple(host: String, port: Int, respond: @escaping @Sendable (HTTPRequestHead) -> SimpleResponse) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -238,6 +260,7 @@ public final class SidecarServer: Sendable {
             "downstream_cx_total: \(s.downstreamConnectionsTotal)",
             "downstream_cx_active: \(connections.count)",
             "downstream_cx_overflow: \(s.downstreamConnectionsRefused)",
+            "capture_refused: \(s.capturedRefused)",
             "local_replies: \(s.localReplies)",
             "upstream_rq_retry: \(s.upstreamRetries)",
             "parent_inference.inferred: \(inference.counts.inferred)",
