@@ -37,6 +37,8 @@ public struct ServiceSpec: Sendable, Equatable {
     public var healthPath: String?
     public static let tcpHealth = "tcp"
     public var replicas: Int
+    /// Route templates naming this service's spans (`/api/reports/{id}`), see `RouteTemplates`.
+    public var routes: [String] = []
 
     public init(name: String, command: String, args: [String] = [], env: [String: String] = [:], workingDir: String? = nil,
                 port: Int = 0, upstreams: [String] = [], healthPath: String? = "/healthz", replicas: Int = 1) {

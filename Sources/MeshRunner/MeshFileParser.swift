@@ -1,3 +1,4 @@
+import SidecarProxy
 import TraceModel
 import Yams
 
@@ -174,7 +175,7 @@ public struct MeshFileParser {
             let field = "services[\(i)]"
             var spec = ServiceSpec(name: "", command: "")
             var hasCommand = false
-            for (key, _, value) in try mapping(item, field, allowed: ["name", "command", "args", "env", "workingDir", "port", "upstreams", "health", "replicas"]) {
+            for (key, _, value) in try mapping(item, field, allowed: ["name", "command", "args", "env", "workingDir", "port", "upstreams", "health", "replicas", "routes"]) {
                 let path = "\(field).\(key)"
                 switch key {
                 case "name":
@@ -191,6 +192,16 @@ public struct MeshFileParser {
                 case "port": spec.port = try int(value, path, range: 0...65535, hint: "0 picks a free port and passes it to the app as $PORT")
                 case "upstreams": spec.upstreams = try strings(value, path).map { $0.lowercased() }
                 case "health": spec.healthPath = try string(value, path)
+                case "routes":
+                    spec.routes = try strings(value, path)
+                    for (j, route) in spec.routes.enumerated() {
+                        do {
+                            _ = try RouteTemplate(route)
+                        } catch {
+                            throw fail(value.sequence?[j] ?? value, "\(path)[\(j)]", error.description.replacingOccurrences(of: "route template ", with: ""),
+                                       hint: "e.g. routes: [\"/api/reports/{id}\", \"/users/{user}/orders/{order}\"]")
+                        }
+                    }
                 case "replicas":
                     spec.replicas = try int(value, path, range: 1...64)
                     if spec.replicas > 1 {

@@ -77,7 +77,12 @@ struct DemoCommand: AsyncParsableCommand {
         defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
-        options.stateFile = MeshStateFile.defaultPath()
+        options.stateDirectory = MeshStateFile.directory()
+        options.logLevel = logLevel
+        options.settingNames = [
+            "collector.queryPort": "--query-port", "collector.zipkinPort": "--zipkin-port", "collector.otlpPort": "--otlp-http-port",
+            "collector.adminPort": "--collector-admin-port", "gateway.port": "--gateway-port",
+        ]
         let requests = self.requests
         let rate = self.rate
         let traffic = Mutex<Task<Void, Never>?>(nil)
@@ -117,6 +122,7 @@ enum DemoTraffic {
         print("traffic done: \(summary)")
         if let id = await exampleTrace(query: query) {
             print("example trace: \(query)/trace/\(id)")
+            print("the mesh keeps running: open the UI, or try `meshtrace status` in another terminal; Ctrl-C stops it")
         } else {
             print("no trace arrived yet: check `meshtrace status` and the service logs above")
         }

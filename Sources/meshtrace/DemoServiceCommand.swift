@@ -39,8 +39,12 @@ struct DemoServiceCommand: AsyncParsableCommand {
     @Option(help: "Collector URL for the backend's business span (default: $MESHTRACE_COLLECTOR).")
     var collector: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $MESHTRACE_LOG_LEVEL, which the mesh sets to its own level, else info).")
+    var logLevelFlag: String?
+
+    /// The mesh passes its own level down, so `demo` (warning) does not show each service's
+    /// framework start-up lines at info.
+    var logLevel: String { logLevelFlag ?? ProcessInfo.processInfo.environment["MESHTRACE_LOG_LEVEL"] ?? "info" }
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, got \(port)") }

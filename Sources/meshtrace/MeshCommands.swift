@@ -26,14 +26,16 @@ func printReady(_ ready: MeshReady, uiURL: String?) {
 
 enum ServiceTable {
     static func render(_ services: [ServiceState]) -> String {
-        let header = ["SERVICE", "HEALTH", "PID", "APP PORT", "SIDECAR IN", "SIDECAR OUT", "RPS", "RESTARTS"]
+        let header = ["SERVICE", "HEALTH", "PID", "APP PORT", "SIDECAR IN", "SIDECAR OUT", "RPS (10s)", "RESTARTS"]
         let rows = services.map { s in
             [s.name, s.healthy ? "healthy" : s.phase, s.pid.map(String.init) ?? "-", s.appPort > 0 ? String(s.appPort) : "-",
              s.inbound ?? "-", s.outbound ?? "-", String(format: "%.1f", s.requestsPerSecond), String(s.restarts)]
         }
         let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            // The last column unpadded: no trailing blanks for a terminal or a copy to wrap.
+            cells.enumerated().map { $0 == cells.count - 1 ? $1 : $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
@@ -77,7 +79,11 @@ struct UpCommand: AsyncParsableCommand {
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
         options.watchFile = file
-        options.stateFile = MeshStateFile.defaultPath()
+        options.stateDirectory = MeshStateFile.directory()
+        options.logLevel = logLevel
+        // Where the collector keeps traces when mesh.yaml names no collector.dataDir: the
+        // same default as `meshtrace collector` ($MESHTRACE_DATA_DIR, else ~/.local/share/meshtrace).
+        options.defaultDataDir = DataDirectory.resolve(nil)
         let runtime = MeshRuntime(file: mesh, options: options, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint]) { ready in
             printReady(ready, uiURL: ready.queryURL.map { $0 + "/" })
         }
@@ -91,14 +97,25 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Finds the running mesh's control API: `--control`, else the state file `up` wrote.
+/// Finds the running mesh's control API: `--control`, else the state file of the mesh named
+/// by `--mesh`, else of the only mesh running.
 struct ControlOptions: ParsableArguments {
+    @Option(name: .customLong("mesh"), help: "The running mesh to talk to, by its name (default: the only one running).")
+    var mesh: String?
+
     @Option(name: .customLong("control"), help: "Control-plane URL of the running mesh (default: found from `meshtrace up`'s state file).")
     var control: String?
 
     func url(_ path: String) throws -> URL {
-        guard let base = control ?? MeshStateFile.controlURL(at: MeshStateFile.defaultPath()) else {
-            throw CLIError("no running mesh found: start one with `meshtrace up` or `meshtrace demo`, or pass --control URL")
+        let base: String
+        if let control {
+            base = control
+        } else {
+            do {
+                base = try MeshStateFile.select(mesh: mesh, directory: MeshStateFile.directory()).contents.controlURL
+            } catch {
+                throw CLIError(error.description)
+            }
         }
         guard let url = URL(string: base + path) else { throw ValidationError("bad control URL \(base)") }
         return url
@@ -128,7 +145,8 @@ struct TelemetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "telemetry",
         abstract: "Show or change the running mesh's telemetry settings.",
-        subcommands: [Set.self, Show.self]
+        subcommands: [Set.self, Show.self],
+        defaultSubcommand: Show.self  // a bare `meshtrace telemetry` shows the settings
     )
 
     struct Set: AsyncParsableCommand {
