@@ -147,6 +147,20 @@ def test_curl_without_a_proxy_is_captured(mesh):
     assert client["name"].startswith("get /echo") or client["name"].startswith("GET /echo"), client["name"]
 
 
+def test_ipv6_is_captured_both_ways(mesh):
+    # IP6T_SO_ORIGINAL_DST on both sidecars; backend's sidecar reaches its app from ::6.
+    out = mesh.frontend.sh("curl", "-s", "-f", "-g", f"http://[{mesh.backend.ip6}]:8080/echo?v=6").stdout
+    headers = json.loads(out)["headers"]
+    m = TRACEPARENT.match(headers["traceparent"])
+    assert m, headers
+    spans = mesh.trace(m.group(1), 2)
+    client = spans_by(spans, "CLIENT", "frontend")
+    server = spans_by(spans, "SERVER", "backend")
+    assert server["parentId"] == client["id"]
+    assert client["tags"]["upstream_address"] == f"[{mesh.backend.ip6}]:8080", client["tags"]
+    assert server["tags"]["upstream_address"] == f"[{mesh.backend.ip6}]:8080", server["tags"]
+
+
 def test_a_grpc_call_is_captured_as_http2(mesh):
     out = mesh.frontend.sh(sys.executable, APPS, "grpc", "backend:50051").stdout
     metadata = json.loads(out)

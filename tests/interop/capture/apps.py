@@ -1,6 +1,6 @@
 """The capture tests' apps, which know nothing of a proxy (run with `python apps.py ROLE`):
 
-- `backend`: HTTP on :8080 answering with the headers it received (JSON), gRPC on :50051
+- `backend`: HTTP on :8080 (IPv4 and IPv6) answering with the headers it received (JSON), gRPC on :50051
   (`demo.Echo/Headers` answers with its metadata), and a server-first TCP exchange on :9000
   (banner, one line in, one line out, close), like SMTP.
 - `frontend`: HTTP on :8080; `GET /call` calls `http://backend:8080/echo` with Python's
@@ -55,8 +55,13 @@ class Frontend(Quiet):
         self.reply(answer.status, {"service": "frontend", "backend": body})
 
 
+class DualStackServer(http.server.ThreadingHTTPServer):
+    """[::]:8080, which takes IPv4 too (v4-mapped)."""
+    address_family = socket.AF_INET6
+
+
 def serve_http(handler):
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", 8080), handler)
+    server = DualStackServer(("::", 8080), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 

@@ -1,7 +1,7 @@
 """Network namespaces as pods, for the transparent-capture tests (root only).
 
-A "switch" namespace holds a bridge (10.77.0.1/24); each pod is a namespace with one veth on
-that bridge and its own 10.77.0.x address, and `/etc/netns/NAME/hosts` so that `backend`
+A "switch" namespace holds a bridge (10.77.0.1/24, fd00:77::1/64); each pod is a namespace with
+one veth on that bridge and its own 10.77.0.x and fd00:77::x addresses, and `/etc/netns/NAME/hosts` so that `backend`
 resolves to the backend pod under `ip netns exec`. Nothing is added to the machine's own
 network namespace: the bridge and every veth live in namespaces the test made, so deleting
 the namespaces removes them. `Pods.close()` kills what runs inside and removes every namespace
@@ -18,6 +18,7 @@ import time
 
 PREFIX = "mtcap-"
 SUBNET = "10.77.0"
+SUBNET6 = "fd00:77::"
 PROXY_UID = 1337
 
 
@@ -95,6 +96,7 @@ class Pod:
         self.name = name
         self.ns = f"{PREFIX}{name}{pods.number}-{os.getpid()}"
         self.ip = ip
+        self.ip6 = SUBNET6 + ip.rsplit(".", 1)[1]
 
     def sh(self, *args, check=True, input=None, timeout=60):
         return sh("ip", "netns", "exec", self.ns, *args, check=check, input=input, timeout=timeout)
@@ -123,6 +125,7 @@ class Pods:
             self._in_switch("ip", "link", "set", "lo", "up")
             self._in_switch("ip", "link", "add", "br0", "type", "bridge")
             self._in_switch("ip", "addr", "add", f"{SUBNET}.1/24", "dev", "br0")
+            self._in_switch("ip", "-6", "addr", "add", f"{SUBNET6}1/64", "dev", "br0", "nodad")
             self._in_switch("ip", "link", "set", "br0", "up")
         except BaseException:
             self.close()
@@ -154,6 +157,7 @@ class Pods:
         self._in_switch("ip", "link", "set", port, "up")
         pod.sh("ip", "link", "set", "lo", "up")
         pod.sh("ip", "addr", "add", f"{pod.ip}/24", "dev", "eth0")
+        pod.sh("ip", "-6", "addr", "add", f"{pod.ip6}/64", "dev", "eth0", "nodad")
         pod.sh("ip", "link", "set", "eth0", "up")
         return pod
 
