@@ -41,6 +41,7 @@ extension MeshCore {
             config.inboundPort = -1
             config.outboundPort = -1
             config.gatewayPort = gateway.port
+            config.metricsPort = gateway.metricsPort
             config.routes = gateway.routes.map { GatewayRoute(prefix: $0.prefix, service: $0.service) }
             config.upstreams = registry
             // The gateway sees every service's paths: it names them by every service's routes.
@@ -102,6 +103,7 @@ extension MeshCore {
         config.outboundPort = 0
         config.outboundPolicy = .allowAny
         config.routeTemplates = Self.templates(service.routes)
+        config.metricsPort = service.metricsPort
         return config
     }
 

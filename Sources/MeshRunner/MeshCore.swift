@@ -50,7 +50,7 @@ final class MeshCore: Service {
         }
 
         // The service processes, each told to call out through its own sidecar.
-        let printer = LogPrinter(services: file.services.map(\.name))
+        let printer = LogPrinter(services: file.services.map(\.name) + (file.prometheus == nil ? [] : ["prometheus"]))
         let supervisors = file.services.map { service in
             let supervisor = makeSupervisor(for: service, started: started, printer: printer, processGuard: processGuard)
             state.attach(supervisor, to: service.name)
@@ -59,6 +59,7 @@ final class MeshCore: Service {
 
         var failure: (any Error)?
         var stateFile: String?
+        var prometheus: EmbeddedPrometheus?
         await withTaskGroup(of: Void.self) { tasks in
             for supervisor in supervisors { tasks.addTask { await supervisor.run() } }
             tasks.addTask { await self.monitorHealth() }
@@ -66,9 +67,25 @@ final class MeshCore: Service {
             do {
                 if try await waitForHealthy(timeout: .seconds(60)) {
                     let port = try await controlPort.value()
-                    let ready = MeshReady(
-                        controlURL: "http://127.0.0.1:\(port)", gatewayURL: started.gatewayURL, queryURL: queryURL, collectorURL: collectorURL,
+                    let controlURL = "http://127.0.0.1:\(port)"
+                    var ready = MeshReady(
+                        controlURL: controlURL, gatewayURL: started.gatewayURL, queryURL: queryURL, collectorURL: collectorURL,
                         services: state.status())
+                    if let spec = file.prometheus {
+                        // Needs the control URL for discovery, so it starts last; a missing binary is
+                        // said and the mesh runs on.
+                        prometheus = try EmbeddedPrometheus.prepare(spec, mesh: file.name, controlURL: controlURL, printer: printer,
+                                                                    logger: logger, processGuard: processGuard)
+                        if let prometheus {
+                            tasks.addTask { await prometheus.supervisor.run() }
+                            if !(await prometheus.waitReady(timeout: .seconds(30))) {
+                                logger.warning("prometheus is not ready after 30 s; see its output above")
+                            }
+                            ready.prometheusURL = prometheus.url
+                        } else {
+                            ready.prometheusNote = EmbeddedPrometheus.notInstalled
+                        }
+                    }
                     if let directory = options.stateDirectory {
                         stateFile = MeshStateFile.write(ready, mesh: file.name, directory: directory, logger: logger)
                     }
@@ -82,15 +99,17 @@ final class MeshCore: Service {
             logger.info("stopping services")
             // Stopping runs to the end even when this task was cancelled (a part of the mesh
             // failed): its waits must not return early and leave a process behind.
+            let running = supervisors + [prometheus?.supervisor].compactMap { $0 }
             await uncancelled {
                 await withTaskGroup(of: Void.self) { stops in
-                    for supervisor in supervisors { stops.addTask { await supervisor.stop() } }
+                    for supervisor in running { stops.addTask { await supervisor.stop() } }
                 }
             }
             tasks.cancelAll()
             while await tasks.next() != nil {}
         }
         processGuard?.release()
+        prometheus?.removeDirectory()
         await uncancelled { await self.stopSidecars() }
         if let stateFile { MeshStateFile.removeOwn(stateFile) }
         logger.info("mesh stopped")

@@ -22,8 +22,15 @@ extension MeshFile {
             add("collector.adminPort", collector.adminPort)
         }
         add("--control-port", controlPort)
-        if let gateway { add("gateway.port", gateway.port) }
-        for (i, service) in services.enumerated() { add("services[\(i)].port (\(service.name))", service.port) }
+        if let gateway {
+            add("gateway.port", gateway.port)
+            add("gateway.metricsPort", gateway.metricsPort)
+        }
+        for (i, service) in services.enumerated() {
+            add("services[\(i)].port (\(service.name))", service.port)
+            add("services[\(i)].metricsPort (\(service.name))", service.metricsPort)
+        }
+        if let prometheus { add("prometheus.port", prometheus.port) }
         return ports
     }
 }

@@ -45,6 +45,10 @@ public struct MeshReady: Sendable {
     public var queryURL: String?
     public var collectorURL: String
     public var services: [ServiceState]
+    /// Prometheus run beside the mesh, when asked for and installed.
+    public var prometheusURL: String?
+    /// Why Prometheus was asked for and not started.
+    public var prometheusNote: String?
 }
 
 /// One service as the control plane reports it.
@@ -113,6 +117,7 @@ public final class MeshRuntime: Service {
                 : "http://127.0.0.1:\(addresses.zipkinPort)/api/v2/spans"
             collectorURL = exporterPath
             queryURL = "http://127.0.0.1:\(addresses.queryPort)"
+            state.collectorAdmin = "127.0.0.1:\(addresses.adminPort)"
         }
         let core = MeshCore(file: file, options: options, logger: logger, state: state, collectorURL: collectorURL, queryURL: queryURL, onReady: onReady)
         let controlSetting = options.settingNames["--control-port"] ?? "--control-port"

@@ -31,7 +31,14 @@ final class MeshState: Sendable {
     private let entries = Mutex<[Entry]>([])
     private let egress = Mutex<[Egress]>([])
     private let telemetrySpec: Mutex<TelemetrySpec>
+    private let collectorAdminAddress = Mutex<String?>(nil)
     let meshName: String
+
+    /// The embedded collector's admin listener (`/metrics`), for Prometheus discovery.
+    var collectorAdmin: String? {
+        get { collectorAdminAddress.withLock { $0 } }
+        set { collectorAdminAddress.withLock { $0 = newValue } }
+    }
 
     init(file: MeshFile) {
         telemetrySpec = Mutex(file.telemetry)

@@ -32,6 +32,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-port"), help: "Ingress gateway port.") var gatewayPort = 8080
     @Option(name: .customLong("control-port"), help: "Control-plane API port.") var controlPort = 15100
     @Option(help: "Sampling percentage.") var sampling = 100.0
+    @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (needs `prometheus` installed).") var prometheus = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
 
     func validate() throws {
@@ -66,7 +67,8 @@ struct DemoCommand: AsyncParsableCommand {
             ],
             gateway: GatewaySpec(port: gatewayPort, routes: [("/", "frontend")]),
             telemetry: telemetry,
-            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir))
+            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir),
+            prometheus: prometheus ? PrometheusSpec() : nil)
     }
 
     func run() async throws {

@@ -17,6 +17,8 @@ func printReady(_ ready: MeshReady, uiURL: String?) {
     var lines: [String] = []
     if let uiURL { lines.append("UI:       \(uiURL)") }
     if let gateway = ready.gatewayURL { lines.append("gateway:  \(gateway)") }
+    if let prometheus = ready.prometheusURL { lines.append("prometheus: \(prometheus)   (scraping every sidecar)") }
+    if let note = ready.prometheusNote { lines.append("prometheus: not started: \(note)") }
     lines.append("control:  \(ready.controlURL)   (meshtrace status | telemetry set --sampling N | proxy-config SERVICE)")
     lines.append("")
     lines.append(ServiceTable.render(ready.services))
@@ -60,6 +62,12 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (as `prometheus: true` in the mesh file).")
+    var prometheus = false
+
+    @Option(name: .customLong("prometheus-port"), help: "Prometheus's port with --prometheus (default: the mesh file's, else a free one).")
+    var prometheusPort: Int?
+
     func run() async throws {
         let text: String
         do {
@@ -67,12 +75,18 @@ struct UpCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot read \(file): \(error.localizedDescription). Start from examples/mesh.yaml.")
         }
-        let mesh: MeshFile
+        var mesh: MeshFile
         do {
             mesh = try MeshFileParser(fileName: file).parse(text)
         } catch {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode(2)
+        }
+        if prometheus || prometheusPort != nil {
+            if let prometheusPort, !(0...65535).contains(prometheusPort) { throw ValidationError("--prometheus-port must be between 0 and 65535") }
+            var spec = mesh.prometheus ?? PrometheusSpec()
+            if let prometheusPort { spec.port = prometheusPort }
+            mesh.prometheus = spec
         }
         let logger = bootstrapLogging(logLevel, label: "meshtrace.mesh")
         FileDescriptorBudget.raiseSoftLimit()  // every connection is a descriptor; children inherit it
