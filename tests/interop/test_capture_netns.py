@@ -274,3 +274,23 @@ def test_without_the_uid_exclusion_the_proxy_would_loop():
         pods.close()
         assert not pods.leftovers()
         assert host_nat() == before
+
+
+def test_a_connection_without_an_original_destination_is_closed_with_a_log_line():
+    """A capture listener reached where nothing redirected (no rules, so no conntrack entry):
+    it cannot tell where the connection was going, so it closes it and says why."""
+    netns.sweep_stale()
+    pods = netns.Pods()
+    try:
+        bare = pods.add("bare", 6)
+        sidecar = pods.track(Proc(bare.command(netns.proxy_binary(BINARY), "sidecar", "--capture", "--service", "bare",
+                                               uid=netns.PROXY_UID), env=netns.clean_env()))
+        sidecar.wait_for("meshtrace sidecar listening")
+        result = bare.sh("curl", "-s", "-m", "5", "http://127.0.0.1:15001/", check=False)
+        assert result.returncode in (52, 56), result
+        sidecar.wait_for(r"error=SO_ORIGINAL_DST: No such file or directory .*closing a captured outbound connection: cannot read its original destination")
+        assert "capture_refused: 1" in bare.sh("curl", "-s", "http://127.0.0.1:15000/stats").stdout
+        assert sidecar.proc.poll() is None, "the sidecar must keep running"
+    finally:
+        pods.close()
+        assert not pods.leftovers()

@@ -58,51 +58,38 @@ extension SidecarServer {
         let runtime = makeRuntime(direction)
         let config = configuration.config
         let stats = self.stats
-        let connections = self.connections
         let logger = self.logger
         let detection = TimeAmount.milliseconds(config.capture.detectionTimeoutMillis)
         return try await bindAllAddresses { host in
-            try await ServerBootstrap(group: self.group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0, when: host == "::")
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.maxMessagesPerRead, value: 16)
-                .childChannelInitializer { channel in
-                    guard connections.admit(channel) else {
-                        stats.update { $0.downstreamConnectionsRefused += 1 }
-                        return channel.close()
-                    }
-                    stats.update { $0.downstreamConnectionsTotal += 1 }
-                    return channel.eventLoop.makeCompletedFuture {
-                        // A connection that cannot be placed is closed here (the initializer's
-                        // error closes it), with the reason in the log: never guessed at.
-                        let destination: CapturedDestination
-                        do {
-                            destination = try Self.originalDestination(of: channel)
-                        } catch {
-                            stats.update { $0.capturedRefused += 1 }
-                            logger.warning("closing a captured \(direction.rawValue) connection: cannot read its original destination",
-                                           metadata: ["peer": "\(channel.remoteAddress.map(UpstreamPool.describe) ?? "?")", "error": "\(error)"])
-                            throw error
-                        }
-                        if let reason = captureGuard.refusal(destination, localHost: CapturedDestination.plainIP(channel.localAddress)) {
-                            stats.update { $0.capturedRefused += 1 }
-                            logger.warning("\(reason)", metadata: ["peer": "\(channel.remoteAddress.map(UpstreamPool.describe) ?? "?")"])
-                            throw CaptureRefused(reason: reason)
-                        }
-                        let sniffer = CaptureSniffHandler(timeout: detection) { verdict, sync in
-                            switch verdict {
-                            case .http, .undecided:
-                                try SidecarServer.configureProxyPipeline(sync, runtime: runtime, config: config, captured: destination)
-                            case .opaque:
-                                try sync.addHandler(Self.tcpRelay(runtime: runtime, channel: channel, destination: destination))
-                            }
-                        }
-                        try channel.pipeline.syncOperations.addHandler(sniffer)
+            try await self.dataPlaneBootstrap { channel in
+                // A connection that cannot be placed is closed (the initializer's error closes
+                // it), with the reason in the log: never guessed at.
+                let destination: CapturedDestination
+                do {
+                    destination = try Self.originalDestination(of: channel)
+                } catch {
+                    stats.update { $0.capturedRefused += 1 }
+                    logger.warning("closing a captured \(direction.rawValue) connection: cannot read its original destination",
+                                   metadata: ["peer": "\(channel.remoteAddress.map(UpstreamPool.describe) ?? "?")", "error": "\(error)"])
+                    throw error
+                }
+                if let reason = captureGuard.refusal(destination, localHost: CapturedDestination.plainIP(channel.localAddress)) {
+                    stats.update { $0.capturedRefused += 1 }
+                    logger.warning("\(reason)", metadata: ["peer": "\(channel.remoteAddress.map(UpstreamPool.describe) ?? "?")"])
+                    throw CaptureRefused(reason: reason)
+                }
+                let sniffer = CaptureSniffHandler(timeout: detection) { verdict, sync in
+                    switch verdict {
+                    case .http, .undecided:
+                        try SidecarServer.configureProxyPipeline(sync, runtime: runtime, config: config, captured: destination)
+                    case .opaque:
+                        try sync.addHandler(Self.tcpRelay(runtime: runtime, channel: channel, destination: destination))
                     }
                 }
-                .bind(host: host, port: port).get()
+                try channel.pipeline.syncOperations.addHandler(sniffer)
+            }
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0, when: host == "::")
+            .bind(host: host, port: port).get()
         }
     }
 

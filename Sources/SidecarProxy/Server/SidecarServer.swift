@@ -176,9 +176,18 @@ public final class SidecarServer: Sendable {
     private func bindProxy(direction: ProxyDirection, host: String, port: Int) async throws -> any Channel {
         let runtime = makeRuntime(direction)
         let config = configuration.config
+        return try await dataPlaneBootstrap { channel in
+            try Self.configureProxyPipeline(channel.pipeline.syncOperations, runtime: runtime, config: config)
+        }
+        .bind(host: host, port: port).get()
+    }
+
+    /// A data-plane listener: the connection limit, then `configure` on each admitted connection
+    /// (on its event loop; an error closes it).
+    func dataPlaneBootstrap(_ configure: @escaping @Sendable (any Channel) throws -> Void) -> ServerBootstrap {
         let stats = self.stats
         let connections = self.connections
-        return try await ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -189,11 +198,8 @@ public final class SidecarServer: Sendable {
                     return channel.close()
                 }
                 stats.update { $0.downstreamConnectionsTotal += 1 }
-                return channel.eventLoop.makeCompletedFuture {
-                    try Self.configureProxyPipeline(channel.pipeline.syncOperations, runtime: runtime, config: config)
-                }
+                return channel.eventLoop.makeCompletedFuture { try configure(channel) }
             }
-            .bind(host: host, port: port).get()
     }
 
     /// The data-plane pipeline: timeouts on raw bytes, then the proxy, which reads and writes
