@@ -44,30 +44,31 @@ struct OriginalDestinationTests {
         return "\(address.ipAddress ?? "?") \(address.port ?? 0)"
     }
 
-    @Test func ipv4ConnectionOnAnIPv4Listener() throws {
-        let ns = try Self.namespace()
-        defer { ns.remove() }
-        #expect(try ns.run { try Self.originalDestination(listenHost: "0.0.0.0", target: "10.99.0.2") } == "10.99.0.2 9")
+    /// In a fresh namespace, on threads of their own (namespace set-up and socket calls block).
+    static func inNamespace<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NetworkNamespace.offPool {
+            let ns = try Self.namespace()
+            defer { ns.remove() }
+            return try ns.run(body)
+        }
     }
 
-    @Test func ipv6ConnectionOnAnIPv6Listener() throws {
-        let ns = try Self.namespace()
-        defer { ns.remove() }
-        #expect(try ns.run { try Self.originalDestination(listenHost: "::", target: "fd00:99::2") } == "fd00:99::2 9")
+    @Test func ipv4ConnectionOnAnIPv4Listener() async throws {
+        #expect(try await Self.inNamespace { try Self.originalDestination(listenHost: "0.0.0.0", target: "10.99.0.2") } == "10.99.0.2 9")
+    }
+
+    @Test func ipv6ConnectionOnAnIPv6Listener() async throws {
+        #expect(try await Self.inNamespace { try Self.originalDestination(listenHost: "::", target: "fd00:99::2") } == "fd00:99::2 9")
     }
 
     /// A dual-stack listener sees an IPv4 client as `::ffff:10.99.0.1`; its conntrack entry is IPv4.
-    @Test func ipv4ConnectionOnADualStackListener() throws {
-        let ns = try Self.namespace()
-        defer { ns.remove() }
-        #expect(try ns.run { try Self.originalDestination(listenHost: "::", target: "10.99.0.2") } == "10.99.0.2 9")
+    @Test func ipv4ConnectionOnADualStackListener() async throws {
+        #expect(try await Self.inNamespace { try Self.originalDestination(listenHost: "::", target: "10.99.0.2") } == "10.99.0.2 9")
     }
 
     /// A UDP socket has no original destination: a clear error, no crash.
-    @Test func aSocketThatWasNotRedirectedGivesAnError() throws {
-        let ns = try Self.namespace()
-        defer { ns.remove() }
-        let message = try ns.run { () -> String in
+    @Test func aSocketThatWasNotRedirectedGivesAnError() async throws {
+        let message = try await Self.inNamespace { () -> String in
             let fd = socket(AF_INET, CInt(SOCK_DGRAM.rawValue), 0)
             defer { close(fd) }
             do {

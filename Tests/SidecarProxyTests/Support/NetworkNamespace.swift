@@ -87,6 +87,14 @@ final class NetworkNamespace: @unchecked Sendable {  // name is immutable; remov
     private final class ResultBox<T>: @unchecked Sendable {  // written by one thread before the semaphore, read after
         var value: Result<T, any Error>?
     }
+
+    /// Runs blocking work (commands, a namespace thread) on a thread of its own, so the test's
+    /// task does not hold one of the few cooperative threads other suites need meanwhile.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
 }
 
 /// setns(2) and CLONE_NEWNET, which Glibc's module leaves out (they need _GNU_SOURCE).
