@@ -135,7 +135,7 @@ let package = Package(
         .target(
             name: "MeshRunner",
             dependencies: [
-                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage",
+                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage", "CaptureRules",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

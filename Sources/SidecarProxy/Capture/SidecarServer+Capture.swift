@@ -61,7 +61,7 @@ extension SidecarServer {
         let logger = self.logger
         let detection = TimeAmount.milliseconds(config.capture.detectionTimeoutMillis)
         return try await bindAllAddresses { host in
-            try await self.dataPlaneBootstrap { channel in
+            let bootstrap = self.dataPlaneBootstrap { channel in
                 // A connection that cannot be placed is closed (the initializer's error closes
                 // it), with the reason in the log: never guessed at.
                 let destination: CapturedDestination
@@ -89,7 +89,8 @@ extension SidecarServer {
                 try channel.pipeline.syncOperations.addHandler(sniffer)
             }
             .serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0, when: host == "::")
-            .bind(host: host, port: port).get()
+            let handover = BootstrapHandover(bootstrap: bootstrap)
+            return try await self.binder.bind { handover.bind(host: host, port: port) }
         }
     }
 

@@ -15,6 +15,7 @@ public final class SidecarServer: Sendable {
     public let connections: ConnectionTracker
     /// Capture mode: refuses captured connections to this sidecar's own ports.
     let captureGuard = CaptureGuard()
+    let binder: any ListenerBinder
     /// In-flight inbound requests for parent inference; pass one in to share it with other
     /// listeners of the same service instance (the mesh runner's egress listeners).
     public let inference: ParentInference
@@ -37,8 +38,10 @@ public final class SidecarServer: Sendable {
     }
 
     /// - Parameter configuration: the live configuration; swap it to change sampling and more at runtime.
+    /// - Parameter binder: where data-plane listeners' sockets are made (a network namespace).
     public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
-                inference: ParentInference? = nil) {
+                inference: ParentInference? = nil, binder: any ListenerBinder = CurrentNamespaceBinder()) {
+        self.binder = binder
         self.configuration = configuration
         self.inference = inference ?? ParentInference()
         self.telemetry = telemetry
@@ -176,10 +179,11 @@ public final class SidecarServer: Sendable {
     private func bindProxy(direction: ProxyDirection, host: String, port: Int) async throws -> any Channel {
         let runtime = makeRuntime(direction)
         let config = configuration.config
-        return try await dataPlaneBootstrap { channel in
+        let bootstrap = dataPlaneBootstrap { channel in
             try Self.configureProxyPipeline(channel.pipeline.syncOperations, runtime: runtime, config: config)
         }
-        .bind(host: host, port: port).get()
+        let handover = BootstrapHandover(bootstrap: bootstrap)
+        return try await binder.bind { handover.bind(host: host, port: port) }
     }
 
     /// A data-plane listener: the connection limit, then `configure` on each admitted connection
