@@ -22,6 +22,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Run the variant where backend does not forward trace headers.") var broken = false
     @Flag(name: .customLong("infer-parent"), help: "Sidecars link calls without trace context to the one inbound request in flight (telemetry.inferParent).")
     var inferParent = false
+    @Flag(name: .customLong("record-causality"), help: "With --broken: backend names the request each database call serves, tagged demo.caused_by on spans (for measuring parent inference).")
+    var recordCausality = false
     @Option(help: "Requests the traffic generator sends through the gateway (0 = none).") var requests = 30
     @Option(help: "Requests per second.") var rate = 10.0
     @Option(name: .customLong("data-dir"), help: "Keep traces here (default: a temporary directory removed on exit).") var dataDir: String?
@@ -55,14 +57,15 @@ struct DemoCommand: AsyncParsableCommand {
         }
         var telemetry = TelemetrySpec(samplingPercent: sampling)
         telemetry.inferParent = inferParent
-        // The broken backend still names the request it is serving in its own header (no trace
-        // context in it): recorded on spans so tests can check inferred links against the truth.
-        telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"]
+        // Asked for, the broken backend names the request it is serving in its own header (no
+        // trace context in it): recorded on spans so a test can check inferred links against the truth.
+        if recordCausality { telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"] }
+        let backendFlags = (broken ? ["--broken"] : []) + (broken && recordCausality ? ["--record-causality"] : [])
         return MeshFile(
             name: broken ? "demo-broken" : "demo",
             services: [
                 service("frontend", upstreams: ["backend"]),
-                service("backend", upstreams: ["database"], extra: broken ? ["--broken"] : []),
+                service("backend", upstreams: ["database"], extra: backendFlags),
                 service("database", upstreams: []),
             ],
             gateway: GatewaySpec(port: gatewayPort, routes: [("/", "frontend")]),

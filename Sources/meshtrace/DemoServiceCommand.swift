@@ -33,6 +33,9 @@ struct DemoServiceCommand: AsyncParsableCommand {
     @Flag(help: "backend: do not forward trace headers to the database.")
     var broken = false
 
+    @Flag(name: .customLong("record-causality"), help: "backend with --broken: name the request each database call serves (x-demo-caused-by), for measuring parent inference.")
+    var recordCausality = false
+
     @Option(name: .customLong("service-name"), help: "Service name on the backend's business span (default: the role).")
     var serviceName: String?
 
@@ -55,6 +58,6 @@ struct DemoServiceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = bootstrapLogging(logLevel, label: "meshtrace.demo.\(role.rawValue)")
-        try await DemoService.run(role: role, port: port, host: host, broken: broken, serviceName: serviceName, collector: collector, logger: logger)
+        try await DemoService.run(role: role, port: port, host: host, broken: broken, recordsCausality: recordCausality, serviceName: serviceName, collector: collector, logger: logger)
     }
 }

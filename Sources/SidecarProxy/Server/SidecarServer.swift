@@ -19,6 +19,8 @@ public final class SidecarServer: Sendable {
     /// In-flight inbound requests for parent inference; pass one in to share it with other
     /// listeners of the same service instance (the mesh runner's egress listeners).
     public let inference: ParentInference
+    /// Request deadlines' clock: the event loops' unless a test drives it.
+    public let timers: any RequestTimers
     let logger: Logger
     let group: any EventLoopGroup
     private let ownsGroup: Bool
@@ -33,16 +35,18 @@ public final class SidecarServer: Sendable {
     }
 
     public convenience init(configuration: SidecarConfiguration, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
-                            inference: ParentInference? = nil) {
-        self.init(configuration: ConfigurationBox(configuration), telemetry: telemetry, logger: logger, group: group, inference: inference)
+                            inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers()) {
+        self.init(configuration: ConfigurationBox(configuration), telemetry: telemetry, logger: logger, group: group, inference: inference, timers: timers)
     }
 
     /// - Parameter configuration: the live configuration; swap it to change sampling and more at runtime.
     /// - Parameter binder: where data-plane listeners' sockets are made (a network namespace).
     public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
-                inference: ParentInference? = nil, binder: any ListenerBinder = CurrentNamespaceBinder()) {
+                inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers(),
+                binder: any ListenerBinder = CurrentNamespaceBinder()) {
         self.binder = binder
         self.configuration = configuration
+        self.timers = timers
         self.inference = inference ?? ParentInference()
         self.telemetry = telemetry
         self.logger = logger
@@ -173,7 +177,7 @@ public final class SidecarServer: Sendable {
     func makeRuntime(_ direction: ProxyDirection) -> ListenerRuntime {
         ListenerRuntime(
             direction: direction, configuration: configuration, telemetry: telemetry, pools: pools, clusters: clusters,
-            stats: stats, connections: connections, inference: inference, logger: logger)
+            stats: stats, connections: connections, inference: inference, logger: logger, timers: timers)
     }
 
     private func bindProxy(direction: ProxyDirection, host: String, port: Int) async throws -> any Channel {
