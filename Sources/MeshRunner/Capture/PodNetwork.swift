@@ -28,18 +28,16 @@ struct PodNetwork: Sendable {
         var description: String
     }
 
-    /// Why `capture: netns` cannot run here, or nil.
+    /// Why `capture: netns` cannot run here ("needs root (…)"), or nil.
     static func unavailable(runner: any CommandRunner = ProcessRunner()) -> String? {
         #if os(Linux)
-        if geteuid() != 0 {
-            return "capture: netns needs root (it makes network namespaces and installs iptables rules in them); run `sudo meshtrace up`, or remove `capture: netns` to trace through HTTP_PROXY instead"
-        }
+        if geteuid() != 0 { return "needs root (it makes network namespaces and installs iptables rules in them)" }
         for tool in ["ip", "setpriv"] where runner.locate(tool) == nil {
-            return "capture: netns needs `\(tool)` (Debian: apt-get install \(tool == "ip" ? "iproute2" : "util-linux"))"
+            return "needs `\(tool)` (Debian: apt-get install \(tool == "ip" ? "iproute2" : "util-linux"))"
         }
         return nil
         #else
-        return "capture: netns needs Linux (network namespaces and iptables)"
+        return "needs Linux (network namespaces and iptables)"
         #endif
     }
 
@@ -96,8 +94,8 @@ struct PodNetwork: Sendable {
     }
 
     /// The command line that runs `arguments` inside `pod` as `uid`:`gid`.
-    func command(in pod: Pod, uid: UInt32, gid: UInt32, _ arguments: [String]) -> [String] {
-        ["ip", "netns", "exec", pod.namespace, "setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--"] + arguments
+    func command(in pod: Pod, uid: UInt32, gid: UInt32, _ arguments: [String], runner: any CommandRunner = ProcessRunner()) -> [String] {
+        [runner.locate("ip") ?? "ip", "netns", "exec", pod.namespace, "setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--"] + arguments
     }
 
     /// Stops what runs in the namespaces and removes them, the links in them and the hosts files.

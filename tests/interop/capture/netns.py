@@ -38,8 +38,9 @@ _proxy_binaries = {}
 
 
 def proxy_binary(path):
-    """`path` where the proxy uid can run it: a checkout under /root is closed to other users.
-    A hard link in a world-readable temporary directory (a copy across file systems)."""
+    """`path` where the proxy uid (or an app's) can read and run it: a checkout under /root is
+    closed to other users. A hard link in a world-readable temporary directory (a copy across
+    file systems)."""
     if path not in _proxy_binaries:
         directory = tempfile.mkdtemp(prefix="mtcap-bin-")
         os.chmod(directory, 0o755)
