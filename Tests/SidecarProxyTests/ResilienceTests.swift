@@ -1,5 +1,6 @@
 import Foundation
 import MeshtraceTesting
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -83,7 +84,7 @@ import TraceModel
         let r = try await client.send(.GET, "http://backend/flaky/a?fail=1")
         #expect(r.status == 200)
         #expect(r.head.headers["x-meshtrace-response-flags"].isEmpty)
-        #expect(app.requests.withLock { $0.count } == 2)
+        #expect(app.requests.withLockedValue { $0.count } == 2)
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         let hop = sidecar.hops(.outbound)[0]
         #expect(hop.statusCode == 200)
@@ -102,7 +103,7 @@ import TraceModel
         let r = try await client.send(.GET, "http://backend/status/503")
         #expect(r.status == 503)
         #expect(r.head.headers["x-app"] == ["echo"], "the upstream's own response, not a local reply")
-        #expect(app.requests.withLock { $0.count } == 3)
+        #expect(app.requests.withLockedValue { $0.count } == 3)
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         let hop = sidecar.hops(.outbound)[0]
         #expect(hop.retries == 2)
@@ -190,7 +191,7 @@ import TraceModel
         let r = try await reply
         #expect(r.status == 200)
         #expect(r.json["body_bytes"] as? Int == 5, "the kept body went out again")
-        #expect(app.requests.withLock { $0.filter { $0.head.uri == uri }.count } == 2)
+        #expect(app.requests.withLockedValue { $0.filter { $0.head.uri == uri }.count } == 2)
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         let hop = sidecar.hops(.outbound)[0]
         #expect(hop.retries == 1 && hop.responseFlags.isEmpty && hop.statusCode == 200)
@@ -298,7 +299,7 @@ import TraceModel
         app.releaseHeld()
         #expect(try await first.status == 200)
         #expect(try await second.status == 200)
-        #expect(app.requests.withLock { $0.map(\.head.uri) } == ["/hold", "/queued"], "on the one connection, in turn")
+        #expect(app.requests.withLockedValue { $0.map(\.head.uri) } == ["/hold", "/queued"], "on the one connection, in turn")
         #expect(sidecar.server.clusters.all.first?.snapshot.pending == 0)
         await a.close()
         await b.close()

@@ -1,3 +1,4 @@
+import Synchronization
 import TraceModel
 
 /// The live configuration, shared by every event loop. Readers take a snapshot per request (one
@@ -6,7 +7,7 @@ import TraceModel
 /// arrays (a struct copy of the whole configuration cost dozens of retains per request).
 /// A later issue changes sampling live through this.
 public final class ConfigurationBox: Sendable {
-    private let storage: Locked<Snapshot>
+    private let storage: Mutex<Snapshot>
 
     /// The configuration plus what is derived from it once, so the request path does not redo it.
     public final class Snapshot: Sendable {
@@ -45,7 +46,7 @@ public final class ConfigurationBox: Sendable {
     }
 
     public init(_ config: SidecarConfiguration) {
-        storage = Locked(Snapshot(config: config, generation: 0))
+        storage = Mutex(Snapshot(config: config, generation: 0))
     }
 
     public var snapshot: Snapshot { storage.withLock { $0 } }
