@@ -462,19 +462,6 @@ import TraceModel
         #expect(proxy.hops(.inbound).map(\.responseFlags) == [["UF", "URX"], []])
     }
 
-    @Test func grpcTimeoutsParseAsGRPCWritesThem() {
-        #expect(HTTP2Fields.grpcTimeoutMillis("100m") == 100)
-        #expect(HTTP2Fields.grpcTimeoutMillis("1S") == 1_000)
-        #expect(HTTP2Fields.grpcTimeoutMillis("2M") == 120_000)
-        #expect(HTTP2Fields.grpcTimeoutMillis("1H") == 3_600_000)
-        #expect(HTTP2Fields.grpcTimeoutMillis("1500u") == 2, "rounded up")
-        #expect(HTTP2Fields.grpcTimeoutMillis("5n") == 1, "a deadline however short")
-        #expect(HTTP2Fields.grpcTimeoutMillis("99999999H") == 359_999_996_400_000)
-        for bad in ["", "m", "10", "123456789m", "1x", "-1m", "1.5S", " 1S", "１S"] {
-            #expect(HTTP2Fields.grpcTimeoutMillis(bad) == nil, "\(bad)")
-        }
-    }
-
     func sidecar(
         appPort: Int, timers: any RequestTimers = EventLoopTimers(), _ edit: @escaping @Sendable (inout SidecarConfiguration) -> Void
     ) async throws -> TestSidecar {

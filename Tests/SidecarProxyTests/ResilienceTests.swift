@@ -117,16 +117,16 @@ import TraceModel
         let off = try await outbound(to: app.port) { $0.retryOnStatus = [] }
         defer { Task { await sidecar.stop(); await off.stop(); await app.close() } }
         func upstreamRequests(_ send: () async throws -> TestResponse) async throws -> (Int, Int) {
-            let before = app.requests.withLock { $0.count }
+            let before = app.requests.withLockedValue { $0.count }
             let status = try await send().status
-            return (status, app.requests.withLock { $0.count } - before)
+            return (status, app.requests.withLockedValue { $0.count } - before)
         }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
         // A body is kept up to the replay limit and sent again whole; a larger one is not kept.
         let posted = try await upstreamRequests { try await client.send(.POST, "http://backend/flaky/post?fail=1", body: ByteBuffer(string: "payload")) }
         #expect(posted.0 == 200 && posted.1 == 2)
-        #expect(app.requests.withLock { $0.suffix(2).map(\.body) } == [7, 7])
-        let big = ByteBuffer(repeating: UInt8(ascii: "b"), count: ProxyHandler.replayLimit + 1)
+        #expect(app.requests.withLockedValue { $0.suffix(2).map(\.body) } == [7, 7])
+        let big = ByteBuffer(repeating: UInt8(ascii: "b"), count: RetryPolicy.replayLimit + 1)
         let large = try await upstreamRequests { try await client.send(.POST, "http://backend/status/503", body: big) }
         #expect(large.0 == 503 && large.1 == 1)
         // Only the listed statuses.

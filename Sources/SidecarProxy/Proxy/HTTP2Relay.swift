@@ -173,9 +173,8 @@ final class HTTP2Connection {
                 connectRetries += 1
                 runtime.stats.update { $0.upstreamRetries += 1 }
                 for relay in waiting { relay.retried() }
-                let base = Int64(25) << Int64(min(connectRetries - 1, 6))
-                let delay = base / 2 + Int64(random.next() % UInt64(max(base, 1)))
-                retryTask = downstream?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { [self] in
+                let delay = RetryPolicy.backoff(retry: connectRetries, random: &random)
+                retryTask = downstream?.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
                     self.retryTask = nil
                     self.cluster.retryFinished()
                     guard case .connecting(let still) = self.upstream, !still.isEmpty, !self.closed else { return }
@@ -185,7 +184,7 @@ final class HTTP2Connection {
             }
             var flags = [timedOut ? "UT" : "UF"]
             if config.maxRetries > 0 { flags.append("URX") }
-            let retried = ProxyHandler.afterRetries(connectRetries)
+            let retried = RetryPolicy.afterRetries(connectRetries)
             failWaiting(status: timedOut ? 504 : 503, flags: flags,
                         reason: "upstream connect error: \(timedOut ? "timed out" : "\(error)") to \(target.address)\(retried)")
         }
@@ -366,7 +365,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         let scan = RequestHeadScan(HTTP2Fields.plain(headers))
         let trace = TraceDecision.decide(scan: scan, path: path, snapshot: snapshot, random: &connection.random)
         var added = AddedHeaders(reservingCapacity: 12)
-        let sourceService = ProxyHandler.addMeshMarkers(direction: direction, serviceName: config.serviceName, scan: scan, into: &added)
+        let sourceService = LoopGuard.addMarkers(direction: direction, serviceName: config.serviceName, scan: scan, into: &added)
         TraceDecision.inject(trace, formats: config.propagation, into: &added)
 
         let tags = scan.customTagValues(config.customTags)
@@ -410,7 +409,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
                 self.timedOut(reason: "upstream request timeout after \(millis) ms")
             }
         }
-        if let millis = grpcTimeout.flatMap(HTTP2Fields.grpcTimeoutMillis) {
+        if let millis = grpcTimeout.flatMap(Deadlines.grpcTimeoutMillis) {
             callDeadline = timers.schedule(at: timers.now(on: loop) + .milliseconds(millis), on: loop) { [self] in
                 self.callDeadline = nil
                 self.timedOut(reason: "grpc-timeout of \(millis) ms reached")
@@ -680,28 +679,6 @@ final class HTTP2UpstreamStream: ChannelInboundHandler {
 
 /// HTTP/2 field lists for the relay.
 enum HTTP2Fields {
-    /// gRPC's `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n), in whole
-    /// milliseconds rounded up (a 1 ns deadline is still a deadline). Nil when malformed.
-    static func grpcTimeoutMillis(_ value: String) -> Int64? {
-        let utf8 = Array(value.utf8)
-        guard (2...9).contains(utf8.count), let unit = utf8.last else { return nil }
-        var amount: Int64 = 0
-        for byte in utf8.dropLast() {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            amount = amount * 10 + Int64(byte - UInt8(ascii: "0"))
-        }
-        // In milliseconds from the start: eight digits of hours still fit in 64 bits.
-        switch unit {
-        case UInt8(ascii: "H"): return amount * 3_600_000
-        case UInt8(ascii: "M"): return amount * 60_000
-        case UInt8(ascii: "S"): return amount * 1_000
-        case UInt8(ascii: "m"): return amount
-        case UInt8(ascii: "u"): return (amount + 999) / 1_000
-        case UInt8(ascii: "n"): return (amount + 999_999) / 1_000_000
-        default: return nil
-        }
-    }
-
     /// The regular (non-pseudo) fields, for the same scan an HTTP/1 head gets.
     static func plain(_ headers: HPACKHeaders) -> HTTPHeaders {
         var plain = HTTPHeaders()

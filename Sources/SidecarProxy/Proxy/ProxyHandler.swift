@@ -31,7 +31,7 @@ final class Exchange {
     /// goes out again when it ends.
     var discardingResponse = false
     /// The request body as sent, kept (as buffer references) so a status retry can send it again;
-    /// given up once it passes `ProxyHandler.replayLimit`.
+    /// given up once it passes `RetryPolicy.replayLimit`.
     var replay: [ByteBuffer] = []
     var replayBytes = 0
     var replayable = true
@@ -128,9 +128,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// An HTTP/2 connection: its bytes go on to NIO's HTTP/2 handler, after this one, and
     /// its streams to `HTTP2StreamRelay`.
     private var http2: HTTP2Connection?
-
-    /// Marks requests that left through an outbound or gateway listener (loop detection).
-    static let loopHeader = "x-meshtrace-via"
 
     /// A captured connection's original destination: requests are routed by it (`Router+Capture`).
     private let captured: CapturedDestination?
@@ -381,10 +378,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var host = head.scan.hostListedInConnection ? nil : head.scan.host
         if direction == .outbound, !route.authority.isEmpty, head.uri.hasPrefix("http") { host = route.authority }
         if let host { added.add("host", host) }
-        let sourceService = Self.addMeshMarkers(direction: direction, serviceName: config.serviceName, scan: head.scan, into: &added)
+        let sourceService = LoopGuard.addMarkers(direction: direction, serviceName: config.serviceName, scan: head.scan, into: &added)
         // Only an outbound or gateway listener adds the loop marker and every inbound strips it,
         // so an outbound request that already carries it came back to a proxy: a loop.
-        let looped = direction == .outbound && head.scan.loopMarked
+        let looped = LoopGuard.isLoop(direction: direction, marked: head.scan.loopMarked)
         let expectsContinue = head.scan.expectsContinue
         if upgrade, let protocols = head.scan.upgrade {
             added.add("connection", "upgrade")
@@ -420,7 +417,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         runtime.stats.requestStarted()
 
         if looped {
-            localReply(ex, status: .loopDetected, flags: [], reason: "request looped back into an outbound listener (passthrough to a proxy port?)")
+            localReply(ex, status: .loopDetected, flags: [], reason: LoopGuard.reason)
             return
         }
         switch route.outcome {
@@ -463,7 +460,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             }
             if ex.replayable {
                 ex.replayBytes += buffer.readableBytes
-                if ex.replayBytes <= Self.replayLimit {
+                if ex.replayBytes <= RetryPolicy.replayLimit {
                     ex.replay.append(buffer)
                 } else {
                     ex.replayable = false
@@ -496,23 +493,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// "w3c,b3multi"-style lists of the formats found, one constant per combination (built once,
     /// not joined per request); "none" when no format carried a context.
-    /// Who sent the request, and the mesh's own fields for the next hop: outbound and gateway
-    /// listeners name this service (`x-envoy-downstream-service-cluster`, which the next inbound
-    /// sidecar reads as the source) and mark the request as having left a proxy (loop detection).
-    /// Inbound listeners add nothing: the caller's sidecar named the source.
-    static func addMeshMarkers(
-        direction: ProxyDirection, serviceName: String, scan: RequestHeadScan, into added: inout AddedHeaders
-    ) -> String? {
-        switch direction {
-        case .inbound:
-            return scan.downstreamCluster
-        case .outbound, .gateway:
-            added.add("x-envoy-downstream-service-cluster", serviceName)
-            added.add(loopHeader, direction.rawValue)
-            return serviceName
-        }
-    }
-
     static func formatList(_ formats: Set<PropagationFormat>) -> String {
         switch (formats.contains(.w3c), formats.contains(.b3multi), formats.contains(.b3single)) {
         case (false, false, false): return "none"
@@ -588,7 +568,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var flags = [timedOut ? "UT" : "UF"]
         if config.maxRetries > 0, !ex.isTunnel { flags.append("URX") }  // tunnels are not retried
         let what = timedOut ? "connect timeout" : "connection failure (\(error))"
-        let retried = Self.afterRetries(ex.hop.retries)
+        let retried = RetryPolicy.afterRetries(ex.hop.retries)
         localReply(
             ex, status: timedOut ? .gatewayTimeout : .serviceUnavailable, flags: flags,
             reason: "upstream connect error: \(what) to \(ex.target?.address ?? "?")\(retried)")
@@ -613,11 +593,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         scheduleRetry(ex)
     }
 
-    /// Sends the request again after Envoy's default back-off: 25 ms base, doubling, with jitter.
+    /// Sends the request again after Envoy's default back-off (`RetryPolicy.backoff`).
     private func scheduleRetry(_ ex: Exchange) {
-        let base = Int64(25) << Int64(min(ex.hop.retries - 1, 6))
-        let delay = base / 2 + Int64(random.next() % UInt64(max(base, 1)))
-        ex.retryTask = context?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { [self] in
+        let delay = RetryPolicy.backoff(retry: ex.hop.retries, random: &random)
+        ex.retryTask = context?.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
             ex.retryTask = nil
             guard self.exchange === ex, !ex.responseDone else {
                 self.releaseRetrySlot(ex)
@@ -626,15 +605,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             self.acquireConnection(ex)
         }
     }
-
-    /// " after 1 retry", " after 2 retries", or nothing: the tail of a local reply's reason.
-    static func afterRetries(_ n: Int) -> String {
-        n == 0 ? "" : n == 1 ? " after 1 retry" : " after \(n) retries"
-    }
-
-    /// Request bodies up to this size are kept for a status retry (Envoy buffers a retried
-    /// request up to its connection buffer limit; a sidecar aiming at 30 MB keeps less).
-    static let replayLimit = 64 * 1024
 
     /// Whether this upstream response is dropped and the request retried (Istio's
     /// `retriable-status-codes`). Only outbound and gateway requests, whose whole body was sent and
@@ -704,7 +674,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         var flags = ["UT"]
         if config.maxRetries > 0, runtime.direction != .inbound { flags.append("URX") }
-        let retried = Self.afterRetries(ex.hop.retries)
+        let retried = RetryPolicy.afterRetries(ex.hop.retries)
         localReply(ex, status: .gatewayTimeout, flags: flags, reason: "upstream per-try timeout after \(config.perTryTimeoutMillis) ms\(retried)")
     }
 
