@@ -360,7 +360,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                     // the rest of the path joins the same trace.
                     trace.context = TraceContext(
                         traceID: inbound.context.traceID, spanID: trace.context.spanID, parentSpanID: inbound.context.spanID,
-                        sampled: inbound.sampled, debug: inbound.context.debug, traceState: inbound.context.traceState)
+                        sampled: inbound.sampled, debug: inbound.context.debug, traceState: inbound.context.traceState,
+                        randomTraceID: inbound.context.randomTraceID)
                     trace.sampled = inbound.sampled
                     // The app dropped x-request-id too: the request it serves is the one to log under.
                     if !TraceDecision.isAcceptableRequestID(head.scan.requestID ?? "") {

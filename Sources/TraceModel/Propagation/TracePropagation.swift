@@ -32,11 +32,12 @@ public enum TracePropagation {
     public static func extract(_ headers: some HeaderCarrier) -> IncomingTrace {
         combine(
             w3c: W3CTraceContext.extract(headers), single: B3Propagation.extractSingle(headers),
-            multi: B3Propagation.extractMulti(headers), traceparent: { headers.first(W3CTraceContext.traceparent) },
-            tracestate: { headers.first(W3CTraceContext.tracestate) })
+            multi: B3Propagation.extractMulti(headers), traceparent: { headers.combined(W3CTraceContext.traceparent) },
+            tracestate: { headers.combined(W3CTraceContext.tracestate) })
     }
 
-    /// The non-generic part of `extract`: merges what each format found.
+    /// The non-generic part of `extract`: merges what each format found. `traceparent` and
+    /// `tracestate` return each field's lines combined (`HeaderCarrier.combined`).
     public static func combine(
         w3c: TraceContext?, single: B3Propagation.Extracted?, multi: B3Propagation.Extracted?,
         traceparent: () -> String?, tracestate: () -> String?
@@ -68,10 +69,8 @@ public enum TracePropagation {
         }
         // A B3-only hop upstream still forwards `tracestate` (see `inject`): keep it with the B3
         // context, but only when there is no traceparent at all (an invalid one voids tracestate).
-        if w3c == nil, incoming.context != nil, traceparent() == nil,
-           let state = tracestate(), W3CTraceContext.isValidTraceState(state)
-        {
-            incoming.context?.traceState = state
+        if w3c == nil, incoming.context != nil, traceparent() == nil, let state = tracestate() {
+            incoming.context?.traceState = W3CTraceState.normalized(state)
         }
         if let context = incoming.context {
             incoming.sampled = context.sampled ?? incoming.sampled
