@@ -152,7 +152,8 @@ import TraceModel
     /// §3.3.1.5: past the limit, whole members go: those over 128 characters first, then from the end.
     @Test func longListsAreCutByWholeMembers() throws {
         let long = "big=" + String(repeating: "x", count: 200)
-        let small = (0..<40).map { "k\($0)=" + String(repeating: "v", count: 10) }
+        // 32 members in all (a valid list), over 512 characters.
+        let small = (0..<31).map { "k\($0)=" + String(repeating: "v", count: 20) }
         let list = ([long] + small).joined(separator: ",")
         let cut = try #require(W3CTraceState.normalized(list))
         #expect(cut.utf8.count <= 512)
