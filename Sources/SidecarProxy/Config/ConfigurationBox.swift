@@ -23,6 +23,8 @@ public final class ConfigurationBox: Sendable {
         public let inboundCluster: String
         /// The configured propagation formats as recorded on inbound spans, e.g. "w3c,b3multi".
         public let propagationInjected: String
+        /// Retries for requests started under this configuration.
+        let retryPolicy: RetryPolicy
         /// Bumped on every swap, so caches keyed on it can notice.
         public let generation: Int
 
@@ -41,6 +43,7 @@ public final class ConfigurationBox: Sendable {
             self.healthCheckPaths = Set(config.healthCheckPaths)
             self.inboundCluster = "inbound|\(config.appPort ?? 0)||"
             self.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",")
+            self.retryPolicy = RetryPolicy(config)
             self.generation = generation
         }
     }
