@@ -113,3 +113,36 @@ import TraceModel
         await client.close()
     }
 }
+
+/// W3C Level 2's multi-line rules on HTTP/2, where each field line is its own HPACK entry:
+/// several tracestate entries are one list; two traceparent entries restart the trace.
+@Suite(.serialized) struct HTTP2TraceContextTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    @Test func repeatedW3CFieldsCombineOnHTTP2() async throws {
+        let app = try await HTTP2RelayTests.App(group: group)
+        let proxy = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "reports"
+            c.appPort = app.port
+            c.outboundPort = -1
+        }
+        defer { Task { await app.close(); await proxy.stop() } }
+        let client = try await HTTP2RelayTests.Client.connect(group: group, port: proxy.inboundPort)
+        defer { Task { await client.close() } }
+        let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+        let valid = "00-\(traceID)-00f067aa0ba902b7-01"
+        _ = try await client.call(HTTP2RelayTests.grpcCall(
+            "/echo.Echo/Say", extra: [("traceparent", valid), ("tracestate", "a=1"), ("tracestate", "b=2")]), body: "x")
+        _ = try await client.call(HTTP2RelayTests.grpcCall(
+            "/echo.Echo/Say", extra: [("traceparent", valid), ("traceparent", valid), ("tracestate", "a=1")]), body: "x")
+        let seen = app.seen.withLockedValue { $0 }
+        #expect(seen.count == 2)
+        let lines = try #require(seen.first)
+        #expect(lines.first(name: "traceparent")?.contains(traceID) == true)
+        #expect(lines.filter { $0.name == "tracestate" }.map(\.value) == ["a=1,b=2"], "one field, the list in order")
+        let twice = try #require(seen.last)
+        #expect(twice.filter { $0.name == "traceparent" }.count == 1)
+        #expect(twice.first(name: "traceparent")?.contains(traceID) == false, "two traceparents restart the trace")
+        #expect(twice.first(name: "tracestate") == nil, "and take tracestate with them")
+    }
+}
