@@ -47,7 +47,7 @@ package enum SkyWalkingJSON {
             case "spans":
                 guard case .array(let values) = v else { throw WireError("\(at): expected an array, got \(kind(v))") }
                 for (i, element) in values.enumerated() {
-                    do {
+                    do throws(WireError) {
                         d.segment.spans.append(try span(element, at: "\(at)[\(i)]"))
                         d.spanLocations.append("\(at)[\(i)]")
                     } catch {
