@@ -81,8 +81,8 @@ def start_mesh(procs, collector, agent_env, frontend_formats=FORMATS):
                             "--collector", zipkin, "--propagation", FORMATS))
     out = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1", "--collector", zipkin, "--propagation", frontend_formats,
                         "--upstream", f"backend=127.0.0.1:{backend.ports['inbound']}"))
-    env = {"DOWNSTREAM": "http://backend", "HTTP_PROXY": out.url("outbound"), "http_proxy": out.url("outbound"), "NO_PROXY": "",
-           "no_proxy": "", **agent_env}
+    env = {"DOWNSTREAM": "http://backend", "HTTP_PROXY": out.url("outbound"), "http_proxy": out.url("outbound"), "NO_PROXY": "127.0.0.1",
+           "no_proxy": "127.0.0.1", **agent_env}
     app = procs(AgentApp(env))
     inbound = procs(Sidecar(BINARY, "--service", "frontend", "--app-port", str(app.port), "--outbound-port", "-1",
                             "--collector", zipkin, "--propagation", frontend_formats))
@@ -96,6 +96,8 @@ def captured_segments(path):
     from skywalking.protocol.language_agent.Tracing_pb2 import SegmentObject
 
     out = []
+    if not os.path.exists(path):  # the agent has not reported yet
+        return out
     for line in open(path):
         item = json.loads(line)
         if item["kind"] == "json":
@@ -157,8 +159,8 @@ def test_python_agent_spans_and_sidecar_spans_form_one_trace(protocol, procs, st
     ok = requests.get(inbound.url("inbound", "/call/orders/42"), timeout=20)
     assert ok.status_code == 200, ok.text
     backend_saw = {k.lower(): v for k, v in json.loads(ok.text)["headers"]}
-    failed = requests.get(inbound.url("inbound", "/call/status/503"), timeout=20)
-    assert failed.status_code == 503
+    failed = requests.get(inbound.url("inbound", "/call/status/500"), timeout=20)
+    assert failed.status_code == 500
 
     def whole_traces():
         traces = [t for t in jaeger_traces(collector, "frontend") if len(t["spans"]) == 5]
@@ -190,7 +192,7 @@ def test_python_agent_spans_and_sidecar_spans_form_one_trace(protocol, procs, st
         assert "sw8.trace_id" not in tags(entry)  # ours, written as hex: no hashing
 
     # The failed call: the agent marked both its spans as errors and logged on the exit span.
-    bad = next(t for t in traces if any(tags(s).get("http.status_code") in ("503", 503) for s in t["spans"]))
+    bad = next(t for t in traces if any(tags(s).get("http.status_code") in ("500", 500) for s in t["spans"]))
     bad_agent = [s for s in bad["spans"] if tags(s).get("component") == "Python"]
     assert all(tags(s).get("error") is True for s in bad_agent), [tags(s) for s in bad_agent]
 
@@ -260,6 +262,9 @@ def test_malformed_segments_are_named_and_valid_ones_kept(procs, start_collector
         s = copy.deepcopy(real)
         s["traceId"] = f"replayed.{n}.trace"
         s["traceSegmentId"] = f"replayed.{n}.segment"
+        for span in s["spans"]:  # the references stay in the segment's (renamed) trace
+            for ref in span.get("refs", []):
+                ref["traceId"] = s["traceId"]
         return s
     good, bad_type, bad_ids, bad_end = renamed(1), renamed(2), renamed(3), renamed(4)
     bad_type["spans"][0]["spanType"] = "Sideways"
@@ -326,8 +331,15 @@ def test_sw8_only_at_the_gateway_and_in_the_app_is_still_one_trace(procs, start_
     backend_saw = {k.lower(): v for k, v in json.loads(r.text)["headers"]}
 
     trace_id = ids.trace_id(original)
-    trace = wait_until(lambda: (d := get_json(collector.url("query", f"/api/traces/{trace_id}"))["data"]) and len(d[0]["spans"]) >= 4 and d[0],
-                       message="the gateway's, the app's and the backend's spans in one trace")
+
+    def whole_trace():
+        r = requests.get(collector.url("query", f"/api/traces/{trace_id}"), timeout=10)
+        if r.status_code == 404:  # not exported yet
+            return None
+        assert r.status_code == 200, r.text
+        d = r.json()["data"]
+        return d and len(d[0]["spans"]) >= 4 and d[0]
+    trace = wait_until(whole_trace, message="the gateway's, the app's and the backend's spans in one trace")
     spans = trace["spans"]
     assert all(tags(s).get("sw8.trace_id") == original for s in spans), [tags(s) for s in spans]
     by_service = {}
@@ -351,8 +363,13 @@ def test_sw8_only_at_the_gateway_and_in_the_app_is_still_one_trace(procs, start_
     assert backend_saw["traceparent"].split("-")[1] == trace_id
 
     # The doctor: the app forwards sw8 only, so W3C and B3 are lost at it (still one trace).
-    out = subprocess.run([BINARY, "analyze", "--query", f"http://127.0.0.1:{collector.ports['query']}", "--format", "json"],
-                         capture_output=True, text=True, timeout=60)
+    # analyze leaves out spans that ended in its last 3 s (they may still be arriving): poll
+    # until it has read the trace.
+    def analysed():
+        run = subprocess.run([BINARY, "analyze", "--query", f"http://127.0.0.1:{collector.ports['query']}", "--format", "json"],
+                             capture_output=True, text=True, timeout=60)
+        return json.loads(run.stdout)["traces"] >= 1 and run
+    out = wait_until(analysed, timeout=30, interval=0.5, message="analyze reading the trace")
     findings = json.loads(out.stdout)["findings"]
     partial = [f for f in findings if f["kind"] == "partial-propagation" and f["service"] == "frontend"]
     assert partial and "forwards sw8 only" in partial[0]["summary"], out.stdout
