@@ -47,7 +47,7 @@ struct HopStart {
             trace.context = TraceContext(
                 traceID: inbound.context.traceID, spanID: trace.context.spanID, parentSpanID: inbound.context.spanID,
                 sampled: inbound.sampled, debug: inbound.context.debug, traceState: inbound.context.traceState,
-                randomTraceID: inbound.context.randomTraceID)
+                randomTraceID: inbound.context.randomTraceID, sw8TraceID: inbound.context.sw8TraceID)
             trace.sampled = inbound.sampled
             // The app dropped x-request-id too: the request it serves is the one to log under.
             if !TraceDecision.isAcceptableRequestID(requestID ?? "") {

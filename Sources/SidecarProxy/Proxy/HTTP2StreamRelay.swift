@@ -142,6 +142,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
             destinationService: connection.route.destinationService, upstreamCluster: connection.route.clusterName, customTags: tags,
             parentInferred: start.parentInferred)
         hop.propagationExtracted = ProxyHandler.formatList(trace.extracted)
+        if !trace.disagreeing.isEmpty { hop.propagationDisagreed = ProxyHandler.formatList(trace.disagreeing) }
         if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
         hop.upstreamSampled = trace.upstreamSampled
         hop.isGRPC = isGRPC
