@@ -195,7 +195,7 @@ def test_w3c_case_through_inbound_and_outbound(mesh, name, lines, expect):
     check("outbound -> sink", direct["headers"], expect, incoming_ids)
 
 
-# --- HTTP/2: the same cases as gRPC calls into the inbound listener (grpcio on both ends) ----
+# --- HTTP/2: the same cases as gRPC calls (grpcio on both ends) ----------------------------
 # Left out, because grpcio cannot send them: upper-case names (HTTP/2 field names are lower case,
 # RFC 9113 8.2.1), values with edge whitespace or tabs, and a second traceparent (grpc core keeps
 # only the last one). The duplicate-traceparent rule on HTTP/2 is checked in the Swift tests.
@@ -205,7 +205,7 @@ GRPC_CASES = [c for c in CASES
 
 
 @pytest.fixture(scope="module")
-def grpc_inbound():
+def grpc_mesh():
     from concurrent import futures
 
     import grpc
@@ -218,19 +218,34 @@ def grpc_inbound():
         "w3c.Echo", {"Headers": grpc.unary_unary_rpc_method_handler(headers)}),))
     app_port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    sidecar = None
+    started = []
     try:
-        sidecar = Sidecar(BINARY, "--service", "w3c-grpc", "--app-port", str(app_port), "--outbound-port", "-1")
-        yield sidecar.ports["inbound"]
+        inbound = Sidecar(BINARY, "--service", "w3c-grpc", "--app-port", str(app_port), "--outbound-port", "-1")
+        started.append(inbound)
+        outbound = Sidecar(BINARY, "--service", "w3c-grpc-client", "--inbound-port", "-1",
+                           "--upstream", f"sink=127.0.0.1:{app_port}")
+        started.append(outbound)
+        yield {"inbound": inbound.ports["inbound"], "outbound": outbound.ports["outbound"], "app_port": app_port}
     finally:
-        if sidecar:
-            sidecar.kill()
+        for p in reversed(started):
+            p.kill()
         server.stop(grace=None)
 
 
-@pytest.mark.parametrize("name,lines,expect", GRPC_CASES, ids=[c[0] for c in GRPC_CASES])
-def test_w3c_case_as_grpc_through_inbound(grpc_inbound, name, lines, expect):
+def grpc_call(target, lines, proxy=None):
     import grpc
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_inbound}", options=[("grpc.enable_http_proxy", 0)]) as channel:
-        reply = channel.unary_unary("/w3c.Echo/Headers")(b"", metadata=lines, timeout=20)
-    check("grpc: inbound -> app", json.loads(reply), expect, {T, "a" * 32})
+    options = [("grpc.enable_http_proxy", 1 if proxy else 0)]
+    if proxy:
+        options.append(("grpc.http_proxy", proxy))
+    with grpc.insecure_channel(target, options=options) as channel:
+        return json.loads(channel.unary_unary("/w3c.Echo/Headers")(b"", metadata=lines, timeout=20))
+
+
+@pytest.mark.parametrize("name,lines,expect", GRPC_CASES, ids=[c[0] for c in GRPC_CASES])
+def test_w3c_case_as_grpc_through_inbound_and_outbound(grpc_mesh, name, lines, expect):
+    incoming_ids = {T, "a" * 32}
+    check("grpc: inbound -> app", grpc_call(f"127.0.0.1:{grpc_mesh['inbound']}", lines), expect, incoming_ids)
+    # Through the outbound listener as grpcio goes through an HTTP proxy: CONNECT, a 200, then
+    # its preface (the gRPC server has sent its SETTINGS by then); each call relayed as a hop.
+    seen = grpc_call(f"sink:{grpc_mesh['app_port']}", lines, proxy=f"http://127.0.0.1:{grpc_mesh['outbound']}")
+    check("grpc: outbound (CONNECT) -> app", seen, expect, incoming_ids)

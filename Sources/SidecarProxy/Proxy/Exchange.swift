@@ -59,6 +59,9 @@ final class Exchange {
     /// HTTP/2 preface: gRPC clients reach `host:port` through `http_proxy` this way.
     var connectRoute: Route?
     var connectPreface: HTTP2PrefaceProbe?
+    /// An HTTP/2 target's first bytes (its SETTINGS), held while `connectPreface` waits for the
+    /// client's: an h2 server may speak first (RFC 9113 3.4), which must not end the probe.
+    var heldUpstream: [ByteBuffer] = []
     /// A WebSocket handshake: relayed as a tunnel whose first bytes are the request head, the
     /// answer read only for its status line (101 when the app switched).
     var isUpgrade = false

@@ -143,10 +143,24 @@ extension ProxyHandler: TunnelDelegate {
             ex.connectPreface = nil
             tunnelOpened(ex)
             ex.tunnel?.write(held)
+            let early = ex.heldUpstream
+            ex.heldUpstream = []
+            for bytes in early { tunnelReceived(bytes) }
+            if !early.isEmpty { context?.flush() }
         case .http2(let held):
+            // The relay opens its own connection: what the tunnel's target sent goes nowhere.
             ex.connectPreface = nil
+            ex.heldUpstream = []
             relayTunnelAsHTTP2(ex, held)
         }
+    }
+
+    /// Whether `bytes` begin with an HTTP/2 SETTINGS frame on stream 0 (a server's preface):
+    /// 3-byte length (a multiple of 6), type 4, flags, stream 0.
+    static func isHTTP2Settings(_ bytes: ByteBuffer) -> Bool {
+        guard bytes.readableBytes >= 9, let head = bytes.getBytes(at: bytes.readerIndex, length: 9) else { return false }
+        let length = Int(head[0]) << 16 | Int(head[1]) << 8 | Int(head[2])
+        return head[3] == 0x04 && length % 6 == 0 && head[5] & 0x7F == 0 && head[6] == 0 && head[7] == 0 && head[8] == 0
     }
 
     /// gRPC (h2c) inside a CONNECT to a mesh service: the raw connection opened for the tunnel
@@ -166,7 +180,16 @@ extension ProxyHandler: TunnelDelegate {
     func tunnelReceived(_ bytes: ByteBuffer) {
         guard let ex = exchange, ex.isTunnel, let context else { return }
         if var probe = ex.connectPreface {
-            // The target spoke first: not gRPC. What the client sent so far goes to it.
+            // An HTTP/2 server (a gRPC one) sends its SETTINGS as soon as it is connected, before
+            // the client's preface: held until the client's first bytes decide. grpcio and curl
+            // wait for the 200 before their preface, so without this their calls were tunnelled
+            // raw, with no span and the caller's trace headers passed on untouched.
+            if !ex.heldUpstream.isEmpty || Self.isHTTP2Settings(bytes) {
+                ex.heldUpstream.append(bytes)
+                return
+            }
+            // The target spoke first, and not HTTP/2: a server-first protocol, not gRPC. What
+            // the client sent so far goes to it.
             ex.connectPreface = nil
             tunnelOpened(ex)
             if let held = probe.release() { ex.tunnel?.write(held) }
