@@ -62,7 +62,7 @@ func sampleSpan(_ n: UInt64) -> Span {
     Span(traceID: TraceID(high: 0, low: n + 1), spanID: SpanID(n + 1) ?? SpanID.random(), name: "s\(n)", startTimeNanos: n, durationNanos: 1, serviceName: "svc")
 }
 
-func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
+func waitUntil(timeout: Duration = .seconds(60), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() { return true }
