@@ -33,7 +33,7 @@ struct EmbeddedPrometheus {
         }
         let arguments = [
             executable, "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
-            "--web.listen-address=127.0.0.1:\(port)", "--storage.tsdb.retention.time=1d", "--log.level=warn",
+            "--web.listen-address=127.0.0.1:\(port)", "--storage.tsdb.retention.time=1d", "--log.level=error",
         ]
         let supervisor = ServiceSupervisor(name: "prometheus", arguments: arguments, environment: environment, workingDirectory: directory,
                                            output: printer, logger: logger, processGuard: processGuard)

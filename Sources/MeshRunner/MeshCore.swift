@@ -144,11 +144,18 @@ final class MeshCore: Service {
     /// True once every service is healthy, or after `timeout` with a warning (a slow service
     /// should not keep the UI from a person); false when asked to stop while waiting.
     private func waitForHealthy(timeout: Duration) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        let start = ContinuousClock.now
+        var told = false
+        while ContinuousClock.now < start + timeout {
             try Task.checkCancellation()
             if Task.isShuttingDownGracefully { return false }
             if state.all.allSatisfy({ $0.healthy }) { return true }
+            if !told, ContinuousClock.now > start + .seconds(10) {
+                // A person sees nothing until the mesh is ready: say what it waits for.
+                told = true
+                let waiting = state.all.filter { !$0.healthy }.map { "\($0.name) (\($0.healthPath ?? "/") on port \($0.appPort))" }
+                logger.notice("still waiting for health: \(waiting.joined(separator: ", ")); the mesh starts anyway after \(timeout)")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         let unhealthy = state.all.filter { !$0.healthy }.map(\.name)

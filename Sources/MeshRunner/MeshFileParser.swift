@@ -174,7 +174,9 @@ public struct MeshFileParser {
         var out: [ServiceSpec] = []
         for (i, item) in seq.enumerated() {
             let field = "services[\(i)]"
-            var spec = ServiceSpec(name: "", command: "")
+            // No `health:` means healthy once the port accepts connections: an app without a
+            // /healthz route (most of them) would otherwise hold up the start for a minute.
+            var spec = ServiceSpec(name: "", command: "", healthPath: ServiceSpec.tcpHealth)
             var hasCommand = false
             for (key, _, value) in try mapping(item, field, allowed: ["name", "command", "args", "env", "workingDir", "port", "upstreams", "health", "replicas", "routes", "metricsPort"]) {
                 let path = "\(field).\(key)"

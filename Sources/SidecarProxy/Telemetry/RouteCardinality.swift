@@ -51,7 +51,7 @@ public final class RouteCardinality: Sendable {
     /// cap applied to `method route`; nil when `route` stands as it is (the common case,
     /// which builds no string).
     func rewrite(method: String, route: Substring) -> String? {
-        let candidate = route.split(separator: "/").contains(where: Self.hasDigitAfterLetter)
+        let candidate = Self.hasDigitAfterLetterInASegment(route)
         return state.withLock { s -> String? in
             let learned = candidate ? learn(route, &s) : nil
             let final = learned.map { $0[...] } ?? route
@@ -104,6 +104,21 @@ public final class RouteCardinality: Sendable {
             out += "/" + part
         }
         return changed ? out : nil
+    }
+
+    /// `hasDigitAfterLetter` for any segment of `route`, in one pass over its bytes (no array
+    /// of segments: this runs for every span).
+    static func hasDigitAfterLetterInASegment(_ route: Substring) -> Bool {
+        var sawLetter = false
+        for c in route.utf8 {
+            switch c {
+            case UInt8(ascii: "/"): sawLetter = false
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): sawLetter = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): if sawLetter { return true }
+            default: break
+            }
+        }
+        return false
     }
 
     /// `r50`, `ord-7f3a`, `user_42`, `v2`: a letter, then later a digit.

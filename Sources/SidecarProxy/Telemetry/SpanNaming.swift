@@ -40,7 +40,7 @@ public struct SpanNaming: Sendable, Hashable {
     /// `route(path, method:)` lent to `body`: the path's own bytes when nothing changes it (the
     /// common case, with no String built). For span writers.
     public func withRoute<R>(_ path: String, method: String, _ body: (Substring) -> R) -> R {
-        if templatePaths, let declared = templates.match(Self.pathOnly(path)) { return body(declared[...]) }
+        if templatePaths, !templates.isEmpty, let declared = templates.match(Self.pathOnly(path)) { return body(declared[...]) }
         let plain = untemplatedRoute(path)
         guard templatePaths, let cardinality else { return body(plain ?? route(path)[...]) }
         if let plain {
