@@ -29,7 +29,8 @@ APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capture", "apps
 
 
 def host_nat():
-    return netns.sh("iptables", "-t", "nat", "-S").stdout
+    """The machine's own nat tables and links, which the tests must leave as they found them."""
+    return netns.sh("iptables", "-t", "nat", "-S").stdout + netns.host_links()
 
 
 def mesh_namespaces(mesh):
