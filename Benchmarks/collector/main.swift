@@ -4,10 +4,16 @@
 // 2. End-to-end: HTTP POST to a running collector (Zipkin JSON and OTLP protobuf, 100 and 1000
 //    spans per request, several connections), acknowledged only once committed. Bodies are
 //    encoded before the clock starts, so we time the collector, not the load generator.
+//    And OTLP/gRPC (grpc-swift's client) on the same store, and the gRPC message codec alone:
+//    the hand-written decoder the receiver plugs in against GRPCProtobuf's generated messages.
 // 3. Query: get-trace and search latency (p50/p99) through the Jaeger API with 1M spans stored.
 import Collector
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import GRPCProtobuf
 import Logging
+import MeshtraceTesting
 import TraceModel
 import TraceStorage
 import TraceWire
@@ -118,6 +124,7 @@ func startCollector(dataDir: String) async throws -> (RunningCollector, Listenin
     var config = CollectorConfiguration()
     config.zipkinPort = 0
     config.otlpHTTPPort = 0
+    config.otlpGRPCPort = 0
     config.queryPort = 0
     config.adminPort = 0
     config.dataDirectory = dataDir
@@ -187,6 +194,87 @@ func endToEndRate(format: String, batch: Int) async throws -> Double {
     return rate(spans.count, elapsed)
 }
 
+// MARK: 2b. end-to-end over gRPC (grpc-swift's client, one connection per sender, as the HTTP senders)
+struct RawBytesDeserializer: MessageDeserializer {
+    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> [UInt8] { bytes.withUnsafeBytes { Array($0) } }
+}
+
+func grpcRate(batch: Int) async throws -> Double {
+    let dir = tempDir("e2e-grpc-\(batch)")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let (task, addresses) = try await startCollector(dataDir: dir)
+    guard let port = addresses.otlpGRPCPort else { throw CancellationError() }
+    let spans = makeSpans(count: ingestSpans, seed: UInt64(batch) &* 31 &+ 10, baseNanos: now - 3_600_000_000_000)
+    var bodies: [[UInt8]] = []
+    var i = 0
+    while i < spans.count {
+        bodies.append(OTLPProto.encode(Array(spans[i..<min(i + batch, spans.count)])))
+        i += batch
+    }
+    let payloads = bodies
+    let senders = connections
+    let started = ContinuousClock.now
+    let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+        for c in 0..<senders {
+            group.addTask {
+                let transport = try HTTP2ClientTransport.Posix(
+                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+                return try await withGRPCClient(transport: transport) { client in
+                    var failed = 0
+                    for (n, body) in payloads.enumerated() where n % senders == c {
+                        while true {
+                            do {
+                                try await client.unary(
+                                    request: ClientRequest(message: body), descriptor: OTLPGRPCService.export,
+                                    serializer: RawBytesSerializer(), deserializer: RawBytesDeserializer(), options: .defaults
+                                ) { _ = try $0.message }
+                                break
+                            } catch let error as RPCError where error.code == .unavailable {
+                                continue  // the queue is full: send again, as the HTTP senders do on 503
+                            } catch {
+                                failed += 1
+                                break
+                            }
+                        }
+                    }
+                    return failed
+                }
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = ContinuousClock.now - started
+    await task.stop()
+    if failures > 0 { say("  warning: \(failures) calls failed") }
+    return rate(spans.count, elapsed)
+}
+
+/// The gRPC message codec alone: bytes to spans by the hand-written decoder (what the receiver
+/// plugs in) and by GRPCProtobuf's generated-message deserializer plus the conversion to spans.
+func codecRates(batch: Int) throws -> (hand: Double, generated: Double) {
+    let spans = makeSpans(count: ingestSpans, seed: 77, baseNanos: now - 3_600_000_000_000)
+    var bodies: [[UInt8]] = []
+    var i = 0
+    while i < spans.count {
+        bodies.append(OTLPProto.encode(Array(spans[i..<min(i + batch, spans.count)])))
+        i += batch
+    }
+    let hand = OTLPBatchDeserializer(limits: .default)
+    let generated = ProtobufDeserializer<Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest>()
+    var best = (hand: 0.0, generated: 0.0)
+    for _ in 0..<3 {
+        var decoded = 0
+        var started = ContinuousClock.now
+        for body in bodies { decoded += try hand.deserialize(body).spans.count }
+        best.hand = max(best.hand, rate(decoded, ContinuousClock.now - started))
+        decoded = 0
+        started = ContinuousClock.now
+        for body in bodies { decoded += OTLPProto.batch(from: try generated.deserialize(body)).spans.count }
+        best.generated = max(best.generated, rate(decoded, ContinuousClock.now - started))
+    }
+    return best
+}
+
 // MARK: 3. queries at 1M spans
 func queryLatencies() async throws -> [(String, Double, Double)] {
     let dir = tempDir("query")
@@ -253,7 +341,19 @@ for format in ["zipkin-json", "otlp-proto"] {
         say("| \(format) over HTTP | \(batch) | \(fmt(r)) | \(fmt(r / (raw[batch] ?? 1), 2)) |")
     }
 }
+for batch in [100, 1000] {
+    let r = try await grpcRate(batch: batch)
+    say("| otlp-proto over gRPC | \(batch) | \(fmt(r)) | \(fmt(r / (raw[batch] ?? 1), 2)) |")
+}
 for batch in [100, 1000] { say("| raw SQLite store (limit) | \(batch) | \(fmt(raw[batch] ?? 0)) | 1.00 |") }
+say("")
+say("| OTLP/gRPC message codec (decode only) | spans/request | spans/s |")
+say("|---|---|---|")
+for batch in [100, 1000] {
+    let r = try codecRates(batch: batch)
+    say("| hand-written decoder (plugged in) | \(batch) | \(fmt(r.hand)) |")
+    say("| GRPCProtobuf generated messages + conversion | \(batch) | \(fmt(r.generated)) |")
+}
 say("")
 say("queries with \(storedSpans) spans stored (HTTP, Jaeger API):")
 say("| query | p50 ms | p99 ms |")
