@@ -9,7 +9,8 @@
 # half then runs from COLLECTOR_BIN (default .build/release/meshtrace). REQUESTS defaults to 3000
 # (hey, 8 connections, 1 KiB responses from nginx, 100% sampling). SAMPLING=0 shows the proxying
 # alone; EXPORTER=zipkin-proto exports proto3 instead of JSON, EXPORTER=otlp OTLP protobuf (to the
-# collector's OTLP port). Writes sidecar.cg and collector.cg
+# collector's OTLP port). SIDECAR_ARGS adds flags to the measured sidecar (e.g. "--max-span-names 0").
+# Writes sidecar.cg and collector.cg
 # (open with callgrind_annotate) in a temp dir it names at the end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,7 +62,7 @@ total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(","
 echo "sidecar under callgrind (sampling $SAMPLING%, spans to a discard sink), $N requests..."
 valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file="$T/sidecar.cg" "$T/meshtrace" "${SIDECAR_CMD[@]}" --service app \
   --inbound-port "$SC" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 --sampling "$SAMPLING" \
-  --collector "http://127.0.0.1:$SINK/api/v2/spans" --exporter "$EXPORTER" --log-level warning > "$T/sidecar.log" 2>&1 &
+  --collector "http://127.0.0.1:$SINK/api/v2/spans" --exporter "$EXPORTER" --log-level warning ${SIDECAR_ARGS:-} > "$T/sidecar.log" 2>&1 &
 VG=$!
 wait_up "http://127.0.0.1:$SC/"
 hey -n 200 -c 8 "http://127.0.0.1:$SC/" > /dev/null  # warm: connections, pools, caches

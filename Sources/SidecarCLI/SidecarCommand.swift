@@ -62,6 +62,9 @@ public struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("route-template"), help: "Span name route for matching paths, e.g. /api/reports/{id} ({name} is one segment; repeatable).")
     var routeTemplate: [String] = []
 
+    @Option(name: .customLong("max-span-names"), help: "Distinct span names before new ones fold into METHOD /prefix/* (default 500; 0: no cap and no id learning).")
+    var maxSpanNames: String?
+
     @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp or none (default: from the collector URL, …/v1/traces is otlp).")
     var exporter: String?
     @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin) or http://127.0.0.1:4318 (OTLP).")
@@ -123,6 +126,7 @@ public struct SidecarCommand: AsyncParsableCommand {
         add("max-idle-per-upstream", maxIdlePerUpstream); add("max-downstream-connections", maxDownstreamConnections)
         add("max-header-bytes", maxHeaderBytes); add("header-timeout", headerTimeout); add("idle-timeout", idleTimeout)
         add("drain-timeout", drainTimeout); add("log-level", logLevel); add("threads", threads)
+        add("max-span-names", maxSpanNames)
         if inferParent { pairs.append(("infer-parent", "true")) }
         for v in route { pairs.append(("route", v)) }
         for v in upstream { pairs.append(("upstream", v)) }
@@ -208,7 +212,9 @@ public struct SidecarCommand: AsyncParsableCommand {
             target = SpanExportTarget.resolve(url: url, explicit: explicit) ?? SpanExportTarget(kind: explicit ?? .zipkin, url: url)
         }
         let telemetryConfig = TelemetryConfiguration(
-            serviceName: config.serviceName, exporter: target, naming: SpanNaming(templates: RouteTemplates(config.routeTemplates)),
+            serviceName: config.serviceName, exporter: target, naming: SpanNaming(
+                templates: RouteTemplates(config.routeTemplates),
+                cardinality: config.maxSpanNames > 0 ? RouteCardinality(maxNames: config.maxSpanNames) : nil),
             maxBatchSpans: config.exporter.batchSize,
             flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000)
         return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.snapshot.config.samplingPercent })
