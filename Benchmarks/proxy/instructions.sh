@@ -44,7 +44,8 @@ nginx -c "$T/nginx.conf" -p "$T" & NGINX=$!
 trap 'kill $NGINX 2>/dev/null; wait 2>/dev/null' EXIT
 
 wait_up() {  # URL: bounded poll until it answers
-  for _ in $(seq 1 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
+  # UP_TRIES (default 150, 30 s): a valgrind start on a loaded machine can take minutes.
+  for _ in $(seq 1 "${UP_TRIES:-150}"); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
   echo "$1 did not come up" >&2; exit 1
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
