@@ -79,7 +79,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             // The web UI's sources; scripts/embed-ui compiles them into UI/EmbeddedAssets.swift.
-            exclude: ["UI/Assets"]
+            // UI/package.json only tells node (tests/js) that the assets are ES modules.
+            exclude: ["UI/Assets", "UI/package.json"]
         ),
 
         // Batching span export to a collector (Zipkin v2 JSON/proto, OTLP/HTTP, or OTLP/gRPC over
