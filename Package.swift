@@ -261,7 +261,14 @@ let package = Package(
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
         .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "MeshKubeTests", dependencies: ["MeshKube", "TraceWire"], exclude: ["Golden"]),
-        .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
+        // HummingbirdTesting: the query routes answered in process, through the router.
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: [
+                "Collector", "TraceWire", "TraceStorage", "TraceModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

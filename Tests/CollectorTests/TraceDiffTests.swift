@@ -81,13 +81,15 @@ private func demoTrace(_ trace: UInt64, broken: Bool, slowBackend: UInt64 = 0) -
     }
 
     @Test func tenThousandDeepChainDoesNotRecurse() {
-        let chain = (1...10_000).map { i in
-            sp(1, UInt64(i), parent: i == 1 ? nil : UInt64(i - 1), kind: .internal, service: "s", start: t0 + UInt64(i), name: "op")
+        var chain: [Span] = []
+        for i in UInt64(1)...10_000 {
+            let parent: UInt64? = i == 1 ? nil : i - 1
+            chain.append(sp(1, i, parent: parent, kind: .internal, service: "s", start: t0 + i, name: "op"))
         }
         let diff = TraceDiff(a: chain, b: Array(chain.prefix(5_000)))
         #expect(diff.nodes.count == 10_000)
         #expect(diff.nodes.last?.depth == 9_999)
-        #expect(diff.nodes.filter { $0.presence == .both }.count == 5_000)
+        #expect(diff.nodes.filter { $0.presence == TraceDiff.Presence.both }.count == 5_000)
     }
 
     @Test func orphansAndParentCyclesAreRootsOrLeftOut() {
