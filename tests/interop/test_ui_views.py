@@ -85,7 +85,17 @@ def demo(tmp_path_factory):
         broken = RunningMesh(["demo", "--broken", *EPHEMERAL, "--data-dir", data_dir, "--requests", "6", "--rate", "10"],
                              tmp_path_factory.mktemp("broken"))
         runs.append(broken)
-        bad = _gateway_trace(broken, lambda t: "backend" in services_of(t))
+        # The demo prints the gateway trace with the most spans, which on this shared data dir is
+        # the healthy run's: find a broken one (backend reached, database not) through the API.
+        broken.wait_for(r"example trace: ", timeout=180)
+        bad = None
+
+        def broken_trace():
+            nonlocal bad
+            traces = get_json(f"{broken.ui}/api/traces", service="gateway", lookback="1h", limit="50")["data"]
+            bad = next((t["traceID"] for t in traces if "backend" in services_of(t) and "database" not in services_of(t)), None)
+            return bad is not None
+        wait_until(broken_trace, timeout=90, interval=0.5, message=f"a broken demo trace\n{broken.log()[-3000:]}")
         yield {"ui": broken.ui, "healthy": good, "broken": bad}
     finally:
         for m in runs:
@@ -206,6 +216,10 @@ def test_compare_healthy_and_broken_demo_traces(demo, browser):
     assert browser.find_element(By.ID, "compare-btn").get_attribute("disabled")
     for tid in (good, bad):
         browser.find_element(By.CSS_SELECTOR, f"#trace-list .trace-item[data-trace-id='{tid}'] input.pick").click()
+    ticked = browser.execute_script("return [...document.querySelectorAll('#trace-list input.pick')].filter(b => b.checked).map(b => b.value)")
+    assert sorted(ticked) == sorted([good, bad]), (ticked, browser.current_url, browser.save_screenshot("/tmp/cmpfail.png"))
+    ticked = browser.execute_script("return [...document.querySelectorAll('#trace-list input.pick')].filter(b => b.checked).map(b => b.value)")
+    assert sorted(ticked) == sorted([good, bad]), ticked
     wait(browser).until(lambda d: not d.find_element(By.ID, "compare-btn").get_attribute("disabled"))
     shot(browser, "search-compare.png", doc=True)
     browser.find_element(By.ID, "compare-btn").click()
@@ -288,7 +302,7 @@ def test_graph_lays_out_thirty_services_without_overlaps(mesh30, browser):
     # Layered left to right: the gateway first; most edges point right (one cycle goes back).
     by_id = {n["id"]: n for n in nodes}
     assert by_id["gateway"]["layer"] == 0 and len({n["layer"] for n in nodes}) >= 4
-    edges = browser.execute_script("return [...document.querySelectorAll('#graph-svg g.edge')].map(e => [e.dataset.source, e.dataset.target, +e.dataset.rps, +e.dataset.errorRate, +(e.dataset.dots || 0), +(e.dataset.redDots || 0)])")
+    edges = browser.execute_script("return [...document.querySelectorAll('#graph-svg g.edge')].map(e => [e.dataset.source, e.dataset.target, +e.dataset.rps, +e.dataset.errorRate, +(e.dataset.dots || 0), +(e.dataset.redDots || 0), +(e.dataset.dotRate || 0)])")
     assert {(a, b) for a, b, *_ in edges} == set(mesh["edges"])
     forward = sum(by_id[a]["layer"] < by_id[b]["layer"] for a, b, *_ in edges)
     assert forward >= len(edges) - 1
@@ -299,7 +313,8 @@ def test_graph_lays_out_thirty_services_without_overlaps(mesh30, browser):
     if browser.find_element(By.ID, "graph-animate").is_selected():
         busiest = max(edges, key=lambda e: e[2])
         quietest = min(edges, key=lambda e: e[2])
-        assert busiest[4] > quietest[4] >= 1
+        # Dots passing per second follow the rate: the busiest edge (15x the quietest) shows more.
+        assert busiest[6] > 1.5 * quietest[6] > 0 and quietest[4] >= 1, (busiest, quietest)
         failing = [e for e in edges if e[3] > 0]
         assert failing and all(e[5] >= 1 for e in failing)
         assert all(e[5] == 0 for e in edges if e[3] == 0)

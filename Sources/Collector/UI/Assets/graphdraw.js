@@ -22,9 +22,13 @@ export function edgeLabel(e, mode) {
   }
 }
 
-// Dots per second on an edge: grows with the log of its rate, so 0.1 rps and 1000 rps both read.
-export function dotRate(rps) {
-  return rps > 0 ? Math.min(6, 0.4 + Math.log2(1 + rps)) : 0;
+// Dots per second on an edge, relative to the busiest edge (maxRps): from 0.25/s to 3/s by the
+// square root of the share, so a 30x difference in rate is a 5x difference in dots and the
+// quietest edge still moves. A log of the absolute rate (tried first) drew 0.007 and 0.1 rps,
+// the generated mesh's range over 5 minutes, as the same single dot.
+export function dotRate(rps, maxRps) {
+  if (!(rps > 0) || !(maxRps > 0)) return 0;
+  return 0.25 + 2.75 * Math.sqrt(Math.min(1, rps / maxRps));
 }
 
 // The shape of a node type, shared by the graph and its legend.
@@ -67,7 +71,8 @@ export function drawGraph(graph, opts) {
   const byId = new Map(graph.nodes.map((n) => [n.id, n]));
   const halfW = (id) => (kindOp ? R * 2 : byId.get(id) && byId.get(id).type === 'gateway' ? R + 4 : R);
 
-  const totalRate = graph.edges.reduce((a, e) => a + dotRate(e.rps), 0);
+  const maxRps = graph.edges.reduce((a, e) => Math.max(a, e.rps || 0), 0);
+  const totalRate = graph.edges.reduce((a, e) => a + dotRate(e.rps, maxRps), 0);
   const thin = opts.animate ? Math.min(1, MAX_DOTS / Math.max(1, totalRate * 2.4)) : 0;
   const sel = opts.selection;
   const placed = [];
@@ -84,7 +89,7 @@ export function drawGraph(graph, opts) {
     s('title', null, `${byId.get(e.source)?.label || e.source} → ${byId.get(e.target)?.label || e.target}\n${fmtNumber(e.rps, 3)} req/s, ${fmtNumber(e.errorRate * 100, 1)}% errors${e.p95Ms === undefined ? '' : `, p95 ${fmtMs(e.p95Ms)}`}`));
     activate(g, { from: e.source, to: e.target }, `Edge ${e.source} to ${e.target}`);
     edgeLayer.append(g);
-    if (thin > 0 && e.rps > 0) addDots(dotLayer, g, d, length, e, thin);
+    if (thin > 0 && e.rps > 0) addDots(dotLayer, g, d, length, e, dotRate(e.rps, maxRps) * thin);
     const text = edgeLabel(e, opts.labels);
     if (text) {
       const wText = text.length * 6.2 + 10;
@@ -165,11 +170,13 @@ function placeLabel(placed, x, y, w, h) {
 
 // Dots that travel the edge at a steady speed; how many start per second follows the rate, and
 // the share of red ones the error rate (at least one when there are errors at all).
-function addDots(layer, edgeGroup, d, length, e, thin) {
+function addDots(layer, edgeGroup, d, length, e, perSecond) {
   const dur = Math.max(1.2, length / 140);
-  const count = Math.max(1, Math.round(dotRate(e.rps) * dur * thin));
+  const count = Math.max(1, Math.round(perSecond * dur));
   const red = e.errorRate > 0 ? Math.max(1, Math.round(count * e.errorRate)) : 0;
   edgeGroup.dataset.dots = String(count);
+  // What a person sees: dots passing a point per second (count over the travel time).
+  edgeGroup.dataset.dotRate = (count / dur).toFixed(3);
   edgeGroup.dataset.redDots = String(red);
   for (let i = 0; i < count; i++) {
     // Spread the red ones through the stream rather than bunching them.

@@ -42,7 +42,8 @@ export function pathIds(root, path) {
   let v = root, id = '$';
   ids.push(id);
   for (const k of path.slice(0, -1)) {
-    if (Array.isArray(v) && v.length > GROUP) { id = `${id}/[${Math.floor(k / GROUP) * GROUP}]`; ids.push(id); }
+    // A group's id names its array (children()'s `${id}/[start]`); the element's id does not name the group.
+    if (Array.isArray(v) && v.length > GROUP) ids.push(`${id}/[${Math.floor(k / GROUP) * GROUP}]`);
     id = `${id}/${k}`;
     ids.push(id);
     v = v[k];
