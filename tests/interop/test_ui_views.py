@@ -319,7 +319,7 @@ def test_graph_lays_out_thirty_services_without_overlaps(mesh30, browser):
         assert failing and all(e[5] >= 1 for e in failing)
         assert all(e[5] == 0 for e in edges if e[3] == 0)
         assert len(browser.find_elements(By.CSS_SELECTOR, "#graph-svg .traffic .dot.err")) == sum(e[5] for e in edges)
-    shot(browser, "graph-30.png", doc=True)
+    tall_graph_shot(browser, "graph-30.png")
     browser.find_element(By.ID, "graph-animate").click()
     wait(browser).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#graph-svg .traffic .dot"))
     # Edge labels: none by default on this many edges (they would hide the graph); rps, error %, none.
@@ -350,6 +350,16 @@ def test_graph_lays_out_thirty_services_without_overlaps(mesh30, browser):
     browser.find_element(By.ID, "graph-unfocus").click()
     wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#graph-svg g.node")) == 30)
     no_console_errors(browser, "the graph's controls")
+
+
+def tall_graph_shot(driver, name):
+    """The whole 30-service graph in one picture: the layout is taller than a 900 px window at
+    the smallest zoom that keeps names readable, so the window grows for the shot and is fitted."""
+    driver.set_window_size(1400, 1500)
+    driver.find_element(By.ID, "graph-zoom-fit").click()
+    shot(driver, name, doc=True)
+    driver.set_window_size(1400, 900)
+    driver.find_element(By.ID, "graph-zoom-fit").click()
 
 
 def test_graph_paint_at_thirty_and_a_hundred_services(mesh30, browser, tmp_path):
