@@ -39,7 +39,7 @@ func withStore<R>(_ kind: StorageKind, _ body: (any TraceStore, TempDir) async t
 /// generous because it only matters when the test is failing: on two loaded cores, the tests
 /// that run in parallel can keep a task from being scheduled for more than ten seconds (seen once,
 /// in `groupCommitsQueuedSubmissions`, while a build ran next to the suite).
-func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
+func eventually(timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
