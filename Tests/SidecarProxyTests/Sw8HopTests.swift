@@ -46,6 +46,15 @@ import TraceModel
         #expect(added.filter { $0.0.lowercased() == "sw8" }.map(\.1) == [Self.agentHeader])
     }
 
+    /// SkyWalking's correlation and extension headers are the application's: forwarded as they
+    /// came, whatever the formats; `sw8` itself is the hop's to write.
+    @Test func correlationAndExtensionHeadersPassThrough() {
+        let headers = [("sw8", Self.agentHeader), ("sw8-correlation", "dGVhbQ==:c2hvcA=="), ("SW8-X", "0- "), ("accept", "*/*")]
+        let scan = RequestHeadScan(HTTPHeaders(headers))
+        #expect(scan.keptFields.map { "\($0.0)=\($0.1)" } == ["sw8-correlation=dGVhbQ==:c2hvcA==", "SW8-X=0-", "accept=*/*"])
+        #expect(scan.trace.first("sw8") == Self.agentHeader)
+    }
+
     @Test func w3cWinsOverADisagreeingSw8() {
         let (trace, _) = hop([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("sw8", Self.agentHeader)], [.w3c, .sw8])
         #expect(trace.context.traceID.hex32 == "4bf92f3577b34da6a3ce929d0e0e4736")
