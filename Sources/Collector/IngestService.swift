@@ -11,6 +11,7 @@ struct IngestService: Service {
     let store: any TraceStore
     let metrics: CollectorMetrics
     let configuration: CollectorConfiguration
+    let readiness: Readiness
     let logger: Logger
 
     func run() async throws {
@@ -40,6 +41,7 @@ struct IngestService: Service {
         var lastRetention = ContinuousClock.now
         var lastStats = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
+            readiness.setStore(await store.isReady())
             metrics.queueDepth.record(queue.depthSpans)
             let now = ContinuousClock.now
             if now - lastStats >= .seconds(5) {
@@ -60,8 +62,13 @@ struct IngestService: Service {
     private func enforceRetention() async {
         let cutoffSeconds = Double(WallClock.nowNanos()) / 1e9 - configuration.retentionSeconds
         guard cutoffSeconds > 0 else { return }
+        // A store that deletes in whole units (ClickHouse: day partitions) gets a cutoff on a
+        // unit boundary, so it keeps up to one unit more than asked and never rewrites rows.
+        var cutoff = UInt64(cutoffSeconds * 1e9)
+        let unit = store.retentionGranularityNanos
+        if unit > 0 { cutoff -= cutoff % unit }
         do {
-            let deleted = try await store.deleteSpans(startedBefore: UInt64(cutoffSeconds * 1e9))
+            let deleted = try await store.deleteSpans(startedBefore: cutoff)
             if deleted > 0 {
                 metrics.retentionDeleted.increment(by: deleted)
                 logger.info("retention deleted old spans", metadata: ["spans": "\(deleted)"])
