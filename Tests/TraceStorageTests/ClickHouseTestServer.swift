@@ -24,22 +24,41 @@ enum ClickHouseTestServer {
     private static let started = Task<String, any Error> {
         if let url = ProcessInfo.processInfo.environment["MESHTRACE_CLICKHOUSE_URL"] { return url }
         let dir = FileManager.default.temporaryDirectory.path + "/meshtrace-clickhouse-tests-" + UUID().uuidString
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [
-            repositoryRoot + "/scripts/clickhouse-test-server", "start", dir, "--watch", String(getpid()), "--remove-dir",
-        ]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-            let url = output.split(separator: " ").first(where: { $0.hasPrefix("url=") })?.dropFirst(4)
-        else {
-            throw ClickHouseError.unreachable("scripts/clickhouse-test-server failed (\(process.terminationStatus)): \(output)")
+        let outPath = dir + ".out"
+        defer { try? FileManager.default.removeItem(atPath: outPath) }
+        let status = try await spawnAndWait(
+            "/bin/bash", [repositoryRoot + "/scripts/clickhouse-test-server", "start", dir, "--watch", String(getpid()), "--remove-dir"],
+            stdout: outPath)
+        let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        guard status == 0, let url = output.split(separator: " ").first(where: { $0.hasPrefix("url=") })?.dropFirst(4) else {
+            throw ClickHouseError.unreachable("scripts/clickhouse-test-server failed (\(status)): \(output)")
         }
         return String(url)
+    }
+
+    /// posix_spawn and a blocking waitpid on a dispatch thread: Foundation's `Process` never
+    /// reported this script's exit inside the test process (its termination handler and
+    /// `waitUntilExit()` both hung), and stdout goes to a file because the servers the
+    /// script leaves running would hold a pipe open.
+    private static func spawnAndWait(_ path: String, _ args: [String], stdout: String) async throws -> Int32 {
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard rc == 0 else { throw ClickHouseError.unreachable("posix_spawn \(path): \(rc)") }
+        let child = pid
+        return await withCheckedContinuation { (done: CheckedContinuation<Int32, Never>) in
+            DispatchQueue.global().async {
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                done.resume(returning: (status >> 8) & 0xff)
+            }
+        }
     }
 
     static func url() async throws -> String { try await started.value }

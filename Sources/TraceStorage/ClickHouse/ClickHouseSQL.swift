@@ -60,5 +60,20 @@ enum ClickHouseSQL {
 
     static func date(ofNanos nanos: UInt64) -> String { dateLiteral(day(ofNanos: nanos)) }
 
+    /// 2100-01-01. Upper bounds past it (a query's "no end", `UInt64.max`) are left off the
+    /// `Date`/`DateTime` key columns: 18.16 reads a date near the type's end as a wrong value.
+    static let keyBoundLimitNanos: UInt64 = 4_102_444_800_000_000_000
+
+    /// `date`/`ts` range conditions for spans starting in `[start, end]` (partition and key pruning).
+    static func keyRange(_ start: UInt64, _ end: UInt64, ts: Bool) -> [String] {
+        var c = ["date >= \(date(ofNanos: start))"]
+        if ts { c.append("ts >= toDateTime(\(seconds(ofNanos: start)))") }
+        if end < keyBoundLimitNanos {
+            c.append("date <= \(date(ofNanos: end))")
+            if ts { c.append("ts <= toDateTime(\(seconds(ofNanos: end)))") }
+        }
+        return c
+    }
+
     static func seconds(ofNanos nanos: UInt64) -> UInt32 { UInt32(min(nanos / 1_000_000_000, UInt64(UInt32.max))) }
 }

@@ -52,12 +52,8 @@ extension ClickHouseTraceStore {
     public func findTraceIDs(_ query: TraceQuery) async throws -> [TraceID] {
         guard query.limit > 0, query.startTimeMinNanos <= query.startTimeMaxNanos else { return [] }
         let q = ClickHouseSQL.literal
-        var conditions = [
-            "date >= \(ClickHouseSQL.date(ofNanos: query.startTimeMinNanos))", "date <= \(ClickHouseSQL.date(ofNanos: query.startTimeMaxNanos))",
-            "ts >= toDateTime(\(ClickHouseSQL.seconds(ofNanos: query.startTimeMinNanos)))",
-            "ts <= toDateTime(\(ClickHouseSQL.seconds(ofNanos: query.startTimeMaxNanos)))",
-            "start_ns >= \(query.startTimeMinNanos)", "start_ns <= \(query.startTimeMaxNanos)",
-        ]
+        var conditions = ClickHouseSQL.keyRange(query.startTimeMinNanos, query.startTimeMaxNanos, ts: true)
+        conditions += ["start_ns >= \(query.startTimeMinNanos)", "start_ns <= \(query.startTimeMaxNanos)"]
         if let s = query.serviceName { conditions.append("service = \(q(s))") }
         if let n = query.operationName { conditions.append("name = \(q(n))") }
         if let k = query.spanKind { conditions.append("kind = \(k.rawValue)") }
@@ -139,8 +135,7 @@ extension ClickHouseTraceStore {
 
     /// Day partitions, then exact nanoseconds (and the `DateTime` key column where the table has it).
     func window(_ start: UInt64, _ end: UInt64, ts: Bool) -> String {
-        var c = "date >= \(ClickHouseSQL.date(ofNanos: start)) AND date <= \(ClickHouseSQL.date(ofNanos: end))"
-        if ts { c += " AND ts >= toDateTime(\(ClickHouseSQL.seconds(ofNanos: start))) AND ts <= toDateTime(\(ClickHouseSQL.seconds(ofNanos: end)))" }
+        let c = ClickHouseSQL.keyRange(start, end, ts: ts).joined(separator: " AND ")
         return c + " AND start_ns >= \(start) AND start_ns <= \(end)"
     }
 }
