@@ -55,9 +55,11 @@ def clickhouse(tmp_path):
     ch.stop()
 
 
-@pytest.fixture
-def clickhouse_cluster(tmp_path):
+@pytest.fixture(scope="module")
+def clickhouse_cluster(tmp_path_factory):
+    """Shared by a module's tests (ZooKeeper and two servers take ~15 s to start); each test
+    uses its own database."""
     require_clickhouse()
-    ch = ClickHouse(tmp_path / "clickhouse-cluster", shards=2)
+    ch = ClickHouse(tmp_path_factory.mktemp("clickhouse-cluster"), shards=2)
     yield ch
     ch.stop()

@@ -18,8 +18,8 @@ from spans import new_rng, zipkin_span
 DB = "mt_cluster"
 
 
-def cluster_args(url):
-    return ["--storage", "clickhouse", "--clickhouse-url", url, "--clickhouse-database", DB,
+def cluster_args(url, db=DB):
+    return ["--storage", "clickhouse", "--clickhouse-url", url, "--clickhouse-database", db,
             "--clickhouse-cluster", "meshtrace_test"]
 
 
@@ -75,8 +75,8 @@ def test_sdk_to_a_whole_traces_from_b_one_shard_each(clickhouse_cluster, start_c
 
 
 def test_kill_9_of_a_collector_loses_nothing_acknowledged(clickhouse_cluster, start_collector, tmp_path):
-    a = start_collector(tmp_path / "a", cluster_args(clickhouse_cluster.urls[0]))
-    b = start_collector(tmp_path / "b", cluster_args(clickhouse_cluster.urls[1]))
+    a = start_collector(tmp_path / "a", cluster_args(clickhouse_cluster.urls[0], "mt_cluster_kill"))
+    b = start_collector(tmp_path / "b", cluster_args(clickhouse_cluster.urls[1], "mt_cluster_kill"))
     wait_until(lambda: ready(a) and ready(b), timeout=60, message="both collectors ready")
     rng = new_rng(20)
     acked, errors = [], []
