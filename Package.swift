@@ -183,6 +183,22 @@ let package = Package(
             ]
         ),
 
+        // Test doubles and oracles, used only by the test targets below, never by the product:
+        // a recording ProxyTelemetry, an in-memory SpanExporter, request timers on a clock the
+        // test moves, the reference OTLP/Zipkin protobuf codecs built on SwiftProtobuf's
+        // generated code (the hand-written ones in TraceWire are held to them), damage to a
+        // SQLite store's file, ports that refuse, and a deadline for awaits a bug could hang.
+        // It depends on the modules it fakes or checks; nothing in Sources depends on it.
+        .target(
+            name: "MeshtraceTesting",
+            dependencies: [
+                "TraceModel", "TraceWire", "TraceExport", "TraceStorage", "SidecarProxy",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
         // Benchmarks live beside the code they measure; run with scripts/bench-collector.
         .executableTarget(
             name: "CollectorBenchmark",
@@ -191,12 +207,12 @@ let package = Package(
         ),
 
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
-        .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel"]),
-        .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel"]),
+        .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel", "MeshtraceTesting"]),
+        .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel", "MeshtraceTesting"]),
         .testTarget(
             name: "SidecarProxyTests",
             dependencies: [
-                "SidecarProxy", "TraceModel", "TraceWire", "TraceExport",
+                "SidecarProxy", "TraceModel", "TraceWire", "TraceExport", "MeshtraceTesting",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -204,10 +220,10 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]
         ),
-        .testTarget(name: "MeshtraceTracingTests", dependencies: ["MeshtraceTracing", "TraceModel", "TraceExport"]),
-        .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel"]),
+        .testTarget(name: "MeshtraceTracingTests", dependencies: ["MeshtraceTracing", "TraceModel", "TraceExport", "MeshtraceTesting"]),
+        .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
-        .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel"]),
+        .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
     ],
     swiftLanguageModes: [.v6]

@@ -21,7 +21,7 @@ public struct CollectorConfiguration: Sendable {
     public var maxDecompressedBodyBytes: Int = 64 * 1024 * 1024
     /// Spans waiting for the writer; beyond this ingest answers 503 with Retry-After.
     public var ingestQueueCapacitySpans: Int = 200_000
-    /// How often retention runs.
+    /// How often retention runs (`--retention-check-interval`).
     public var retentionIntervalSeconds: Double = 60
 
     public init() {}

@@ -37,7 +37,10 @@ struct IngestService: Service {
     }
 
     /// Periodic housekeeping; sleeping here schedules work, it does not wait for other tasks.
+    /// The loop wakes every second, or every retention interval when that is shorter.
     private func maintain() async {
+        let retentionInterval = Duration.milliseconds(Int64(configuration.retentionIntervalSeconds * 1000))
+        let tick = min(.seconds(1), retentionInterval)
         var lastRetention = ContinuousClock.now
         var lastStats = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
@@ -51,11 +54,11 @@ struct IngestService: Service {
                     if let bytes = stats.bytesOnDisk { metrics.storeBytes.record(bytes) }
                 }
             }
-            if now - lastRetention >= .seconds(configuration.retentionIntervalSeconds) {
+            if now - lastRetention >= retentionInterval {
                 lastRetention = now
                 await enforceRetention()
             }
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(for: tick)
         }
     }
 

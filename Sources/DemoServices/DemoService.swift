@@ -15,11 +15,12 @@ public enum DemoService {
     /// the proxy come from the environment (`<ROLE>_URL`, `HTTP_PROXY`); the backend exports
     /// its business span to `collector`, else `$MESHTRACE_COLLECTOR`.
     public static func run(
-        role: DemoRole, port: Int, host: String = "127.0.0.1", broken: Bool = false,
+        role: DemoRole, port: Int, host: String = "127.0.0.1", broken: Bool = false, recordsCausality: Bool = false,
         serviceName: String? = nil, collector: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger
     ) async throws {
-        let configuration = DemoServiceConfiguration.fromEnvironment(role: role, host: host, port: port, broken: broken, environment: environment)
+        let configuration = DemoServiceConfiguration.fromEnvironment(
+            role: role, host: host, port: port, broken: broken, recordsCausality: recordsCausality, environment: environment)
         var tracer: MeshtraceTracer?
         if role == .backend {
             tracer = try MeshtraceTracing.makeTracer(
@@ -183,8 +184,8 @@ struct Handlers: Sendable {
         // Forward the trace headers to the database… unless this is the broken demo, which
         // shows what a trace looks like when one service forgets.
         var forward = configuration.broken ? [] : HeaderForwarding.forwarded(from: request.headers)
-        if configuration.broken, let cause = HeaderForwarding.value(of: "x-request-id", in: request.headers) {
-            // Bookkeeping for the parent-inference tests, not propagation: which request this call serves.
+        if configuration.broken, configuration.recordsCausality, let cause = HeaderForwarding.value(of: "x-request-id", in: request.headers) {
+            // Bookkeeping for measuring parent inference, not propagation: which request this call serves.
             forward.append((DemoCausality.header, cause))
         }
         let fetched: DatabaseRecords

@@ -29,6 +29,10 @@ public struct DemoServiceConfiguration: Sendable {
     public var port: Int
     /// backend only: do not forward trace headers to the database (the demo's "broken" mesh).
     public var broken: Bool
+    /// backend, broken only: name the request each database call serves in `DemoCausality.header`.
+    /// Off unless asked for (`--record-causality`): it is bookkeeping for measuring parent
+    /// inference, not something a demo's spans should show.
+    public var recordsCausality: Bool
     /// Base URLs of upstream services by role, e.g. `.backend: "http://127.0.0.1:8081"`.
     /// A role without one is called as `http://<role>`, a name the sidecar resolves.
     public var upstreamURLs: [DemoRole: String]
@@ -38,13 +42,14 @@ public struct DemoServiceConfiguration: Sendable {
     public var upstreamTimeout: Duration
 
     public init(
-        role: DemoRole, host: String = "127.0.0.1", port: Int = 0, broken: Bool = false,
+        role: DemoRole, host: String = "127.0.0.1", port: Int = 0, broken: Bool = false, recordsCausality: Bool = false,
         upstreamURLs: [DemoRole: String] = [:], proxy: HTTPProxy? = nil, upstreamTimeout: Duration = .seconds(10)
     ) {
         self.role = role
         self.host = host
         self.port = port
         self.broken = broken
+        self.recordsCausality = recordsCausality
         self.upstreamURLs = upstreamURLs
         self.proxy = proxy
         self.upstreamTimeout = upstreamTimeout
@@ -52,7 +57,7 @@ public struct DemoServiceConfiguration: Sendable {
 
     /// Reads `BACKEND_URL`, `DATABASE_URL` (any `<ROLE>_URL`) and `HTTP_PROXY`/`http_proxy`.
     public static func fromEnvironment(
-        role: DemoRole, host: String = "127.0.0.1", port: Int = 0, broken: Bool = false,
+        role: DemoRole, host: String = "127.0.0.1", port: Int = 0, broken: Bool = false, recordsCausality: Bool = false,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) -> DemoServiceConfiguration {
         var urls: [DemoRole: String] = [:]
@@ -62,7 +67,7 @@ public struct DemoServiceConfiguration: Sendable {
             }
         }
         return DemoServiceConfiguration(
-            role: role, host: host, port: port, broken: broken, upstreamURLs: urls, proxy: HTTPProxy.fromEnvironment(environment))
+            role: role, host: host, port: port, broken: broken, recordsCausality: recordsCausality, upstreamURLs: urls, proxy: HTTPProxy.fromEnvironment(environment))
     }
 
     /// `http://backend`-style base URL for `role`, without a trailing slash.

@@ -31,9 +31,10 @@ public enum HeaderForwarding {
     }
 }
 
-/// The broken backend's record of true causality: on each call to database it sends the
+/// The broken backend's record of true causality, sent only when asked for
+/// (`meshtrace demo --broken --record-causality`): on each call to database it sends the
 /// x-request-id of the request it is serving in this header (which is not a trace header, so
-/// the trace still breaks). `meshtrace demo` tags it onto spans as `demo.caused_by`, so a test
+/// the trace still breaks), and the sidecars tag it onto spans as `demo.caused_by`, so a test
 /// can compare every inferred parent link with what really happened.
 public enum DemoCausality {
     public static let header = "x-demo-caused-by"

@@ -19,23 +19,38 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// Starts `arguments[0]` (looked up in PATH) with exactly `environment`.
-    init(arguments: [String], environment: [String: String], workingDirectory: String?, onLine: @escaping @Sendable (String, Bool) -> Void) throws {
+    /// Starts `arguments[0]` (looked up in PATH) with exactly `environment`, and with no file
+    /// descriptor of ours but the three standard ones: `standardInput` (default /dev/null) and
+    /// pipes for stdout and stderr (ours, when `onLine` is nil). SwiftNIO opens its sockets without close-on-exec, so
+    /// without the close-from step every app held the mesh's listeners (and kept 16686 taken
+    /// after `up` died).
+    init(arguments: [String], environment: [String: String], workingDirectory: String?, standardInput: Int32? = nil,
+         onLine: (@Sendable (String, Bool) -> Void)?) throws {
         // glibc's posix_spawn_file_actions_addchdir_np is not exported to Swift; a tiny shell
         // trampoline changes directory and then execs the real program (same pid, same group).
         let arguments = workingDirectory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0] + arguments } ?? arguments
-        var stdoutPipe: [Int32] = [0, 0]
-        var stderrPipe: [Int32] = [0, 0]
-        guard pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else { throw SpawnError.failed(arguments.first ?? "", errno) }
+        var stdoutPipe: [Int32] = [1, 1]  // our own stdout and stderr unless output is captured
+        var stderrPipe: [Int32] = [2, 2]
+        if onLine != nil {
+            guard Pipe.make(&stdoutPipe) else { throw SpawnError.failed(arguments.first ?? "", errno) }
+            guard Pipe.make(&stderrPipe) else {
+                close(stdoutPipe[0])
+                close(stdoutPipe[1])
+                throw SpawnError.failed(arguments.first ?? "", errno)
+            }
+        }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addclose(&actions, stdoutPipe[0])
-        posix_spawn_file_actions_addclose(&actions, stderrPipe[0])
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let standardInput {
+            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        SpawnCloseFrom.add(&actions, from: 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -60,6 +75,12 @@ final class ChildProcess: @unchecked Sendable {
         }
         var child: pid_t = 0
         let rc = posix_spawnp(&child, arguments.first ?? "", &actions, &attributes, argv, envp)
+        guard let onLine else {
+            guard rc == 0 else { throw SpawnError.failed(arguments.first ?? "", rc) }
+            pid = child
+            outputThreads = []
+            return
+        }
         close(stdoutPipe[1])
         close(stderrPipe[1])
         guard rc == 0 else {
@@ -108,4 +129,41 @@ final class ChildProcess: @unchecked Sendable {
 
     /// True while any process of the group is alive.
     var groupAlive: Bool { kill(-pid, 0) == 0 }
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+): closes every descriptor from
+/// `from` up in the child, between fork and exec. It is not exported to Swift, so it is looked
+/// up by name; without it (an older libc) every descriptor of this process is marked
+/// close-on-exec before the spawn instead, which a descriptor opened at that moment by another
+/// thread can escape.
+enum SpawnCloseFrom {
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let function: AddCloseFrom? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
+    }()
+
+    static func add(_ actions: inout posix_spawn_file_actions_t, from: Int32) {
+        if let function, function(&actions, from) == 0 { return }
+        markAllCloseOnExec(from: from)
+    }
+
+    private static func markAllCloseOnExec(from: Int32) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let fd = Int32(entry), fd >= from else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+}
+
+enum Pipe {
+    /// pipe(2) with both ends close-on-exec (`pipe2` is not exported to Swift). A spawn by
+    /// another thread between the two calls is covered by the spawn's own close-from step.
+    static func make(_ fds: inout [Int32]) -> Bool {
+        guard pipe(&fds) == 0 else { return false }
+        for fd in fds { _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC) }
+        return true
+    }
 }

@@ -7,7 +7,8 @@ import TraceModel
 
 /// The mesh's control API, what `istiod` is to Istio's sidecars, on loopback:
 /// `GET /mesh/status`, `GET /mesh/telemetry`, `POST /mesh/telemetry` (JSON with any of
-/// sampling, propagation, customTags, excludePaths), `GET /mesh/proxy-config/{service}`.
+/// sampling, propagation, customTags, excludePaths), `GET /mesh/proxy-config/{service}`, and
+/// `GET /prometheus/targets` (Prometheus HTTP service discovery).
 struct ControlPlane {
     let state: MeshState
     let logger: Logger
@@ -46,6 +47,14 @@ struct ControlPlane {
                 return Self.error(.notFound, "no sidecar for '\(name)'; known: \(known)")
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: dump)))
+        }
+        // Prometheus HTTP service discovery: every sidecar's metrics listener, live.
+        router.get("/prometheus/targets") { _, _ in
+            let groups = PrometheusTargets.groups(
+                mesh: state.meshName, namespace: "default",
+                sidecars: state.all.map { ($0.name, $0.server.addresses.metrics) }, collectorAdmin: state.collectorAdmin)
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: PrometheusTargets.json(groups))))
         }
         var quiet = Logger(label: "meshtrace.control")
         quiet.logLevel = .warning

@@ -8,14 +8,17 @@ public struct MeshFile: Sendable, Equatable {
     public var gateway: GatewaySpec?
     public var telemetry: TelemetrySpec
     public var collector: CollectorSpec
+    /// Run Prometheus beside the mesh (`prometheus: true`), scraping every sidecar; nil: don't.
+    public var prometheus: PrometheusSpec?
 
     public init(name: String = "mesh", services: [ServiceSpec], gateway: GatewaySpec? = nil,
-                telemetry: TelemetrySpec = TelemetrySpec(), collector: CollectorSpec = CollectorSpec()) {
+                telemetry: TelemetrySpec = TelemetrySpec(), collector: CollectorSpec = CollectorSpec(), prometheus: PrometheusSpec? = nil) {
         self.name = name
         self.services = services
         self.gateway = gateway
         self.telemetry = telemetry
         self.collector = collector
+        self.prometheus = prometheus
     }
 
     public func service(named name: String) -> ServiceSpec? { services.first { $0.name == name } }
@@ -37,6 +40,10 @@ public struct ServiceSpec: Sendable, Equatable {
     public var healthPath: String?
     public static let tcpHealth = "tcp"
     public var replicas: Int
+    /// Route templates naming this service's spans (`/api/reports/{id}`), see `RouteTemplates`.
+    public var routes: [String] = []
+    /// The sidecar's Prometheus listener; 0 picks a free one (found through discovery).
+    public var metricsPort = 0
 
     public init(name: String, command: String, args: [String] = [], env: [String: String] = [:], workingDir: String? = nil,
                 port: Int = 0, upstreams: [String] = [], healthPath: String? = "/healthz", replicas: Int = 1) {
@@ -54,6 +61,8 @@ public struct ServiceSpec: Sendable, Equatable {
 
 public struct GatewaySpec: Sendable, Equatable {
     public var port: Int
+    /// The gateway's Prometheus listener; 0 picks a free one.
+    public var metricsPort = 0
     /// Path prefix -> service, longest prefix wins.
     public var routes: [(prefix: String, service: String)]
 
@@ -63,7 +72,8 @@ public struct GatewaySpec: Sendable, Equatable {
     }
 
     public static func == (a: GatewaySpec, b: GatewaySpec) -> Bool {
-        a.port == b.port && a.routes.map(\.prefix) == b.routes.map(\.prefix) && a.routes.map(\.service) == b.routes.map(\.service)
+        a.port == b.port && a.metricsPort == b.metricsPort && a.routes.map(\.prefix) == b.routes.map(\.prefix)
+            && a.routes.map(\.service) == b.routes.map(\.service)
     }
 }
 
@@ -107,5 +117,18 @@ public struct CollectorSpec: Sendable, Equatable {
         self.otlpPort = otlpPort
         self.adminPort = adminPort
         self.dataDir = dataDir
+    }
+}
+
+/// `prometheus:` in mesh.yaml (`true`, or a mapping with `port`), or `up --prometheus`.
+public struct PrometheusSpec: Sendable, Equatable {
+    /// Its web and API port; 0 picks a free one.
+    public var port: Int
+    /// How often it scrapes and re-reads the targets.
+    public var scrapeInterval: String
+
+    public init(port: Int = 0, scrapeInterval: String = "5s") {
+        self.port = port
+        self.scrapeInterval = scrapeInterval
     }
 }

@@ -1,3 +1,4 @@
+import SidecarProxy
 import TraceModel
 import Yams
 
@@ -146,13 +147,14 @@ public struct MeshFileParser {
     private func mesh(_ root: Node) throws(MeshFileError) -> MeshFile {
         var file = MeshFile(services: [])
         var servicesNode: Node?
-        for (key, _, value) in try mapping(root, "", allowed: ["name", "services", "gateway", "telemetry", "collector"]) {
+        for (key, _, value) in try mapping(root, "", allowed: ["name", "services", "gateway", "telemetry", "collector", "prometheus"]) {
             switch key {
             case "name": file.name = try string(value, "name")
             case "services": servicesNode = value
             case "gateway": file.gateway = try gateway(value)
             case "telemetry": file.telemetry = try telemetry(value)
             case "collector": file.collector = try collector(value)
+            case "prometheus": file.prometheus = try prometheus(value)
             default: break
             }
         }
@@ -172,9 +174,11 @@ public struct MeshFileParser {
         var out: [ServiceSpec] = []
         for (i, item) in seq.enumerated() {
             let field = "services[\(i)]"
-            var spec = ServiceSpec(name: "", command: "")
+            // No `health:` means healthy once the port accepts connections: an app without a
+            // /healthz route (most of them) would otherwise hold up the start for a minute.
+            var spec = ServiceSpec(name: "", command: "", healthPath: ServiceSpec.tcpHealth)
             var hasCommand = false
-            for (key, _, value) in try mapping(item, field, allowed: ["name", "command", "args", "env", "workingDir", "port", "upstreams", "health", "replicas"]) {
+            for (key, _, value) in try mapping(item, field, allowed: ["name", "command", "args", "env", "workingDir", "port", "upstreams", "health", "replicas", "routes", "metricsPort"]) {
                 let path = "\(field).\(key)"
                 switch key {
                 case "name":
@@ -189,8 +193,19 @@ public struct MeshFileParser {
                 case "env": spec.env = try stringMap(value, path)
                 case "workingDir": spec.workingDir = try string(value, path)
                 case "port": spec.port = try int(value, path, range: 0...65535, hint: "0 picks a free port and passes it to the app as $PORT")
+                case "metricsPort": spec.metricsPort = try int(value, path, range: 0...65535, hint: "0 picks a free port; Prometheus finds it through the control plane")
                 case "upstreams": spec.upstreams = try strings(value, path).map { $0.lowercased() }
                 case "health": spec.healthPath = try string(value, path)
+                case "routes":
+                    spec.routes = try strings(value, path)
+                    for (j, route) in spec.routes.enumerated() {
+                        do {
+                            _ = try RouteTemplate(route)
+                        } catch {
+                            throw fail(value.sequence?[j] ?? value, "\(path)[\(j)]", error.description.replacingOccurrences(of: "route template ", with: ""),
+                                       hint: "e.g. routes: [\"/api/reports/{id}\", \"/users/{user}/orders/{order}\"]")
+                        }
+                    }
                 case "replicas":
                     spec.replicas = try int(value, path, range: 1...64)
                     if spec.replicas > 1 {
@@ -214,9 +229,10 @@ public struct MeshFileParser {
 
     private func gateway(_ node: Node) throws(MeshFileError) -> GatewaySpec {
         var spec = GatewaySpec(routes: [])
-        for (key, _, value) in try mapping(node, "gateway", allowed: ["port", "routes"]) {
+        for (key, _, value) in try mapping(node, "gateway", allowed: ["port", "routes", "metricsPort"]) {
             switch key {
             case "port": spec.port = try int(value, "gateway.port", range: 0...65535)
+            case "metricsPort": spec.metricsPort = try int(value, "gateway.metricsPort", range: 0...65535)
             case "routes":
                 if let map = value.mapping {
                     for (k, v) in map {
@@ -295,6 +311,23 @@ public struct MeshFileParser {
         }
         if spec.url == "" {
             throw fail(node, "collector", "embedded: false needs a url", hint: "give collector.url, or drop 'embedded: false' to run the built-in collector")
+        }
+        return spec
+    }
+
+    private func prometheus(_ node: Node) throws(MeshFileError) -> PrometheusSpec? {
+        if case .scalar = node { return try bool(node, "prometheus") ? PrometheusSpec() : nil }
+        var spec = PrometheusSpec()
+        for (key, _, value) in try mapping(node, "prometheus", allowed: ["port", "scrapeInterval"]) {
+            switch key {
+            case "port": spec.port = try int(value, "prometheus.port", range: 0...65535, hint: "0 picks a free port")
+            case "scrapeInterval":
+                spec.scrapeInterval = try string(value, "prometheus.scrapeInterval")
+                guard PrometheusConfig.isDuration(spec.scrapeInterval) else {
+                    throw fail(value, "prometheus.scrapeInterval", "'\(spec.scrapeInterval)' is not a duration", hint: "e.g. 5s, 15s or 1m")
+                }
+            default: break
+            }
         }
         return spec
     }

@@ -19,10 +19,19 @@ public struct MeshOptions: Sendable {
     public var executable: String
     /// mesh.yaml to watch for telemetry edits, if the mesh came from a file.
     public var watchFile: String?
-    /// Where `up` records its control URL so other commands find it.
-    public var stateFile: String?
-    /// Default data dir for the embedded collector when the file names none.
+    /// Where `up` records its control URL so other commands find it (`MeshStateFile`).
+    public var stateDirectory: String?
+    /// Default data dir for the embedded collector when the file names none. Required when the
+    /// file names none: the collector keeps traces on disk.
     public var defaultDataDir: String?
+    /// How this run sets a port, where it is not the mesh.yaml key (demo's flags):
+    /// `collector.queryPort` -> `--query-port`. Used in "port in use" errors.
+    public var settingNames: [String: String] = [:]
+    /// Run `meshtrace mesh-guard` (from `executable`), which stops the services if this
+    /// process dies without stopping them (SIGKILL, a crash).
+    public var guardProcesses = true
+    /// Passed to service processes as `MESHTRACE_LOG_LEVEL` (the demo services follow it).
+    public var logLevel: String?
 
     public init(executable: String) {
         self.executable = executable
@@ -36,6 +45,10 @@ public struct MeshReady: Sendable {
     public var queryURL: String?
     public var collectorURL: String
     public var services: [ServiceState]
+    /// Prometheus run beside the mesh, when asked for and installed.
+    public var prometheusURL: String?
+    /// Why Prometheus was asked for and not started.
+    public var prometheusNote: String?
 }
 
 /// One service as the control plane reports it.
@@ -73,36 +86,72 @@ public final class MeshRuntime: Service {
     }
 
     public func run() async throws {
+        // Every fixed port first: a taken one stops the mesh before any part of it starts.
+        if let directory = options.stateDirectory {
+            for leftover in MeshStateFile.collectLeftovers(directory: directory) { logger.warning("\(leftover)") }
+        }
+        try PortPreflight.check(file.fixedPorts(controlPort: options.controlPort, settingNames: options.settingNames))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let collectorURL: String
         var queryURL: String?
         if let url = file.collector.url {
             collectorURL = url
         } else {
+            guard let dataDir = file.collector.dataDir ?? options.defaultDataDir else {
+                throw MeshStartError("the embedded collector needs a data directory: set collector.dataDir in the mesh file")
+            }
             var config = CollectorConfiguration()
             config.zipkinPort = file.collector.zipkinPort
             config.otlpHTTPPort = file.collector.otlpPort
             config.queryPort = file.collector.queryPort
             config.adminPort = file.collector.adminPort
-            config.dataDirectory = file.collector.dataDir ?? options.defaultDataDir
+            config.dataDirectory = dataDir
             let (stream, continuation) = AsyncStream.makeStream(of: ListeningAddresses.self)
             let collector = CollectorServer(configuration: config, logger: logger, onListening: { continuation.yield($0) })
             // The collector must be listening before sidecars export to it, so start it first
             // and learn its ports; the service group then owns its lifetime.
-            let started = CollectorStarter(collector: collector, addresses: stream)
+            let started = CollectorStarter(collector: collector, addresses: stream, continuation: continuation)
+            let addresses = try await started.waitUntilListening(dataDir: dataDir)
             services.append(.init(service: started))
-            let addresses = try await started.waitUntilListening()
             let exporterPath = file.telemetry.exporter == "otlp" ? "http://127.0.0.1:\(addresses.otlpHTTPPort)/v1/traces"
                 : "http://127.0.0.1:\(addresses.zipkinPort)/api/v2/spans"
             collectorURL = exporterPath
             queryURL = "http://127.0.0.1:\(addresses.queryPort)"
+            state.collectorAdmin = "127.0.0.1:\(addresses.adminPort)"
         }
         let core = MeshCore(file: file, options: options, logger: logger, state: state, collectorURL: collectorURL, queryURL: queryURL, onReady: onReady)
-        let control = ControlPlane(state: state, logger: logger).application(port: options.controlPort, onBound: { port in core.controlPortBound(port) })
-        services.append(.init(service: control))
+        let controlSetting = options.settingNames["--control-port"] ?? "--control-port"
+        let control = ControlPlane(state: state, logger: logger).application(
+            port: options.controlPort, onBound: { port in core.controlPortBound(port) })
+        services.append(.init(service: StartFailureLabel(control) { error in
+            core.controlPortFailed()
+            return MeshStartError("the control plane cannot listen on 127.0.0.1:\(self.options.controlPort) (\(controlSetting)): \(error)")
+        }))
         services.append(.init(service: core))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
         try await group.run()
+    }
+}
+
+/// Runs a service and, when it fails, throws the error `label` words for people instead
+/// (a bare "Address already in use" does not say which listener or which setting).
+struct StartFailureLabel<Wrapped: Service>: Service {
+    let wrapped: Wrapped
+    let label: @Sendable (any Error) -> MeshStartError
+
+    init(_ wrapped: Wrapped, label: @escaping @Sendable (any Error) -> MeshStartError) {
+        self.wrapped = wrapped
+        self.label = label
+    }
+
+    func run() async throws {
+        do {
+            try await wrapped.run()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw label(error)
+        }
     }
 }
 
@@ -111,18 +160,32 @@ public final class MeshRuntime: Service {
 final class CollectorStarter: Service {
     let collector: CollectorServer
     let addresses: AsyncStream<ListeningAddresses>
+    let continuation: AsyncStream<ListeningAddresses>.Continuation
     private let task = Mutex<Task<Void, any Error>?>(nil)
 
-    init(collector: CollectorServer, addresses: AsyncStream<ListeningAddresses>) {
+    init(collector: CollectorServer, addresses: AsyncStream<ListeningAddresses>, continuation: AsyncStream<ListeningAddresses>.Continuation) {
         self.collector = collector
         self.addresses = addresses
+        self.continuation = continuation
     }
 
-    func waitUntilListening() async throws -> ListeningAddresses {
+    /// Starts the collector and returns its addresses once every listener is bound; throws,
+    /// naming the data dir, when it stops before that (a store it cannot open, a port taken
+    /// between the check and the bind). The stream is finished when `run` ends either way, so
+    /// a collector that never listens cannot leave this waiting.
+    func waitUntilListening(dataDir: String) async throws -> ListeningAddresses {
         let collector = self.collector
-        task.withLock { $0 = Task { try await collector.run() } }
+        let continuation = self.continuation
+        let running = Task {
+            defer { continuation.finish() }
+            try await collector.run()
+        }
+        task.withLock { $0 = running }
         for await a in addresses { return a }
-        throw CancellationError()
+        if case .failure(let error) = await running.result {
+            throw MeshStartError("the embedded collector did not start (data dir \(dataDir)): \(error)")
+        }
+        throw MeshStartError("the embedded collector stopped before it was listening (data dir \(dataDir))")
     }
 
     func run() async throws {

@@ -16,9 +16,8 @@ final class MeshState: Sendable {
         var server: SidecarServer
         var supervisor: ServiceSupervisor?
         var healthy = false
-        var lastRequests = 0
-        var lastSample = ContinuousClock.now
-        var rate = 0.0
+        /// Inbound request totals, one a second, for the last `rateWindow` (`RequestRate`).
+        var requests = RequestRate()
     }
 
     /// A per-upstream egress listener; hidden from status, but telemetry changes reach it too.
@@ -32,7 +31,14 @@ final class MeshState: Sendable {
     private let entries = Mutex<[Entry]>([])
     private let egress = Mutex<[Egress]>([])
     private let telemetrySpec: Mutex<TelemetrySpec>
+    private let collectorAdminAddress = Mutex<String?>(nil)
     let meshName: String
+
+    /// The embedded collector's admin listener (`/metrics`), for Prometheus discovery.
+    var collectorAdmin: String? {
+        get { collectorAdminAddress.withLock { $0 } }
+        set { collectorAdminAddress.withLock { $0 = newValue } }
+    }
 
     init(file: MeshFile) {
         telemetrySpec = Mutex(file.telemetry)
@@ -80,31 +86,64 @@ final class MeshState: Sendable {
         }
     }
 
-    /// Services with health, ports and the inbound request rate since the previous call.
+    /// Records every sidecar's request total; called once a second.
+    func sampleRequests(at now: ContinuousClock.Instant = .now) {
+        entries.withLock { list in
+            for i in list.indices { list[i].requests.record(total: list[i].server.stats.snapshot.requestsTotal, at: now) }
+        }
+    }
+
+    /// Services with health, ports and the inbound request rate over the last 10 s.
     func status() -> [ServiceState] {
         entries.withLock { list in
             let now = ContinuousClock.now
-            return list.indices.map { i in
-                let e = list[i]
-                let total = e.server.stats.snapshot.requestsTotal
-                let elapsed = Double((now - e.lastSample).components.seconds) + Double((now - e.lastSample).components.attoseconds) / 1e18
-                if elapsed >= 1 {
-                    list[i].rate = Double(total - e.lastRequests) / elapsed
-                    list[i].lastRequests = total
-                    list[i].lastSample = now
-                }
+            return list.map { e in
                 let status = e.supervisor?.status
                 let addresses = e.server.addresses
+                let rate = e.requests.perSecond(total: e.server.stats.snapshot.requestsTotal, at: now)
                 return ServiceState(
                     name: e.name, pid: status?.pid, phase: status?.phase.rawValue ?? "running", restarts: status?.restarts ?? 0,
                     healthy: e.healthy, appPort: e.appPort, inbound: addresses.inbound ?? addresses.gateway, outbound: addresses.outbound,
-                    metrics: addresses.metrics, requestsPerSecond: (list[i].rate * 10).rounded() / 10)
+                    metrics: addresses.metrics, requestsPerSecond: (rate * 10).rounded() / 10)
             }
         }
     }
 
     func proxyConfig(_ name: String) -> String? {
         guard let e = all.first(where: { $0.name == name }) else { return nil }
-        return ConfigDump.render(e.box.config, addresses: e.server.addresses, inference: e.server.inference)
+        let dump = ConfigDump.render(e.box.config, addresses: e.server.addresses, inference: e.server.inference,
+                                 spanNames: e.telemetry.naming.cardinality?.snapshot)
+        // The per-upstream egress listeners (`<NAME>_URL`) belong to this service too.
+        let egress = egressListeners.filter { $0.service == name }
+        guard !egress.isEmpty, var object = (try? JSONSerialization.jsonObject(with: Data(dump.utf8))) as? [String: Any] else { return dump }
+        object["egress_listeners"] = egress.map { listener -> [String: Any] in
+            ["upstream": listener.upstream, "address": listener.server.addresses.outbound ?? "-",
+             "environment": listener.upstream.uppercased().replacingOccurrences(of: "-", with: "_") + "_URL"]
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return dump }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Requests per second over a sliding window (`RequestRate.window`, 10 s) from request totals
+/// sampled once a second: it falls to 0 within the window after traffic stops. (The rate was
+/// the change since whoever asked last, so two readers saw different numbers and a reader
+/// after a quiet minute saw the last busy second's rate.)
+struct RequestRate: Sendable {
+    static let window = Duration.seconds(10)
+    private var samples: [(at: ContinuousClock.Instant, total: Int)] = []
+
+    mutating func record(total: Int, at now: ContinuousClock.Instant) {
+        samples.append((now, total))
+        // Keep one sample at or beyond the window's start, so the rate spans the whole window.
+        while samples.count > 2, now - samples[1].at >= Self.window { samples.removeFirst() }
+    }
+
+    func perSecond(total: Int, at now: ContinuousClock.Instant) -> Double {
+        guard let first = samples.first else { return 0 }
+        let elapsed = (now - first.at).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        guard seconds >= 1 else { return 0 }
+        return Double(max(0, total - first.total)) / seconds
     }
 }

@@ -22,9 +22,12 @@ final class ServiceSupervisor: Sendable {
     let workingDirectory: String?
     private let output: LogPrinter
     private let logger: Logger
+    private let processGuard: MeshGuard?
     private let state = Mutex<(status: Status, process: ChildProcess?, stopping: Bool)>((Status(), nil, false))
 
-    init(name: String, arguments: [String], environment: [String: String], workingDirectory: String?, output: LogPrinter, logger: Logger) {
+    init(name: String, arguments: [String], environment: [String: String], workingDirectory: String?, output: LogPrinter, logger: Logger,
+         processGuard: MeshGuard? = nil) {
+        self.processGuard = processGuard
         self.name = name
         self.arguments = arguments
         self.environment = environment
@@ -54,6 +57,7 @@ final class ServiceSupervisor: Sendable {
                 backoff = min(30, backoff * 2)
                 continue
             }
+            processGuard?.started(group: process.pid)
             let stoppingNow = state.withLock { s -> Bool in
                 s.process = process
                 s.status.pid = process.pid
@@ -63,6 +67,7 @@ final class ServiceSupervisor: Sendable {
             if stoppingNow { process.signal(SIGTERM) }
             let code = await process.waitForExit()
             process.signal(SIGKILL)  // anything it left behind in its group
+            processGuard?.ended(group: process.pid)
             let stopping = state.withLock { s -> Bool in
                 s.process = nil
                 s.status.lastExitCode = code

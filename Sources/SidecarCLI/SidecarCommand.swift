@@ -59,6 +59,9 @@ public struct SidecarCommand: AsyncParsableCommand {
     var healthCheckPath: String?
     @Option(name: .customLong("custom-tag"), help: "Span tag NAME=literal:VALUE, NAME=env:VAR or NAME=header:NAME (repeatable).")
     var customTag: [String] = []
+    @Option(name: .customLong("route-template"), help: "Span name route for matching paths, e.g. /api/reports/{id} ({name} is one segment; repeatable).")
+    var routeTemplate: [String] = []
+
     @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp or none (default: from the collector URL, …/v1/traces is otlp).")
     var exporter: String?
     @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin) or http://127.0.0.1:4318 (OTLP).")
@@ -124,6 +127,7 @@ public struct SidecarCommand: AsyncParsableCommand {
         for v in route { pairs.append(("route", v)) }
         for v in upstream { pairs.append(("upstream", v)) }
         for v in customTag { pairs.append(("custom-tag", v)) }
+        for v in routeTemplate { pairs.append(("route-template", v)) }
         return pairs
     }
 
@@ -204,7 +208,8 @@ public struct SidecarCommand: AsyncParsableCommand {
             target = SpanExportTarget.resolve(url: url, explicit: explicit) ?? SpanExportTarget(kind: explicit ?? .zipkin, url: url)
         }
         let telemetryConfig = TelemetryConfiguration(
-            serviceName: config.serviceName, exporter: target, maxBatchSpans: config.exporter.batchSize,
+            serviceName: config.serviceName, exporter: target, naming: SpanNaming(templates: RouteTemplates(config.routeTemplates)),
+            maxBatchSpans: config.exporter.batchSize,
             flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000)
         return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.snapshot.config.samplingPercent })
     }

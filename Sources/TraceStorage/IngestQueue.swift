@@ -41,6 +41,10 @@ public final class IngestQueue: Sendable {
                 if !batch.isEmpty && count + next.spans.count > maxSpans { break }
                 batch.append(next)
                 count += next.spans.count
+                // The slot stays until the array is compacted: it must not keep the spans alive.
+                // Under steady overload the queue never empties, and 1024 taken submissions of
+                // 200 spans held ~450 MB after they were written (64 senders, debug build).
+                pending[head].spans = []
                 head += 1
             }
             if head == pending.count {

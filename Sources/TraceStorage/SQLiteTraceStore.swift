@@ -472,15 +472,6 @@ public final class SQLiteTraceStore: TraceStore {
         }
     }
 
-    /// Test hook: overwrites the payloads of a trace with garbage.
-    func corruptPayloadsForTesting(trace id: TraceID) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE spans SET payload = X'01FF00' WHERE trace_hi = ? AND trace_lo = ?",
-                arguments: [Int64(bitPattern: id.high), Int64(bitPattern: id.low)])
-        }
-    }
-
     // MARK: Admin
 
     public func stats() async throws -> StoreStats {

@@ -36,17 +36,17 @@ public enum IPAddress {
         return ipv6Bytes(String(t))
     }
 
-    static func ipv4String<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
+    package static func ipv4String<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
         guard bytes.count == 4 else { return nil }
         return bytes.map { String($0) }.joined(separator: ".")
     }
 
-    static func ipv4Bytes(_ text: String) -> [UInt8]? {
+    package static func ipv4Bytes(_ text: String) -> [UInt8]? {
         ipv4Value(text[...]).map { v in [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     }
 
     /// RFC 5952 text: lower-case, leading zeros dropped, the longest run (>= 2) of zero groups as "::".
-    static func ipv6String<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
+    package static func ipv6String<C: Collection>(_ bytes: C) -> String? where C.Element == UInt8 {
         guard bytes.count == 16 else { return nil }
         let b = Array(bytes)
         var groups = [UInt16]()
@@ -78,7 +78,7 @@ public enum IPAddress {
         return out
     }
 
-    static func ipv6Bytes(_ text: String) -> [UInt8]? {
+    package static func ipv6Bytes(_ text: String) -> [UInt8]? {
         let s = Array(text.utf8)
         guard s.count >= 2, s.count <= 45 else { return nil }
         let colon = UInt8(ascii: ":")

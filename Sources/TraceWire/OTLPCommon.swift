@@ -1,16 +1,16 @@
 import TraceModel
 
 /// Shared by the OTLP protobuf and JSON codecs: id validation, kinds, endpoints, grouping.
-enum OTLP {
+package enum OTLP {
     /// Why one span is dropped (the rest of the request is kept).
-    struct Rejection: Error {
-        var reason: String
-        init(_ reason: String) { self.reason = reason }
+    package struct Rejection: Error {
+        package var reason: String
+        package init(_ reason: String) { self.reason = reason }
     }
 
-    static let defaultServiceName = "unknown_service"
+    package static let defaultServiceName = "unknown_service"
 
-    static func traceID<C: Collection>(_ b: C, field: String = "traceId") throws(Rejection) -> TraceID where C.Element == UInt8 {
+    package static func traceID<C: Collection>(_ b: C, field: String = "traceId") throws(Rejection) -> TraceID where C.Element == UInt8 {
         guard b.count == 16, let id = TraceIDParse.bytes(b) else {
             throw Rejection("\(field): must be 16 bytes, got \(b.count)")
         }
@@ -18,27 +18,27 @@ enum OTLP {
         return id
     }
 
-    static func spanID<C: Collection>(_ b: C, field: String = "spanId") throws(Rejection) -> SpanID where C.Element == UInt8 {
+    package static func spanID<C: Collection>(_ b: C, field: String = "spanId") throws(Rejection) -> SpanID where C.Element == UInt8 {
         guard let v = TraceIDParse.spanValue(b) else { throw Rejection("\(field): must be 8 bytes, got \(b.count)") }
         guard let id = SpanID(v) else { throw Rejection("\(field): all-zero span id is invalid") }
         return id
     }
 
     /// Empty (or all-zero) means root.
-    static func parentID<C: Collection>(_ b: C) throws(Rejection) -> SpanID? where C.Element == UInt8 {
+    package static func parentID<C: Collection>(_ b: C) throws(Rejection) -> SpanID? where C.Element == UInt8 {
         if b.isEmpty { return nil }
         guard let v = TraceIDParse.spanValue(b) else { throw Rejection("parentSpanId: must be empty or 8 bytes, got \(b.count)") }
         return SpanID(v)
     }
 
-    static func duration(start: UInt64, end: UInt64) throws(Rejection) -> UInt64 {
+    package static func duration(start: UInt64, end: UInt64) throws(Rejection) -> UInt64 {
         guard end >= start else { throw Rejection("endTimeUnixNano (\(end)) is before startTimeUnixNano (\(start))") }
         return end - start
     }
 
-    static func kind(_ raw: Int) -> SpanKind { SpanKind(rawValue: UInt8(clamping: raw < 0 ? 0 : raw)) ?? .unspecified }
+    package static func kind(_ raw: Int) -> SpanKind { SpanKind(rawValue: UInt8(clamping: raw < 0 ? 0 : raw)) ?? .unspecified }
 
-    static func statusCode(_ raw: Int) -> SpanStatus.Code {
+    package static func statusCode(_ raw: Int) -> SpanStatus.Code {
         switch raw {
         case 1: return .ok
         case 2: return .error
@@ -68,7 +68,7 @@ enum OTLP {
 
     /// Zipkin-style remote endpoint from OTel semantic attributes: `peer.service` names the service,
     /// `network.peer.address`/`net.peer.ip` and `network.peer.port`/`net.peer.port` give address and port.
-    static func remoteEndpoint(_ attributes: [Attribute]) -> Endpoint? {
+    package static func remoteEndpoint(_ attributes: [Attribute]) -> Endpoint? {
         var e = Endpoint()
         for a in attributes {
             // Every key below starts with "p" or "n": one byte rules out most attributes
@@ -96,7 +96,7 @@ enum OTLP {
 
     /// Span attributes for export: the model's attributes plus the remote endpoint as OTel attributes
     /// when they are not already there (spans that came in as Zipkin).
-    static func exportAttributes(_ s: Span) -> [Attribute] {
+    package static func exportAttributes(_ s: Span) -> [Attribute] {
         guard let r = s.remoteEndpoint, !r.isEmpty else { return s.attributes }
         var out = s.attributes
         func has(_ keys: String...) -> Bool { out.contains { keys.contains($0.key) } }
@@ -110,18 +110,18 @@ enum OTLP {
         return out
     }
 
-    struct ResourceKey: Hashable {
-        var service: String
-        var resource: [Attribute]
+    package struct ResourceKey: Hashable {
+        package var service: String
+        package var resource: [Attribute]
     }
 
-    struct ResourceGroup {
-        var key: ResourceKey
-        var scopes: [(scope: InstrumentationScope?, spans: [Span])]
+    package struct ResourceGroup {
+        package var key: ResourceKey
+        package var scopes: [(scope: InstrumentationScope?, spans: [Span])]
     }
 
     /// Spans grouped by (service, resource), then by scope, in order of first appearance.
-    static func group(_ spans: [Span]) -> [ResourceGroup] {
+    package static func group(_ spans: [Span]) -> [ResourceGroup] {
         var groups = [ResourceGroup]()
         var index = [ResourceKey: Int]()
         var scopeIndex = [[InstrumentationScope?: Int]]()
@@ -146,7 +146,7 @@ enum OTLP {
         return groups
     }
 
-    static func location(_ r: Int, _ s: Int, _ k: Int) -> String {
+    package static func location(_ r: Int, _ s: Int, _ k: Int) -> String {
         "resourceSpans[\(r)].scopeSpans[\(s)].spans[\(k)]"
     }
 }

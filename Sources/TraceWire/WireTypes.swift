@@ -68,19 +68,19 @@ public struct WireLimits: Sendable {
 }
 
 /// Applies `maxAttributeValueBytes` and counts what it cut.
-struct ValueLimiter {
-    let maxBytes: Int
-    var truncated = 0
+package struct ValueLimiter {
+    package let maxBytes: Int
+    package var truncated = 0
 
-    init(_ limits: WireLimits) { maxBytes = max(0, limits.maxAttributeValueBytes) }
+    package init(_ limits: WireLimits) { maxBytes = max(0, limits.maxAttributeValueBytes) }
 
-    mutating func limit(_ s: String) -> String {
+    package mutating func limit(_ s: String) -> String {
         guard s.utf8.count > maxBytes else { return s }
         truncated += 1
         return Self.truncate(s, toUTF8Bytes: maxBytes)
     }
 
-    mutating func limit(_ v: AttributeValue) -> AttributeValue {
+    package mutating func limit(_ v: AttributeValue) -> AttributeValue {
         switch v {
         case .string(let s): return .string(limit(s))
         case .array(let values):
@@ -118,15 +118,15 @@ func quotedForError(_ bytes: ArraySlice<UInt8>) -> String {
     quotedForError(String(decoding: bytes, as: UTF8.self))
 }
 
-enum Micros {
+package enum Micros {
     /// Microseconds to nanoseconds, nil on overflow.
-    static func toNanos(_ micros: UInt64) -> UInt64? {
+    package static func toNanos(_ micros: UInt64) -> UInt64? {
         let (v, o) = micros.multipliedReportingOverflow(by: 1000)
         return o ? nil : v
     }
 
-    static func floor(_ nanos: UInt64) -> UInt64 { nanos / 1000 }
+    package static func floor(_ nanos: UInt64) -> UInt64 { nanos / 1000 }
 
     /// Rounded up, so any non-zero duration is at least 1 µs.
-    static func ceil(_ nanos: UInt64) -> UInt64 { nanos / 1000 + (nanos % 1000 == 0 ? 0 : 1) }
+    package static func ceil(_ nanos: UInt64) -> UInt64 { nanos / 1000 + (nanos % 1000 == 0 ? 0 : 1) }
 }

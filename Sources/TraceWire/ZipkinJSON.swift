@@ -251,7 +251,7 @@ public enum ZipkinJSON {
 
     /// Reverses `annotationValue`: OpenTelemetry's Zipkin exporters write an event with
     /// attributes as the annotation `{"name":{"key":value,...}}`. Anything else is a plain name.
-    static func event(timeNanos: UInt64, annotation value: String) -> SpanEvent {
+    package static func event(timeNanos: UInt64, annotation value: String) -> SpanEvent {
         guard value.utf8.first == UInt8(ascii: "{"), value.utf8.last == UInt8(ascii: "}"),
               let parsed = try? JSONParser.parse(Array(value.utf8), maxDepth: 8),
               case .object(let members) = parsed, members.count == 1,
@@ -375,7 +375,7 @@ public enum ZipkinJSON {
 }
 
 /// Trace ids from raw bytes without allocating a String.
-enum TraceIDParse {
+package enum TraceIDParse {
     /// 16 or 32 hex digits; returns the id even when all-zero (callers report that separately).
     static func hex(_ raw: ArraySlice<UInt8>) -> TraceID? {
         let s = raw.startIndex
@@ -392,7 +392,7 @@ enum TraceIDParse {
     }
 
     /// 8 or 16 big-endian bytes (even when all-zero).
-    static func bytes<C: Collection>(_ b: C) -> TraceID? where C.Element == UInt8 {
+    package static func bytes<C: Collection>(_ b: C) -> TraceID? where C.Element == UInt8 {
         guard b.count == 16 || b.count == 8 else { return nil }
         var high: UInt64 = 0, low: UInt64 = 0
         var i = 0
@@ -403,7 +403,7 @@ enum TraceIDParse {
         return TraceID(high: high, low: low)
     }
 
-    static func spanValue<C: Collection>(_ b: C) -> UInt64? where C.Element == UInt8 {
+    package static func spanValue<C: Collection>(_ b: C) -> UInt64? where C.Element == UInt8 {
         guard b.count == 8 else { return nil }
         var v: UInt64 = 0
         for x in b { v = v << 8 | UInt64(x) }

@@ -4,25 +4,27 @@ import TraceModel
 /// come), and the one way every Zipkin decoder turns them into a span: the local endpoint's
 /// service name is the span's service (`unknown` without one), and an `error` tag is the error
 /// status with its value as the message.
-struct ZipkinSpanFields {
-    var kind = SpanKind.unspecified
-    var name = ""
-    var local: Endpoint?
-    var remote: Endpoint?
-    var events: [SpanEvent] = []
+package struct ZipkinSpanFields {
+    package var kind = SpanKind.unspecified
+    package var name = ""
+    package var local: Endpoint?
+    package var remote: Endpoint?
+    package var events: [SpanEvent] = []
     private(set) var tags: [Attribute] = []
     var errorMessage: String?
-    var debug = false
-    var shared = false
+    package var debug = false
+    package var shared = false
     /// Which common tag names (`CommonStrings.tagNames`, a bit each) are in `tags` already, and
     /// where the others sit: enough to find a repeated key without hashing every key.
     private var commonTagsSeen: UInt64 = 0
     private var otherTagPositions: [Int] = []
 
+    package init() {}
+
     /// Zipkin's `tags` is a map, so a key that comes again replaces the value it had (in its
     /// first place), as protobuf's map parsing and Zipkin's and Jaeger's JSON readers do. An
     /// `error` tag is also the span's error status.
-    mutating func addTag(_ key: consuming String, _ value: consuming String, common: Int?) {
+    package mutating func addTag(_ key: consuming String, _ value: consuming String, common: Int?) {
         if tags.isEmpty { tags.reserveCapacity(32) }  // a sidecar span's ~30 tags at once, not six doublings
         if key.utf8.count == 5, key == "error" { errorMessage = value }
         if let common, common < UInt64.bitWidth {
@@ -47,7 +49,7 @@ struct ZipkinSpanFields {
         if tags.capacity > 2 * tags.count + 8 { tags = Array(tags[...]) }
     }
 
-    consuming func span(traceID: TraceID, spanID: SpanID, parent: SpanID?, startNanos: UInt64, durationNanos: UInt64) -> Span {
+    package consuming func span(traceID: TraceID, spanID: SpanID, parent: SpanID?, startNanos: UInt64, durationNanos: UInt64) -> Span {
         var serviceName = "unknown"
         if let s = local?.serviceName, !s.isEmpty { serviceName = s }
         local?.serviceName = nil

@@ -29,7 +29,8 @@ struct QueryOptions: ParsableArguments {
     var query: String?
 
     var baseURL: String {
-        let url = query ?? MeshStateFile.queryURL(at: MeshStateFile.defaultPath()) ?? "http://127.0.0.1:16686"
+        let running = (try? MeshStateFile.select(mesh: nil, directory: MeshStateFile.directory()))?.contents.queryURL
+        let url = query ?? running ?? "http://127.0.0.1:16686"
         return url.hasSuffix("/") ? String(url.dropLast()) : url
     }
 }

@@ -62,6 +62,9 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(help: "Delete spans older than this (e.g. 72h, 7d, 30m).")
     var retention = "72h"
 
+    @Option(name: .customLong("retention-check-interval"), help: "How often spans past --retention are looked for and deleted (e.g. 60s, 5m; at least 100ms).")
+    var retentionCheckInterval = "60s"
+
     @Option(name: .customLong("ingest-queue-capacity"), help: "Spans that may wait for the store; beyond this ingest answers 503 with Retry-After.")
     var ingestQueueCapacity = 200_000
 
@@ -77,6 +80,9 @@ struct CollectorCommand: AsyncParsableCommand {
             throw ValidationError("--retention must be a positive duration like 72h, 7d or 30m, got '\(retention)'")
         }
         if storage == .clickhouse, let problem = clickHouseConfiguration.validationError() { throw ValidationError(problem) }
+        guard let interval = GoDuration.parseNanos(retentionCheckInterval), interval >= 100_000_000 else {
+            throw ValidationError("--retention-check-interval must be a duration of at least 100ms like 60s or 5m, got '\(retentionCheckInterval)'")
+        }
         guard ingestQueueCapacity > 0 else { throw ValidationError("--ingest-queue-capacity must be positive") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -98,6 +104,7 @@ struct CollectorCommand: AsyncParsableCommand {
         config.clickHouse = storage == .clickhouse ? clickHouseConfiguration : nil
         config.ingestQueueCapacitySpans = ingestQueueCapacity
         config.retentionSeconds = Double(GoDuration.parseNanos(retention) ?? 0) / 1e9
+        config.retentionIntervalSeconds = Double(GoDuration.parseNanos(retentionCheckInterval) ?? 60_000_000_000) / 1e9
 
         let server = CollectorServer(configuration: config, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint])
         try await server.run()

@@ -22,6 +22,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Run the variant where backend does not forward trace headers.") var broken = false
     @Flag(name: .customLong("infer-parent"), help: "Sidecars link calls without trace context to the one inbound request in flight (telemetry.inferParent).")
     var inferParent = false
+    @Flag(name: .customLong("record-causality"), help: "With --broken: backend names the request each database call serves, tagged demo.caused_by on spans (for measuring parent inference).")
+    var recordCausality = false
     @Option(help: "Requests the traffic generator sends through the gateway (0 = none).") var requests = 30
     @Option(help: "Requests per second.") var rate = 10.0
     @Option(name: .customLong("data-dir"), help: "Keep traces here (default: a temporary directory removed on exit).") var dataDir: String?
@@ -32,6 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-port"), help: "Ingress gateway port.") var gatewayPort = 8080
     @Option(name: .customLong("control-port"), help: "Control-plane API port.") var controlPort = 15100
     @Option(help: "Sampling percentage.") var sampling = 100.0
+    @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (needs `prometheus` installed).") var prometheus = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
 
     func validate() throws {
@@ -54,19 +57,21 @@ struct DemoCommand: AsyncParsableCommand {
         }
         var telemetry = TelemetrySpec(samplingPercent: sampling)
         telemetry.inferParent = inferParent
-        // The broken backend still names the request it is serving in its own header (no trace
-        // context in it): recorded on spans so tests can check inferred links against the truth.
-        telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"]
+        // Asked for, the broken backend names the request it is serving in its own header (no
+        // trace context in it): recorded on spans so a test can check inferred links against the truth.
+        if recordCausality { telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"] }
+        let backendFlags = (broken ? ["--broken"] : []) + (broken && recordCausality ? ["--record-causality"] : [])
         return MeshFile(
             name: broken ? "demo-broken" : "demo",
             services: [
                 service("frontend", upstreams: ["backend"]),
-                service("backend", upstreams: ["database"], extra: broken ? ["--broken"] : []),
+                service("backend", upstreams: ["database"], extra: backendFlags),
                 service("database", upstreams: []),
             ],
             gateway: GatewaySpec(port: gatewayPort, routes: [("/", "frontend")]),
             telemetry: telemetry,
-            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir))
+            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir),
+            prometheus: prometheus ? PrometheusSpec() : nil)
     }
 
     func run() async throws {
@@ -77,7 +82,12 @@ struct DemoCommand: AsyncParsableCommand {
         defer { if temporary { try? FileManager.default.removeItem(atPath: directory) } }
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
-        options.stateFile = MeshStateFile.defaultPath()
+        options.stateDirectory = MeshStateFile.directory()
+        options.logLevel = logLevel
+        options.settingNames = [
+            "collector.queryPort": "--query-port", "collector.zipkinPort": "--zipkin-port", "collector.otlpPort": "--otlp-http-port",
+            "collector.adminPort": "--collector-admin-port", "gateway.port": "--gateway-port",
+        ]
         let requests = self.requests
         let rate = self.rate
         let traffic = Mutex<Task<Void, Never>?>(nil)
@@ -117,6 +127,7 @@ enum DemoTraffic {
         print("traffic done: \(summary)")
         if let id = await exampleTrace(query: query) {
             print("example trace: \(query)/trace/\(id)")
+            print("the mesh keeps running: open the UI, or try `meshtrace status` in another terminal; Ctrl-C stops it")
         } else {
             print("no trace arrived yet: check `meshtrace status` and the service logs above")
         }

@@ -33,14 +33,21 @@ struct DemoServiceCommand: AsyncParsableCommand {
     @Flag(help: "backend: do not forward trace headers to the database.")
     var broken = false
 
+    @Flag(name: .customLong("record-causality"), help: "backend with --broken: name the request each database call serves (x-demo-caused-by), for measuring parent inference.")
+    var recordCausality = false
+
     @Option(name: .customLong("service-name"), help: "Service name on the backend's business span (default: the role).")
     var serviceName: String?
 
     @Option(help: "Collector URL for the backend's business span (default: $MESHTRACE_COLLECTOR).")
     var collector: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $MESHTRACE_LOG_LEVEL, which the mesh sets to its own level, else info).")
+    var logLevelFlag: String?
+
+    /// The mesh passes its own level down, so `demo` (warning) does not show each service's
+    /// framework start-up lines at info.
+    var logLevel: String { logLevelFlag ?? ProcessInfo.processInfo.environment["MESHTRACE_LOG_LEVEL"] ?? "info" }
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, got \(port)") }
@@ -51,6 +58,6 @@ struct DemoServiceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = bootstrapLogging(logLevel, label: "meshtrace.demo.\(role.rawValue)")
-        try await DemoService.run(role: role, port: port, host: host, broken: broken, serviceName: serviceName, collector: collector, logger: logger)
+        try await DemoService.run(role: role, port: port, host: host, broken: broken, recordsCausality: recordCausality, serviceName: serviceName, collector: collector, logger: logger)
     }
 }

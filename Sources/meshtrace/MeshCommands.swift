@@ -17,6 +17,8 @@ func printReady(_ ready: MeshReady, uiURL: String?) {
     var lines: [String] = []
     if let uiURL { lines.append("UI:       \(uiURL)") }
     if let gateway = ready.gatewayURL { lines.append("gateway:  \(gateway)") }
+    if let prometheus = ready.prometheusURL { lines.append("prometheus: \(prometheus)   (scraping every sidecar)") }
+    if let note = ready.prometheusNote { lines.append("prometheus: not started: \(note)") }
     lines.append("control:  \(ready.controlURL)   (meshtrace status | telemetry set --sampling N | proxy-config SERVICE)")
     lines.append("")
     lines.append(ServiceTable.render(ready.services))
@@ -26,14 +28,16 @@ func printReady(_ ready: MeshReady, uiURL: String?) {
 
 enum ServiceTable {
     static func render(_ services: [ServiceState]) -> String {
-        let header = ["SERVICE", "HEALTH", "PID", "APP PORT", "SIDECAR IN", "SIDECAR OUT", "RPS", "RESTARTS"]
+        let header = ["SERVICE", "HEALTH", "PID", "APP PORT", "SIDECAR IN", "SIDECAR OUT", "RPS (10s)", "RESTARTS"]
         let rows = services.map { s in
             [s.name, s.healthy ? "healthy" : s.phase, s.pid.map(String.init) ?? "-", s.appPort > 0 ? String(s.appPort) : "-",
              s.inbound ?? "-", s.outbound ?? "-", String(format: "%.1f", s.requestsPerSecond), String(s.restarts)]
         }
         let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            // The last column unpadded: no trailing blanks for a terminal or a copy to wrap.
+            cells.enumerated().map { $0 == cells.count - 1 ? $1 : $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
@@ -58,6 +62,12 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (as `prometheus: true` in the mesh file).")
+    var prometheus = false
+
+    @Option(name: .customLong("prometheus-port"), help: "Prometheus's port with --prometheus (default: the mesh file's, else a free one).")
+    var prometheusPort: Int?
+
     func run() async throws {
         let text: String
         do {
@@ -65,19 +75,29 @@ struct UpCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot read \(file): \(error.localizedDescription). Start from examples/mesh.yaml.")
         }
-        let mesh: MeshFile
+        var mesh: MeshFile
         do {
             mesh = try MeshFileParser(fileName: file).parse(text)
         } catch {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode(2)
         }
+        if prometheus || prometheusPort != nil {
+            if let prometheusPort, !(0...65535).contains(prometheusPort) { throw ValidationError("--prometheus-port must be between 0 and 65535") }
+            var spec = mesh.prometheus ?? PrometheusSpec()
+            if let prometheusPort { spec.port = prometheusPort }
+            mesh.prometheus = spec
+        }
         let logger = bootstrapLogging(logLevel, label: "meshtrace.mesh")
         FileDescriptorBudget.raiseSoftLimit()  // every connection is a descriptor; children inherit it
         var options = MeshOptions(executable: selfExecutable())
         options.controlPort = controlPort
         options.watchFile = file
-        options.stateFile = MeshStateFile.defaultPath()
+        options.stateDirectory = MeshStateFile.directory()
+        options.logLevel = logLevel
+        // Where the collector keeps traces when mesh.yaml names no collector.dataDir: the
+        // same default as `meshtrace collector` ($MESHTRACE_DATA_DIR, else ~/.local/share/meshtrace).
+        options.defaultDataDir = DataDirectory.resolve(nil)
         let runtime = MeshRuntime(file: mesh, options: options, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint]) { ready in
             printReady(ready, uiURL: ready.queryURL.map { $0 + "/" })
         }
@@ -91,14 +111,25 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Finds the running mesh's control API: `--control`, else the state file `up` wrote.
+/// Finds the running mesh's control API: `--control`, else the state file of the mesh named
+/// by `--mesh`, else of the only mesh running.
 struct ControlOptions: ParsableArguments {
+    @Option(name: .customLong("mesh"), help: "The running mesh to talk to, by its name (default: the only one running).")
+    var mesh: String?
+
     @Option(name: .customLong("control"), help: "Control-plane URL of the running mesh (default: found from `meshtrace up`'s state file).")
     var control: String?
 
     func url(_ path: String) throws -> URL {
-        guard let base = control ?? MeshStateFile.controlURL(at: MeshStateFile.defaultPath()) else {
-            throw CLIError("no running mesh found: start one with `meshtrace up` or `meshtrace demo`, or pass --control URL")
+        let base: String
+        if let control {
+            base = control
+        } else {
+            do {
+                base = try MeshStateFile.select(mesh: mesh, directory: MeshStateFile.directory()).contents.controlURL
+            } catch {
+                throw CLIError(error.description)
+            }
         }
         guard let url = URL(string: base + path) else { throw ValidationError("bad control URL \(base)") }
         return url
@@ -128,7 +159,8 @@ struct TelemetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "telemetry",
         abstract: "Show or change the running mesh's telemetry settings.",
-        subcommands: [Set.self, Show.self]
+        subcommands: [Set.self, Show.self],
+        defaultSubcommand: Show.self  // a bare `meshtrace telemetry` shows the settings
     )
 
     struct Set: AsyncParsableCommand {

@@ -1,3 +1,4 @@
+import MeshtraceTesting
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -53,7 +54,7 @@ final class RecordingServer: Sendable {
     }
 
     /// Polls until a request has arrived or the deadline passes (requests arrive on NIO's threads).
-    func waitForRequest(timeout: Duration = .seconds(10)) async -> Received? {
+    func waitForRequest(timeout: Duration = .seconds(30)) async -> Received? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let first = recorded.first { return first }
@@ -99,20 +100,3 @@ final class RecordingServer: Sendable {
         }
     }
 }
-
-/// A loopback port that refuses connections for the rest of the run: bound by a socket that never
-/// listens. A server's port closed after use could be given to another test's server at once.
-func refusingPort() throws -> Int {
-    struct SetupFailed: Error { let errno: Int32 }
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-    var size = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = fd >= 0
-        && withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }) == 0
-        && withUnsafeMutablePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }) == 0
-    guard ok else { throw SetupFailed(errno: errno) }
-    refusingSockets.withLock { $0.append(fd) }  // never closed: the port stays taken
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-private let refusingSockets = Mutex<[Int32]>([])

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import Testing
 import TraceModel
 
@@ -63,7 +64,8 @@ import TraceModel
         #expect(HealthProbe.probe(port: port, path: ServiceSpec.tcpHealth, timeoutMillis: 500))
         #expect(!HealthProbe.probe(port: port, path: "/healthz", timeoutMillis: 200), "nothing answers HTTP there")
         close(listener)  // once: a second close could hit a descriptor another test has reused
-        #expect(!HealthProbe.probe(port: port, path: ServiceSpec.tcpHealth, timeoutMillis: 500), "a closed port is not healthy")
+        // Not the port just closed: a listener another test starts could be given it at once.
+        #expect(!HealthProbe.probe(port: try refusingPort(), path: ServiceSpec.tcpHealth, timeoutMillis: 500), "a refusing port is not healthy")
     }
 
     @Test func unknownKeySuggestsTheClosestOne() throws {
@@ -120,10 +122,16 @@ import TraceModel
         #expect(e.field == field, "\(e)")
     }
 
-    @Test func fuzzedFilesNeverCrash() {
+    /// Mutated files: each either parses into a mesh that holds the rules the parser promises, or
+    /// is refused with an error that says where (a line inside the file) and what (a field,
+    /// unless the YAML itself is broken). Both outcomes must be common, or the mutations test
+    /// nothing.
+    @Test func fuzzedFilesParseIntoValidMeshesOrNameTheProblem() {
         var rng = SplitMix64(seed: 20261122)  // fixed seed: a failure reproduces
         let seed = Array("services:\n  - name: web\n    command: ./web\n    port: 8080\n    upstreams: [web]\ntelemetry:\n  sampling: 5\n".utf8)
         let alphabet = Array(":-[]{}#'\" \n\t,&*!|>%@`abc019".utf8)
+        var parsed = 0
+        var refused = 0
         for _ in 0..<2000 {
             var bytes = seed
             for _ in 0..<Int.random(in: 1...6, using: &rng) {
@@ -135,8 +143,43 @@ import TraceModel
                 }
                 if bytes.isEmpty { bytes = seed }
             }
-            _ = try? parser.parse(String(decoding: bytes, as: UTF8.self))
+            let text = String(decoding: bytes, as: UTF8.self)
+            do {
+                let file = try parser.parse(text)
+                parsed += 1
+                Self.expectValid(file, text)
+            } catch {
+                refused += 1
+                Self.expectLocated(error, text)
+            }
         }
+        // Fixed seed: 39 of the 2000 parse today.
+        #expect(parsed >= 20 && refused >= 1_000, "parsed \(parsed), refused \(refused)")
+    }
+
+    static func expectValid(_ file: MeshFile, _ text: String) {
+        let names = file.services.map(\.name)
+        #expect(!names.isEmpty, "\(text)")
+        #expect(Set(names).count == names.count, "a name twice: \(text)")
+        for service in file.services {
+            #expect(service.name.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil, "\(service.name)")
+            #expect(!service.command.isEmpty, "\(text)")
+            #expect((0...65535).contains(service.port), "\(text)")
+            #expect(service.upstreams.allSatisfy(names.contains), "unknown upstream: \(text)")
+            if let health = service.healthPath { #expect(health.hasPrefix("/") || health == ServiceSpec.tcpHealth, "\(text)") }
+        }
+        #expect((0...100).contains(file.telemetry.samplingPercent), "\(text)")
+        #expect((file.gateway?.routes ?? []).allSatisfy { names.contains($0.service) }, "\(text)")
+    }
+
+    static func expectLocated(_ error: MeshFileError, _ text: String) {
+        #expect(error.file == "mesh.yaml" && !error.message.isEmpty)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).count
+        if let line = error.line { #expect((1...lines + 1).contains(line), "line \(line) of \(lines): \(error)") }
+        // Only a file that is not YAML at all has no field to name (and a top-level key that is
+        // itself empty, which the message quotes).
+        let fileLevel = ["YAML syntax error", "YAML error", "the file is empty", "cannot read YAML", "unknown key ''"]
+        #expect(!error.field.isEmpty || fileLevel.contains { error.message.hasPrefix($0) }, "no field named: \(error)")
     }
 }
 

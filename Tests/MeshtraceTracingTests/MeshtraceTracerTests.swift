@@ -1,4 +1,5 @@
 import Instrumentation
+import MeshtraceTesting
 import MeshtraceTracing
 import Synchronization
 import Testing
@@ -254,7 +255,7 @@ func extracted(_ tracer: MeshtraceTracer, _ fields: [String: String]) -> Instrum
         let tracer = MeshtraceTracer(serviceName: "loop", exporter: exporter, flushInterval: .milliseconds(20))
         tracer.startExporting()
         tracer.withSpan("background", context: .topLevel) { _ in }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)  // a guard against a hang; two loaded cores have stalled a task 10 s
         // Sleeping, not yielding, between polls: the export loop needs a cooperative thread.
         while exporter.exported.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
         #expect(exporter.exported.map(\.name) == ["background"])

@@ -1,3 +1,4 @@
+import MeshtraceTesting
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -17,35 +18,68 @@ import TraceModel
         let channel: any Channel
         /// The request HEADERS of every stream, as they arrived.
         let seen = Locked<[HPACKHeaders]>([])
+        /// Answers `/echo.Echo/Held` and `SlowStream` hold back until `releaseHeld()`.
+        let held = Locked<[@Sendable () -> Void]>([])
         var port: Int { channel.localAddress?.port ?? 0 }
 
-        init(group: any EventLoopGroup, port: Int = 0) async throws {
+        /// Listens on `port`, or on the bound socket `adopting` (a `refusingSocket()`).
+        init(group: any EventLoopGroup, port: Int = 0, adopting socket: Int32? = nil) async throws {
             let seen = self.seen
-            channel = try await ServerBootstrap(group: group)
+            let held = self.held
+            let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                             mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
                         ) { stream in
-                            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(AppStream(seen: seen)) }
+                            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(AppStream(seen: seen, held: held)) }
                         }
                     }
                 }
-                .bind(host: "127.0.0.1", port: port).get()
+            if let socket {
+                channel = try await bootstrap.withBoundSocket(socket).get()
+            } else {
+                channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
+            }
         }
 
-        func close() async { try? await channel.close() }
+        func releaseHeld() {
+            for release in held.withLock({ h -> [@Sendable () -> Void] in defer { h.removeAll() }; return h }) { release() }
+        }
+
+        func close() async {
+            releaseHeld()
+            try? await channel.close()
+        }
     }
 
     final class AppStream: ChannelInboundHandler {
         typealias InboundIn = HTTP2Frame.FramePayload
         typealias OutboundOut = HTTP2Frame.FramePayload
         let seen: Locked<[HPACKHeaders]>
+        let held: Locked<[@Sendable () -> Void]>
         var path: String?
         var body = ByteBuffer()
 
-        init(seen: Locked<[HPACKHeaders]>) { self.seen = seen }
+        init(seen: Locked<[HPACKHeaders]>, held: Locked<[@Sendable () -> Void]>) {
+            self.seen = seen
+            self.held = held
+        }
+
+        /// Runs `action` on the stream's loop when the test releases held answers.
+        func hold(_ context: ChannelHandlerContext, _ action: @escaping (AppStream, ChannelHandlerContext) -> Void) {
+            let bound = NIOLoopBound((self, context, action), eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            held.withLock {
+                $0.append {
+                    loop.execute {
+                        let (stream, context, action) = bound.value
+                        if context.channel.isActive { action(stream, context) }
+                    }
+                }
+            }
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -65,17 +99,17 @@ import TraceModel
 
         func respond(_ context: ChannelHandlerContext) {
             switch path?.split(separator: "?").first.map(String.init) {
-            case "/echo.Echo/Slow":
+            case "/echo.Echo/Held":  // answered as Say when the test releases it
                 path = "/echo.Echo/Say"
-                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(300)) { self.respond(context) }
+                hold(context) { stream, context in stream.respond(context) }
             case "/echo.Echo/Hang", "/hang":
                 break  // never answers
             case "/echo.Echo/SlowStream":
-                // Headers at once, the message and trailers 400 ms later: a stream that has answered.
+                // Headers at once, the message and trailers when released: a stream that has answered.
                 context.write(wrapOutboundOut(.headers(.init(headers: [":status": "200", "content-type": "application/grpc"]))), promise: nil)
-                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(400)) {
-                    context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(self.body)))), promise: nil)
-                    context.writeAndFlush(self.wrapOutboundOut(.headers(.init(headers: ["grpc-status": "0"], endStream: true))), promise: nil)
+                hold(context) { stream, context in
+                    context.write(stream.wrapOutboundOut(.data(.init(data: .byteBuffer(stream.body)))), promise: nil)
+                    context.writeAndFlush(stream.wrapOutboundOut(.headers(.init(headers: ["grpc-status": "0"], endStream: true))), promise: nil)
                 }
             case "/echo.Echo/Fail":
                 let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc", "grpc-status": "5", "grpc-message": "no such report"]
@@ -160,10 +194,11 @@ import TraceModel
             return Client(channel: channel, multiplexer: multiplexer, goAway: goAway)
         }
 
-        /// A promise for a stream's response that fails if it has not come within 10 s.
+        /// A promise for a stream's response that fails if it has not come within 60 s (a guard
+        /// against a hang: two loaded cores have held a task back for over ten seconds).
         func responsePromise() -> EventLoopPromise<Response> {
             let done = channel.eventLoop.makePromise(of: Response.self)
-            channel.eventLoop.scheduleTask(in: .seconds(10)) { done.fail(ChannelError.ioOnClosedChannel) }
+            channel.eventLoop.scheduleTask(in: .seconds(60)) { done.fail(ChannelError.ioOnClosedChannel) }
             return done
         }
 
@@ -386,7 +421,7 @@ import TraceModel
     /// gRPC clients read failures from grpc-status: an unreachable app is UNAVAILABLE in a
     /// trailers-only answer (as Envoy's local replies to gRPC are), and the span says UF.
     @Test func anUnreachableAppIsUnavailableForGRPCAnd503Otherwise() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         let proxy = try await inboundSidecar(appPort: port)
         defer { Task { await proxy.stop() } }
         let client = try await Client.connect(group: group, port: proxy.inboundPort)
@@ -411,16 +446,15 @@ import TraceModel
     /// A failed connect is not remembered: once the app is up, the next call on the same client
     /// connection connects again and goes through.
     @Test func theNextCallAfterAFailedConnectTriesAgain() async throws {
-        // The app's port, free again: `closedPort()` would keep holding it.
-        let first = try await App(group: group)
-        let port = first.port
-        await first.close()
+        // A port that refuses until the app listens on the very same socket: never free, so no
+        // server another test starts can be given it in between.
+        let (port, socket) = try refusingSocket()
         let proxy = try await inboundSidecar(appPort: port)
         defer { Task { await proxy.stop() } }
         let client = try await Client.connect(group: group, port: proxy.inboundPort)
         defer { Task { await client.close() } }
         #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "1").grpcStatus == "14")
-        let app = try await App(group: group, port: port)
+        let app = try await App(group: group, adopting: socket)
         defer { Task { await app.close() } }
         #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "2").grpcStatus == "0")
         #expect(await eventually { proxy.hops(.inbound).count == 2 })
@@ -440,8 +474,10 @@ import TraceModel
         }
     }
 
-    func sidecar(appPort: Int, _ edit: @escaping @Sendable (inout SidecarConfiguration) -> Void) async throws -> TestSidecar {
-        try await TestSidecar.start(group: group) { c in
+    func sidecar(
+        appPort: Int, timers: any RequestTimers = EventLoopTimers(), _ edit: @escaping @Sendable (inout SidecarConfiguration) -> Void
+    ) async throws -> TestSidecar {
+        try await TestSidecar.start(group: group, timers: timers) { c in
             c.serviceName = "reports"
             c.appPort = appPort
             c.outboundPort = -1
@@ -449,20 +485,29 @@ import TraceModel
         }
     }
 
+    // The deadline tests move the deadlines' clock themselves (`ManualRequestTimers`): each
+    // deadline passes right after the event the test waited for, whatever the machine's load.
+
     /// The caller's grpc-timeout bounds the call: DEADLINE_EXCEEDED, trailers-only, flag UT,
     /// and the app's stream is cancelled.
     @Test func aCallPastItsGRPCTimeoutIsDeadlineExceeded() async throws {
         let app = try await App(group: group)
-        let proxy = try await sidecar(appPort: app.port) { _ in }
+        let timers = ManualRequestTimers()
+        let proxy = try await sidecar(appPort: app.port, timers: timers) { _ in }
         let client = try await Client.connect(group: group, port: proxy.inboundPort)
         defer { Task { await client.close(); await proxy.stop(); await app.close() } }
-        let response = try await client.call(Self.grpcCall("/echo.Echo/Hang", extra: [("grpc-timeout", "150m")]), body: "x")
+        async let call = within(.seconds(60), "the timed-out call") {
+            try await client.call(Self.grpcCall("/echo.Echo/Hang", extra: [("grpc-timeout", "150m")]), body: "x")
+        }
+        #expect(await eventually { app.seen.withLock { $0.count } == 1 })
+        #expect(await timers.advance(by: .milliseconds(149)) == 0, "not before the caller's deadline")
+        #expect(await timers.advance(by: .milliseconds(1)) == 1)
+        let response = try await call
         #expect(response.status == "200" && response.grpcStatus == "4", "\(response.headers)")
         #expect(response.headers.first?.first(name: "grpc-message")?.contains("grpc-timeout") == true)
         #expect(await eventually { proxy.hops(.inbound).count == 1 })
         let hop = try #require(proxy.hops(.inbound).first)
         #expect(hop.responseFlags == ["UT"] && hop.grpcStatus == 4)
-        #expect(hop.durationNanos >= 150_000_000)
         #expect(app.seen.withLock { $0.first?.first(name: "grpc-timeout") } == "150m", "passed on to the app")
     }
 
@@ -470,15 +515,30 @@ import TraceModel
     /// gRPC); one whose response has started may stream past it.
     @Test func theRequestTimeoutRunsUntilTheResponseStarts() async throws {
         let app = try await App(group: group)
-        let proxy = try await sidecar(appPort: app.port) { $0.requestTimeoutMillis = 200 }
+        let timers = ManualRequestTimers()
+        let proxy = try await sidecar(appPort: app.port, timers: timers) { $0.requestTimeoutMillis = 200 }
         let client = try await Client.connect(group: group, port: proxy.inboundPort)
         defer { Task { await client.close(); await proxy.stop(); await app.close() } }
-        let hung = try await client.call([":method": "GET", ":scheme": "http", ":authority": "reports", ":path": "/hang"])
+        async let hungCall = within(.seconds(60), "the hung request") {
+            try await client.call([":method": "GET", ":scheme": "http", ":authority": "reports", ":path": "/hang"])
+        }
+        #expect(await eventually { app.seen.withLock { $0.count } == 1 })
+        #expect(await timers.advance(by: .milliseconds(199)) == 0)
+        #expect(await timers.advance(by: .milliseconds(1)) == 1)
+        let hung = try await hungCall
         #expect(hung.status == "504" && String(buffer: hung.body).contains("upstream request timeout after 200 ms"))
-        let grpcHung = try await client.call(Self.grpcCall("/echo.Echo/Hang"), body: "x")
-        #expect(grpcHung.grpcStatus == "4")
-        let streaming = try await client.call(Self.grpcCall("/echo.Echo/SlowStream"), body: "late")
-        #expect(streaming.grpcStatus == "0" && String(buffer: streaming.body) == "late", "answered at once, finished after 400 ms")
+        async let grpcHungCall = within(.seconds(60), "the hung call") { try await client.call(Self.grpcCall("/echo.Echo/Hang"), body: "x") }
+        #expect(await eventually { app.seen.withLock { $0.count } == 2 })
+        #expect(await timers.advance(by: .milliseconds(200)) == 1)
+        #expect(try await grpcHungCall.grpcStatus == "4")
+        // Answered (headers) before the deadline, finished after it.
+        async let streamingCall = within(.seconds(60), "the streaming call") { try await client.call(Self.grpcCall("/echo.Echo/SlowStream"), body: "late") }
+        #expect(await eventually { app.seen.withLock { $0.count } == 3 })
+        #expect(await eventually { timers.pendingCount == 0 }, "the answer's headers stopped the request timer")
+        #expect(await timers.advance(by: .seconds(10)) == 0)
+        app.releaseHeld()
+        let streaming = try await streamingCall
+        #expect(streaming.grpcStatus == "0" && String(buffer: streaming.body) == "late", "answered at once, finished after the timeout")
         #expect(await eventually { proxy.hops(.inbound).count == 3 })
         #expect(proxy.hops(.inbound).map(\.responseFlags) == [["UT"], ["UT"], []])
     }
@@ -487,10 +547,18 @@ import TraceModel
     /// the call the client sees, and the app's stream is reset.
     @Test func aGRPCTimeoutAfterTheHeadersEndsTheCallWithTrailers() async throws {
         let app = try await App(group: group)
-        let proxy = try await sidecar(appPort: app.port) { _ in }
+        let timers = ManualRequestTimers()
+        let proxy = try await sidecar(appPort: app.port, timers: timers) { _ in }
         let client = try await Client.connect(group: group, port: proxy.inboundPort)
         defer { Task { await client.close(); await proxy.stop(); await app.close() } }
-        let response = try await client.call(Self.grpcCall("/echo.Echo/SlowStream", extra: [("grpc-timeout", "150m")]), body: "x")
+        async let call = within(.seconds(60), "the timed-out stream") {
+            try await client.call(Self.grpcCall("/echo.Echo/SlowStream", extra: [("grpc-timeout", "150m")]), body: "x")
+        }
+        #expect(await eventually { app.seen.withLock { $0.count } == 1 })
+        // The request timer stops at the app's headers; the caller's deadline runs on.
+        #expect(await eventually { timers.pendingCount == 1 }, "the answer's headers stopped the request timer")
+        #expect(await timers.advance(by: .milliseconds(150)) == 1)
+        let response = try await call
         #expect(response.headers.count == 2, "the app's headers, then the proxy's trailers: \(response.headers)")
         #expect(response.status == "200" && response.grpcStatus == "4")
         #expect(await eventually { proxy.hops(.inbound).count == 1 })
@@ -511,7 +579,7 @@ import TraceModel
         #expect(try await first.call(Self.grpcCall("/echo.Echo/Say"), body: "3").grpcStatus == "0", "the open connection still serves")
         await first.close()
         // Its upstream connection closes with it, and the slot comes back.
-        #expect(await eventually(timeout: .seconds(10)) { proxy.server.clusters.all.first?.snapshot.connections == 0 })
+        #expect(await eventually { proxy.server.clusters.all.first?.snapshot.connections == 0 })
         #expect(try await second.call(Self.grpcCall("/echo.Echo/Say"), body: "4").grpcStatus == "0")
         #expect(await eventually { proxy.hops(.inbound).count == 4 })
         #expect(proxy.hops(.inbound).map(\.responseFlags) == [[], ["UO"], [], []])
@@ -581,12 +649,12 @@ import TraceModel
         #expect(try await client.call(Self.grpcCall("/echo.Echo/Say"), body: "x").grpcStatus == "0")
         let closed = Locked(false)
         client.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
-        #expect(await eventually(timeout: .seconds(10)) { closed.withLock { $0 } }, "closed once idle")
+        #expect(await eventually { closed.withLock { $0 } }, "closed once idle")
 
         let silent = try await Client.connect(group: group, port: proxy.inboundPort)  // opens no stream at all
         let silentClosed = Locked(false)
         silent.channel.closeFuture.whenComplete { _ in silentClosed.withLock { $0 = true } }
-        #expect(await eventually(timeout: .seconds(10)) { silentClosed.withLock { $0 } }, "closed though no stream ever opened")
+        #expect(await eventually { silentClosed.withLock { $0 } }, "closed though no stream ever opened")
     }
 
     /// A body that comes after the HEADERS, in a later read: the stream's reads are held only
@@ -607,18 +675,23 @@ import TraceModel
     /// flight finish, and then closes the connection.
     @Test func shutdownSendsGoAwayAndLetsTheCallInFlightFinish() async throws {
         let app = try await App(group: group)
-        let proxy = try await inboundSidecar(appPort: app.port)
+        // Drain waits (real time) for the held call until the test releases it.
+        let proxy = try await sidecar(appPort: app.port) { $0.drainTimeoutMillis = 60_000 }
         defer { Task { await app.close() } }
         let client = try await Client.connect(group: group, port: proxy.inboundPort)
         let closed = Locked(false)
         client.channel.closeFuture.whenComplete { _ in closed.withLock { $0 = true } }
-        async let slow = client.call(Self.grpcCall("/echo.Echo/Slow"), body: "x")  // answered after 300 ms
-        #expect(await eventually { proxy.server.stats.snapshot.requestsActive == 1 })
-        await proxy.stop()
+        async let slow = within(.seconds(60), "the call in flight") { try await client.call(Self.grpcCall("/echo.Echo/Held"), body: "x") }
+        #expect(await eventually { proxy.server.stats.snapshot.requestsActive == 1 && app.seen.withLock { $0.count } == 1 })
+        let stopping = Task { await proxy.stop() }
+        #expect(await eventually { proxy.server.connections.isDraining }, "draining while the call is in flight")
+        for loop in group.makeIterator() { try await loop.submit {}.get() }  // the drain events have run
+        app.releaseHeld()
+        await stopping.value
         let finished = try await slow
         #expect(finished.grpcStatus == "0", "the call in flight finished: \(finished)")
         #expect(client.goAway.withLock { $0 }, "the client was told to stop")
-        #expect(await eventually(timeout: .seconds(10)) { closed.withLock { $0 } })
+        #expect(await eventually { closed.withLock { $0 } })
     }
 
     @Test func grpcCallsCarryIstiosGRPCLabels() {
@@ -717,7 +790,7 @@ import TraceModel
             .connect(host: "127.0.0.1", port: port).get()
         try? await channel.writeAndFlush(ByteBuffer(bytes: bytes))
         try? await channel.close(mode: .output)
-        let timer = channel.eventLoop.scheduleTask(in: .seconds(5)) { closed.fail(ChannelError.ioOnClosedChannel) }
+        let timer = channel.eventLoop.scheduleTask(in: .seconds(60)) { closed.fail(ChannelError.ioOnClosedChannel) }
         let ended = (try? await closed.futureResult.get()) != nil
         timer.cancel()
         try? await channel.close()

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -7,7 +8,7 @@ import TraceModel
 @testable import SidecarProxy
 
 /// Parent inference on real sockets: one sidecar (inbound in front of an echo app, outbound for
-/// the app's calls). Inbound `/slow` requests stand for requests the app is still serving; an
+/// the app's calls). Inbound `/hold` requests stand for requests the app is still serving; an
 /// outbound call without trace headers stands for the app's call made while serving them.
 @Suite(.serialized) struct ParentInferenceTests {
     let group = MultiThreadedEventLoopGroup.singleton
@@ -24,12 +25,13 @@ import TraceModel
         return (app, sidecar)
     }
 
-    /// Starts `n` inbound requests that stay in flight for `ms`, and waits until the sidecar has them.
-    func holdInbound(_ sidecar: TestSidecar, _ n: Int, ms: Int = 1500) async throws -> [Task<TestResponse, any Error>] {
+    /// Starts `n` inbound requests that stay in flight until the app releases them, and waits
+    /// until the sidecar has them.
+    func holdInbound(_ sidecar: TestSidecar, _ n: Int) async throws -> [Task<TestResponse, any Error>] {
         var tasks: [Task<TestResponse, any Error>] = []
         for _ in 0..<n {
             let client = try await TestClient(group: group, port: sidecar.inboundPort)
-            tasks.append(Task { try await client.send(.GET, "/slow?ms=\(ms)") })
+            tasks.append(Task { try await within(.seconds(60), "a held inbound request") { try await client.send(.GET, "/hold") } })
         }
         let inference = sidecar.server.inference
         #expect(await eventually { inference.inFlightCount == n })
@@ -43,6 +45,7 @@ import TraceModel
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
         let r = try await client.send(.GET, "http://database/records?report=1", headers: [("host", "database")])
         #expect(r.status == 200)
+        app.releaseHeld()
         for t in held { _ = try await t.value }
 
         let inbound = try #require(sidecar.hops(.inbound).first)
@@ -68,6 +71,7 @@ import TraceModel
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
         let r = try await client.send(.GET, "http://database/records?report=1", headers: [("host", "database")])
         #expect(r.status == 200)
+        app.releaseHeld()
         for t in held { _ = try await t.value }
 
         let outbound = try #require(sidecar.hops(.outbound).first)

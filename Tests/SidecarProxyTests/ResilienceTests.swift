@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -10,8 +11,10 @@ import TraceModel
 @Suite(.serialized) struct ResilienceTests {
     let group = MultiThreadedEventLoopGroup.singleton
 
-    func outbound(to port: Int, _ configure: (inout SidecarConfiguration) -> Void = { _ in }) async throws -> TestSidecar {
-        try await TestSidecar.start(group: group) { c in
+    func outbound(
+        to port: Int, timers: any RequestTimers = EventLoopTimers(), _ configure: (inout SidecarConfiguration) -> Void = { _ in }
+    ) async throws -> TestSidecar {
+        try await TestSidecar.start(group: group, timers: timers) { c in
             c.serviceName = "frontend"
             c.upstreams = [UpstreamService(name: "backend", host: "127.0.0.1", port: port)]
             configure(&c)
@@ -19,7 +22,7 @@ import TraceModel
     }
 
     @Test func unreachableUpstreamIs503UFAfterRetries() async throws {
-        let dead = try closedPort()
+        let dead = try refusingPort()
         let sidecar = try await outbound(to: dead)
         defer { Task { await sidecar.stop() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
@@ -41,7 +44,7 @@ import TraceModel
     }
 
     @Test func withoutRetriesTheFlagIsJustUF() async throws {
-        let dead = try closedPort()
+        let dead = try refusingPort()
         let sidecar = try await outbound(to: dead) { $0.maxRetries = 0 }
         defer { Task { await sidecar.stop() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
@@ -54,7 +57,7 @@ import TraceModel
     }
 
     @Test func exhaustedRetryBudgetStopsRetrying() async throws {
-        let dead = try closedPort()
+        let dead = try refusingPort()
         let sidecar = try await outbound(to: dead) { c in
             c.maxRetries = 5
             c.retryBudgetPercent = 0
@@ -141,19 +144,27 @@ import TraceModel
         await offClient.close()
     }
 
+    // The timeout tests below move the deadlines' clock themselves (`ManualRequestTimers`):
+    // each timeout fires right after the event the test waited for, so a loaded machine can
+    // neither fire it before the fast path answers nor let a held response beat it.
+
     @Test func slowUpstreamIs504UT() async throws {
         let app = try await EchoApp(group: group)
-        let sidecar = try await outbound(to: app.port) { $0.requestTimeoutMillis = 150 }
+        let timers = ManualRequestTimers()
+        let sidecar = try await outbound(to: app.port, timers: timers) { $0.requestTimeoutMillis = 150 }
         defer { Task { await sidecar.stop(); await app.close() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
-        let r = try await client.send(.GET, "http://backend/slow?ms=2000")
+        async let reply = within(.seconds(60), "the 504") { try await client.send(.GET, "http://backend/hold") }
+        #expect(await eventually { app.requestCount == 1 })
+        #expect(await timers.advance(by: .milliseconds(149)) == 0, "not before the timeout")
+        #expect(await timers.advance(by: .milliseconds(1)) == 1)
+        let r = try await reply
         #expect(r.status == 504)
         #expect(r.head.headers["x-meshtrace-response-flags"] == ["UT"])
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         #expect(sidecar.hops(.outbound)[0].responseFlags == ["UT"])
-        #expect(sidecar.hops(.outbound)[0].durationNanos >= 150_000_000)
         // A fast request afterwards on the same client connection works (fresh upstream connection).
-        let ok = try await client.send(.GET, "http://backend/fast")
+        let ok = try await within(.seconds(60), "the next request") { try await client.send(.GET, "http://backend/fast") }
         #expect(ok.status == 200)
         await client.close()
     }
@@ -162,34 +173,46 @@ import TraceModel
     /// request goes out again; the second attempt answers.
     @Test func perTryTimeoutRetriesASlowAttempt() async throws {
         let app = try await EchoApp(group: group)
-        let sidecar = try await outbound(to: app.port) { c in
+        let timers = ManualRequestTimers()
+        let sidecar = try await outbound(to: app.port, timers: timers) { c in
             c.perTryTimeoutMillis = 150
             c.requestTimeoutMillis = 10_000
         }
         defer { Task { await sidecar.stop(); await app.close() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
-        let uri = "/slow-once/\(UUID().uuidString)?ms=3000"
-        let r = try await client.send(.POST, "http://backend" + uri, body: ByteBuffer(string: "order"))
+        let uri = "/hold-once/\(UUID().uuidString)"
+        async let reply = within(.seconds(60), "the retried answer") {
+            try await client.send(.POST, "http://backend" + uri, body: ByteBuffer(string: "order"))
+        }
+        #expect(await eventually { app.requestCount == 1 })
+        #expect(await timers.advance(by: .milliseconds(149)) == 0, "not before the per-try timeout")
+        #expect(await timers.advance(by: .milliseconds(1)) == 1)
+        let r = try await reply
         #expect(r.status == 200)
         #expect(r.json["body_bytes"] as? Int == 5, "the kept body went out again")
         #expect(app.requests.withLock { $0.filter { $0.head.uri == uri }.count } == 2)
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         let hop = sidecar.hops(.outbound)[0]
         #expect(hop.retries == 1 && hop.responseFlags.isEmpty && hop.statusCode == 200)
-        #expect(hop.durationNanos >= 150_000_000 && hop.durationNanos < 3_000_000_000)
         await client.close()
     }
 
     /// The per-try timeout ends at the response head: a body slower than it is not cut.
     @Test func perTryTimeoutStopsAtTheResponseHead() async throws {
         let app = try await EchoApp(group: group)
-        let sidecar = try await outbound(to: app.port) { $0.perTryTimeoutMillis = 100 }
+        let timers = ManualRequestTimers()
+        let sidecar = try await outbound(to: app.port, timers: timers) { $0.perTryTimeoutMillis = 100 }
         defer { Task { await sidecar.stop(); await app.close() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
-        let r = try await client.send(.GET, "http://backend/slow-body?ms=400")
+        async let reply = within(.seconds(60), "the held body") { try await client.send(.GET, "http://backend/hold-body") }
+        #expect(await eventually { client.headsReceived == 1 }, "the head came through")
+        await timers.advance(by: .seconds(10))  // far past the per-try timeout, before the body
+        app.releaseHeld()
+        let r = try await reply
         #expect(r.status == 200 && String(buffer: r.body) == "later")
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         #expect(sidecar.hops(.outbound)[0].retries == 0 && sidecar.hops(.outbound)[0].responseFlags.isEmpty)
+        #expect(app.requestCount == 1)
         await client.close()
     }
 
@@ -197,12 +220,13 @@ import TraceModel
     /// request timeout; an inbound listener does not retry at all.
     @Test func perTryTimeoutsThatRunOutAre504() async throws {
         let app = try await EchoApp(group: group)
-        let sidecar = try await outbound(to: app.port) { c in
+        let timers = ManualRequestTimers()
+        let sidecar = try await outbound(to: app.port, timers: timers) { c in
             c.perTryTimeoutMillis = 100
             c.maxRetries = 1
             c.requestTimeoutMillis = 10_000
         }
-        let inbound = try await TestSidecar.start(group: group) { c in
+        let inbound = try await TestSidecar.start(group: group, timers: timers) { c in
             c.serviceName = "backend"
             c.appPort = app.port
             c.outboundPort = -1
@@ -210,18 +234,28 @@ import TraceModel
         }
         defer { Task { await sidecar.stop(); await inbound.stop(); await app.close() } }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
-        let r = try await client.send(.GET, "http://backend/slow?ms=3000")
+        async let reply = within(.seconds(60), "the 504") { try await client.send(.GET, "http://backend/hold") }
+        #expect(await eventually { app.requestCount == 1 })
+        #expect(await timers.advance(by: .milliseconds(100)) == 1)
+        #expect(await eventually { app.requestCount == 2 }, "the retry")
+        #expect(await timers.advance(by: .milliseconds(100)) == 1)
+        let r = try await reply
         #expect(r.status == 504)
         #expect(r.head.headers["x-meshtrace-response-flags"] == ["UT,URX"])
         #expect(String(buffer: r.body).contains("per-try timeout"), "\(String(buffer: r.body))")
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         #expect(sidecar.hops(.outbound)[0].retries == 1)
+        #expect(app.requestCount == 2)
+
         let direct = try await TestClient(group: group, port: inbound.inboundPort)
-        let before = app.requests.withLock { $0.count }
-        let inboundReply = try await direct.send(.GET, "/slow?ms=3000", headers: [("host", "backend")])
-        #expect(inboundReply.status == 504)
-        #expect(inboundReply.head.headers["x-meshtrace-response-flags"] == ["UT"])
-        #expect(app.requests.withLock { $0.count } == before + 1, "inbound: no retry")
+        async let inboundReply = within(.seconds(60), "the inbound 504") { try await direct.send(.GET, "/hold", headers: [("host", "backend")]) }
+        #expect(await eventually { app.requestCount == 3 })
+        #expect(await timers.advance(by: .milliseconds(100)) == 1)
+        let answered = try await inboundReply
+        #expect(answered.status == 504)
+        #expect(answered.head.headers["x-meshtrace-response-flags"] == ["UT"])
+        #expect(await eventually { inbound.hops(.inbound).count == 1 })
+        #expect(inbound.hops(.inbound)[0].retries == 0 && app.requestCount == 3, "inbound: no retry")
         await client.close()
         await direct.close()
     }
@@ -234,12 +268,13 @@ import TraceModel
         }
         defer { Task { await sidecar.stop(); await app.close() } }
         let slowClient = try await TestClient(group: group, port: sidecar.outboundPort)
-        async let slow = slowClient.send(.GET, "http://backend/slow?ms=500")
-        #expect(await eventually { sidecar.server.clusters.all.first?.snapshot.connections == 1 })
+        async let slow = within(.seconds(60), "the held request") { try await slowClient.send(.GET, "http://backend/hold") }
+        #expect(await eventually { app.requestCount == 1 }, "the one connection is busy")
         let other = try await TestClient(group: group, port: sidecar.outboundPort)
-        let r = try await other.send(.GET, "http://backend/x")
+        let r = try await within(.seconds(60), "the overflow") { try await other.send(.GET, "http://backend/x") }
         #expect(r.status == 503)
         #expect(r.head.headers["x-meshtrace-response-flags"] == ["UO"])
+        app.releaseHeld()
         #expect(try await slow.status == 200)
         #expect(await eventually { sidecar.hops(.outbound).contains { $0.responseFlags == ["UO"] } })
         await slowClient.close()
@@ -255,11 +290,15 @@ import TraceModel
         defer { Task { await sidecar.stop(); await app.close() } }
         let a = try await TestClient(group: group, port: sidecar.outboundPort)
         let b = try await TestClient(group: group, port: sidecar.outboundPort)
-        async let first = a.send(.GET, "http://backend/slow?ms=200")
-        #expect(await eventually { sidecar.server.clusters.all.first?.snapshot.connections == 1 })
-        let second = try await b.send(.GET, "http://backend/queued")
-        #expect(second.status == 200)
+        async let first = within(.seconds(60), "the held request") { try await a.send(.GET, "http://backend/hold") }
+        #expect(await eventually { app.requestCount == 1 }, "the one connection is busy")
+        async let second = within(.seconds(60), "the queued request") { try await b.send(.GET, "http://backend/queued") }
+        #expect(await eventually { sidecar.server.clusters.all.first?.snapshot.pending == 1 }, "the second waits for the connection")
+        #expect(app.requestCount == 1)
+        app.releaseHeld()
         #expect(try await first.status == 200)
+        #expect(try await second.status == 200)
+        #expect(app.requests.withLock { $0.map(\.head.uri) } == ["/hold", "/queued"], "on the one connection, in turn")
         #expect(sidecar.server.clusters.all.first?.snapshot.pending == 0)
         await a.close()
         await b.close()
@@ -347,11 +386,16 @@ import TraceModel
 
     @Test func shutdownDrainsInFlightRequestsAndFlushes() async throws {
         let app = try await EchoApp(group: group)
-        let sidecar = try await outbound(to: app.port)
+        // Drain waits (real time) for the held request until the test releases it.
+        let sidecar = try await outbound(to: app.port) { $0.drainTimeoutMillis = 60_000 }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
-        async let slow = client.send(.GET, "http://backend/slow?ms=300")
-        #expect(await eventually { sidecar.server.stats.snapshot.requestsActive == 1 })
-        await sidecar.stop()
+        async let slow = within(.seconds(60), "the drained request") { try await client.send(.GET, "http://backend/hold") }
+        #expect(await eventually { sidecar.server.stats.snapshot.requestsActive == 1 && app.requestCount == 1 })
+        let stopping = Task { await sidecar.stop() }
+        #expect(await eventually { sidecar.server.connections.isDraining }, "draining while the request is in flight")
+        for loop in group.makeIterator() { try await loop.submit {}.get() }  // the drain events have run
+        app.releaseHeld()
+        await stopping.value
         let r = try await slow
         #expect(r.status == 200)
         #expect(r.head.headers["connection"] == ["close"])
@@ -393,7 +437,7 @@ import TraceModel
                 // Fail instead of hanging when nobody ever serves the waiter.
                 let bounded = loops[1].makePromise(of: UpstreamConnection.self)
                 f.cascade(to: bounded)
-                loops[1].scheduleTask(in: .seconds(5)) { bounded.fail(PoolError.cancelled) }
+                loops[1].scheduleTask(in: .seconds(60)) { bounded.fail(PoolError.cancelled) }
                 return bounded.futureResult
             case .ready, .overflow:
                 throw PoolError.overflow

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import NIOCore
 import NIOPosix
 import Testing
@@ -222,7 +223,7 @@ import TraceModel
     @Test func anUnreachableTargetIs503UFAndTheConnectionCloses() async throws {
         let proxy = try await sidecar()
         defer { Task { await proxy.stop() } }
-        let port = try closedPort()
+        let port = try refusingPort()
         let reply = try await rawExchange(group: group, port: proxy.outboundPort, "CONNECT 127.0.0.1:\(port) HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(reply.hasPrefix("HTTP/1.1 503"), "\(reply)")
         #expect(reply.contains("upstream connect error"), "the refusal says why: \(reply)")

@@ -15,17 +15,64 @@ import Testing
             traceState: [nil, "", "vendor=1", "a=b,c=d"][Int(rng.next() % 4)])
     }
 
-    // The formats as they were first written, with interpolation.
+    /// 16 lower-case hex digits, with the standard library's formatting (not the product's `Hex`).
+    static func hex16(_ v: UInt64) -> String {
+        let digits = String(v, radix: 16, uppercase: false)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    // The formats as the specs write them: W3C Trace Context §3.2 (version-traceid-parentid-flags,
+    // lower-case hex, flags 01 = sampled), B3 single (traceid-spanid-sampled-parentspanid, a
+    // 64-bit trace id as 16 digits, `d` for debug, the parent only after a sampling decision).
     static func referenceTraceparent(_ c: TraceContext) -> String {
-        "00-\(Hex.format(c.traceID.high))\(Hex.format(c.traceID.low))-\(Hex.format(c.spanID.value))-\(c.sampled == true || c.debug ? "01" : "00")"
+        "00-\(hex16(c.traceID.high))\(hex16(c.traceID.low))-\(hex16(c.spanID.value))-\(c.sampled == true || c.debug ? "01" : "00")"
     }
 
     static func referenceB3Single(_ c: TraceContext) -> String {
-        var value = "\(c.traceID.high == 0 ? Hex.format(c.traceID.low) : Hex.format(c.traceID.high) + Hex.format(c.traceID.low))-\(Hex.format(c.spanID.value))"
+        var value = "\(c.traceID.high == 0 ? hex16(c.traceID.low) : hex16(c.traceID.high) + hex16(c.traceID.low))-\(hex16(c.spanID.value))"
         let decision = c.debug ? "d" : c.sampled.map { $0 ? "1" : "0" }
         if let decision { value += "-" + decision }
-        if let parent = c.parentSpanID, decision != nil { value += "-" + Hex.format(parent.value) }
+        if let parent = c.parentSpanID, decision != nil { value += "-" + hex16(parent.value) }
         return value
+    }
+
+    /// The specs' own examples, as literals.
+    @Test func theSpecsExamplesFormatAndParse() throws {
+        // W3C Trace Context, §3.2.2.1 example: version 00, trace-id, parent-id, sampled.
+        let w3c = TraceContext(
+            traceID: TraceID(high: 0x4bf9_2f35_77b3_4da6, low: 0xa3ce_929d_0e0e_4736), spanID: try #require(SpanID(0x00f0_67aa_0ba9_02b7)),
+            sampled: true)
+        #expect(W3CTraceContext.format(w3c) == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        var unsampled = w3c
+        unsampled.sampled = false
+        #expect(W3CTraceContext.format(unsampled) == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+        let parsed = try #require(W3CTraceContext.parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+        #expect(parsed.traceID == w3c.traceID && parsed.spanID == w3c.spanID && parsed.sampled == true)
+        // §3.2.2.3: an all-zero trace id or parent id is invalid, and so is upper-case hex.
+        #expect(W3CTraceContext.parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01") == nil)
+        #expect(W3CTraceContext.parse("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01") == nil)
+        #expect(W3CTraceContext.parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01") == nil)
+
+        // B3 single header, from openzipkin/b3-propagation's README.
+        let b3 = TraceContext(
+            traceID: TraceID(high: 0x80f1_98ee_5634_3ba8, low: 0x64fe_8b2a_57d3_eff7), spanID: try #require(SpanID(0xe457_b5a2_e4d8_6bd1)),
+            parentSpanID: SpanID(0x05e3_ac9a_4f6e_3b90), sampled: true)
+        #expect(B3Propagation.formatSingle(b3) == "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90")
+        var debug = b3
+        debug.debug = true
+        #expect(B3Propagation.formatSingle(debug) == "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d-05e3ac9a4f6e3b90")
+        var deferred = b3
+        deferred.sampled = nil
+        #expect(B3Propagation.formatSingle(deferred) == "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1", "no decision: no parent either")
+        let short = TraceContext(traceID: TraceID(high: 0, low: 0x64fe_8b2a_57d3_eff7), spanID: try #require(SpanID(0xe457_b5a2_e4d8_6bd1)), sampled: false)
+        #expect(B3Propagation.formatSingle(short) == "64fe8b2a57d3eff7-e457b5a2e4d86bd1-0", "a 64-bit trace id stays 16 digits")
+        guard case .context(let read)? = B3Propagation.extractSingle("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90") else {
+            Issue.record("the README's b3 example did not parse")
+            return
+        }
+        #expect(read.traceID == b3.traceID && read.spanID == b3.spanID && read.parentSpanID == b3.parentSpanID && read.sampled == true)
+        #expect(b3.traceID.hex32 == "80f198ee56343ba864fe8b2a57d3eff7")
+        #expect(short.traceID.hex32 == "000000000000000064fe8b2a57d3eff7")
     }
 
     @Test func formatsMatchReferenceAndParseBack() throws {
@@ -47,7 +94,7 @@ import Testing
             #expect(b3.traceID == c.traceID && b3.spanID == c.spanID && b3.debug == c.debug)
             #expect(b3.parentSpanID == (c.sampled == nil && !c.debug ? nil : c.parentSpanID))
 
-            #expect(c.traceID.hex32 == Hex.format(c.traceID.high) + Hex.format(c.traceID.low))
+            #expect(c.traceID.hex32 == Self.hex16(c.traceID.high) + Self.hex16(c.traceID.low))
         }
     }
 

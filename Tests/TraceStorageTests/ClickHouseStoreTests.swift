@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import Testing
 import TraceModel
 
@@ -44,8 +45,7 @@ struct ClickHouseStoreTests {
     /// Down at start: the store is created, reports not ready, and a write fails (so ingest
     /// answers 503) once the retry deadline passes, instead of hanging.
     @Test func unreachableServerIsNotReadyAndWritesFail() async throws {
-        let port = try refusedPort()
-        var config = ClickHouseConfiguration(url: "http://127.0.0.1:\(port.number)", database: "meshtrace")
+        var config = ClickHouseConfiguration(url: "http://127.0.0.1:\(try refusingPort())", database: "meshtrace")
         config.writeRetrySeconds = 0.5
         let store = try ClickHouseTraceStore(configuration: config, logger: testLogger)
         #expect(await store.isReady() == false)
@@ -53,7 +53,6 @@ struct ClickHouseStoreTests {
         await #expect(throws: ClickHouseError.self) { try await store.write([richSpan()]) }
         #expect(ContinuousClock.now - started < .seconds(10))
         try await store.close()
-        port.close()
     }
 
     @Test func configurationErrorsNameTheFlag() {
@@ -71,25 +70,4 @@ struct ClickHouseStoreTests {
         #expect(ClickHouseSQL.dateLiteral(ClickHouseSQL.day(ofNanos: t0)) == "'2023-11-14'")
         #expect(ClickHouseSQL.dateLiteral(ClickHouseSQL.day(ofNanos: 951_782_400_000_000_000)) == "'2000-02-29'")
     }
-}
-
-/// A bound, never-listening socket: connections to it are refused while it is held.
-struct RefusedPort {
-    let fd: Int32
-    let number: Int
-    func close() { _ = Foundation.close(fd) }
-}
-
-func refusedPort() throws -> RefusedPort {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard bound else { throw TraceStoreError.cannotCreateDirectory("could not bind a test socket") }
-    return RefusedPort(fd: fd, number: Int(UInt16(bigEndian: addr.sin_port)))
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import Testing
 import TraceModel
 
@@ -50,9 +51,10 @@ struct SQLiteDurabilityTests {
     @Test func corruptPayloadIsAnErrorNotACrash() async throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
-        let store = try SQLiteTraceStore(path: dir.path + "/meshtrace.sqlite", logger: testLogger)
+        let path = dir.path + "/meshtrace.sqlite"
+        let store = try SQLiteTraceStore(path: path, logger: testLogger)
         try await store.write([span(trace: tid(1), id: 1, attributes: [Attribute("k", .string("v"))]), span(trace: tid(2), id: 2, start: t0 + ms)])
-        try await store.corruptPayloadsForTesting(trace: tid(1))
+        try SQLiteStoreDamage.corruptPayloads(ofTrace: tid(1), inDatabaseAt: path)
         await #expect(throws: TraceStoreError.self) { try await store.trace(id: tid(1)) }
         // Search skips the undecodable span instead of failing.
         #expect(try await store.findTraceIDs(TraceQuery(annotationTerms: ["k"])) == [])

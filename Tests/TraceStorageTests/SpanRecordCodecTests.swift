@@ -48,7 +48,9 @@ struct SpanRecordCodecTests {
         #expect(throws: SpanRecordCodec.DecodingError.self) { try SpanRecordCodec.decode(nested) }
     }
 
-    /// Random bytes and mutations of valid records: decoding returns or throws, never traps.
+    /// Random bytes and mutations of valid records: decoding returns or throws, never traps;
+    /// whatever decodes is a record the codec would write itself (re-encoding is a fixed point);
+    /// and no strict prefix of a valid record decodes (a cut-off write is always caught).
     @Test(arguments: [UInt64(1), 0xC0FFEE, 0xDEAD_BEEF])
     func fuzz(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
@@ -59,16 +61,20 @@ struct SpanRecordCodecTests {
         ]
         var decoded = 0
         var rejected = 0
-        func attempt(_ bytes: [UInt8]) {
+        var truncationsRejected = 0
+        var truncations = 0
+        func attempt(_ bytes: [UInt8], truncated: Bool = false) {
             do {
                 let span = try SpanRecordCodec.decode(bytes)
-                // Whatever decodes must re-encode to a record that decodes to the same span.
-                let again = try SpanRecordCodec.decode(SpanRecordCodec.encode(span))
-                #expect(again.spanID == span.spanID && again.attributes.count == span.attributes.count)
+                // Compared as bytes: a NaN attribute is not equal to itself as a value.
+                let record = SpanRecordCodec.encode(span)
+                #expect(SpanRecordCodec.encode(try SpanRecordCodec.decode(record)) == record, "re-encoding \(bytes) is not stable")
                 decoded += 1
             } catch {
                 rejected += 1
+                if truncated { truncationsRejected += 1 }
             }
+            if truncated { truncations += 1 }
         }
         for _ in 0..<3_000 {
             let n = Int.random(in: 0..<200, using: &rng)
@@ -89,8 +95,9 @@ struct SpanRecordCodecTests {
                     let i = Int.random(in: 0..<bytes.count, using: &rng)
                     bytes[i] = [0x00, 0xFF, 0x80, 0x7F, UInt8.random(in: 0...255, using: &rng)].randomElement(using: &rng)!
                 }
-            case 2:  // truncate
-                bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+            case 2:  // truncate: never a valid record
+                attempt(Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng))), truncated: true)
+                continue
             case 3:  // insert a run of 0xFF (huge varints / lengths)
                 let i = Int.random(in: 0...bytes.count, using: &rng)
                 bytes.insert(contentsOf: Array(repeating: 0xFF, count: Int.random(in: 1...12, using: &rng)), at: i)
@@ -101,7 +108,8 @@ struct SpanRecordCodecTests {
             }
             attempt(bytes)
         }
-        #expect(decoded + rejected == 9_000)
-        #expect(rejected > 0)
+        #expect(truncations > 500 && truncationsRejected == truncations, "\(truncations - truncationsRejected) cut-off records decoded")
+        // Both outcomes are common, or the mutations exercise only one path.
+        #expect(decoded > 100 && rejected > 1_000, "decoded \(decoded), rejected \(rejected)")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import Testing
 import TraceModel
 @testable import TraceWire

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import SwiftProtobuf
 import Testing
 import TraceModel
@@ -78,7 +79,7 @@ import TraceModel
             let list = ProtoWriter()
             w.withBytes { list.bytes(field: 1, $0) }
             let hand = try ZipkinProto.decodeWithGeneratedCode(list.bytes).spans
-            let generated = try ZipkinProto.decodeWithGeneratedCode(ZipkinProto.encode([s])).spans
+            let generated = try ZipkinProto.decodeWithGeneratedCode(ZipkinProto.encodeWithGeneratedCode([s])).spans
             try #require(hand == generated, "span \(i): \(s)")
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import Testing
 import TraceModel
 @testable import TraceWire
@@ -17,7 +18,7 @@ import TraceModel
         b.parentSpanID = SpanID(1)
         b.kind = .consumer
         // Generated code writes the tag map in dictionary order, which the decoder keeps.
-        var batch = try ZipkinProto.decode(ZipkinProto.encode([a, b]))
+        var batch = try ZipkinProto.decode(ZipkinProto.encodeWithGeneratedCode([a, b]))
         batch.spans[0].attributes.sort { $0.key < $1.key }
         #expect(batch.spans == [a, b])
     }
@@ -26,7 +27,7 @@ import TraceModel
         let json = try ZipkinJSON.decode(bytes(ZipkinJSONTests.specExample))
         // Generated code writes tag maps in dictionary order, which the decoder keeps.
         let byKey = { (spans: [Span]) in spans.map { s in var s = s; s.attributes.sort { $0.key < $1.key }; return s } }
-        let decoded = byKey(try ZipkinProto.decode(ZipkinProto.encode(json.spans)).spans)
+        let decoded = byKey(try ZipkinProto.decode(ZipkinProto.encodeWithGeneratedCode(json.spans)).spans)
         #expect(decoded == byKey(json.spans), "\(Self.difference(decoded, byKey(json.spans)))")
     }
 
@@ -75,7 +76,7 @@ import TraceModel
         #expect(throws: WireError.self) { try ZipkinProto.decode(bytes("[{\"traceId\":1}]")) }
         var s = Samples.simpleSpan(1)
         s.attributes = [Attribute("big", .string(String(repeating: "a", count: 20_000)))]
-        let batch = try ZipkinProto.decode(ZipkinProto.encode([s]))
+        let batch = try ZipkinProto.decode(ZipkinProto.encodeWithGeneratedCode([s]))
         #expect(batch.truncatedValues == 1)
         #expect(batch.spans.first?.attribute("big") == .string(String(repeating: "a", count: 16_384)))
     }
@@ -188,7 +189,7 @@ import TraceModel
         var g = SplitMix64(seed: 0x21_9B_0F)
         var rich = Samples.richSpan()
         rich.remoteEndpoint = Endpoint(serviceName: "x", ipv4: "1.2.3.4", port: 9)
-        let valid = ZipkinProto.encode([rich, Samples.simpleSpan(2)])
+        let valid = ZipkinProto.encodeWithGeneratedCode([rich, Samples.simpleSpan(2)])
         var decoded = 0
         for i in 0..<4000 {
             let input = i % 4 == 3 ? Fuzz.randomBytes(&g) : Fuzz.mutate(valid, &g)

@@ -122,6 +122,11 @@ def test_broken_demo_names_backend_and_the_headers(tmp_path, meshes):
     trace = requests.get(f"{mesh.ui}/api/traces/{tid}", timeout=10).json()["data"][0]
     roots = [s for s in trace["spans"] if not s["references"]]
     assert [(service(trace, s), kind(s)) for s in roots] == [("backend", "client")]
+    # The causality bookkeeping is opt-in (--record-causality): no span of this run carries it.
+    now_us = int(time.time() * 1e6) + 1_000_000
+    for svc in ("backend", "database"):
+        stored = mesh.traces(svc, 0, now_us, limit=500)
+        assert stored and not [s for t in stored for s in t["spans"] if tag(s, "demo.caused_by") is not None], svc
 
     # The UI's Health page is served and reads the same endpoint.
     assert requests.get(f"{mesh.ui}/health", timeout=10).status_code == 200
@@ -136,7 +141,7 @@ def test_broken_demo_names_backend_and_the_headers(tmp_path, meshes):
 
 
 def test_inferred_parents_make_sequential_traces_whole(tmp_path, meshes):
-    mesh = Mesh(["demo", "--broken", "--infer-parent", *EPHEMERAL, "--requests", "0"], tmp_path)
+    mesh = Mesh(["demo", "--broken", "--infer-parent", "--record-causality", *EPHEMERAL, "--requests", "0"], tmp_path)
     meshes.append(mesh)
     start_us = int(time.time() * 1e6)
     send(mesh, 20, concurrency=1)
@@ -178,7 +183,7 @@ def test_inferred_parents_make_sequential_traces_whole(tmp_path, meshes):
 
 
 def test_concurrent_traffic_never_links_a_wrong_parent(tmp_path, meshes):
-    mesh = Mesh(["demo", "--broken", "--infer-parent", *EPHEMERAL, "--requests", "0"], tmp_path)
+    mesh = Mesh(["demo", "--broken", "--infer-parent", "--record-causality", *EPHEMERAL, "--requests", "0"], tmp_path)
     meshes.append(mesh)
     results = {}
     for concurrency, n in [(1, 40), (4, 80), (16, 160)]:

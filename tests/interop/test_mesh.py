@@ -239,19 +239,21 @@ def test_live_sampling_change_without_restarts(tmp_path, meshes):
         t0 = time.time()
         wait_until(lambda: traces_between(t0, time.time()) >= 20, timeout=30, message="traces at 100%")
 
-        # 1. The CLI: sampling 0 stops new traces within 2 s.
+        # 1. The CLI: sampling 0 stops new traces. The control plane answers once every sidecar
+        # has the setting, so order, not speed: after 20 more answered requests (however long
+        # four debug hops take for them), no trace may have started after the CLI returned. The
+        # second of grace covers only a request the gateway had read just before the change.
         out = mesh.cli("telemetry", "set", "--sampling", "0")
-        assert out.returncode == 0, out.stderr
-        changed = time.time()
-        time.sleep(4)  # let requests flow under the new setting; this is the measurement window
-        quiet_from = changed + 2
+        assert out.returncode == 0, out.stderr + f"\nmesh exit: {mesh.proc.poll()}\nmesh log:\n{mesh.log()[-4000:]}"
+        quiet_from = time.time() + 1
+        wait_until(lambda: len([s for s in traffic.sent if s[0] > quiet_from and s[1] == 200]) >= 20,
+                   timeout=120, message="20 answered requests after the change")
         assert traces_between(quiet_from, time.time()) == 0, "no traces should start after sampling 0"
-        assert len([s for s in traffic.sent if s[0] > quiet_from]) >= 20, "traffic kept flowing"
 
         # 2. Saving mesh.yaml: back to 100% within 2 s.
         write_mesh(mesh_file, 100)
         saved = time.time()
-        wait_until(lambda: traces_between(saved, time.time()) >= 10, timeout=15, message="traces again after editing mesh.yaml")
+        wait_until(lambda: traces_between(saved, time.time()) >= 10, timeout=60, message="traces again after editing mesh.yaml")
         assert mesh.status()["telemetry"]["sampling"] == 100
     finally:
         traffic.stop_event.set()

@@ -270,22 +270,24 @@ def test_connect_timeout_is_504_ut(procs):
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(0)
     port = blackhole.getsockname()[1]
+    # Connect one at a time until a connect hangs: the queue is full from then on. Each connect
+    # that completes did so on its own (no sleep standing in for the handshakes); a kernel that
+    # lets eight through accepts beyond the backlog, and the test cannot provoke a timeout there.
     fillers = []
-    for _ in range(4):
+    for _ in range(8):
         c = socket.socket()
-        c.setblocking(False)
-        c.connect_ex(("127.0.0.1", port))
+        c.settimeout(2)
+        try:
+            c.connect(("127.0.0.1", port))
+        except (socket.timeout, OSError):
+            c.close()
+            break
         fillers.append(c)
-    time.sleep(0.2)
-    probe = socket.socket()
-    probe.settimeout(0.5)
-    try:
-        probe.connect(("127.0.0.1", port))
+    else:
+        for c in fillers:
+            c.close()
+        blackhole.close()
         pytest.skip("this kernel accepts connections beyond the backlog; cannot provoke a connect timeout")
-    except (socket.timeout, OSError):
-        pass
-    finally:
-        probe.close()
     try:
         sidecar = procs(Sidecar(BINARY, "--service", "frontend", "--inbound-port", "-1", "--connect-timeout", "200ms",
                                 "--max-retries", "0", "--upstream", f"hang=127.0.0.1:{port}"))
@@ -431,14 +433,21 @@ def test_sigterm_drains_in_flight_requests_and_flushes_spans(procs, start_collec
 def test_curl_large_upload_with_expect_100_continue(mesh, tmp_path):
     payload = tmp_path / "upload.bin"
     payload.write_bytes(os.urandom(3_000_000))
-    started = time.monotonic()
+    # curl waits --expect100-timeout (60 s here) for "100 Continue" before sending the body
+    # anyway; --max-time 30 fails the run first if no 100 comes. Order, not speed: the 100 is in
+    # curl's trace before the body went out.
+    trace = tmp_path / "curl-trace.txt"
     out = subprocess.run(
-        ["curl", "-sS", "--max-time", "20", "-x", mesh["frontend"].url("outbound"), "-H", "Expect: 100-continue",
+        ["curl", "-sS", "--max-time", "30", "--expect100-timeout", "60", "--trace-ascii", str(trace),
+         "-x", mesh["frontend"].url("outbound"), "-H", "Expect: 100-continue",
          "--data-binary", f"@{payload}", "http://backend/upload"],
-        capture_output=True, text=True, timeout=30)
+        capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["body_bytes"] == 3_000_000
-    assert time.monotonic() - started < 0.9, "the proxy answers 100 Continue instead of making curl wait 1s"
+    lines = trace.read_text(errors="replace").splitlines()
+    continued = next((i for i, line in enumerate(lines) if line.startswith("<= Recv header") and "100 Continue" in lines[i + 1]), None)
+    sent = next((i for i, line in enumerate(lines) if line.startswith("=> Send data")), None)
+    assert continued is not None and sent is not None and continued < sent, "the proxy answered 100 Continue before the body"
 
 
 def test_the_sidecar_only_binary_is_the_same_sidecar(procs, start_collector):

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from conftest import ROOT, Collector, get_json, wait_until
-from ui.data import XSS, Mesh, SAMPLING_RATE, post_big_trace, post_xss
+from ui.data import XSS, XSS_KEY, XSS_SERVICE, Mesh, SAMPLING_RATE, post_big_trace, post_xss
 from spans import new_rng
 
 from selenium import webdriver  # noqa: E402
@@ -42,12 +42,21 @@ def data(collector):
     rng = new_rng(4242)
     mesh = Mesh().build()
     mesh.post(collector.url("otlp", "/v1/traces"))
-    xss_trace = post_xss(collector.url("zipkin", "/api/v2/spans"), rng)
     big_trace, big_spans = post_big_trace(collector.url("zipkin", "/api/v2/spans"), rng)
     # Ingest answers after commit; still, wait until the query side sees everything.
     wait_until(lambda: len(get_json(collector.url("query", f"/api/traces/{big_trace}"))["data"][0]["spans"]) == 10_000,
                timeout=60, message="10k-span trace stored")
-    return {"mesh": mesh, "xss": xss_trace, "big": big_trace, "big_spans": big_spans}
+    return {"mesh": mesh, "big": big_trace, "big_spans": big_spans}
+
+
+@pytest.fixture(scope="module")
+def xss(tmp_path_factory):
+    """A collector holding only the markup trace, so its graph is the markup's alone (and the
+    README's graph image, taken from the main collector, stays clean)."""
+    c = Collector(tmp_path_factory.mktemp("ui-xss")).start()
+    trace = post_xss(c.url("zipkin", "/api/v2/spans"), new_rng(4343))
+    yield c, trace
+    c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +175,19 @@ def test_search_by_service_with_the_form(collector, data, browser):
     assert ids <= mesh_ids
     assert len(browser.find_elements(By.CSS_SELECTOR, "#scatter circle.dot")) == 20
     assert "20 traces in the last 15 minutes" in browser.find_element(By.CSS_SELECTOR, ".results-head h2").text
-    # Sort: longest first puts the longest duration on top.
+    # Sort: longest first puts the longest duration on top. The durations are the API's (last end
+    # minus first start over the trace's spans), not the labels the page printed.
     Select(browser.find_element(By.ID, "sort")).select_by_value("longest")
-    durations = [i.find_element(By.CSS_SELECTOR, ".trace-dur").text for i in
-                 browser.find_elements(By.CSS_SELECTOR, "#trace-list .trace-item")]
-    assert len(durations) == 20 and "sort=longest" in browser.current_url
+    wait(browser).until(lambda d: "sort=longest" in d.current_url)
+    shown = [i.get_attribute("data-trace-id") for i in browser.find_elements(By.CSS_SELECTOR, "#trace-list .trace-item")]
+    assert len(shown) == 20 and set(shown) == ids
+
+    def duration(trace_id):
+        spans = get_json(collector.url("query", f"/api/traces/{trace_id}"))["data"][0]["spans"]
+        return max(sp["startTime"] + sp["duration"] for sp in spans) - min(sp["startTime"] for sp in spans)
+    durations = [duration(t) for t in shown]
+    assert durations == sorted(durations, reverse=True), durations
+    assert len(set(durations)) > 1, "the mesh's traces differ in length, or the order shows nothing"
     shot(browser, "search.png")
 
 
@@ -259,8 +276,17 @@ def test_trace_waterfall_matches_the_stored_spans_and_collapses(collector, data,
     services = [r.get_attribute("data-service") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert sorted(services) == ["frontend", "ingress", "orders", "payments", "reviews"]
     assert "view=stats" in browser.current_url
-    # JSON download button is there and the raw trace it serves is the API's.
-    assert browser.find_element(By.ID, "download-json").is_displayed()
+    # The JSON download is the API's trace: the file the button saves parses to what the API serves.
+    downloads = os.path.join(ARTIFACTS, "downloads")
+    shutil.rmtree(downloads, ignore_errors=True)
+    os.makedirs(downloads)
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+    browser.find_element(By.ID, "download-json").click()
+    saved = os.path.join(downloads, f"trace-{trace_id}.json")
+    wait_until(lambda: os.path.exists(saved) and not os.path.exists(saved + ".crdownload") and os.path.getsize(saved) > 0,
+               timeout=30, message="the downloaded trace file")
+    with open(saved) as f:
+        assert json.load(f) == get_json(collector.url("query", f"/api/traces/{trace_id}"))
 
     # Jaeger-style deep link straight to a span.
     pay = next(s["spanID"] for s in stored["spans"] if procs[s["processID"]]["serviceName"] == "payments")
@@ -286,26 +312,50 @@ def test_dark_theme_persists(collector, data, browser):
     browser.execute_script("localStorage.setItem('meshtrace.theme', 'light')")
 
 
-def test_span_markup_is_shown_as_text(collector, data, browser):
-    open_trace(browser, collector, data["xss"])
+def no_markup_ran(driver):
+    """Nothing a span's text could inject ran or was built: every image the page has tried to
+    load has finished (an injected onerror handler would have run by then), no handler ran, and
+    no element came from the markup."""
+    wait(driver).until(lambda d: d.execute_script("return [...document.images].every(i => i.complete)"))
+    assert driver.execute_script("return window.__xss === undefined")
+    assert not driver.find_elements(By.CSS_SELECTOR, "img[src='x'], #app script")
+
+
+def test_span_markup_is_shown_as_text(xss, browser):
+    c, trace = xss
+    ui = f"http://127.0.0.1:{c.ports['query']}"
+    open_trace(browser, c, trace)
     target = next(r for r in rows(browser) if "render" in r.find_element(By.CSS_SELECTOR, ".op").text)
     assert target.find_element(By.CSS_SELECTOR, ".op").text == "render " + XSS
+    assert XSS_SERVICE in [r.find_element(By.CSS_SELECTOR, ".svc").text for r in rows(browser)], "a service name with markup"
     target.click()
     attrs = wait(browser).until(lambda d: d.find_element(By.ID, "span-attributes"))
-    cell = next(tr for tr in attrs.find_elements(By.TAG_NAME, "tr")
-                if tr.find_element(By.TAG_NAME, "th").text == "comment.body")
-    assert cell.find_element(By.TAG_NAME, "td").text == XSS
+    cells = {tr.find_element(By.TAG_NAME, "th").text: tr.find_element(By.TAG_NAME, "td").text
+             for tr in attrs.find_elements(By.TAG_NAME, "tr")}
+    assert cells["comment.body"] == XSS
+    assert cells[XSS_KEY] == "v", "a tag key with markup"
     assert ("saw " + XSS) in browser.find_element(By.ID, "span-events").text
     assert browser.find_element(By.ID, "details-title").text == "render " + XSS
-    # Also in the search results list.
-    open_page(browser, f"{base(collector)}/search?service=guestbook&lookback=15m", "#trace-list .trace-item")
-    time.sleep(0.3)  # give a (wrongly) injected onerror handler the chance to run
-    assert browser.execute_script("return window.__xss === undefined")
-    assert not browser.find_elements(By.CSS_SELECTOR, "img[src='x'], #app script")
-    open_trace(browser, collector, data["xss"])
-    time.sleep(0.3)
-    assert browser.execute_script("return window.__xss === undefined")
-    assert not browser.find_elements(By.CSS_SELECTOR, "img[src='x'], #app script")
+    no_markup_ran(browser)
+    # The search form (a service option) and the results list (service chips).
+    open_page(browser, f"{ui}/search?service=guestbook&lookback=15m", "#trace-list .trace-item")
+    options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#f-service option")]
+    assert XSS_SERVICE in options
+    assert any(XSS_SERVICE in chip.text for chip in browser.find_elements(By.CSS_SELECTOR, "#trace-list .chip"))
+    no_markup_ran(browser)
+    # The graph: the trace is inside its window, so the markup service is a node and an edge.
+    open_page(browser, f"{ui}/graph?lookback=5m", "#graph-svg g.node")
+    nodes = {n.get_attribute("data-node"): n for n in browser.find_elements(By.CSS_SELECTOR, "#graph-svg g.node")}
+    assert {"guestbook", XSS_SERVICE} <= set(nodes), set(nodes)
+    assert XSS_SERVICE in nodes[XSS_SERVICE].text
+    edges = {(e.get_attribute("data-source"), e.get_attribute("data-target"))
+             for e in browser.find_elements(By.CSS_SELECTOR, "#graph-svg g.edge")}
+    assert ("guestbook", XSS_SERVICE) in edges, edges
+    no_markup_ran(browser)
+    # Its side panel too.
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", nodes[XSS_SERVICE])
+    wait(browser).until(lambda d: d.find_element(By.ID, "graph-side-title").text == f"Service {XSS_SERVICE}")
+    no_markup_ran(browser)
 
 
 # --- service graph --------------------------------------------------------------------------------

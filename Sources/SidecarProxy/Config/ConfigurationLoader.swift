@@ -13,7 +13,7 @@ import Yams
 /// ```
 public enum ConfigurationLoader {
     /// Options that may be given several times (repeatable flags / YAML lists).
-    public static let repeatable: Set<String> = ["upstream", "route", "custom-tag", "health-check-path"]
+    public static let repeatable: Set<String> = ["upstream", "route", "custom-tag", "health-check-path", "route-template"]
 
     /// Options that take one comma list (a YAML list is joined into it).
     static let listOptions: Set<String> = ["propagation", "health-check-path", "retry-on-status"]
@@ -25,7 +25,7 @@ public enum ConfigurationLoader {
         "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "per-try-timeout", "max-retries",
         "retry-on-status", "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
         "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
-        "infer-parent", "export-batch-size", "export-flush-interval",
+        "infer-parent", "export-batch-size", "export-flush-interval", "route-template",
     ]
 
     /// Applies one option. Repeatable options append; others replace.
@@ -89,6 +89,9 @@ public enum ConfigurationLoader {
                 if !codes.contains(code) { codes.append(code) }
             }
             config.retryOnStatus = codes
+        case "route-template":
+            let template = try RouteTemplate(v)
+            if !config.routeTemplates.contains(template) { config.routeTemplates.append(template) }
         case "custom-tag":
             let tag = try CustomTag.parse(v, environment: environment)
             config.customTags.removeAll { $0.name == tag.name }

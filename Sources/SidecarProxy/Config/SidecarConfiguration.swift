@@ -161,6 +161,8 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var propagation: [PropagationFormat] = [.w3c, .b3multi]
     public var healthCheckPaths: [String] = ["/healthz", "/readyz", "/health"]
     public var customTags: [CustomTag] = []
+    /// Span names for matching paths (`--route-template /api/reports/{id}`), see `RouteTemplates`.
+    public var routeTemplates: [RouteTemplate] = []
     public var exporter = ExporterConfiguration()
     /// Parent inference (propagation doctor): an outbound request without trace context, made
     /// while exactly one inbound request of this service is in flight, becomes that request's

@@ -20,9 +20,14 @@ enum DownstreamTimeout: Sendable {
 /// event loop's timer is only touched when the deadline moves earlier or the timer fires early.
 /// Keeps keep-alive traffic from scheduling and cancelling timers (a timerfd syscall) per request.
 struct LazyDeadline {
+    private let timers: any RequestTimers
     private(set) var deadline: NIODeadline?
     private var timer: Scheduled<Void>?
     private var timerAt: NIODeadline?
+
+    init(timers: any RequestTimers = EventLoopTimers()) {
+        self.timers = timers
+    }
 
     /// Sets the deadline; `fire` runs on the loop once it has really passed.
     mutating func set(_ deadline: NIODeadline, loop: any EventLoop, fire: @escaping () -> Void) {
@@ -45,7 +50,7 @@ struct LazyDeadline {
 
     private mutating func schedule(at when: NIODeadline, loop: any EventLoop, fire: @escaping () -> Void) {
         timerAt = when
-        timer = loop.assumeIsolated().scheduleTask(deadline: when) { fire() }
+        timer = timers.schedule(at: when, on: loop) { fire() }
     }
 
     /// Called when the timer fires: true when the deadline has passed (act now); otherwise the
@@ -54,7 +59,7 @@ struct LazyDeadline {
         timer = nil
         timerAt = nil
         guard let deadline else { return false }
-        if deadline <= loop.now {
+        if deadline <= timers.now(on: loop) {
             self.deadline = nil
             return true
         }
@@ -201,14 +206,18 @@ public final class ConnectionTracker: Sendable {
 
     /// Tells every connection to finish its request in progress and then close.
     func drainAll() {
-        let channels = state.withLock { s -> [any Channel] in
+        // Queued under the lock: whoever sees `isDraining` knows every connection's event is on
+        // its loop's queue (a test orders its next step after them with one task per loop).
+        state.withLock { s in
             s.draining = true
-            return Array(s.channels.values)
-        }
-        for channel in channels {
-            channel.eventLoop.execute { channel.pipeline.syncOperations.fireUserInboundEventTriggered(DrainEvent()) }
+            for channel in s.channels.values {
+                channel.eventLoop.execute { channel.pipeline.syncOperations.fireUserInboundEventTriggered(DrainEvent()) }
+            }
         }
     }
+
+    /// Whether `drainAll` has run.
+    var isDraining: Bool { state.withLock { $0.draining } }
 
     func closeAll() {
         let channels = state.withLock { Array($0.channels.values) }

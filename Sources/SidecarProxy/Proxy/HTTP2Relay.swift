@@ -400,16 +400,17 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
     /// covers the whole call, as gRPC means it (Envoy honours it under `max_grpc_timeout`).
     private func startDeadline(config: SidecarConfiguration, grpcTimeout: String?, context: ChannelHandlerContext?) {
         guard let context else { return }
-        let loop = context.eventLoop.assumeIsolated()
+        let loop = context.eventLoop
+        let timers = connection.runtime.timers
         if config.requestTimeoutMillis > 0 {
             let millis = config.requestTimeoutMillis
-            answerDeadline = loop.scheduleTask(in: .milliseconds(millis)) { [self] in
+            answerDeadline = timers.schedule(at: timers.now(on: loop) + .milliseconds(millis), on: loop) { [self] in
                 self.answerDeadline = nil
                 self.timedOut(reason: "upstream request timeout after \(millis) ms")
             }
         }
         if let millis = grpcTimeout.flatMap(HTTP2Fields.grpcTimeoutMillis) {
-            callDeadline = loop.scheduleTask(in: .milliseconds(millis)) { [self] in
+            callDeadline = timers.schedule(at: timers.now(on: loop) + .milliseconds(millis), on: loop) { [self] in
                 self.callDeadline = nil
                 self.timedOut(reason: "grpc-timeout of \(millis) ms reached")
             }

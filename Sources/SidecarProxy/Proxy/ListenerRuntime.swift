@@ -51,12 +51,14 @@ public final class ListenerRuntime: Sendable {
     /// Shared by every listener of one service instance (see `ParentInference`).
     public let inference: ParentInference
     public let logger: Logger
+    /// The clock and timers of request deadlines: the event loop's, or a test's.
+    public let timers: any RequestTimers
 
     public init(
         direction: ProxyDirection, configuration: ConfigurationBox, telemetry: any ProxyTelemetry,
         pools: PoolRegistry = PoolRegistry(), clusters: ClusterRegistry = ClusterRegistry(), stats: ProxyStats = ProxyStats(),
         connections: ConnectionTracker? = nil, inference: ParentInference = ParentInference(),
-        logger: Logger = Logger(label: "meshtrace.sidecar")
+        logger: Logger = Logger(label: "meshtrace.sidecar"), timers: any RequestTimers = EventLoopTimers()
     ) {
         self.direction = direction
         self.configuration = configuration
@@ -67,5 +69,6 @@ public final class ListenerRuntime: Sendable {
         self.connections = connections ?? ConnectionTracker(limit: configuration.config.maxDownstreamConnections)
         self.inference = inference
         self.logger = logger
+        self.timers = timers
     }
 }

@@ -103,9 +103,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private let timeouts: ConnectionTimeoutHandler?
     private var context: ChannelHandlerContext?
     /// The request timeout of the exchange in flight, checked by one lazy timer per connection.
-    private var requestDeadline = LazyDeadline()
+    private var requestDeadline: LazyDeadline
     /// The per-try timeout of the attempt in flight (`perTryTimeoutMillis`), armed per attempt.
-    private var tryDeadline = LazyDeadline()
+    private var tryDeadline: LazyDeadline
     private var loopPools: LoopPools?
     private var random = FastRandom()
     private var exchange: Exchange?
@@ -136,6 +136,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.runtime = runtime
         self.timeouts = timeouts
         self.parser = HTTPRequestParser(maxHeadBytes: maxHeaderBytes)
+        self.requestDeadline = LazyDeadline(timers: runtime.timers)
+        self.tryDeadline = LazyDeadline(timers: runtime.timers)
     }
 
     // MARK: - Channel events
@@ -673,7 +675,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let millis = ex.snapshot.config.perTryTimeoutMillis
         guard millis > 0, let context else { return }
         ex.tryStarted = true
-        tryDeadline.set(context.eventLoop.now + .milliseconds(millis), loop: context.eventLoop) { [self] in self.tryTimerFired() }
+        tryDeadline.set(runtime.timers.now(on: context.eventLoop) + .milliseconds(millis), loop: context.eventLoop) { [self] in self.tryTimerFired() }
     }
 
     private func tryTimerFired() {
@@ -704,7 +706,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         let millis = ex.snapshot.config.requestTimeoutMillis
         guard millis > 0, !ex.timerStarted, let context else { return }
         ex.timerStarted = true
-        requestDeadline.set(context.eventLoop.now + .milliseconds(millis), loop: context.eventLoop) { [self] in self.requestTimerFired() }
+        requestDeadline.set(runtime.timers.now(on: context.eventLoop) + .milliseconds(millis), loop: context.eventLoop) { [self] in self.requestTimerFired() }
     }
 
     private func requestTimerFired() {

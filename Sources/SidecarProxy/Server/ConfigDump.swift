@@ -25,7 +25,8 @@ public struct BoundAddresses: Sendable, Equatable {
 
 /// `/config_dump`: the effective configuration as JSON.
 public enum ConfigDump {
-    public static func render(_ config: SidecarConfiguration, addresses: BoundAddresses, inference: ParentInference? = nil) -> String {
+    public static func render(_ config: SidecarConfiguration, addresses: BoundAddresses, inference: ParentInference? = nil,
+                              spanNames: RouteCardinality.Snapshot? = nil) -> String {
         var o = JSONObjectWriter()
         o.string("service", config.serviceName)
 
@@ -83,6 +84,14 @@ public enum ConfigDump {
             parent.int("none", counts.none)
         }
         o.raw("parent_inference", parent.finish())
+        o.raw("route_templates", "[" + config.routeTemplates.map { JSONText.quote($0.description) }.joined(separator: ",") + "]")
+        if let spanNames {
+            var names = JSONObjectWriter()
+            names.int("distinct", spanNames.names)
+            names.int("folded", spanNames.folded)
+            names.raw("learned", "[" + spanNames.learned.map(JSONText.quote).joined(separator: ",") + "]")
+            o.raw("span_names", names.finish())
+        }
         o.raw("custom_tags", "[" + config.customTags.map { t in
             var w = JSONObjectWriter()
             w.string("name", t.name)

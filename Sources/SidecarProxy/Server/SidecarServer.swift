@@ -16,6 +16,8 @@ public final class SidecarServer: Sendable {
     /// In-flight inbound requests for parent inference; pass one in to share it with other
     /// listeners of the same service instance (the mesh runner's egress listeners).
     public let inference: ParentInference
+    /// Request deadlines' clock: the event loops' unless a test drives it.
+    public let timers: any RequestTimers
     private let logger: Logger
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
@@ -30,14 +32,15 @@ public final class SidecarServer: Sendable {
     }
 
     public convenience init(configuration: SidecarConfiguration, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
-                            inference: ParentInference? = nil) {
-        self.init(configuration: ConfigurationBox(configuration), telemetry: telemetry, logger: logger, group: group, inference: inference)
+                            inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers()) {
+        self.init(configuration: ConfigurationBox(configuration), telemetry: telemetry, logger: logger, group: group, inference: inference, timers: timers)
     }
 
     /// - Parameter configuration: the live configuration; swap it to change sampling and more at runtime.
     public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
-                inference: ParentInference? = nil) {
+                inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers()) {
         self.configuration = configuration
+        self.timers = timers
         self.inference = inference ?? ParentInference()
         self.telemetry = telemetry
         self.logger = logger
@@ -150,7 +153,7 @@ public final class SidecarServer: Sendable {
     func makeRuntime(_ direction: ProxyDirection) -> ListenerRuntime {
         ListenerRuntime(
             direction: direction, configuration: configuration, telemetry: telemetry, pools: pools, clusters: clusters,
-            stats: stats, connections: connections, inference: inference, logger: logger)
+            stats: stats, connections: connections, inference: inference, logger: logger, timers: timers)
     }
 
     private func bindProxy(direction: ProxyDirection, host: String, port: Int) async throws -> any Channel {

@@ -11,7 +11,7 @@ extension HopSpanBuilder {
         let name = w.beginMessage(field: 5)
         w.append(hop.method)
         w.append(" ")
-        configuration.naming.withRoute(hop.path) { w.append($0) }
+        configuration.naming.withRoute(hop.path, method: hop.method) { w.append($0) }
         w.endMessage(name)
         if hop.startNanos >= 1_000 { w.fixed64(field: 6, hop.startNanos / 1_000) }
         let duration = max(hop.durationNanos, 1_000)

@@ -62,7 +62,7 @@ public struct HopSpanBuilder: Sendable {
         w.beginString()
         w.appendStringContent(hop.method)
         w.appendStringContent(" ")
-        configuration.naming.withRoute(hop.path) { w.appendStringContent($0) }
+        configuration.naming.withRoute(hop.path, method: hop.method) { w.appendStringContent($0) }
         w.endString()
         if hop.startNanos > 0 {
             w.key(unescaped: "timestamp")
@@ -153,7 +153,12 @@ public struct HopSpanBuilder: Sendable {
         // A CONNECT tunnel's target is `host:port` (its path here): no scheme, TLS usually follows.
         // An h2c connection refused for want of a destination has path `*`, as in the HTTP/2 preface.
         let tunnel = hop.isTunnel || hop.method == "CONNECT"
-        if tunnel { sink.tag("http.url", hop.path) } else { sink.tag("http.url", httpURL: hop.authority, path) }
+        // What the app asked for: a call to a per-upstream egress listener (`DATABASE_URL`,
+        // http://127.0.0.1:45435) is a call to `database`; the address it dialed goes to
+        // server.address and server.port below.
+        let dialed = Self.dialedAddress(of: hop)
+        let authority = dialed == nil ? hop.authority : hop.destinationService
+        if tunnel { sink.tag("http.url", hop.path) } else { sink.tag("http.url", httpURL: authority, path) }
         sink.tag("http.method", hop.method)
         sink.tag("http.protocol", hop.httpProtocol)
         sink.tag("downstream_cluster", hop.direction == .inbound ? hop.sourceService ?? "-" : "-")
@@ -166,7 +171,11 @@ public struct HopSpanBuilder: Sendable {
         sink.tag("istio.namespace", configuration.namespace)
         // OpenTelemetry semantic conventions
         sink.tag("http.request.method", hop.method)
-        if tunnel { sink.tag("url.full", hop.path) } else { sink.tag("url.full", httpURL: hop.authority, path) }
+        if tunnel { sink.tag("url.full", hop.path) } else { sink.tag("url.full", httpURL: authority, path) }
+        if let dialed {
+            sink.tag("server.address", String(dialed.host))
+            if let port = dialed.port { sink.tag("server.port", int: port) }
+        }
         sink.tag("http.request.body.size", int: hop.requestBytes)
         sink.tag("http.response.body.size", int: hop.responseBytes)
         sink.tag("sampling.rate", double: samplingPercent / 100)
@@ -241,6 +250,16 @@ public struct HopSpanBuilder: Sendable {
         // Characters never outnumber bytes: a path short in bytes needs no (slow) character count.
         if path.utf8.count <= configuration.maxPathTagLength { return path[...] }
         return path.count <= configuration.maxPathTagLength ? path[...] : path.prefix(configuration.maxPathTagLength)
+    }
+
+    /// The address an outbound request named when it is not the service it reached: an app
+    /// that called a mesh service through its `<NAME>_URL` listener by address. nil otherwise
+    /// (the app named the service, or the call left the mesh).
+    static func dialedAddress(of hop: HopRecord) -> (host: Substring, port: Int?)? {
+        guard hop.direction == .outbound, !hop.isTunnel, !hop.authority.isEmpty,
+              hop.upstreamCluster?.hasPrefix("outbound|") == true else { return nil }
+        let address = split(hop.authority)
+        return address.host == hop.destinationService ? nil : address
     }
 
     /// An "ip:port" address's parts (port nil when missing or not a number). By bytes: ':' is

@@ -36,7 +36,8 @@ public final class IstioMetrics: Sendable {
         spansExported = CoreMetrics.Counter(label: "meshtrace_sidecar_spans_exported_total", factory: factory)
         spansDropped = CoreMetrics.Counter(label: "meshtrace_sidecar_spans_dropped_total", factory: factory)
         exportFailures = CoreMetrics.Counter(label: "meshtrace_sidecar_export_failures_total", factory: factory)
-        _ = CoreMetrics.Gauge(label: "istio_build", dimensions: [("component", "proxy"), ("tag", "meshtrace")], factory: factory)
+        // 1 per running proxy, as Istio's: the Istio Mesh dashboard's "Component Versions" sums it.
+        CoreMetrics.Gauge(label: "istio_build", dimensions: [("component", "proxy"), ("tag", "meshtrace")], factory: factory).record(1)
     }
 
     private struct LabelKey: Hashable {

@@ -61,6 +61,9 @@ public final class SidecarTelemetry: ProxyTelemetry {
         }
     }
 
+    /// How spans are named now: templates, and what the cardinality guard learned (proxy-config).
+    public var naming: SpanNaming { builderBox.withLock { $0 }.builder.configuration.naming }
+
     /// Span naming and identity can change at runtime (the control plane pushes telemetry settings).
     public func update(configuration: TelemetryConfiguration) {
         builderBox.withLock { $0 = BuilderBox(HopSpanBuilder(configuration: configuration)) }

@@ -1,18 +1,62 @@
-/// `METHOD /route` span names. Path segments that look like ids (numbers, UUIDs, long hex,
-/// long opaque tokens) become `{id}`, so `/users/42/orders/7` and `/users/9/orders/1` share one
-/// name and the operations list stays small. Istio's `host:port/*` names tell users nothing.
+/// `METHOD /route` span names. A path a declared template fits (`RouteTemplates`) takes its
+/// name; otherwise segments that look like ids (numbers, UUIDs, long hex, long opaque tokens)
+/// become `{id}`, so `/users/42/orders/7` and `/users/9/orders/1` share one name, and
+/// `RouteCardinality` learns the ids this cannot tell from words and caps the distinct names.
+/// Istio's `host:port/*` names tell users nothing.
 public struct SpanNaming: Sendable, Hashable {
     /// When false, names keep the raw path (still without the query string).
     public var templatePaths: Bool
+    /// Declared routes (`--route-template`, mesh.yaml `routes:`), tried first.
+    public var templates: RouteTemplates
+    /// Shared by every copy of this naming (one per workload); nil turns learning and the cap off.
+    public var cardinality: RouteCardinality?
 
-    public init(templatePaths: Bool = true) {
+    public init(templatePaths: Bool = true, templates: RouteTemplates = RouteTemplates(), cardinality: RouteCardinality? = RouteCardinality()) {
         self.templatePaths = templatePaths
+        self.templates = templates
+        self.cardinality = cardinality
+    }
+
+    public static func == (a: SpanNaming, b: SpanNaming) -> Bool {
+        a.templatePaths == b.templatePaths && a.templates == b.templates && a.cardinality.map(ObjectIdentifier.init) == b.cardinality.map(ObjectIdentifier.init)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(templatePaths)
+        hasher.combine(templates)
+        hasher.combine(cardinality.map(ObjectIdentifier.init))
     }
 
     public func name(method: String, path: String) -> String {
-        method + " " + route(path)
+        method + " " + route(path, method: method)
     }
 
+    /// The span's route for a request: a declared template, else the id heuristic, then (given
+    /// the method) what `cardinality` learned and its cap.
+    public func route(_ path: String, method: String) -> String {
+        withRoute(path, method: method) { String($0) }
+    }
+
+    /// `route(path, method:)` lent to `body`: the path's own bytes when nothing changes it (the
+    /// common case, with no String built). For span writers.
+    public func withRoute<R>(_ path: String, method: String, _ body: (Substring) -> R) -> R {
+        if templatePaths, !templates.isEmpty, let declared = templates.match(Self.pathOnly(path)) { return body(declared[...]) }
+        let plain = untemplatedRoute(path)
+        guard templatePaths, let cardinality else { return body(plain ?? route(path)[...]) }
+        if let plain {
+            return cardinality.rewrite(method: method, route: plain).map { body($0[...]) } ?? body(plain)
+        }
+        let templated = route(path)
+        return body((cardinality.rewrite(method: method, route: templated[...]) ?? templated)[...])
+    }
+
+    static func pathOnly(_ path: String) -> Substring {
+        let utf8 = path.utf8
+        let end = utf8.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
+        return end == utf8.startIndex ? "/" : path[..<end]
+    }
+
+    /// The id heuristic alone: no declared templates, nothing learned.
     public func route(_ path: String) -> String {
         if let plain = untemplatedRoute(path) { return String(plain) }
         let utf8 = path.utf8
@@ -31,13 +75,6 @@ public struct SpanNaming: Sendable, Hashable {
             i = utf8.index(after: i)
         }
         return out
-    }
-
-    /// `route(path)` lent to `body`: the path's own bytes when no segment is templated (the
-    /// common case, with no String built), otherwise the templated route. For span writers.
-    public func withRoute<R>(_ path: String, _ body: (Substring) -> R) -> R {
-        if let plain = untemplatedRoute(path) { return body(plain) }
-        return body(route(path)[...])
     }
 
     /// The route when no segment needs `{id}`: a slice of `path` (the common case), so the

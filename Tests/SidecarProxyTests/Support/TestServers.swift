@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshtraceTesting
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,27 +10,42 @@ import Synchronization
 /// An upstream app for tests: answers every request with JSON describing what it received.
 /// `/status/N` answers N, `/slow?ms=N` waits first, `/stream?chunks=N&size=M` streams a chunked
 /// body, `/close` drops the connection without answering, `/closing` answers with
-/// `Connection: close` and then closes.
+/// `Connection: close` and then closes. Held until the test calls `releaseHeld()`: `/hold`
+/// (the whole response), `/hold-once/...` (the first request to that URI only) and `/hold-body`
+/// (the body; the head goes at once).
 final class EchoApp: Sendable {
     let channel: any Channel
     let requests = Locked<[(head: HTTPRequestHead, body: Int)]>([])
+    let held = Locked<[@Sendable () -> Void]>([])
 
     var port: Int { channel.localAddress?.port ?? 0 }
 
     init(group: any EventLoopGroup) async throws {
         let requests = self.requests
+        let held = self.held
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(EchoHandler(requests: requests))
+                    try channel.pipeline.syncOperations.addHandler(EchoHandler(requests: requests, held: held))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
     }
 
-    func close() async { try? await channel.close() }
+    /// Sends what `/hold`, `/hold-once` and `/hold-body` held back so far.
+    func releaseHeld() {
+        for release in held.withLock({ h -> [@Sendable () -> Void] in defer { h.removeAll() }; return h }) { release() }
+    }
+
+    /// Requests the app has read to the end (held ones included).
+    var requestCount: Int { requests.withLock { $0.count } }
+
+    func close() async {
+        releaseHeld()
+        try? await channel.close()
+    }
 }
 
 final class EchoHandler: ChannelInboundHandler {
@@ -37,10 +53,29 @@ final class EchoHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let requests: Locked<[(head: HTTPRequestHead, body: Int)]>
+    let held: Locked<[@Sendable () -> Void]>
     var head: HTTPRequestHead?
     var bodyBytes = 0
 
-    init(requests: Locked<[(head: HTTPRequestHead, body: Int)]>) { self.requests = requests }
+    init(requests: Locked<[(head: HTTPRequestHead, body: Int)]>, held: Locked<[@Sendable () -> Void]>) {
+        self.requests = requests
+        self.held = held
+    }
+
+    /// Runs `action` on this connection's loop when the test releases held responses (if the
+    /// connection is still open then).
+    func hold(_ context: ChannelHandlerContext, _ action: @escaping (EchoHandler, ChannelHandlerContext) -> Void) {
+        let bound = NIOLoopBound((self, context, action), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        held.withLock {
+            $0.append {
+                loop.execute {
+                    let (handler, context, action) = bound.value
+                    if context.channel.isActive { action(handler, context) }
+                }
+            }
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -57,13 +92,26 @@ final class EchoHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            // `/slow-once/...`: slow only the first time this exact URI is asked for.
+            // `/slow-once/...`, `/hold-once/...`: only the first time this exact URI is asked for.
             let firstTime = requests.withLock { $0.filter { $0.head.uri == head.uri }.count } == 1
             if path == "/slow" || (path.hasPrefix("/slow-once/") && firstTime) {
                 let ms = Int64(query["ms"] ?? "100") ?? 100
                 let body = bodyBytes
                 context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) { [self] in
                     self.respond(context: context, head: head, body: body)
+                }
+                return
+            }
+            if path == "/hold" || (path.hasPrefix("/hold-once/") && firstTime) {
+                let body = bodyBytes
+                hold(context) { handler, context in handler.respond(context: context, head: head, body: body) }
+                return
+            }
+            if path == "/hold-body" {  // the head at once, the body when released
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "5"]))), promise: nil)
+                hold(context) { handler, context in
+                    context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "later")))), promise: nil)
+                    context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
                 }
                 return
             }
@@ -182,6 +230,9 @@ final class TestClient: Sendable {
         return try await promise.futureResult.get()
     }
 
+    /// Response heads this client has received, finished or not.
+    var headsReceived: Int { collector.heads.withLock { $0 } }
+
     func close() async { try? await channel.close() }
 }
 
@@ -190,6 +241,8 @@ final class ResponseCollector: ChannelInboundHandler {
 
     final class Box: Sendable {
         let waiting = Locked<[EventLoopPromise<TestResponse>]>([])
+        /// Response heads received so far (a response's head can arrive long before its end).
+        let heads = Locked(0)
         func enqueue(_ p: EventLoopPromise<TestResponse>) { waiting.withLock { $0.append(p) } }
         func next() -> EventLoopPromise<TestResponse>? { waiting.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
         func failAll(_ error: Error) { for p in waiting.withLock({ w -> [EventLoopPromise<TestResponse>] in defer { w.removeAll() }; return w }) { p.fail(error) } }
@@ -206,6 +259,7 @@ final class ResponseCollector: ChannelInboundHandler {
         case .head(let h):
             head = h
             body.clear()
+            box.heads.withLock { $0 += 1 }
         case .body(var b):
             body.writeBuffer(&b)
         case .end:
@@ -226,9 +280,19 @@ final class ResponseCollector: ChannelInboundHandler {
 }
 
 /// Sends raw bytes and returns everything the server sent until it closed (or the timeout).
-func rawExchange(group: any EventLoopGroup, port: Int, _ request: String, timeout: TimeAmount = .seconds(5)) async throws -> String {
+func rawExchange(group: any EventLoopGroup, port: Int, _ request: String, timeout: TimeAmount = .seconds(30)) async throws -> String {
+    try await rawExchangeUntilClosed(group: group, port: port, request, timeout: timeout).received
+}
+
+/// Sends raw bytes; returns what the server sent and whether the server closed the connection
+/// (false: the test's `timeout` did). The timeout is only a guard against a hang: a test that
+/// expects the server to close asserts `closedByServer`, not how long it took.
+func rawExchangeUntilClosed(
+    group: any EventLoopGroup, port: Int, _ request: String, timeout: TimeAmount = .seconds(60)
+) async throws -> (received: String, closedByServer: Bool) {
     let received = Locked(ByteBuffer())
     let closed = group.next().makePromise(of: Void.self)
+    let gaveUp = Locked(false)
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -242,10 +306,13 @@ func rawExchange(group: any EventLoopGroup, port: Int, _ request: String, timeou
         // The server may close first (a refused connection over the cap): then nothing was
         // received, and the caller's assertions on the received bytes decide the outcome.
     }
-    let timer = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    let timer = channel.eventLoop.scheduleTask(in: timeout) {
+        gaveUp.withLock { $0 = true }
+        channel.close(promise: nil)
+    }
     try? await closed.futureResult.get()
     timer.cancel()
-    return received.withLock { String(buffer: $0) }
+    return (received.withLock { String(buffer: $0) }, !gaveUp.withLock { $0 })
 }
 
 final class RawCollector: ChannelInboundHandler {
@@ -278,35 +345,6 @@ func eventually(timeout: Duration = .seconds(30), _ predicate: () -> Bool) async
     return predicate()
 }
 
-/// A loopback port that refuses connections until the test process exits: a socket is bound to
-/// it and never listens. (A port that was bound and then closed can be handed at once to a server
-/// another test starts in parallel, which then answers instead of refusing.)
-func closedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SocketSetupError(call: "socket", code: errno) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    guard bound == 0, named == 0 else {
-        let code = errno
-        close(fd)
-        throw SocketSetupError(call: bound == 0 ? "getsockname" : "bind", code: code)
-    }
-    heldSockets.withLock { $0.append(fd) }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-struct SocketSetupError: Error {
-    let call: String
-    let code: Int32
-}
-
-/// The sockets behind `closedPort`, open for the rest of the run so no other test is given their ports.
-private let heldSockets = Mutex<[Int32]>([])
-
 /// A sidecar with ephemeral ports and a recording telemetry.
 struct TestSidecar {
     let server: SidecarServer
@@ -314,7 +352,9 @@ struct TestSidecar {
     let addresses: BoundAddresses
     let group: any EventLoopGroup
 
-    static func start(group: any EventLoopGroup, _ configure: (inout SidecarConfiguration) -> Void) async throws -> TestSidecar {
+    static func start(
+        group: any EventLoopGroup, timers: any RequestTimers = EventLoopTimers(), _ configure: (inout SidecarConfiguration) -> Void
+    ) async throws -> TestSidecar {
         var config = SidecarConfiguration()
         config.inboundPort = 0
         config.outboundPort = 0
@@ -325,7 +365,7 @@ struct TestSidecar {
         let telemetry = RecordingTelemetry()
         var logger = Logger(label: "test.sidecar")
         logger.logLevel = .critical
-        let server = SidecarServer(configuration: config, telemetry: telemetry, logger: logger, group: group)
+        let server = SidecarServer(configuration: config, telemetry: telemetry, logger: logger, group: group, timers: timers)
         let addresses = try await server.start()
         return TestSidecar(server: server, telemetry: telemetry, addresses: addresses, group: group)
     }

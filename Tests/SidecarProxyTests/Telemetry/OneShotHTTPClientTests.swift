@@ -1,4 +1,5 @@
 import Foundation
+import MeshtraceTesting
 import NIOCore
 import NIOPosix
 import Testing
@@ -84,7 +85,7 @@ final class CannedHandler: ChannelInboundHandler {
     @Test func getSendsPathQueryAndCloseAndReturnsStatusHeadersBody() async throws {
         let server = try await CannedHTTPServer(.answer("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Thing: yes\r\n\r\nhello"))
         defer { Task { await server.close() } }
-        let response = try await OneShotHTTPClient.send(.GET, url: "\(server.url)/api/traces?service=a%20b&limit=5", timeout: .seconds(5))
+        let response = try await OneShotHTTPClient.send(.GET, url: "\(server.url)/api/traces?service=a%20b&limit=5", timeout: .seconds(30))
         #expect(response.status == 200)
         #expect(response.header("x-thing") == "yes")
         #expect(String(decoding: response.body, as: UTF8.self) == "hello")
@@ -102,7 +103,7 @@ final class CannedHandler: ChannelInboundHandler {
         let response = try await OneShotHTTPClient.send(
             .PUT, url: server.url + "/mesh/telemetry", body: Array(#"{"a":1}"#.utf8), contentType: "application/json",
             headers: [("X-Extra", "1"), ("Content-Length", "999"), ("Host", "elsewhere"), ("User-Agent", "custom")],
-            timeout: .seconds(5))
+            timeout: .seconds(30))
         #expect(response.status == 201)
         #expect(response.body.isEmpty)
         let request = server.lastRequest
@@ -119,7 +120,7 @@ final class CannedHandler: ChannelInboundHandler {
     @Test func postWithoutBodySaysLengthZero() async throws {
         let server = try await CannedHTTPServer(.answer("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
         defer { Task { await server.close() } }
-        _ = try await OneShotHTTPClient.send(.POST, url: server.url + "/x", timeout: .seconds(5))
+        _ = try await OneShotHTTPClient.send(.POST, url: server.url + "/x", timeout: .seconds(30))
         #expect(server.lastRequest.contains("Content-Length: 0\r\n"))
     }
 
@@ -127,17 +128,17 @@ final class CannedHandler: ChannelInboundHandler {
         let chunked = try await CannedHTTPServer(.answer(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"))
         defer { Task { await chunked.close() } }
-        #expect(try await OneShotHTTPClient.send(.GET, url: chunked.url, timeout: .seconds(5)).body == Array("abcdefg".utf8))
+        #expect(try await OneShotHTTPClient.send(.GET, url: chunked.url, timeout: .seconds(30)).body == Array("abcdefg".utf8))
 
         let untilClose = try await CannedHTTPServer(.answer("HTTP/1.1 200 OK\r\n\r\nuntil the end"))
         defer { Task { await untilClose.close() } }
-        #expect(try await OneShotHTTPClient.send(.GET, url: untilClose.url, timeout: .seconds(5)).body == Array("until the end".utf8))
+        #expect(try await OneShotHTTPClient.send(.GET, url: untilClose.url, timeout: .seconds(30)).body == Array("until the end".utf8))
     }
 
     @Test func errorStatusesAreResponsesNotErrors() async throws {
         let server = try await CannedHTTPServer(.answer("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nbusy"))
         defer { Task { await server.close() } }
-        let response = try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(5))
+        let response = try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(30))
         #expect(response.status == 503)
         #expect(response.retryAfterSeconds == 7)
         #expect(response.body == Array("busy".utf8))
@@ -148,9 +149,9 @@ final class CannedHandler: ChannelInboundHandler {
         let server = try await CannedHTTPServer(.answer("HTTP/1.1 200 OK\r\nContent-Length: \(big.utf8.count)\r\n\r\n\(big)"))
         defer { Task { await server.close() } }
         await #expect(throws: OneShotHTTPClient.Failure.bodyTooLarge(limit: 1000)) {
-            try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(5), bodyLimit: .fail(atMost: 1000))
+            try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(30), bodyLimit: .fail(atMost: 1000))
         }
-        let truncated = try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(5), bodyLimit: .truncate(keeping: 300))
+        let truncated = try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(30), bodyLimit: .truncate(keeping: 300))
         #expect(truncated.status == 200)
         #expect(truncated.body.count == 300)
         #expect(truncated.bodyTruncated)
@@ -166,9 +167,9 @@ final class CannedHandler: ChannelInboundHandler {
     }
 
     @Test func connectionRefusedNamesTheTargetAndReason() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         do {
-            _ = try await OneShotHTTPClient.send(.GET, url: "http://127.0.0.1:\(port)/mesh/status", timeout: .seconds(5))
+            _ = try await OneShotHTTPClient.send(.GET, url: "http://127.0.0.1:\(port)/mesh/status", timeout: .seconds(30))
             Issue.record("expected a connect failure")
         } catch let failure as OneShotHTTPClient.Failure {
             #expect(failure == .connectFailed(target: "127.0.0.1:\(port)", reason: "connection refused"))
@@ -180,7 +181,7 @@ final class CannedHandler: ChannelInboundHandler {
         let proxy = try await CannedHTTPServer(.answer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
         defer { Task { await proxy.close() } }
         let via = OneShotHTTPClient.Proxy(host: "127.0.0.1", port: proxy.port)
-        let response = try await OneShotHTTPClient.send(.GET, url: "http://backend:8080/reports/7?x=1", timeout: .seconds(5), via: via)
+        let response = try await OneShotHTTPClient.send(.GET, url: "http://backend:8080/reports/7?x=1", timeout: .seconds(30), via: via)
         #expect(response.status == 200 && response.body == Array("ok".utf8))
         #expect(proxy.lastRequest.hasPrefix("GET http://backend:8080/reports/7?x=1 HTTP/1.1\r\n"))
         #expect(proxy.lastRequest.contains("Host: backend:8080\r\n"))
@@ -188,7 +189,7 @@ final class CannedHandler: ChannelInboundHandler {
         var bare = try #require(HTTPEndpoint(url: "http://backend/records"))
         bare.namesDefaultPort = false
         #expect(bare.authority == "backend")
-        _ = try await OneShotHTTPClient.send(.POST, to: bare, body: Array("{}".utf8), timeout: .seconds(5), via: via)
+        _ = try await OneShotHTTPClient.send(.POST, to: bare, body: Array("{}".utf8), timeout: .seconds(30), via: via)
         let request = proxy.lastRequest
         #expect(request.hasPrefix("POST http://backend/records HTTP/1.1\r\n"))
         #expect(request.contains("Host: backend\r\n") && request.contains("Content-Length: 2\r\n"))
@@ -196,10 +197,10 @@ final class CannedHandler: ChannelInboundHandler {
     }
 
     @Test func aRefusedProxyIsNamedAsTheProxy() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         do {
             _ = try await OneShotHTTPClient.send(
-                .GET, url: "http://backend/", timeout: .seconds(5), via: .init(host: "127.0.0.1", port: port))
+                .GET, url: "http://backend/", timeout: .seconds(30), via: .init(host: "127.0.0.1", port: port))
             Issue.record("expected a connect failure")
         } catch let failure as OneShotHTTPClient.Failure {
             #expect(failure == .connectFailed(target: "127.0.0.1:\(port) (proxy for backend:80)", reason: "connection refused"))
@@ -221,7 +222,7 @@ final class CannedHandler: ChannelInboundHandler {
         let server = try await CannedHTTPServer(.closeImmediately)
         defer { Task { await server.close() } }
         await #expect(throws: OneShotHTTPClient.Failure.self) {
-            try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(5))
+            try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .seconds(30))
         }
     }
 
@@ -276,7 +277,7 @@ final class CannedHandler: ChannelInboundHandler {
     }
 
     @Test func connectionProblemsAreRetryable() async throws {
-        let port = try closedPort()
+        let port = try refusingPort()
         guard case .retryable(_, nil) = try await exporter("http://127.0.0.1:\(port)/api/v2/spans").export(batch) else {
             Issue.record("a refused connection should be retried")
             return

@@ -6,6 +6,9 @@ import time
 import requests
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+# Markup in a service name (a graph node, a search option, a chip) and in a tag key.
+XSS_SERVICE = 'comments<img src=x onerror="window.__xss=3">'
+XSS_KEY = '<img src=x onerror="window.__xss=4">.key'
 SAMPLING_RATE = 0.1
 
 
@@ -63,7 +66,9 @@ class Mesh:
             start = now + i * 500_000_000
             pay_fail = i < self.PAYMENT_FAILURES
             review_404 = self.PAYMENT_FAILURES <= i < self.PAYMENT_FAILURES + self.REVIEW_NOT_FOUND
-            g = self._span(t, "ingress", "GET /shop", 3, start, 90, extra={"peer.service": "frontend"})
+            # The gateway's span, the trace's length, differs between traces (90-98 ms): sorting by
+            # duration has something to order.
+            g = self._span(t, "ingress", "GET /shop", 3, start, 90 + (i * 5) % 9, extra={"peer.service": "frontend"})
             f = self._span(t, "frontend", "GET /shop", 2, start + 1_000_000, 86, parent=g)
             c = self._span(t, "frontend", "GET /orders", 3, start + 2_000_000, 20 + i % 7, parent=f,
                            extra={"peer.service": "orders"})
@@ -93,16 +98,22 @@ class Mesh:
 
 
 def post_xss(zipkin_url, rng):
+    """guestbook -> XSS_SERVICE, two minutes ago (inside the graph's 5 m window), with markup in
+    a span name, a tag value and key, an annotation and a service name."""
     trace = _hex(rng, 32)
-    now = int(time.time() * 1_000_000) - 8 * 60_000_000  # outside the graph's 5 m window
-    root = _hex(rng, 16)
+    now = int(time.time() * 1_000_000) - 2 * 60_000_000
+    root, call = _hex(rng, 16), _hex(rng, 16)
     spans = [
         {"traceId": trace, "id": root, "name": "GET /comments", "kind": "SERVER", "timestamp": now - 5_000_000,
          "duration": 3000, "localEndpoint": {"serviceName": "guestbook"}, "tags": {"http.method": "GET"}},
-        {"traceId": trace, "id": _hex(rng, 16), "parentId": root, "name": "render " + XSS, "kind": "CLIENT",
+        {"traceId": trace, "id": call, "parentId": root, "name": "render " + XSS, "kind": "CLIENT",
          "timestamp": now - 4_990_000, "duration": 1000, "localEndpoint": {"serviceName": "guestbook"},
-         "tags": {"comment.body": XSS, "http.method": "GET"},
+         "remoteEndpoint": {"serviceName": XSS_SERVICE},
+         "tags": {"comment.body": XSS, XSS_KEY: "v", "http.method": "GET"},
          "annotations": [{"timestamp": now - 4_989_000, "value": "saw " + XSS}]},
+        {"traceId": trace, "id": _hex(rng, 16), "parentId": call, "name": "GET /list", "kind": "SERVER",
+         "timestamp": now - 4_980_000, "duration": 800, "localEndpoint": {"serviceName": XSS_SERVICE},
+         "tags": {"http.method": "GET", "http.status_code": "200"}},
     ]
     r = requests.post(zipkin_url, json=spans, timeout=30)
     assert r.status_code == 202, r.text

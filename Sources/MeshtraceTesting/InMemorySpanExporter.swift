@@ -1,9 +1,10 @@
 import Synchronization
+import TraceExport
 import TraceModel
 
-/// Keeps exported spans in memory instead of sending them: for tests, and for code that wants
-/// to look at what a tracer produced. Batches travel as OTLP protobuf, which keeps attribute
-/// types, so the spans read back as they were made.
+/// Keeps exported spans in memory instead of sending them, for tests to read back what a tracer
+/// produced. Batches travel as OTLP protobuf, which keeps attribute types, so the spans read
+/// back as they were made.
 public final class InMemorySpanExporter: SpanExporter {
     private let received = Mutex<[Span]>([])
 

@@ -1,17 +1,13 @@
-/// Telemetry that does nothing: the data plane runs without spans or metrics.
-public struct NoopTelemetry: ProxyTelemetry {
-    public init() {}
-    public func record(_ hop: consuming HopRecord) {}
-    public func prometheusText() -> String { "" }
-    public func flush() async {}
-}
+import SidecarProxy
+import Synchronization
 
-/// Keeps every `HopRecord` in memory. For tests, and as a stand-in until real telemetry is wired.
+/// Keeps every `HopRecord` a sidecar reports, for tests to read back: the proxy's telemetry
+/// port, with no spans or metrics behind it.
 public final class RecordingTelemetry: ProxyTelemetry {
-    private let hops = Locked<[HopRecord]>([])
-    private let flushes = Locked(0)
-    private let tunnels = Locked(0)
-    private let progress = Locked((sent: 0, received: 0, reports: 0))
+    private let hops = Mutex<[HopRecord]>([])
+    private let flushes = Mutex(0)
+    private let tunnels = Mutex(0)
+    private let progress = Mutex((sent: 0, received: 0, reports: 0))
 
     public init() {}
 
@@ -36,7 +32,7 @@ public final class RecordingTelemetry: ProxyTelemetry {
 
     public func reset() { hops.withLock { $0.removeAll() } }
 
-    /// A minimal count so the metrics port has something to show.
+    /// A count, so a test of the metrics port has something to read.
     public func prometheusText() -> String {
         let count = hops.withLock { $0.count }
         return "# TYPE meshtrace_sidecar_hops_recorded_total counter\nmeshtrace_sidecar_hops_recorded_total \(count)\n"

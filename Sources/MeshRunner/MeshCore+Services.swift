@@ -1,0 +1,80 @@
+import Foundation
+
+extension MeshCore {
+    /// The supervisor that runs one service's process: its command line and environment.
+    /// The place to change when a service's process is started another way (in a namespace).
+    func makeSupervisor(for service: ServiceSpec, started: StartedSidecars, printer: LogPrinter, processGuard: MeshGuard?) -> ServiceSupervisor {
+        let port = state.all.first { $0.name == service.name }?.appPort ?? 0
+        return ServiceSupervisor(
+            name: service.name, arguments: arguments(for: service, port: port),
+            environment: environment(for: service, outbound: started.outbound[service.name], egress: started.egress[service.name] ?? [:]),
+            workingDirectory: service.workingDir, output: printer, logger: logger, processGuard: processGuard)
+    }
+
+    func arguments(for service: ServiceSpec, port: Int) -> [String] {
+        ([service.command] + service.args).map { substitute($0, port: port) }
+    }
+
+    private func substitute(_ text: String, port: Int) -> String {
+        text.replacingOccurrences(of: "${PORT}", with: String(port)).replacingOccurrences(of: "${MESHTRACE}", with: options.executable)
+    }
+
+    /// The process environment plus: PORT, HTTP_PROXY toward its outbound sidecar, `<NAME>_URL`
+    /// per upstream, and where MeshtraceTracing should export app spans.
+    func environment(for service: ServiceSpec, outbound: String?, egress: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        let port = state.all.first { $0.name == service.name }?.appPort ?? 0
+        env["PORT"] = String(port)
+        env["MESHTRACE_SERVICE"] = service.name
+        env["MESHTRACE_COLLECTOR"] = collectorURL
+        if let level = options.logLevel { env["MESHTRACE_LOG_LEVEL"] = level }
+        if let outbound {
+            env["HTTP_PROXY"] = "http://\(outbound)"
+            env["http_proxy"] = "http://\(outbound)"
+            env["NO_PROXY"] = "localhost,127.0.0.1"
+            env["no_proxy"] = "localhost,127.0.0.1"
+        }
+        for upstream in service.upstreams {
+            let key = upstream.uppercased().replacingOccurrences(of: "-", with: "_") + "_URL"
+            env[key] = egress[upstream] ?? "http://\(upstream)"
+        }
+        for (key, value) in service.env { env[key] = substitute(value, port: port) }
+        return env
+    }
+}
+
+/// Checks, before anything starts, that each service's command can be started: a typo in
+/// `command:` or `workingDir:` fails `up` at once with the key, not in a restart loop.
+enum ServicePreflight {
+    static func check(_ services: [ServiceSpec], environment: [String: String] = ProcessInfo.processInfo.environment) throws(MeshStartError) {
+        for (i, service) in services.enumerated() {
+            var directory = FileManager.default.currentDirectoryPath
+            if let workingDir = service.workingDir {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: workingDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    throw MeshStartError("services[\(i)].workingDir: '\(workingDir)' is not a directory (service \(service.name))")
+                }
+                directory = workingDir.hasPrefix("/") ? workingDir : directory + "/" + workingDir
+            }
+            // ${MESHTRACE} is this binary; other variables are the user's to get right.
+            guard !service.command.contains("${") else { continue }
+            if find(service.command, in: directory, path: service.env["PATH"] ?? environment["PATH"] ?? "/usr/bin:/bin") == nil {
+                throw MeshStartError("services[\(i)].command: cannot find '\(service.command)' (service \(service.name))"
+                                     + (service.command.contains("/") ? "" : " in PATH"))
+            }
+        }
+    }
+
+    /// The executable `posix_spawnp` would run, or nil.
+    static func find(_ command: String, in directory: String, path: String) -> String? {
+        if command.contains("/") {
+            let full = command.hasPrefix("/") ? command : directory + "/" + command
+            return FileManager.default.isExecutableFile(atPath: full) ? full : nil
+        }
+        for dir in path.split(separator: ":") {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + command
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}
