@@ -92,7 +92,9 @@ final class ClickHouseHTTPClient: Sendable {
         var request = HTTPClientRequest(url: base + "ping")
         request.method = .GET
         do {
-            let response = try await client.execute(request, timeout: .seconds(5), logger: logger)
+            // Short: async-http-client retries a refused connect until the deadline, and the first probe
+            // runs before the listeners start.
+            let response = try await client.execute(request, timeout: .seconds(2), logger: logger)
             _ = try await response.body.collect(upTo: 1024)
             guard response.status == .ok else { throw ClickHouseError.server(status: Int(response.status.code), code: nil, message: "ping") }
         } catch let error as ClickHouseError {
