@@ -26,6 +26,10 @@ let package = Package(
         // ClickHouse's HTTP interface (`--storage clickhouse`). Only TraceStorage uses it, so the
         // sidecar-only binary, which never links TraceStorage, does not carry it.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // TLS for the injector webhook, and the certificates `meshtrace install` generates for it.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev): gzip bodies on ingest, with an output cap.
@@ -158,6 +162,26 @@ let package = Package(
             dependencies: ["TraceModel"]
         ),
 
+        // Kubernetes: `meshtrace inject` (YAML in, injected YAML out), the `meshtrace injector`
+        // admission webhook (the same change as a JSON patch, over TLS) and `meshtrace install`'s
+        // manifests. Only the all-in-one binary links it: the sidecar-only binary stays free of
+        // TLS and YAML rewriting.
+        .target(
+            name: "MeshKube",
+            dependencies: [
+                "TraceWire",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // The single `meshtrace` binary: argument parsing and wiring only.
         // `meshtrace sidecar`'s command, shared with the sidecar-only binary.
         .target(
@@ -176,7 +200,7 @@ let package = Package(
         .executableTarget(
             name: "meshtrace",
             dependencies: [
-                "Collector", "TraceStorage", "SidecarProxy", "SidecarCLI", "TraceExport", "DemoServices", "MeshRunner", "TraceAnalysis",
+                "Collector", "TraceStorage", "SidecarProxy", "SidecarCLI", "TraceExport", "DemoServices", "MeshRunner", "TraceAnalysis", "MeshKube",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -224,6 +248,7 @@ let package = Package(
         .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
         .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
+        .testTarget(name: "MeshKubeTests", dependencies: ["MeshKube", "TraceWire"], exclude: ["Golden"]),
         .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
     ],
     swiftLanguageModes: [.v6]

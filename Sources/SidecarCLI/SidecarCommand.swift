@@ -166,6 +166,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     public func run() async throws {
         MemoryTuning.applyForSidecar()
         var config = try buildConfiguration()
+        let identity = Self.kubernetesIdentity(&config, environment: ProcessInfo.processInfo.environment)
         let logger = bootstrapLogging(config.logLevel, label: "meshtrace.sidecar")
         let explicit = config.maxDownstreamConnections != SidecarConfiguration().maxDownstreamConnections
         config.maxDownstreamConnections = FileDescriptorBudget.apply(to: config.maxDownstreamConnections, explicit: explicit, logger: logger)
@@ -175,7 +176,7 @@ public struct SidecarCommand: AsyncParsableCommand {
         // would hold up the requests queued behind it, which showed as tail latency.
         let exportGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let box = ConfigurationBox(config)
-        let telemetry = Self.makeTelemetry(config, box: box, group: exportGroup, logger: logger)
+        let telemetry = Self.makeTelemetry(config, identity: identity, box: box, group: exportGroup, logger: logger)
         let server = SidecarServer(configuration: box, telemetry: telemetry, logger: logger, group: group)
         if let sidecarTelemetry = telemetry as? SidecarTelemetry { sidecarTelemetry.start() }
         do {
@@ -192,7 +193,7 @@ public struct SidecarCommand: AsyncParsableCommand {
 
     /// The real telemetry (spans to the collector, Istio metrics).
     static func makeTelemetry(
-        _ config: SidecarConfiguration, box: ConfigurationBox, group: MultiThreadedEventLoopGroup, logger: Logger
+        _ config: SidecarConfiguration, identity: WorkloadIdentity? = nil, box: ConfigurationBox, group: MultiThreadedEventLoopGroup, logger: Logger
     ) -> any ProxyTelemetry {
         // No --exporter: the URL's path decides (`…/v1/traces` is OTLP), as the flag's help says.
         let explicit = config.exporter.kind.flatMap(SpanExportTarget.Kind.init(rawValue:))
@@ -208,9 +209,10 @@ public struct SidecarCommand: AsyncParsableCommand {
             target = SpanExportTarget.resolve(url: url, explicit: explicit) ?? SpanExportTarget(kind: explicit ?? .zipkin, url: url)
         }
         let telemetryConfig = TelemetryConfiguration(
-            serviceName: config.serviceName, exporter: target, naming: SpanNaming(templates: RouteTemplates(config.routeTemplates)),
+            serviceName: config.serviceName, namespace: identity?.namespace ?? "default", exporter: target,
+            naming: SpanNaming(templates: RouteTemplates(config.routeTemplates)),
             maxBatchSpans: config.exporter.batchSize,
-            flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000)
+            flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000, identity: identity)
         return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.snapshot.config.samplingPercent })
     }
 }

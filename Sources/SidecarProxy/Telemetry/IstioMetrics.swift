@@ -11,8 +11,7 @@ import Synchronization
 public final class IstioMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    private let workload: String
-    private let namespace: String
+    private let identity: WorkloadIdentity
     private let handles = Mutex<HandleCache>(HandleCache())
     private let tcpHandles = Mutex<[LabelKey: TCPHandles]>([:])
     public let spansExported: CoreMetrics.Counter
@@ -22,10 +21,13 @@ public final class IstioMetrics: Sendable {
     static let durationBuckets: [Double] = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]
     static let byteBuckets: [Double] = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000]
 
-    public init(workload: String, namespace: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    public convenience init(workload: String, namespace: String, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.init(identity: WorkloadIdentity(service: workload, namespace: namespace), registry: registry)
+    }
+
+    public init(identity: WorkloadIdentity, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        self.workload = workload
-        self.namespace = namespace
+        self.identity = identity
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.valueHistogramBuckets = [
             "istio_request_duration_milliseconds": Self.durationBuckets,
@@ -44,6 +46,8 @@ public final class IstioMetrics: Sendable {
         var reporter: String
         var source: String
         var destination: String
+        /// The peer's namespace (outbound: the destination's, from its DNS name).
+        var peerNamespace: String
         var code: String
         var flags: String
         /// "http", "grpc" or "tcp".
@@ -80,8 +84,9 @@ public final class IstioMetrics: Sendable {
     private func labelKey(_ hop: HopRecord, code: String, flags: String, protocolName: String) -> LabelKey {
         let inbound = hop.direction == .inbound
         return LabelKey(
-            reporter: inbound ? "destination" : "source", source: inbound ? hop.sourceService ?? "unknown" : workload,
-            destination: hop.destinationService, code: code, flags: flags, protocolName: protocolName,
+            reporter: inbound ? "destination" : "source", source: inbound ? hop.sourceService ?? "unknown" : identity.workload,
+            destination: hop.destinationService, peerNamespace: inbound ? identity.namespace : hop.destinationNamespace ?? identity.namespace,
+            code: code, flags: flags, protocolName: protocolName,
             grpcStatus: hop.grpcStatus.map(String.init) ?? "")
     }
 
@@ -153,31 +158,59 @@ public final class IstioMetrics: Sendable {
         }
     }
 
+    /// One end of a request as the labels describe it: this workload by its identity, a peer
+    /// by the service name it is known by.
+    private struct End {
+        var workload, namespace, app, version, canonicalService, canonicalRevision: String
+
+        init(_ identity: WorkloadIdentity) {
+            workload = identity.workload
+            namespace = identity.workload == "unknown" ? "unknown" : identity.namespace
+            app = identity.app
+            version = identity.version
+            canonicalService = identity.canonicalService
+            canonicalRevision = identity.canonicalRevision
+        }
+
+        init(peer name: String, namespace: String) {
+            let known = name != "unknown"
+            workload = name
+            self.namespace = known ? namespace : "unknown"
+            app = name
+            version = "unknown"
+            canonicalService = name
+            canonicalRevision = "latest"
+        }
+    }
+
     /// Every label Istio's stats filter emits, in one fixed order (Prometheus requires the same
     /// label names for every series of a metric).
     private func labelSet(_ key: LabelKey, direction: ProxyDirection) -> [(String, String)] {
-        let destinationFQDN = "\(key.destination).\(namespace).svc.cluster.local"
-        let destinationKnown = key.destination != "unknown"
+        let inbound = key.reporter == "destination"
+        let source = inbound ? End(peer: key.source, namespace: key.peerNamespace) : End(identity)
+        let destination = inbound ? End(identity) : End(peer: key.destination, namespace: key.peerNamespace)
+        let serviceName = inbound ? identity.canonicalService : key.destination
+        let serviceNamespace = inbound ? identity.namespace : key.peerNamespace
         return [
             ("reporter", key.reporter),
-            ("source_workload", key.source),
-            ("source_workload_namespace", key.source == "unknown" ? "unknown" : namespace),
+            ("source_workload", source.workload),
+            ("source_workload_namespace", source.namespace),
             ("source_principal", "unknown"),
-            ("source_app", key.source),
-            ("source_version", "unknown"),
-            ("source_canonical_service", key.source),
-            ("source_canonical_revision", "latest"),
+            ("source_app", source.app),
+            ("source_version", source.version),
+            ("source_canonical_service", source.canonicalService),
+            ("source_canonical_revision", source.canonicalRevision),
             ("source_cluster", "meshtrace"),
-            ("destination_workload", destinationKnown ? key.destination : "unknown"),
-            ("destination_workload_namespace", destinationKnown ? namespace : "unknown"),
+            ("destination_workload", destination.workload),
+            ("destination_workload_namespace", destination.namespace),
             ("destination_principal", "unknown"),
-            ("destination_app", key.destination),
-            ("destination_version", "unknown"),
-            ("destination_service", destinationFQDN),
-            ("destination_service_name", key.destination),
-            ("destination_service_namespace", namespace),
-            ("destination_canonical_service", key.destination),
-            ("destination_canonical_revision", "latest"),
+            ("destination_app", destination.app),
+            ("destination_version", destination.version),
+            ("destination_service", "\(serviceName).\(serviceNamespace).svc.cluster.local"),
+            ("destination_service_name", serviceName),
+            ("destination_service_namespace", serviceNamespace),
+            ("destination_canonical_service", destination.canonicalService),
+            ("destination_canonical_revision", destination.canonicalRevision),
             ("destination_cluster", "meshtrace"),
             ("request_protocol", key.protocolName),
             ("response_code", key.code),

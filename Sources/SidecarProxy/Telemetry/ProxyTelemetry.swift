@@ -40,6 +40,9 @@ public struct HopRecord: Sendable {
     public var sourceService: String?
     /// The service the request was for (inbound: this service; outbound: the upstream).
     public var destinationService: String
+    /// The destination's namespace when it differs from this workload's (a Kubernetes Service
+    /// named `reviews.other.svc.cluster.local`); nil = this workload's own.
+    public var destinationNamespace: String?
     /// Envoy-style cluster name, e.g. "outbound|8080||backend" or "inbound|8080||".
     public var upstreamCluster: String?
     /// "ip:port" actually connected to.

@@ -20,6 +20,8 @@ public final class SidecarTelemetry: ProxyTelemetry {
     private let samplingPercent: @Sendable () -> Double
     private let exportTask = Mutex<Task<Void, Never>?>(nil)
     private let pending: PendingHops?
+    /// In a pod: the namespace a bare outbound `Host` name resolves in.
+    private let kubernetesNamespace: String?
 
     /// - Parameter samplingPercent: reads the rate in force (it can change at runtime), so
     ///   each span records the rate it was sampled at.
@@ -27,8 +29,9 @@ public final class SidecarTelemetry: ProxyTelemetry {
         configuration: TelemetryConfiguration, exporter: (any SpanExporter)?, logger: Logger,
         samplingPercent: @escaping @Sendable () -> Double
     ) {
-        let metrics = IstioMetrics(workload: configuration.serviceName, namespace: configuration.namespace)
+        let metrics = IstioMetrics(identity: configuration.identity)
         self.metrics = metrics
+        kubernetesNamespace = configuration.identity.kubernetes ? configuration.identity.namespace : nil
         self.builderBox = Mutex(BuilderBox(HopSpanBuilder(configuration: configuration)))
         self.samplingPercent = samplingPercent
         if let exporter {
@@ -70,6 +73,8 @@ public final class SidecarTelemetry: ProxyTelemetry {
     }
 
     public func record(_ hop: consuming HopRecord) {
+        var hop = hop
+        if let kubernetesNamespace { Self.nameDestination(&hop, callerNamespace: kubernetesNamespace) }
         metrics.record(hop)
         guard hop.sampled, let batcher else { return }
         let box = builderBox.withLock { $0 }
@@ -156,9 +161,28 @@ public final class SidecarTelemetry: ProxyTelemetry {
         return SpanID(z == id.value ? z ^ 1 : z) ?? id
     }
 
-    public func tunnelOpened(_ hop: HopRecord) { metrics.tunnelOpened(hop) }
+    /// In a pod, an outbound request names its destination by the Service's DNS name
+    /// (`reviews.default.svc.cluster.local:9080`): spans and metrics call it `reviews`, in
+    /// namespace `default`, as Istio's registry would.
+    static func nameDestination(_ hop: inout HopRecord, callerNamespace: String) {
+        guard hop.direction != .inbound, hop.destinationNamespace == nil,
+              let name = KubernetesServiceName.parse(host: hop.destinationService, callerNamespace: callerNamespace)
+        else { return }
+        hop.destinationService = name.service
+        if name.namespace != callerNamespace { hop.destinationNamespace = name.namespace }
+    }
 
-    public func tunnelProgress(_ hop: HopRecord, sent: Int, received: Int) { metrics.tunnelProgress(hop, sent: sent, received: received) }
+    public func tunnelOpened(_ hop: HopRecord) {
+        var hop = hop
+        if let kubernetesNamespace { Self.nameDestination(&hop, callerNamespace: kubernetesNamespace) }
+        metrics.tunnelOpened(hop)
+    }
+
+    public func tunnelProgress(_ hop: HopRecord, sent: Int, received: Int) {
+        var hop = hop
+        if let kubernetesNamespace { Self.nameDestination(&hop, callerNamespace: kubernetesNamespace) }
+        metrics.tunnelProgress(hop, sent: sent, received: received)
+    }
 
     public func prometheusText() -> String { metrics.prometheusText() }
 

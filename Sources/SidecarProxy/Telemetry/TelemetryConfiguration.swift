@@ -16,15 +16,18 @@ public struct TelemetryConfiguration: Sendable {
     public var flushIntervalSeconds: Double
     /// Cut `http.url` paths to this many characters, as Envoy's max_path_tag_length.
     public var maxPathTagLength: Int
+    /// The workload's names for Istio's metric labels; in a pod, from the downward API.
+    public var identity: WorkloadIdentity
 
     public init(
         serviceName: String, nodeID: String? = nil, namespace: String = "default", exporter: SpanExportTarget = .disabled,
         naming: SpanNaming = SpanNaming(), maxQueuedSpans: Int = 10_000, maxBatchSpans: Int = 512,
-        flushIntervalSeconds: Double = 1, maxPathTagLength: Int = 256
+        flushIntervalSeconds: Double = 1, maxPathTagLength: Int = 256, identity: WorkloadIdentity? = nil
     ) {
         self.serviceName = serviceName
-        self.nodeID = nodeID ?? "sidecar~127.0.0.1~\(serviceName)~\(namespace)"
+        self.nodeID = nodeID ?? identity?.nodeID ?? "sidecar~127.0.0.1~\(serviceName)~\(namespace)"
         self.namespace = namespace
+        self.identity = identity ?? WorkloadIdentity(service: serviceName, namespace: namespace)
         self.exporter = exporter
         self.naming = naming
         self.maxQueuedSpans = maxQueuedSpans
