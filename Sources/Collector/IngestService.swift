@@ -22,6 +22,7 @@ struct IngestService: Service {
             await withGracefulShutdownHandler {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { await maintain() }
+                    group.addTask { await probeStore() }
                     await queue.run()  // returns only after shutdown() and a full drain
                     group.cancelAll()
                 }
@@ -36,6 +37,15 @@ struct IngestService: Service {
         logger.info("store closed")
     }
 
+    /// `/readyz` and ingest follow the store's health each second, in a loop of its own: the
+    /// housekeeping loop can wait out a stats or retention call to a store that went away.
+    private func probeStore() async {
+        while !Task.isCancelled {
+            readiness.setStore(await store.isReady())
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
     /// Periodic housekeeping; sleeping here schedules work, it does not wait for other tasks.
     /// The loop wakes every second, or every retention interval when that is shorter.
     private func maintain() async {
@@ -44,7 +54,6 @@ struct IngestService: Service {
         var lastRetention = ContinuousClock.now
         var lastStats = ContinuousClock.now - .seconds(60)
         while !Task.isCancelled {
-            readiness.setStore(await store.isReady())
             metrics.queueDepth.record(queue.depthSpans)
             let now = ContinuousClock.now
             if now - lastStats >= .seconds(5) {
