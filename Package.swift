@@ -30,6 +30,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        // OTLP/gRPC ingest on 4317 (the collector only: the sidecar and MeshtraceTracing speak
+        // the one unary export call over swift-nio-http2; docs/performance.md has the sizes).
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
     ],
     targets: [
         // zlib from the system (zlib1g-dev): gzip bodies on ingest, with an output cap.
@@ -62,11 +67,15 @@ let package = Package(
             ]
         ),
 
-        // `meshtrace collector`: receivers, ingest queue, query APIs, admin.
+        // `meshtrace collector`: receivers, ingest queue, query APIs, admin. gRPC (grpc-swift 2)
+        // serves OTLP/gRPC; its server set-up (`GRPCListener`) takes any service on its own port.
         .target(
             name: "Collector",
             dependencies: [
                 "TraceModel", "TraceWire", "TraceStorage", "TraceAnalysis",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -78,8 +87,8 @@ let package = Package(
             exclude: ["UI/Assets"]
         ),
 
-        // Batching span export to a collector (Zipkin v2 JSON or OTLP/HTTP), shared by the
-        // sidecar and the MeshtraceTracing library.
+        // Batching span export to a collector (Zipkin v2 JSON/proto, OTLP/HTTP, or OTLP/gRPC over
+        // swift-nio-http2), shared by the sidecar and the MeshtraceTracing library.
         .target(
             name: "TraceExport",
             dependencies: [
@@ -87,6 +96,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: dataPlaneSettings
@@ -226,8 +236,14 @@ let package = Package(
         // Benchmarks live beside the code they measure; run with scripts/bench-collector.
         .executableTarget(
             name: "CollectorBenchmark",
-            dependencies: ["TraceModel", "TraceWire", "TraceStorage", "Collector"],
-            path: "Benchmarks/collector"
+            dependencies: [
+                "TraceModel", "TraceWire", "TraceStorage", "Collector", "MeshtraceTesting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            path: "Benchmarks/collector",
+            exclude: ["otlp_instructions.sh"]
         ),
 
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),

@@ -7,6 +7,8 @@
 //    encoded before the clock starts, so we time the collector, not the load generator.
 // 3. Query: get-trace and search latency (p50/p99) through the Jaeger API with N spans stored
 //    (`--stored-spans 1000000,10000000`), and bytes on disk per span.
+//    And OTLP/gRPC (grpc-swift's client) on the same store, and the gRPC message codec alone:
+//    the hand-written decoder the receiver plugs in against GRPCProtobuf's generated messages.
 import Collector
 import Foundation
 import Logging
@@ -130,6 +132,7 @@ func startCollector(_ backend: Backend, _ opened: OpenedStore) async throws -> (
     var config = CollectorConfiguration()
     config.zipkinPort = 0
     config.otlpHTTPPort = 0
+    config.otlpGRPCPort = 0
     config.queryPort = 0
     config.adminPort = 0
     config.storage = backend.kind
@@ -287,6 +290,18 @@ for backend in backends {
             }
         }
     }
+    for batch in [100, 1000] {
+        let r = try await grpcRate(backend, batch: batch)
+        say("| \(backend.label) | otlp-proto over gRPC | \(batch) | \(connections) | \(fmt(r)) | \(fmt(r / best, 2)) |")
+    }
+}
+say("")
+say("| OTLP/gRPC message codec (decode only) | spans/request | spans/s |")
+say("|---|---|---|")
+for batch in [100, 1000] {
+    let r = try codecRates(batch: batch)
+    say("| hand-written decoder (plugged in) | \(batch) | \(fmt(r.hand)) |")
+    say("| GRPCProtobuf generated messages + conversion | \(batch) | \(fmt(r.generated)) |")
 }
 for stored in storedSpanCounts {
     for backend in backends {

@@ -9,14 +9,16 @@
 # half then runs from COLLECTOR_BIN (default .build/release/meshtrace). REQUESTS defaults to 3000
 # (hey, 8 connections, 1 KiB responses from nginx, 100% sampling). SAMPLING=0 shows the proxying
 # alone; EXPORTER=zipkin-proto exports proto3 instead of JSON, EXPORTER=otlp OTLP protobuf (to the
-# collector's OTLP port). Writes sidecar.cg and collector.cg
+# collector's OTLP port), EXPORTER=otlp-grpc OTLP/gRPC (the sidecar's half then exports to a
+# native collector with memory storage instead of nginx, as nginx does not answer gRPC).
+# Writes sidecar.cg and collector.cg
 # (open with callgrind_annotate) in a temp dir it names at the end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-.build/release/meshtrace}
 N=${2:-3000}
 SAMPLING=${SAMPLING:-100}
-EXPORTER=${EXPORTER:-zipkin}   # or zipkin-proto (the same spans as proto3), or otlp
+EXPORTER=${EXPORTER:-zipkin}   # or zipkin-proto (the same spans as proto3), otlp or otlp-grpc
 COLLECTOR_BIN=${COLLECTOR_BIN:-.build/release/meshtrace}
 SIDECAR_CMD=(sidecar)   # the all-in-one binary's subcommand; meshtrace-sidecar takes the flags directly
 case "$(basename "$BIN")" in meshtrace-sidecar*) SIDECAR_CMD=() ;; *) COLLECTOR_BIN=$BIN ;; esac
@@ -29,9 +31,11 @@ strip -g "$BIN" -o "$T/meshtrace"
 strip -g "$COLLECTOR_BIN" -o "$T/collector"
 head -c 1024 /dev/zero | tr '\0' x > "$T/1k"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-APP=$(port); SINK=$(port); SC=$(port); ZIP=$(port); QUERY=$(port); SC2=$(port); OTLP=$(port)
+APP=$(port); SINK=$(port); SC=$(port); ZIP=$(port); QUERY=$(port); SC2=$(port); OTLP=$(port); GRPC=$(port); GSINK=$(port)
 INGEST="http://127.0.0.1:$ZIP/api/v2/spans"
+SINK_URL="http://127.0.0.1:$SINK/api/v2/spans"
 [ "$EXPORTER" = otlp ] && INGEST="http://127.0.0.1:$OTLP/v1/traces"
+[ "$EXPORTER" = otlp-grpc ] && INGEST="grpc://127.0.0.1:$GRPC" && SINK_URL="grpc://127.0.0.1:$GSINK"
 cat > "$T/nginx.conf" <<CONF
 daemon off; worker_processes 1; pid $T/nginx.pid; error_log $T/nginx-error.log;
 events { worker_connections 4096; }
@@ -40,7 +44,12 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$SINK; client_max_body_size 64m; client_body_buffer_size 4m; location / { return 202; } } }
 CONF
 nginx -c "$T/nginx.conf" -p "$T" & NGINX=$!
-trap 'kill $NGINX 2>/dev/null; wait 2>/dev/null' EXIT
+GSINK_PID=
+if [ "$EXPORTER" = otlp-grpc ]; then
+  "$COLLECTOR_BIN" collector --zipkin-port 0 --otlp-http-port 0 --otlp-grpc-port "$GSINK" --query-port 0 --admin-port 0 \
+    --storage memory --log-level warning > "$T/gsink.log" 2>&1 & GSINK_PID=$!
+fi
+trap 'kill $NGINX $GSINK_PID 2>/dev/null; wait 2>/dev/null' EXIT
 
 wait_up() {  # URL: bounded poll until it answers
   for _ in $(seq 1 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
@@ -61,7 +70,7 @@ total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(","
 echo "sidecar under callgrind (sampling $SAMPLING%, spans to a discard sink), $N requests..."
 valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file="$T/sidecar.cg" "$T/meshtrace" "${SIDECAR_CMD[@]}" --service app \
   --inbound-port "$SC" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 --sampling "$SAMPLING" \
-  --collector "http://127.0.0.1:$SINK/api/v2/spans" --exporter "$EXPORTER" --log-level warning > "$T/sidecar.log" 2>&1 &
+  --collector "$SINK_URL" --exporter "$EXPORTER" --log-level warning > "$T/sidecar.log" 2>&1 &
 VG=$!
 wait_up "http://127.0.0.1:$SC/"
 hey -n 200 -c 8 "http://127.0.0.1:$SC/" > /dev/null  # warm: connections, pools, caches
@@ -80,7 +89,7 @@ echo "  of which the busiest thread (the event loop): $((LOOP / N)) per request"
 
 echo "collector under callgrind (memory storage), spans from a native sidecar, $N requests..."
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/collector.cg" "$T/collector" collector \
-  --zipkin-port "$ZIP" --otlp-http-port "$OTLP" --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
+  --zipkin-port "$ZIP" --otlp-http-port "$OTLP" --otlp-grpc-port "$GRPC" --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
   > "$T/collector.log" 2>&1 &
 COL=$!
 wait_up "http://127.0.0.1:$QUERY/api/services"
@@ -96,5 +105,5 @@ wait_idle "$COL"                        # and the collector has decoded and stor
 callgrind_control -i off "$COL" > /dev/null 2>&1
 kill -TERM "$COL"; wait "$COL"
 C=$(total "$T/collector.cg")
-echo "collector: $C instructions, $((C / N)) per span ($EXPORTER over HTTP, decode, memory store)"
+echo "collector: $C instructions, $((C / N)) per span ($EXPORTER, decode, memory store)"
 echo "profiles: $T/sidecar.cg $T/collector.cg"

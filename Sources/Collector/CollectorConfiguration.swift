@@ -6,6 +6,16 @@ public struct CollectorConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     public var zipkinPort: Int = 9411
     public var otlpHTTPPort: Int = 4318
+    /// OTLP/gRPC; -1 turns it off. Off unless asked for here, so a process that embeds the
+    /// collector (the mesh runner, tests) never takes 4317 by surprise; `meshtrace collector`
+    /// asks for 4317.
+    public var otlpGRPCPort: Int = -1
+    /// Message size, concurrent calls and keepalive for the gRPC listener.
+    public var grpcLimits = GRPCListenerLimits()
+    /// PEM certificate chain and key: the OTLP/gRPC port speaks TLS instead of plaintext.
+    public var otlpGRPCTLS: GRPCTLSFiles?
+    /// Span tag keys whose values `/api/v2/autocompleteValues` lists (Zipkin's AUTOCOMPLETE_KEYS).
+    public var autocompleteKeys: [String] = []
     public var queryPort: Int = 16686
     public var adminPort: Int = 14269
     public var storage: StorageKind = .sqlite

@@ -12,11 +12,14 @@ public struct ListeningAddresses: Sendable, CustomStringConvertible {
     public var host: String
     public var zipkinPort: Int
     public var otlpHTTPPort: Int
+    /// Nil when OTLP/gRPC is off.
+    public var otlpGRPCPort: Int?
     public var queryPort: Int
     public var adminPort: Int
 
     public var description: String {
         "zipkin=http://\(host):\(zipkinPort) otlp-http=http://\(host):\(otlpHTTPPort) "
+            + (otlpGRPCPort.map { "otlp-grpc=\(host):\($0) " } ?? "")
             + "query=http://\(host):\(queryPort) admin=http://\(host):\(adminPort)"
     }
 }
@@ -56,12 +59,13 @@ public final class CollectorServer: Service {
         readiness.setStore(await store.isReady())  // before any listener: ingest must not race the first probe
         let queue = IngestQueue(store: store, capacitySpans: config.ingestQueueCapacitySpans, logger: logger)
         let body = IngestBody(maxWireBytes: config.maxRequestBodyBytes, maxDecodedBytes: config.maxDecompressedBodyBytes)
-        let ingestor = SpanIngestor(queue: queue, readiness: readiness, metrics: metrics, logger: logger)
+        let autocomplete = AutocompleteIndex(keys: config.autocompleteKeys)
+        let ingestor = SpanIngestor(queue: queue, readiness: readiness, metrics: metrics, logger: logger, autocomplete: autocomplete)
 
         let zipkinRouter = Router()
         zipkinRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
         ZipkinReceiver(body: body, ingestor: ingestor, metrics: metrics).register(on: zipkinRouter)
-        ZipkinQueryAPI(store: store).register(on: zipkinRouter)
+        ZipkinQueryAPI(store: store, autocomplete: autocomplete).register(on: zipkinRouter)
 
         let otlpRouter = Router()
         OTLPReceiver(body: body, ingestor: ingestor, metrics: metrics).register(on: otlpRouter)
@@ -76,30 +80,36 @@ public final class CollectorServer: Service {
         let adminRouter = Router()
         AdminAPI(metrics: metrics, readiness: readiness).register(on: adminRouter)
 
-        let bound = BoundPorts(expected: ["zipkin", "otlp", "query", "admin"])
+        let grpcEnabled = config.otlpGRPCPort >= 0
+        let bound = BoundPorts(expected: Set(["zipkin", "otlp", "query", "admin"] + (grpcEnabled ? ["otlp_grpc"] : [])))
+        let announce: @Sendable ([String: Int]) -> Void = { [self] ports in
+            let addresses = ListeningAddresses(
+                host: config.host, zipkinPort: ports["zipkin"] ?? 0, otlpHTTPPort: ports["otlp"] ?? 0,
+                otlpGRPCPort: ports["otlp_grpc"], queryPort: ports["query"] ?? 0, adminPort: ports["admin"] ?? 0)
+            // The gRPC endpoint is written as SDKs take it (OTEL_EXPORTER_OTLP_ENDPOINT): http://
+            // means plaintext, https:// TLS.
+            let grpcScheme = config.otlpGRPCTLS == nil ? "http" : "https"
+            self.logger.info(
+                "meshtrace collector listening",
+                metadata: [
+                    "zipkin": "http://\(config.host):\(addresses.zipkinPort)/api/v2/spans",
+                    "otlp_http": "http://\(config.host):\(addresses.otlpHTTPPort)/v1/traces",
+                    "otlp_grpc": "\(addresses.otlpGRPCPort.map { "\(grpcScheme)://\(config.host):\($0)" } ?? "off")",
+                    "query": "http://\(config.host):\(addresses.queryPort)",
+                    "admin": "http://\(config.host):\(addresses.adminPort)",
+                    "storage": "\(config.storage.rawValue)",
+                    "data_dir": "\(config.storage == .sqlite ? config.dataDirectory ?? "-" : "-")",
+                    "clickhouse": "\(config.storage == .clickhouse ? config.clickHouse?.url ?? "-" : "-")",
+                ])
+            self.readiness.set(true)
+            self.onListening(addresses)
+        }
         func app(_ name: String, _ router: Router<BasicRequestContext>, port: Int) -> some Service {
             Application(
                 router: router,
                 configuration: ApplicationConfiguration(address: .hostname(config.host, port: port), serverName: "meshtrace"),
-                onServerRunning: { [self] channel in
-                    if let ports = bound.record(name, port: channel.localAddress?.port ?? port) {
-                        let addresses = ListeningAddresses(
-                            host: config.host, zipkinPort: ports["zipkin"] ?? 0, otlpHTTPPort: ports["otlp"] ?? 0,
-                            queryPort: ports["query"] ?? 0, adminPort: ports["admin"] ?? 0)
-                        self.logger.info(
-                            "meshtrace collector listening",
-                            metadata: [
-                                "zipkin": "http://\(config.host):\(addresses.zipkinPort)/api/v2/spans",
-                                "otlp_http": "http://\(config.host):\(addresses.otlpHTTPPort)/v1/traces",
-                                "query": "http://\(config.host):\(addresses.queryPort)",
-                                "admin": "http://\(config.host):\(addresses.adminPort)",
-                                "storage": "\(config.storage.rawValue)",
-                                "data_dir": "\(config.storage == .sqlite ? config.dataDirectory ?? "-" : "-")",
-                                "clickhouse": "\(config.storage == .clickhouse ? config.clickHouse?.url ?? "-" : "-")",
-                            ])
-                        self.readiness.set(true)
-                        self.onListening(addresses)
-                    }
+                onServerRunning: { channel in
+                    if let ports = bound.record(name, port: channel.localAddress?.port ?? port) { announce(ports) }
                 },
                 logger: Logger(label: "meshtrace.collector.\(name)", factory: { _ in self.quietHandler(name) })
             )
@@ -107,15 +117,26 @@ public final class CollectorServer: Service {
 
         let ingestService = IngestService(
             queue: queue, store: store, metrics: metrics, configuration: config, readiness: readiness, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ingestService),
+            .init(service: app("zipkin", zipkinRouter, port: config.zipkinPort)),
+            .init(service: app("otlp", otlpRouter, port: config.otlpHTTPPort)),
+        ]
+        if grpcEnabled {
+            let listener = GRPCListener(
+                name: "OTLP/gRPC", host: config.host, port: config.otlpGRPCPort,
+                services: [OTLPGRPCService(ingestor: ingestor, metrics: metrics)],
+                limits: config.grpcLimits, tls: config.otlpGRPCTLS, logger: logger,
+                onListening: { port in if let ports = bound.record("otlp_grpc", port: port) { announce(ports) } })
+            services.append(.init(service: listener))
+        }
+        services += [
+            .init(service: app("query", queryRouter, port: config.queryPort)),
+            .init(service: app("admin", adminRouter, port: config.adminPort)),
+        ]
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: ingestService),
-                    .init(service: app("zipkin", zipkinRouter, port: config.zipkinPort)),
-                    .init(service: app("otlp", otlpRouter, port: config.otlpHTTPPort)),
-                    .init(service: app("query", queryRouter, port: config.queryPort)),
-                    .init(service: app("admin", adminRouter, port: config.adminPort)),
-                ],
+                services: services,
                 gracefulShutdownSignals: gracefulShutdownSignals,
                 logger: logger
             ))

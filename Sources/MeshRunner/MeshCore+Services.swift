@@ -20,13 +20,22 @@ extension MeshCore {
     }
 
     /// The process environment plus: PORT, HTTP_PROXY toward its outbound sidecar, `<NAME>_URL`
-    /// per upstream, and where MeshtraceTracing should export app spans.
+    /// per upstream, where MeshtraceTracing should export app spans, and the OpenTelemetry SDK
+    /// settings (OTLP/gRPC endpoint and protocol, service name) so an SDK in the app just works.
+    /// A value the user already set in the environment is kept.
     func environment(for service: ServiceSpec, outbound: String?, egress: [String: String]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         let port = state.all.first { $0.name == service.name }?.appPort ?? 0
         env["PORT"] = String(port)
         env["MESHTRACE_SERVICE"] = service.name
         env["MESHTRACE_COLLECTOR"] = collectorURL
+        if let otlpEndpoint, env["OTEL_EXPORTER_OTLP_ENDPOINT"] == nil {
+            // The protocol is named with it: SDKs that default to http/protobuf (Node, the Java
+            // agent) would otherwise POST /v1/traces to the gRPC port.
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlpEndpoint
+            if env["OTEL_EXPORTER_OTLP_PROTOCOL"] == nil { env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc" }
+        }
+        if env["OTEL_SERVICE_NAME"] == nil { env["OTEL_SERVICE_NAME"] = service.name }
         if let level = options.logLevel { env["MESHTRACE_LOG_LEVEL"] = level }
         if let outbound {
             env["HTTP_PROXY"] = "http://\(outbound)"

@@ -18,11 +18,14 @@ final class MeshCore: Service {
     let state: MeshState
     let collectorURL: String
     let queryURL: String?
+    /// The embedded collector's OTLP/gRPC endpoint, for apps' OpenTelemetry SDKs.
+    let otlpEndpoint: String?
     let onReady: @Sendable (MeshReady) -> Void
     let controlPort = StartSignal<Int>()
 
     init(file: MeshFile, options: MeshOptions, logger: Logger, state: MeshState, collectorURL: String, queryURL: String?,
-         onReady: @escaping @Sendable (MeshReady) -> Void) {
+         otlpEndpoint: String? = nil, onReady: @escaping @Sendable (MeshReady) -> Void) {
+        self.otlpEndpoint = otlpEndpoint
         self.file = file
         self.options = options
         self.logger = logger
@@ -70,7 +73,7 @@ final class MeshCore: Service {
                     let controlURL = "http://127.0.0.1:\(port)"
                     var ready = MeshReady(
                         controlURL: controlURL, gatewayURL: started.gatewayURL, queryURL: queryURL, collectorURL: collectorURL,
-                        services: state.status())
+                        otlpEndpoint: otlpEndpoint, services: state.status())
                     if let spec = file.prometheus {
                         // Needs the control URL for discovery, so it starts last; a missing binary is
                         // said and the mesh runs on.

@@ -107,10 +107,16 @@ public struct CollectorSpec: Sendable, Equatable {
     public var queryPort: Int
     public var zipkinPort: Int
     public var otlpPort: Int
+    /// OTLP/gRPC (4317); -1 turns it off. Apps get it as OTEL_EXPORTER_OTLP_ENDPOINT.
+    public var otlpGRPCPort: Int
     public var adminPort: Int
     public var dataDir: String?
 
-    public init(url: String? = nil, queryPort: Int = 16686, zipkinPort: Int = 9411, otlpPort: Int = 4318, adminPort: Int = 14269, dataDir: String? = nil) {
+    public init(
+        url: String? = nil, queryPort: Int = 16686, zipkinPort: Int = 9411, otlpPort: Int = 4318, otlpGRPCPort: Int = 4317,
+        adminPort: Int = 14269, dataDir: String? = nil
+    ) {
+        self.otlpGRPCPort = otlpGRPCPort
         self.url = url
         self.queryPort = queryPort
         self.zipkinPort = zipkinPort

@@ -290,7 +290,8 @@ public struct MeshFileParser {
 
     private func collector(_ node: Node) throws(MeshFileError) -> CollectorSpec {
         var spec = CollectorSpec()
-        for (key, _, value) in try mapping(node, "collector", allowed: ["url", "queryPort", "zipkinPort", "otlpPort", "adminPort", "dataDir", "embedded"]) {
+        var grpcPortGiven = false
+        for (key, _, value) in try mapping(node, "collector", allowed: ["url", "queryPort", "zipkinPort", "otlpPort", "otlpGrpcPort", "adminPort", "dataDir", "embedded"]) {
             let path = "collector.\(key)"
             switch key {
             case "url":
@@ -304,11 +305,17 @@ public struct MeshFileParser {
             case "queryPort": spec.queryPort = try int(value, path, range: 0...65535)
             case "zipkinPort": spec.zipkinPort = try int(value, path, range: 0...65535)
             case "otlpPort": spec.otlpPort = try int(value, path, range: 0...65535)
+            case "otlpGrpcPort":
+                spec.otlpGRPCPort = try int(value, path, range: -1...65535, hint: "a port, 0 for any free one, or -1 for no OTLP/gRPC")
+                grpcPortGiven = true
             case "adminPort": spec.adminPort = try int(value, path, range: 0...65535)
             case "dataDir": spec.dataDir = try string(value, path)
             default: break
             }
         }
+        // A file that asks for free ports (otlpPort: 0) gets a free one for gRPC too, rather than
+        // taking 4317 beside them.
+        if !grpcPortGiven, spec.otlpPort == 0 { spec.otlpGRPCPort = 0 }
         if spec.url == "" {
             throw fail(node, "collector", "embedded: false needs a url", hint: "give collector.url, or drop 'embedded: false' to run the built-in collector")
         }

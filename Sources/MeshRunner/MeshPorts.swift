@@ -19,6 +19,7 @@ extension MeshFile {
             add("collector.queryPort", collector.queryPort)
             add("collector.zipkinPort", collector.zipkinPort)
             add("collector.otlpPort", collector.otlpPort)
+            if collector.otlpGRPCPort > 0 { add("collector.otlpGrpcPort", collector.otlpGRPCPort) }
             add("collector.adminPort", collector.adminPort)
         }
         add("--control-port", controlPort)

@@ -44,6 +44,8 @@ public struct MeshReady: Sendable {
     public var gatewayURL: String?
     public var queryURL: String?
     public var collectorURL: String
+    /// The embedded collector's OTLP/gRPC endpoint (OTEL_EXPORTER_OTLP_ENDPOINT of every service).
+    public var otlpEndpoint: String? = nil
     public var services: [ServiceState]
     /// Prometheus run beside the mesh, when asked for and installed.
     public var prometheusURL: String?
@@ -94,6 +96,7 @@ public final class MeshRuntime: Service {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let collectorURL: String
         var queryURL: String?
+        var otlpEndpoint: String?
         if let url = file.collector.url {
             collectorURL = url
         } else {
@@ -103,6 +106,7 @@ public final class MeshRuntime: Service {
             var config = CollectorConfiguration()
             config.zipkinPort = file.collector.zipkinPort
             config.otlpHTTPPort = file.collector.otlpPort
+            config.otlpGRPCPort = file.collector.otlpGRPCPort
             config.queryPort = file.collector.queryPort
             config.adminPort = file.collector.adminPort
             config.dataDirectory = dataDir
@@ -117,9 +121,12 @@ public final class MeshRuntime: Service {
                 : "http://127.0.0.1:\(addresses.zipkinPort)/api/v2/spans"
             collectorURL = exporterPath
             queryURL = "http://127.0.0.1:\(addresses.queryPort)"
+            otlpEndpoint = addresses.otlpGRPCPort.map { "http://127.0.0.1:\($0)" }
             state.collectorAdmin = "127.0.0.1:\(addresses.adminPort)"
         }
-        let core = MeshCore(file: file, options: options, logger: logger, state: state, collectorURL: collectorURL, queryURL: queryURL, onReady: onReady)
+        let core = MeshCore(
+            file: file, options: options, logger: logger, state: state, collectorURL: collectorURL, queryURL: queryURL,
+            otlpEndpoint: otlpEndpoint, onReady: onReady)
         let controlSetting = options.settingNames["--control-port"] ?? "--control-port"
         let control = ControlPlane(state: state, logger: logger).application(
             port: options.controlPort, onBound: { port in core.controlPortBound(port) })

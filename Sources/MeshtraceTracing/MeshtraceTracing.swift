@@ -52,10 +52,10 @@ public enum MeshtraceTracing {
         let target = try exportTarget(collector: collector, environment: environment)
         var exporter: (any SpanExporter)?
         if target.kind != .none {
-            guard let http = HTTPSpanExporter(configuration: target, group: MultiThreadedEventLoopGroup.singleton) else {
+            guard let made = target.makeExporter(group: MultiThreadedEventLoopGroup.singleton) else {
                 throw ConfigurationError(description: "cannot export to collector URL '\(target.url ?? "")'")
             }
-            exporter = http
+            exporter = made
         } else {
             logger.notice("no collector configured (\(collectorEnvironmentVariable) is unset); spans propagate but are not exported")
         }
@@ -68,18 +68,29 @@ public enum MeshtraceTracing {
     /// Where spans go, from `collector` or else `$MESHTRACE_COLLECTOR`:
     /// - `http://host:9411/api/v2/spans`: Zipkin v2 JSON;
     /// - `http://host:4318/v1/traces`: OTLP/HTTP protobuf;
-    /// - a base URL (`http://host:port`): OTLP on port 4318, Zipkin otherwise, with the standard path;
+    /// - `grpc://host:4317`: OTLP/gRPC (plaintext, one kept HTTP/2 connection);
+    /// - a base URL (`http://host:port`): OTLP/HTTP on port 4318, OTLP/gRPC on 4317, Zipkin
+    ///   otherwise, with the standard path;
     /// - unset, empty or `none`: export disabled.
     public static func exportTarget(collector: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SpanExportTarget {
         let raw = (collector ?? environment[collectorEnvironmentVariable] ?? "").trimmingCharacters(in: .whitespaces)
         if raw.isEmpty || raw.lowercased() == "none" { return .disabled }
-        guard let components = URLComponents(string: raw), components.scheme == "http", let host = components.host, !host.isEmpty else {
-            throw ConfigurationError(description: "collector must be an http:// URL such as http://127.0.0.1:9411, got '\(raw)'")
+        guard let components = URLComponents(string: raw), components.scheme == "http" || components.scheme == "grpc",
+              let host = components.host, !host.isEmpty
+        else {
+            throw ConfigurationError(description: "collector must be an http:// URL such as http://127.0.0.1:9411 (or grpc://host:4317), got '\(raw)'")
         }
         let path = components.percentEncodedPath
+        if components.scheme == "grpc" {
+            guard path.isEmpty || path == "/" else {
+                throw ConfigurationError(description: "an OTLP/gRPC collector URL has no path: grpc://host:4317, got '\(raw)'")
+            }
+            return SpanExportTarget(kind: .otlpGRPC, url: raw)
+        }
         if path.isEmpty || path == "/" {
             var base = raw
             while base.hasSuffix("/") { base.removeLast() }
+            if components.port == 4317 { return SpanExportTarget(kind: .otlpGRPC, url: base) }
             return components.port == 4318
                 ? SpanExportTarget(kind: .otlp, url: base + "/v1/traces")
                 : SpanExportTarget(kind: .zipkin, url: base + "/api/v2/spans")

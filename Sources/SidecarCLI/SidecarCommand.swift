@@ -62,9 +62,9 @@ public struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("route-template"), help: "Span name route for matching paths, e.g. /api/reports/{id} ({name} is one segment; repeatable).")
     var routeTemplate: [String] = []
 
-    @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp or none (default: from the collector URL, …/v1/traces is otlp).")
+    @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp (OTLP/HTTP), otlp-grpc (OTLP/gRPC, one kept HTTP/2 connection) or none (default: from the collector URL: …/v1/traces is otlp, grpc://host:4317 otlp-grpc).")
     var exporter: String?
-    @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin) or http://127.0.0.1:4318 (OTLP).")
+    @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin), http://127.0.0.1:4318 (OTLP/HTTP) or grpc://127.0.0.1:4317 (OTLP/gRPC).")
     var collector: String?
     @Option(name: .customLong("export-batch-size"), help: "Spans per export request at most (default 512).")
     var exportBatchSize: String?
@@ -201,8 +201,9 @@ public struct SidecarCommand: AsyncParsableCommand {
         if let endpoint = config.exporter.endpoint, explicit != SpanExportTarget.Kind.none {
             var url = endpoint
             let afterScheme = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
-            // "http://host:port" or "http://host:port/": add the format's standard path.
-            if afterScheme.count < 4 || afterScheme[3].isEmpty {
+            // "http://host:port" or "http://host:port/": add the format's standard path (gRPC has none).
+            let isGRPC = explicit == .otlpGRPC || (explicit == nil && url.lowercased().hasPrefix("grpc://"))
+            if !isGRPC, afterScheme.count < 4 || afterScheme[3].isEmpty {
                 if url.hasSuffix("/") { url.removeLast() }
                 url += explicit == .otlp ? "/v1/traces" : "/api/v2/spans"
             }

@@ -10,11 +10,14 @@ public struct SpanExportTarget: Sendable, Hashable {
         /// Zipkin v2 as proto3 on the same endpoint (Zipkin, Jaeger, Tempo and ours accept it).
         case zipkinProto = "zipkin-proto"
         case otlp
+        /// OTLP/gRPC (`TraceService/Export`) to `grpc://host:4317` (plaintext).
+        case otlpGRPC = "otlp-grpc"
         case none
     }
 
     public var kind: Kind
-    /// Full URL, e.g. http://127.0.0.1:9411/api/v2/spans or http://127.0.0.1:4318/v1/traces.
+    /// Full URL, e.g. http://127.0.0.1:9411/api/v2/spans, http://127.0.0.1:4318/v1/traces or
+    /// grpc://127.0.0.1:4317.
     public var url: String?
 
     public init(kind: Kind, url: String?) {
@@ -25,10 +28,11 @@ public struct SpanExportTarget: Sendable, Hashable {
     public static let disabled = SpanExportTarget(kind: .none, url: nil)
 
     /// Picks the exporter from the URL's path unless `explicit` says otherwise:
-    /// `…/api/v2/spans` is Zipkin, `…/v1/traces` OTLP/HTTP.
+    /// `…/api/v2/spans` is Zipkin, `…/v1/traces` OTLP/HTTP, `grpc://…` OTLP/gRPC.
     public static func resolve(url: String?, explicit: Kind?) -> SpanExportTarget? {
         guard let url, !url.isEmpty else { return explicit == nil || explicit == SpanExportTarget.Kind.none ? .disabled : nil }
         if let explicit { return SpanExportTarget(kind: explicit, url: url) }
+        if url.lowercased().hasPrefix("grpc://") { return SpanExportTarget(kind: .otlpGRPC, url: url) }
         if url.hasSuffix("/api/v2/spans") { return SpanExportTarget(kind: .zipkin, url: url) }
         if url.hasSuffix("/v1/traces") { return SpanExportTarget(kind: .otlp, url: url) }
         return nil
@@ -52,6 +56,18 @@ public protocol SpanExporter: Sendable {
     func export(_ batch: EncodedSpanBatch) async -> ExportOutcome
 }
 
+extension SpanExportTarget {
+    /// The exporter for this target: OTLP/gRPC over HTTP/2, the others over HTTP/1.1. Nil when
+    /// export is off or the URL does not fit the kind.
+    public func makeExporter(group: any EventLoopGroup, timeout: Duration = .seconds(10)) -> (any SpanExporter)? {
+        switch kind {
+        case .none: return nil
+        case .otlpGRPC: return url.flatMap { GRPCSpanExporter(url: $0, group: group, timeout: timeout) }
+        case .zipkin, .zipkinProto, .otlp: return HTTPSpanExporter(configuration: self, group: group, timeout: timeout)
+        }
+    }
+}
+
 /// Zipkin v2 JSON (`…/api/v2/spans`) or OTLP/HTTP protobuf (`…/v1/traces`) over HTTP/1.1.
 public struct HTTPSpanExporter: SpanExporter {
     public let kind: SpanExportTarget.Kind
@@ -60,7 +76,7 @@ public struct HTTPSpanExporter: SpanExporter {
     let timeout: Duration
 
     public init?(configuration: SpanExportTarget, group: any EventLoopGroup, timeout: Duration = .seconds(10)) {
-        guard configuration.kind != .none, let url = configuration.url, let endpoint = HTTPEndpoint(url: url) else { return nil }
+        guard configuration.kind != .none, configuration.kind != .otlpGRPC, let url = configuration.url, let endpoint = HTTPEndpoint(url: url) else { return nil }
         self.kind = configuration.kind
         self.endpoint = endpoint
         self.group = group
@@ -71,7 +87,7 @@ public struct HTTPSpanExporter: SpanExporter {
         switch kind {
         case .zipkin: return .zipkinJSON
         case .zipkinProto: return .zipkinProto
-        case .otlp, .none: return .otlpProtobuf
+        case .otlp, .otlpGRPC, .none: return .otlpProtobuf
         }
     }
 

@@ -20,6 +20,12 @@ public enum OTLPProto {
         }.get()
     }
 
+    /// `decode` over bytes lent by the caller: the gRPC receiver's message codec hands its
+    /// buffer straight in, with no copy into an array.
+    public static func decode(_ buffer: UnsafeRawBufferPointer, limits: WireLimits = .default) throws(WireError) -> DecodedBatch {
+        try decodeByHand(buffer, limits: limits)
+    }
+
     /// kvlist values become a JSON object string; an empty value becomes "".
     package static func attributeValue(_ v: PAnyValue) -> AttributeValue {
         switch v.value {

@@ -74,7 +74,8 @@ public enum ZipkinJSON {
                 case "SERVER", "server": fields.kind = .server
                 case "PRODUCER", "producer": fields.kind = .producer
                 case "CONSUMER", "consumer": fields.kind = .consumer
-                default: fields.kind = .unspecified
+                // Zipkin refuses a kind outside its enum (Span.Kind.valueOf), and so does its spec.
+                default: throw WireError("must be CLIENT, SERVER, PRODUCER or CONSUMER, got \(quotedForError(k))")
                 }
             case .name:
                 fields.name = try r.readString()

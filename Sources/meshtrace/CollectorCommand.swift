@@ -13,7 +13,7 @@ extension StorageKind: ExpressibleByArgument {}
 struct CollectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "collector",
-        abstract: "Run the trace backend: Zipkin and OTLP/HTTP ingest, Jaeger and Zipkin query APIs.",
+        abstract: "Run the trace backend: Zipkin, OTLP/HTTP and OTLP/gRPC ingest, Jaeger and Zipkin query APIs.",
         discussion: """
             Spans are acknowledged only after they are committed to the store, so nothing a client \
             was told is stored can be lost on a crash. SIGTERM or SIGINT drains the ingest queue and \
@@ -29,6 +29,24 @@ struct CollectorCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("otlp-http-port"), help: "OTLP/HTTP ingest (POST /v1/traces), protobuf or JSON.")
     var otlpHTTPPort = 4318
+
+    @Option(name: .customLong("otlp-grpc-port"), parsing: .unconditional, help: "OTLP/gRPC ingest (TraceService/Export). -1 turns it off.")
+    var otlpGRPCPort = 4317
+
+    @Option(name: .customLong("otlp-grpc-tls-cert"), help: "PEM certificate chain: the OTLP/gRPC port speaks TLS (with --otlp-grpc-tls-key).")
+    var otlpGRPCTLSCert: String?
+
+    @Option(name: .customLong("otlp-grpc-tls-key"), help: "PEM private key for --otlp-grpc-tls-cert.")
+    var otlpGRPCTLSKey: String?
+
+    @Option(name: .customLong("otlp-grpc-max-concurrent-streams"), help: "Calls one OTLP/gRPC connection may have open at once.")
+    var otlpGRPCMaxConcurrentStreams = 100
+
+    @Option(name: .customLong("max-message-size"), help: "Largest ingest request in bytes: HTTP body on the wire, gRPC message after decompression.")
+    var maxMessageSize = 16 * 1024 * 1024
+
+    @Option(name: .customLong("autocomplete-keys"), help: "Comma-separated span tag keys whose values Zipkin's /api/v2/autocompleteValues lists (as Zipkin's AUTOCOMPLETE_KEYS).")
+    var autocompleteKeys = ""
 
     @Option(name: .customLong("query-port"), help: "Jaeger-compatible query API (/api/...).")
     var queryPort = 16686
@@ -76,6 +94,20 @@ struct CollectorCommand: AsyncParsableCommand {
         where !(0...65535).contains(port) {
             throw ValidationError("\(flag) must be between 0 and 65535, got \(port)")
         }
+        guard (-1...65535).contains(otlpGRPCPort) else {
+            throw ValidationError("--otlp-grpc-port must be between 0 and 65535, or -1 for off, got \(otlpGRPCPort)")
+        }
+        switch (otlpGRPCTLSCert, otlpGRPCTLSKey) {
+        case (nil, nil): break
+        case (let cert?, let key?):
+            for (flag, path) in [("--otlp-grpc-tls-cert", cert), ("--otlp-grpc-tls-key", key)] where !FileManager.default.isReadableFile(atPath: path) {
+                throw ValidationError("\(flag): cannot read '\(path)'")
+            }
+        default:
+            throw ValidationError("--otlp-grpc-tls-cert and --otlp-grpc-tls-key go together: give both or neither")
+        }
+        guard otlpGRPCMaxConcurrentStreams > 0 else { throw ValidationError("--otlp-grpc-max-concurrent-streams must be positive") }
+        guard maxMessageSize >= 1024 else { throw ValidationError("--max-message-size must be at least 1024 bytes, got \(maxMessageSize)") }
         guard let nanos = GoDuration.parseNanos(retention), nanos > 0 else {
             throw ValidationError("--retention must be a positive duration like 72h, 7d or 30m, got '\(retention)'")
         }
@@ -97,6 +129,14 @@ struct CollectorCommand: AsyncParsableCommand {
         config.host = host
         config.zipkinPort = zipkinPort
         config.otlpHTTPPort = otlpHTTPPort
+        config.otlpGRPCPort = otlpGRPCPort
+        if let cert = otlpGRPCTLSCert, let key = otlpGRPCTLSKey {
+            config.otlpGRPCTLS = GRPCTLSFiles(certificateChainPath: cert, privateKeyPath: key)
+        }
+        config.grpcLimits.maxConcurrentStreams = otlpGRPCMaxConcurrentStreams
+        config.grpcLimits.maxMessageBytes = maxMessageSize
+        config.maxRequestBodyBytes = maxMessageSize
+        config.autocompleteKeys = autocompleteKeys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         config.queryPort = queryPort
         config.adminPort = adminPort
         config.storage = storage

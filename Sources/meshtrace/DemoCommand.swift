@@ -30,6 +30,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("query-port"), help: "UI and query API port.") var queryPort = 16686
     @Option(name: .customLong("zipkin-port"), help: "Zipkin ingest and API port.") var zipkinPort = 9411
     @Option(name: .customLong("otlp-http-port"), help: "OTLP/HTTP ingest port.") var otlpPort = 4318
+    @Option(name: .customLong("otlp-grpc-port"), parsing: .unconditional, help: "OTLP/gRPC ingest port (-1: off; default 4317, or 0 when --otlp-http-port is 0).")
+    var otlpGRPCPort: Int?
     @Option(name: .customLong("collector-admin-port"), help: "Collector /metrics port.") var collectorAdminPort = 14269
     @Option(name: .customLong("gateway-port"), help: "Ingress gateway port.") var gatewayPort = 8080
     @Option(name: .customLong("control-port"), help: "Control-plane API port.") var controlPort = 15100
@@ -37,8 +39,12 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (needs `prometheus` installed).") var prometheus = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
 
+    /// 4317 unless told, or a free one when the other ports are asked to be free.
+    var grpcPort: Int { otlpGRPCPort ?? (otlpPort == 0 ? 0 : 4317) }
+
     func validate() throws {
-        let ports = [("--query-port", queryPort), ("--zipkin-port", zipkinPort), ("--otlp-http-port", otlpPort),
+        guard (-1...65535).contains(grpcPort) else { throw ValidationError("--otlp-grpc-port must be between 0 and 65535, or -1 for off") }
+        let ports = [("--query-port", queryPort), ("--zipkin-port", zipkinPort), ("--otlp-http-port", otlpPort), ("--otlp-grpc-port", max(0, grpcPort)),
                      ("--collector-admin-port", collectorAdminPort), ("--gateway-port", gatewayPort), ("--control-port", controlPort)]
         for (flag, port) in ports {
             guard (0...65535).contains(port) else { throw ValidationError("\(flag) must be between 0 and 65535") }
@@ -70,7 +76,9 @@ struct DemoCommand: AsyncParsableCommand {
             ],
             gateway: GatewaySpec(port: gatewayPort, routes: [("/", "frontend")]),
             telemetry: telemetry,
-            collector: CollectorSpec(queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, adminPort: collectorAdminPort, dataDir: dataDir),
+            collector: CollectorSpec(
+                queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, otlpGRPCPort: grpcPort, adminPort: collectorAdminPort,
+                dataDir: dataDir),
             prometheus: prometheus ? PrometheusSpec() : nil)
     }
 
@@ -85,7 +93,7 @@ struct DemoCommand: AsyncParsableCommand {
         options.stateDirectory = MeshStateFile.directory()
         options.logLevel = logLevel
         options.settingNames = [
-            "collector.queryPort": "--query-port", "collector.zipkinPort": "--zipkin-port", "collector.otlpPort": "--otlp-http-port",
+            "collector.queryPort": "--query-port", "collector.zipkinPort": "--zipkin-port", "collector.otlpPort": "--otlp-http-port", "collector.otlpGrpcPort": "--otlp-grpc-port",
             "collector.adminPort": "--collector-admin-port", "gateway.port": "--gateway-port",
         ]
         let requests = self.requests

@@ -17,6 +17,7 @@ func printReady(_ ready: MeshReady, uiURL: String?) {
     var lines: [String] = []
     if let uiURL { lines.append("UI:       \(uiURL)") }
     if let gateway = ready.gatewayURL { lines.append("gateway:  \(gateway)") }
+    if let otlp = ready.otlpEndpoint { lines.append("OTLP:     \(otlp)   (gRPC; OTEL_EXPORTER_OTLP_ENDPOINT of every service)") }
     if let prometheus = ready.prometheusURL { lines.append("prometheus: \(prometheus)   (scraping every sidecar)") }
     if let note = ready.prometheusNote { lines.append("prometheus: not started: \(note)") }
     lines.append("control:  \(ready.controlURL)   (meshtrace status | telemetry set --sampling N | proxy-config SERVICE)")

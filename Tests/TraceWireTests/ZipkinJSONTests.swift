@@ -80,7 +80,7 @@ import TraceModel
     }
 
     @Test func missingFieldsDefaults() throws {
-        let s = try #require(try ZipkinJSON.decode(bytes(#"[{"traceId":"5AF7183FB1D4CF5F00000000000000AB","id":"000000000000000A","parentId":"0000000000000000","kind":"WEIRD"}]"#)).spans.first)
+        let s = try #require(try ZipkinJSON.decode(bytes(#"[{"traceId":"5AF7183FB1D4CF5F00000000000000AB","id":"000000000000000A","parentId":"0000000000000000"}]"#)).spans.first)
         #expect(s.traceID == TraceID(high: 0x5af7183fb1d4cf5f, low: 0xab))
         #expect(s.parentSpanID == nil)  // an all-zero parent reads as "root", as Zipkin does
         #expect(s.serviceName == "unknown")
@@ -120,6 +120,7 @@ import TraceModel
         (#"{"traceId":"000000000000000g","id":"0000000000000002"}"#, "spans[1].traceId: must be 16 or 32 hex characters"),
         (#"{"traceId":"00000000000000000000000000000000","id":"0000000000000002"}"#, "spans[1].traceId: all-zero"),
         (#"{"traceId":"00000000000000001","id":"0000000000000002"}"#, "spans[1].traceId: must be 16 or 32"),
+        (#"{"traceId":"0000000000000001","id":"0000000000000002","kind":"WEIRD"}"#, "spans[1].kind: must be CLIENT, SERVER, PRODUCER or CONSUMER"),
         (#"{"traceId":"0000000000000001","id":"0000000000000000"}"#, "spans[1].id: all-zero"),
         (#"{"traceId":"0000000000000001","id":"00000000000000021"}"#, "spans[1].id: must be 16 hex"),
         (#"{"traceId":"0000000000000001","id":"0000000000000002","parentId":"abc"}"#, "spans[1].parentId: must be 16 hex"),

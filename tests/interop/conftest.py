@@ -14,7 +14,7 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("MESHTRACE_BIN", os.path.join(ROOT, ".build", "debug", "meshtrace"))
 LISTENING = re.compile(r"meshtrace collector listening")
-PORT_KEYS = {"zipkin": "zipkin", "otlp_http": "otlp", "query": "query", "admin": "admin"}
+PORT_KEYS = {"zipkin": "zipkin", "otlp_http": "otlp", "otlp_grpc": "otlp_grpc", "query": "query", "admin": "admin"}
 
 
 _held_sockets = []
@@ -51,7 +51,7 @@ class Collector:
         self.ports = {}
 
     def start(self, timeout=30.0):
-        args = [BINARY, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--query-port", "0",
+        args = [BINARY, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0",
                 "--admin-port", "0", "--data-dir", self.data_dir, *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = queue.Queue()
@@ -72,7 +72,9 @@ class Collector:
                 continue
             if LISTENING.search(line):
                 for key, name in PORT_KEYS.items():
-                    m = re.search(key + r"=http://[^:\s]+:(\d+)", line)
+                    m = re.search(key + r"=https?://[^:\s]+:(\d+)", line)
+                    if key == "otlp_grpc" and re.search(r"otlp_grpc=off", line):
+                        continue  # --otlp-grpc-port -1
                     assert m, f"no {key} address in {line!r}"
                     self.ports[name] = int(m.group(1))
                 assert "data_dir=" in line, line

@@ -72,19 +72,20 @@ struct JaegerQueryAPI: Sendable {
         return .json(Self.envelope(data: "[" + items.joined(separator: ",") + "]", total: ops.count))
     }
 
-    static func parseTraceID(_ raw: String) throws(HTTPFailure) -> TraceID {
-        // Jaeger accepts ids shorter than 16 digits (leading zeros dropped); pad them.
-        var hex = raw.lowercased()
-        if !hex.isEmpty, hex.count < 16 { hex = String(repeating: "0", count: 16 - hex.count) + hex }
-        if hex.count > 16, hex.count < 32 { hex = String(repeating: "0", count: 32 - hex.count) + hex }
-        guard let id = TraceID(hex: hex) else {
-            throw .badRequest("traceID '\(raw)' is not a valid hex trace id (up to 32 hex characters, not all zero)")
+    /// Jaeger's `model.TraceIDFromString`: up to 32 hex digits, any case, leading zeros
+    /// optional. All zeros parses (and is then not found), as in Jaeger.
+    static func parseTraceID(_ raw: String) throws(HTTPFailure) -> TraceID? {
+        guard let id = ZipkinQueryAPI.traceID(raw) else {
+            guard !raw.isEmpty, raw.count <= 32, raw.allSatisfy(\.isHexDigit) else {
+                throw .badRequest("traceID '\(raw)' is not a valid hex trace id (up to 32 hex characters)")
+            }
+            return nil  // all zeros: valid syntax, never stored
         }
         return id
     }
 
     private func trace(_ raw: String) async throws -> Response {
-        let id = try Self.parseTraceID(raw)
+        guard let id = try Self.parseTraceID(raw) else { throw HTTPFailure.notFound("trace not found") }
         let spans = try await store.trace(id: id)
         guard !spans.isEmpty else { throw HTTPFailure.notFound("trace not found") }
         return .bytes(JaegerJSON.encodeEnvelope(traces: [spans]), contentType: "application/json")
@@ -97,12 +98,12 @@ struct JaegerQueryAPI: Sendable {
             guard let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] else {
                 throw .badRequest("parameter 'tags' must be a JSON object of strings, like {\"error\":\"true\"}; got \(raw)")
             }
+            // Jaeger unmarshals into map[string]string: a number or bool value is refused.
             for (key, value) in object {
-                switch value {
-                case let s as String: tags[key] = s
-                case let n as NSNumber: tags[key] = n.stringValue
-                default: throw .badRequest("parameter 'tags': value of '\(key)' must be a string")
+                guard let text = value as? String else {
+                    throw .badRequest("malformed 'tags' parameter: value of '\(key)' must be a string")
                 }
+                tags[key] = text
             }
         }
         for raw in params.all("tag") {
@@ -114,22 +115,24 @@ struct JaegerQueryAPI: Sendable {
         return tags
     }
 
-    func query(from request: Request) throws(HTTPFailure) -> TraceQuery {
+    /// Jaeger's `parseTraceQueryParams`: `start`/`end` any int64 µs (default end now, start two
+    /// days before it; `lookback` is the UI's and ignored, as Jaeger ignores it), `limit` any
+    /// int32 (default 100; zero or less also 100), durations compared only when both are set.
+    /// A window that ends before it starts matches nothing; Jaeger does not refuse it either.
+    func query(from request: Request) throws(HTTPFailure) -> TraceQuery? {
         let params = QueryParameters(request)
         guard let service = params.string("service") else { throw .badRequest("parameter 'service' is required") }
         let nowMicros = Int64(WallClock.nowNanos() / 1_000)
-        let end = try params.int64("end", min: 0, max: QueryParameters.maxMicros) ?? nowMicros
-        var start = try params.int64("start", min: 0, max: QueryParameters.maxMicros)
-        if start == nil, let lookback = try params.goDurationNanos("lookback") {
-            start = max(0, end - Int64(lookback / 1_000))
-        }
-        let startMicros = start ?? max(0, end - 2 * 86_400 * 1_000_000)
-        guard startMicros <= end else { throw .badRequest("parameter 'start' must not be after 'end'") }
+        let end = min(try params.int64("end", min: Int64.min) ?? nowMicros, QueryParameters.maxMicros)
+        let start = try params.int64("start", min: Int64.min) ?? (nowMicros - 2 * 86_400 * 1_000_000)
         let minDuration = try params.goDurationNanos("minDuration")
         let maxDuration = try params.goDurationNanos("maxDuration")
-        if let minDuration, let maxDuration, maxDuration < minDuration {
+        if let minDuration, let maxDuration, minDuration > 0, maxDuration > 0, maxDuration < minDuration {
             throw .badRequest("'maxDuration' should be greater than 'minDuration'")
         }
+        let tags = try Self.parseTags(params)
+        let limit = try params.int64("limit", min: Int64(Int32.min), max: Int64(Int32.max)) ?? 100
+        guard end >= 0, start <= end else { return nil }
         var operation = params.string("operation")
         if operation == "all" { operation = nil }
         return TraceQuery(
@@ -137,13 +140,13 @@ struct JaegerQueryAPI: Sendable {
             remoteServiceName: nil,
             operationName: operation,
             spanKind: nil,
-            tags: try Self.parseTags(params),
+            tags: tags,
             annotationTerms: [],
-            minDurationNanos: minDuration,
-            maxDurationNanos: maxDuration,
-            startTimeMinNanos: UInt64(startMicros) * 1_000,
+            minDurationNanos: minDuration.flatMap { $0 > 0 ? $0 : nil },
+            maxDurationNanos: maxDuration.flatMap { $0 > 0 ? $0 : nil },
+            startTimeMinNanos: UInt64(max(0, start)) * 1_000,
             startTimeMaxNanos: UInt64(end) * 1_000 + 999,
-            limit: try params.positiveInt("limit") ?? 100
+            limit: limit > 0 ? Int(min(limit, 100_000)) : 100
         )
     }
 
@@ -152,24 +155,37 @@ struct JaegerQueryAPI: Sendable {
         let requestedIDs = params.all("traceID")
         if !requestedIDs.isEmpty {
             var ids: [TraceID] = []
-            for raw in requestedIDs { ids.append(try Self.parseTraceID(raw)) }
+            var errors: [(code: Int?, msg: String, traceID: String?)] = []
+            for raw in requestedIDs {
+                if let id = try Self.parseTraceID(raw) { ids.append(id) } else { errors.append((nil, "trace not found", raw)) }
+            }
             let found = try await store.traces(ids: ids)
             var traces: [[Span]] = []
-            var errors: [(code: Int?, msg: String, traceID: String?)] = []
+            // As Jaeger's tracesByIDs: a missing trace is an error entry without a code.
             for (id, spans) in zip(ids, found) {
-                if spans.isEmpty { errors.append((404, "trace not found", id.hex)) } else { traces.append(spans) }
+                if spans.isEmpty { errors.append((nil, "trace not found", id.hex)) } else { traces.append(spans) }
             }
             return .bytes(JaegerJSON.encodeEnvelope(traces: traces, errors: errors), contentType: "application/json")
         }
-        let ids = try await store.findTraceIDs(try query(from: request))
+        guard let query = try query(from: request) else {
+            return .bytes(JaegerJSON.encodeEnvelope(traces: []), contentType: "application/json")
+        }
+        let ids = try await store.findTraceIDs(query)
         let traces = try await store.traces(ids: ids).filter { !$0.isEmpty }
         return .bytes(JaegerJSON.encodeEnvelope(traces: traces), contentType: "application/json")
     }
 
+    /// Jaeger's `parseDependenciesQueryParams`: `endTs` ms (default now), `lookback` ms
+    /// (default 24 h); a lookback of zero or less is an empty window.
     private func dependencies(_ request: Request) async throws -> Response {
         let params = QueryParameters(request)
-        let window = try params.millisecondWindow()
-        var links = try await store.dependencies(startNanos: window.start, endNanos: window.end)
+        let endTs = min(try params.int64("endTs", min: Int64.min) ?? Int64(WallClock.nowNanos() / 1_000_000), QueryParameters.maxMillis)
+        let lookback = try params.int64("lookback", min: Int64.min) ?? 86_400_000
+        var links: [DependencyLink] = []
+        if endTs >= 0, lookback > 0 {
+            let start = endTs > lookback ? UInt64(endTs - lookback) * 1_000_000 : 0
+            links = try await store.dependencies(startNanos: start, endNanos: UInt64(endTs) * 1_000_000 + 999_999)
+        }
         if let service = params.string("service") {
             links = links.filter { $0.parent == service || $0.child == service }
         }

@@ -12,6 +12,12 @@ struct QueryParameters {
         return value
     }
 
+    /// The value as sent, empty included: a parameter the spec marks required is present even
+    /// when empty (`serviceName=` names the service "", which has no spans).
+    func present(_ name: String) -> String? {
+        pairs.first(where: { $0.name == name })?.value
+    }
+
     func all(_ name: String) -> [String] {
         pairs.filter { $0.name == name && !$0.value.isEmpty }.map(\.value)
     }
@@ -51,35 +57,56 @@ struct QueryParameters {
     func int64(_ name: String, min: Int64 = 0, max: Int64 = Int64.max) throws(HTTPFailure) -> Int64? {
         guard let raw = string(name) else { return nil }
         guard let value = Int64(raw), value >= min, value <= max else {
-            let range = max == Int64.max ? ">= \(min)" : "between \(min) and \(max)"
-            throw .badRequest("parameter '\(name)' must be an integer \(range), got \"\(raw)\"")
+            let range = min == Int64.min && max == Int64.max ? "" : max == Int64.max ? " >= \(min)" : " between \(min) and \(max)"
+            throw .badRequest("parameter '\(name)' must be an integer\(range), got \"\(raw)\"")
         }
         return value
     }
 
-    /// Zipkin's and Jaeger's dependency and search windows: `endTs` in epoch ms (default now)
-    /// and `lookback` in ms, as nanoseconds, the whole last millisecond included.
-    func millisecondWindow(requireEnd: Bool = false, defaultLookbackMs: Int64 = 86_400_000) throws(HTTPFailure) -> (start: UInt64, end: UInt64) {
+    /// An `int64` query parameter as an OpenAPI spec types it: every occurrence must be an
+    /// integer (an empty value is not), so `lookback=&lookback=abc` is refused rather than
+    /// read as absent. Nil when the parameter is not sent at all.
+    func specInt64(_ name: String) throws(HTTPFailure) -> Int64? {
+        let values = pairs.filter { $0.name == name }.map(\.value)
+        for raw in values where Int64(raw) == nil {
+            throw .badRequest("parameter '\(name)' must be an integer, got \"\(raw)\"")
+        }
+        return values.first.flatMap { Int64($0) }
+    }
+
+    /// An `integer` query parameter with no format: any size, so one past the 64-bit range is
+    /// clamped to it rather than refused (Zipkin's `limit`).
+    func specInteger(_ name: String) throws(HTTPFailure) -> Int64? {
+        let values = pairs.filter { $0.name == name }.map(\.value)
+        var first: Int64?
+        for raw in values {
+            let digits = raw.first == "-" || raw.first == "+" ? raw.dropFirst() : Substring(raw)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                throw .badRequest("parameter '\(name)' must be an integer, got \"\(raw)\"")
+            }
+            let value = Int64(raw) ?? (raw.first == "-" ? Int64.min : Int64.max)
+            if first == nil { first = value }
+        }
+        return first
+    }
+
+    /// Zipkin's window as its spec types it: `endTs` and `lookback` are any int64 ms. An end
+    /// before the epoch, or a lookback of zero or less, is a window that holds nothing (nil);
+    /// Zipkin's server answers those with a 400 its spec does not list. Non-integers are 400.
+    func zipkinWindow(requireEnd: Bool = false, defaultLookbackMs: Int64 = 86_400_000) throws(HTTPFailure) -> (start: UInt64, end: UInt64)? {
         let endTs: Int64
-        if let given = try int64("endTs", min: 1, max: Self.maxMillis) {
-            endTs = given
+        if let given = try specInt64("endTs") {
+            endTs = Swift.min(given, Self.maxMillis)
         } else if requireEnd {
             throw .badRequest("parameter 'endTs' is required: epoch milliseconds")
         } else {
             endTs = Int64(WallClock.nowNanos() / 1_000_000)
         }
-        let lookback = try int64("lookback", min: 1) ?? defaultLookbackMs
+        let lookback = try specInt64("lookback") ?? defaultLookbackMs
+        guard endTs >= 0, lookback > 0 else { return nil }
         let end = UInt64(endTs) * 1_000_000 + 999_999
         let start = endTs > lookback ? UInt64(endTs - lookback) * 1_000_000 : 0
         return (start, end)
-    }
-
-    func positiveInt(_ name: String, max: Int = 100_000) throws(HTTPFailure) -> Int? {
-        guard let raw = string(name) else { return nil }
-        guard let value = Int(raw), value > 0 else {
-            throw .badRequest("parameter '\(name)' must be a positive integer, got \"\(raw)\"")
-        }
-        return Swift.min(value, max)
     }
 
     /// Go `time.ParseDuration` syntax ("1.5s", "250ms", "1h30m"), as Jaeger's API takes it.

@@ -11,6 +11,8 @@ struct SpanIngestor: Sendable {
     let readiness: Readiness
     let metrics: CollectorMetrics
     let logger: Logger
+    /// Tag values for Zipkin's autocomplete, recorded once the spans are committed.
+    var autocomplete: AutocompleteIndex? = nil
 
     func ingest(_ batch: DecodedBatch, counters: CollectorMetrics.ProtocolCounters) async throws(HTTPFailure) {
         counters.received.increment(by: batch.spans.count + batch.rejected.count)
@@ -41,6 +43,7 @@ struct SpanIngestor: Sendable {
         }
         metrics.writeLatency.recordNanoseconds(Int64((ContinuousClock.now - started).nanoseconds))
         counters.accepted.increment(by: batch.spans.count)
+        autocomplete?.record(batch.spans)
     }
 }
 

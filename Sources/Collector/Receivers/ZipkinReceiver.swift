@@ -1,4 +1,5 @@
 import Hummingbird
+import TraceModel
 import TraceWire
 
 /// `POST /api/v2/spans`: Zipkin v2 JSON or proto3 `ListOfSpans`, gzip or not. Answers 202.
@@ -27,12 +28,18 @@ struct ZipkinReceiver: Sendable {
                     message: "unsupported Content-Type '\(type)': send application/json or application/x-protobuf")
             }
             let bytes = try await wiring.body.read(request)
+            // The spec marks the body required. An empty proto3 ListOfSpans is zero bytes, so
+            // only a JSON body can be missing; `[]` is an empty list and accepted.
+            if bytes.isEmpty, !isProto {
+                throw HTTPFailure.badRequest("request body is required: a JSON array of spans (send [] for none)")
+            }
             let batch: DecodedBatch
             do {
                 batch = isProto ? try ZipkinProto.decode(bytes) : try ZipkinJSON.decode(bytes)
             } catch {
                 throw HTTPFailure.badRequest(error.message)
             }
+            if let duplicate = Self.duplicateAnnotation(in: batch) { throw HTTPFailure.badRequest(duplicate) }
             try await wiring.ingestor.ingest(batch, counters: counters)
             return Response(status: .accepted)
         } catch {
@@ -43,5 +50,17 @@ struct ZipkinReceiver: Sendable {
             response.applyRetryAfter(error)
             return response
         }
+    }
+
+    /// The spec's `annotations` are `uniqueItems`: the same timestamp and value twice in one
+    /// span is refused, naming the span.
+    static func duplicateAnnotation(in batch: DecodedBatch) -> String? {
+        for (index, span) in batch.spans.enumerated() where span.events.count > 1 {
+            var seen = Set<SpanEvent>()
+            for event in span.events where !seen.insert(event).inserted {
+                return "spans[\(index)].annotations: '\(event.name)' at \(event.timeNanos / 1_000) is given twice; annotations must be unique"
+            }
+        }
+        return nil
     }
 }

@@ -97,13 +97,13 @@ public enum ConfigurationLoader {
             config.customTags.removeAll { $0.name == tag.name }
             config.customTags.append(tag)
         case "exporter":
-            guard ["zipkin", "zipkin-proto", "otlp", "none"].contains(v.lowercased()) else {
-                throw ConfigurationError("--exporter must be zipkin, zipkin-proto, otlp or none, got '\(v)'")
+            guard ["zipkin", "zipkin-proto", "otlp", "otlp-grpc", "none"].contains(v.lowercased()) else {
+                throw ConfigurationError("--exporter must be zipkin, zipkin-proto, otlp, otlp-grpc or none, got '\(v)'")
             }
             config.exporter.kind = v.lowercased()
         case "collector":
-            guard v.hasPrefix("http://") || v.hasPrefix("https://") else {
-                throw ConfigurationError("--collector must be an http:// URL, got '\(v)'")
+            guard v.hasPrefix("http://") || v.hasPrefix("https://") || v.hasPrefix("grpc://") else {
+                throw ConfigurationError("--collector must be an http:// URL (or grpc://host:4317 for OTLP/gRPC), got '\(v)'")
             }
             config.exporter.endpoint = v
         case "export-batch-size":

@@ -107,8 +107,9 @@ public struct CustomTag: Sendable, Hashable {
 
 /// Where finished spans go. The telemetry side reads this; the data plane only carries it.
 public struct ExporterConfiguration: Sendable, Hashable {
-    /// "zipkin" (JSON v2 to /api/v2/spans), "otlp" (OTLP/HTTP to /v1/traces) or "none";
-    /// nil: chosen by the endpoint's path (`…/v1/traces` is OTLP, anything else Zipkin).
+    /// "zipkin" (JSON v2 to /api/v2/spans), "otlp" (OTLP/HTTP to /v1/traces), "otlp-grpc"
+    /// (OTLP/gRPC to host:4317) or "none"; nil: chosen by the endpoint (`grpc://…` is
+    /// OTLP/gRPC, `…/v1/traces` OTLP/HTTP, anything else Zipkin).
     public var kind: String?
     /// Base URL of the collector, e.g. http://127.0.0.1:9411. nil = do not export.
     public var endpoint: String?
@@ -120,6 +121,7 @@ public struct ExporterConfiguration: Sendable, Hashable {
     /// The format in force: the explicit `kind`, else what the endpoint's path names.
     public var effectiveKind: String {
         if let kind { return kind }
+        if endpoint?.lowercased().hasPrefix("grpc://") == true { return "otlp-grpc" }
         return endpoint?.hasSuffix("/v1/traces") == true ? "otlp" : "zipkin"
     }
 }

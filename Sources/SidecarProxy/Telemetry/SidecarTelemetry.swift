@@ -50,9 +50,9 @@ public final class SidecarTelemetry: ProxyTelemetry {
         }
     }
 
-    /// Convenience: builds the HTTP exporter from the configuration.
+    /// Convenience: builds the exporter (HTTP, or OTLP/gRPC) from the configuration.
     public convenience init(configuration: TelemetryConfiguration, group: any EventLoopGroup, logger: Logger, samplingPercent: @escaping @Sendable () -> Double) {
-        let exporter = HTTPSpanExporter(configuration: configuration.exporter, group: group)
+        let exporter = configuration.exporter.makeExporter(group: group)
         self.init(configuration: configuration, exporter: exporter, logger: logger, samplingPercent: samplingPercent)
     }
 
