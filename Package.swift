@@ -154,7 +154,7 @@ let package = Package(
         .target(
             name: "MeshRunner",
             dependencies: [
-                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage",
+                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage", "CaptureRules",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -171,6 +171,10 @@ let package = Package(
             name: "TraceAnalysis",
             dependencies: ["TraceModel"]
         ),
+
+        // Transparent capture's nat rules (`meshtrace iptables`, Istio's istio-init): the rule
+        // plan, and installing it with the iptables programs. Foundation only, no networking.
+        .target(name: "CaptureRules"),
 
         // Kubernetes: `meshtrace inject` (YAML in, injected YAML out), the `meshtrace injector`
         // admission webhook (the same change as a JSON patch, over TLS) and `meshtrace install`'s
@@ -193,11 +197,11 @@ let package = Package(
         ),
 
         // The single `meshtrace` binary: argument parsing and wiring only.
-        // `meshtrace sidecar`'s command, shared with the sidecar-only binary.
+        // `meshtrace sidecar`'s and `meshtrace iptables`' commands, shared with the sidecar-only binary.
         .target(
             name: "SidecarCLI",
             dependencies: [
-                "SidecarProxy", "TraceExport",
+                "SidecarProxy", "TraceExport", "CaptureRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -247,6 +251,7 @@ let package = Package(
         ),
 
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
+        .testTarget(name: "CaptureRulesTests", dependencies: ["CaptureRules"]),
         .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel", "MeshtraceTesting"]),
         .testTarget(

@@ -147,7 +147,7 @@ public struct MeshFileParser {
     private func mesh(_ root: Node) throws(MeshFileError) -> MeshFile {
         var file = MeshFile(services: [])
         var servicesNode: Node?
-        for (key, _, value) in try mapping(root, "", allowed: ["name", "services", "gateway", "telemetry", "collector", "prometheus"]) {
+        for (key, _, value) in try mapping(root, "", allowed: ["name", "services", "gateway", "telemetry", "collector", "prometheus", "capture"]) {
             switch key {
             case "name": file.name = try string(value, "name")
             case "services": servicesNode = value
@@ -155,6 +155,7 @@ public struct MeshFileParser {
             case "telemetry": file.telemetry = try telemetry(value)
             case "collector": file.collector = try collector(value)
             case "prometheus": file.prometheus = try prometheus(value)
+            case "capture": file.capture = try capture(value)
             default: break
             }
         }
@@ -320,6 +321,17 @@ public struct MeshFileParser {
             throw fail(node, "collector", "embedded: false needs a url", hint: "give collector.url, or drop 'embedded: false' to run the built-in collector")
         }
         return spec
+    }
+
+    private func capture(_ node: Node) throws(MeshFileError) -> CaptureMode {
+        let text = try string(node, "capture")
+        switch text {
+        case "netns": return .netns
+        case "off", "none", "false": return .off
+        default:
+            throw fail(node, "capture", "expected netns or off, got '\(text)'",
+                       hint: "capture: netns runs each service in a network namespace of its own (root, Linux); leave it out for HTTP_PROXY mode")
+        }
     }
 
     private func prometheus(_ node: Node) throws(MeshFileError) -> PrometheusSpec? {

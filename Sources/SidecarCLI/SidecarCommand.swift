@@ -11,7 +11,8 @@ public struct SidecarCommand: AsyncParsableCommand {
         abstract: "Run the sidecar proxy: automatic spans, trace-header propagation and Istio metrics for every HTTP hop.",
         discussion: """
             Listeners: inbound (to the local app, SERVER spans), outbound (an HTTP forward proxy: point \
-            HTTP_PROXY at it; CLIENT spans), gateway (edge proxy, root spans). Port 0 picks a free port, \
+            HTTP_PROXY at it; CLIENT spans), gateway (edge proxy, root spans). With --capture, inbound and \
+            outbound capture listeners serve what `meshtrace iptables` redirects, apps unchanged. Port 0 picks a free port, \
             -1 (or "off") disables a listener; the first log line prints every address. Every flag has a \
             YAML form in --config FILE with the same name and text (flags given on the command line win). \
             SIGTERM drains in-flight requests and flushes spans.
@@ -103,6 +104,17 @@ public struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("threads"), help: "Event-loop threads (default 1, like a linkerd2-proxy sidecar; more for a busy gateway).")
     var threads: String?
 
+    @Flag(name: .customLong("capture"), help: "Transparent capture: serve the connections `meshtrace iptables` redirects (Linux; run as the rules' --proxy-uid).")
+    var capture = false
+    @Option(name: .customLong("inbound-capture-port"), parsing: .unconditional, help: "With --capture: the inbound capture listener, all addresses (default 15006).")
+    var inboundCapturePort: String?
+    @Option(name: .customLong("outbound-capture-port"), parsing: .unconditional, help: "With --capture: the outbound capture listener, all addresses (default 15001).")
+    var outboundCapturePort: String?
+    @Option(name: .customLong("health-port"), parsing: .unconditional, help: "GET /healthz/ready on all addresses (default 15021 with --capture, off otherwise).")
+    var healthPort: String?
+    @Option(name: .customLong("protocol-detection-timeout"), help: "With --capture: a connection silent this long is relayed as plain TCP (default 100ms).")
+    var protocolDetectionTimeout: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
@@ -124,6 +136,9 @@ public struct SidecarCommand: AsyncParsableCommand {
         add("max-header-bytes", maxHeaderBytes); add("header-timeout", headerTimeout); add("idle-timeout", idleTimeout)
         add("drain-timeout", drainTimeout); add("log-level", logLevel); add("threads", threads)
         if inferParent { pairs.append(("infer-parent", "true")) }
+        if capture { pairs.append(("capture", "true")) }
+        add("inbound-capture-port", inboundCapturePort); add("outbound-capture-port", outboundCapturePort)
+        add("health-port", healthPort); add("protocol-detection-timeout", protocolDetectionTimeout)
         for v in route { pairs.append(("route", v)) }
         for v in upstream { pairs.append(("upstream", v)) }
         for v in customTag { pairs.append(("custom-tag", v)) }

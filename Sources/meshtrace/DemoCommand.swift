@@ -37,6 +37,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("control-port"), help: "Control-plane API port.") var controlPort = 15100
     @Option(help: "Sampling percentage.") var sampling = 100.0
     @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (needs `prometheus` installed).") var prometheus = false
+    @Flag(help: "Transparent capture: each service in a network namespace of its own, calling http://backend:8080 with a plain client, no proxy (Linux, root).")
+    var capture = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
 
     /// 4317 unless told, or a free one when the other ports are asked to be free.
@@ -54,12 +56,17 @@ struct DemoCommand: AsyncParsableCommand {
         }
         guard requests >= 0, rate > 0 else { throw ValidationError("--requests must be >= 0 and --rate > 0") }
         guard (0...100).contains(sampling) else { throw ValidationError("--sampling must be between 0 and 100") }
+        if capture, let reason = CaptureSupport.unavailable() {
+            throw ValidationError("--capture \(reason); run `sudo meshtrace demo --capture`, or leave out --capture")
+        }
     }
 
     func meshFile(dataDir: String) -> MeshFile {
         func service(_ role: String, upstreams: [String], extra: [String] = []) -> ServiceSpec {
-            ServiceSpec(name: role, command: "${MESHTRACE}", args: ["demo-service", role, "--port", "${PORT}"] + extra,
-                        upstreams: upstreams, healthPath: "/healthz")
+            // In a pod the app listens on its pod address too: captured calls arrive there.
+            let host = capture ? ["--host", "0.0.0.0"] : []
+            return ServiceSpec(name: role, command: "${MESHTRACE}", args: ["demo-service", role, "--port", "${PORT}"] + host + extra,
+                               upstreams: upstreams, healthPath: "/healthz")
         }
         var telemetry = TelemetrySpec(samplingPercent: sampling)
         telemetry.inferParent = inferParent
@@ -67,7 +74,7 @@ struct DemoCommand: AsyncParsableCommand {
         // trace context in it): recorded on spans so a test can check inferred links against the truth.
         if recordCausality { telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"] }
         let backendFlags = (broken ? ["--broken"] : []) + (broken && recordCausality ? ["--record-causality"] : [])
-        return MeshFile(
+        var file = MeshFile(
             name: broken ? "demo-broken" : "demo",
             services: [
                 service("frontend", upstreams: ["backend"]),
@@ -80,6 +87,8 @@ struct DemoCommand: AsyncParsableCommand {
                 queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, otlpGRPCPort: grpcPort, adminPort: collectorAdminPort,
                 dataDir: dataDir),
             prometheus: prometheus ? PrometheusSpec() : nil)
+        file.capture = capture ? .netns : .off
+        return file
     }
 
     func run() async throws {

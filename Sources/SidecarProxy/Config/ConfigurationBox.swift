@@ -14,6 +14,9 @@ public final class ConfigurationBox: Sendable {
         public let sampler: Sampler
         /// Upstreams by lower-case name.
         public let upstreamsByName: [String: UpstreamService]
+        /// Upstreams by `host:port` and by host alone, for naming what a captured connection
+        /// reached (or came from) by its address.
+        public let upstreamsByAddress: [String: UpstreamService]
         public let healthCheckPaths: Set<String>
         /// The inbound cluster name, `inbound|PORT||` (built once, not per request).
         public let inboundCluster: String
@@ -28,6 +31,12 @@ public final class ConfigurationBox: Sendable {
             var byName: [String: UpstreamService] = [:]
             for u in config.upstreams { byName[u.name] = u }
             self.upstreamsByName = byName
+            var byAddress: [String: UpstreamService] = [:]
+            for u in config.upstreams.reversed() {
+                byAddress[u.host] = u
+                byAddress["\(u.host):\(u.port)"] = u
+            }
+            self.upstreamsByAddress = byAddress
             self.healthCheckPaths = Set(config.healthCheckPaths)
             self.inboundCluster = "inbound|\(config.appPort ?? 0)||"
             self.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",")

@@ -128,6 +128,7 @@ final class HTTP2Connection {
                     ) { pushed in pushed.close() }
                 }
             }
+            .bindingSource(of: target)
             .connect(host: target.host, port: target.port)
             .assumeIsolated()
             .flatMapThrowing { channel in

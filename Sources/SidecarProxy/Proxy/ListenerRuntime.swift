@@ -10,6 +10,8 @@ public final class ProxyStats: Sendable {
         public var rejectedRequests = 0
         public var downstreamConnectionsTotal = 0
         public var downstreamConnectionsRefused = 0
+        /// Captured connections closed unserved: no original destination, or one of our own ports.
+        public var capturedRefused = 0
         public var upstreamRetries = 0
         public var responseFlags: [String: Int] = [:]
     }

@@ -132,9 +132,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Marks requests that left through an outbound or gateway listener (loop detection).
     static let loopHeader = "x-meshtrace-via"
 
-    init(runtime: ListenerRuntime, timeouts: ConnectionTimeoutHandler? = nil, maxHeaderBytes: Int) {
+    /// A captured connection's original destination: requests are routed by it (`Router+Capture`).
+    private let captured: CapturedDestination?
+
+    init(runtime: ListenerRuntime, timeouts: ConnectionTimeoutHandler? = nil, maxHeaderBytes: Int, captured: CapturedDestination? = nil) {
         self.runtime = runtime
         self.timeouts = timeouts
+        self.captured = captured
         self.parser = HTTPRequestParser(maxHeadBytes: maxHeaderBytes)
         self.requestDeadline = LazyDeadline(timers: runtime.timers)
         self.tryDeadline = LazyDeadline(timers: runtime.timers)
@@ -340,7 +344,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         // Nor does a WebSocket handshake: its connection carries the app's frames from then on.
         let upgrade = head.scan.webSocketUpgrade
         keepAlive = keepAlive && head.scan.keepAlive(head.version) && !draining && !head.method.isCONNECT && !upgrade
-        let route = Router.route(direction: direction, method: head.method, uri: head.uri, host: head.scan.host, snapshot: snapshot)
+        let route = captured.map {
+            Router.capturedRoute(direction: direction, destination: $0, method: head.method, uri: head.uri, host: head.scan.host, snapshot: snapshot)
+        } ?? Router.route(direction: direction, method: head.method, uri: head.uri, host: head.scan.host, snapshot: snapshot)
         var trace = TraceDecision.decide(scan: head.scan, path: route.path, snapshot: snapshot, random: &random)
         var inferenceToken: Int?
         var parentInferred = false
@@ -1189,7 +1195,8 @@ extension ProxyHandler: TunnelDelegate {
     fileprivate func startHTTP2(_ bytes: ByteBuffer) {
         keepAlive = false
         let snapshot = runtime.configuration.snapshot
-        let route = Router.http2Route(direction: runtime.direction, snapshot: snapshot)
+        let route = captured.map { Router.capturedHTTP2Route(direction: runtime.direction, destination: $0, snapshot: snapshot) }
+            ?? Router.http2Route(direction: runtime.direction, snapshot: snapshot)
         guard case .forward(let target) = route.outcome else {
             refuseHTTP2(route, snapshot: snapshot, bytes: bytes)
             return

@@ -57,6 +57,9 @@ public struct HopRecord: Sendable {
     public var parentInferred: Bool
     /// A CONNECT tunnel that was established: the byte counts are what it carried each way.
     public var isTunnel = false
+    /// A captured connection relayed as plain TCP (not HTTP): only Istio's TCP metrics count it,
+    /// no request series and no span.
+    public var isOpaqueTCP = false
     /// What an open tunnel's periodic reports already counted (`tunnelProgress`): the closing
     /// record counts only the rest.
     public var tunnelBytesReported: (request: Int, response: Int) = (0, 0)

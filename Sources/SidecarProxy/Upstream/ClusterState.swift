@@ -6,11 +6,15 @@ public struct UpstreamTarget: Sendable, Hashable {
     public var clusterName: String
     public var host: String
     public var port: Int
+    /// The address to connect from, when it matters: inbound capture's hop to the app leaves from
+    /// 127.0.0.6 (or ::6), which the capture rules do not redirect again.
+    public var sourceAddress: String?
 
-    public init(clusterName: String, host: String, port: Int) {
+    public init(clusterName: String, host: String, port: Int, sourceAddress: String? = nil) {
         self.clusterName = clusterName
         self.host = host
         self.port = port
+        self.sourceAddress = sourceAddress
     }
 
     var key: String { clusterName + "#" + host + ":" + String(port) }
