@@ -36,9 +36,13 @@ enum ClickHouseTestServer {
         return String(url)
     }
 
-    /// posix_spawn and a blocking waitpid on a dispatch thread: Foundation's `Process` never
-    /// reported this script's exit inside the test process (its termination handler and
-    /// `waitUntilExit()` both hung), and stdout goes to a file because the servers the
+    /// posix_spawn, and the blocking waitpid on a thread of its own: never on a dispatch global
+    /// queue, which on Linux is where Swift concurrency runs its jobs (the "root.default-qos"
+    /// workers, as many as there are cores, so 2 here). A waitpid there held one of the two for
+    /// as long as the script ran (2 s on a quiet machine, far longer at load 14 in the full suite),
+    /// and the in-memory IngestQueue tests beside it ran out their 30 s `eventually`. Foundation's
+    /// `Process` never reported this script's exit inside the test process (its termination
+    /// handler and `waitUntilExit()` both hung); stdout goes to a file because the servers the
     /// script leaves running would hold a pipe open.
     private static func spawnAndWait(_ path: String, _ args: [String], stdout: String) async throws -> Int32 {
         var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
@@ -53,11 +57,16 @@ enum ClickHouseTestServer {
         guard rc == 0 else { throw ClickHouseError.unreachable("posix_spawn \(path): \(rc)") }
         let child = pid
         return await withCheckedContinuation { (done: CheckedContinuation<Int32, Never>) in
-            DispatchQueue.global().async {
+            let waiter = Thread {
+                // Named for gdb and /proc (15 bytes at most on Linux); it inherits its creator's
+                // name, a cooperative thread's, otherwise.
+                Thread.current.name = "ch-test-waitpid"
                 var status: Int32 = 0
                 while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-                done.resume(returning: (status >> 8) & 0xff)
+                let signal = status & 0x7f  // killed by a signal: 128 + its number, as the shell reports it
+                done.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
             }
+            waiter.start()
         }
     }
 

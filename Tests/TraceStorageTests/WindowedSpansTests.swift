@@ -38,10 +38,15 @@ struct WindowedSpansTests {
         let dir = try TempDir()
         defer { dir.cleanup() }
         let store = try await makeStore(kind, dataDirectory: dir.path + "/data")
-        try await store.write(StoreConformanceTests.searchFixture())
-        _ = try await store.deleteSpans(startedBefore: t0 + 1000 * ms)
-        let left = try await store.spans(startNanos: 0, endNanos: .max, limit: 100)
-        #expect(left.map(\.spanID) == [sid(31), sid(22), sid(21)])
+        do {
+            try await store.write(StoreConformanceTests.searchFixture())
+            _ = try await store.deleteSpans(startedBefore: t0 + 1000 * ms)
+            let left = try await store.spans(startNanos: 0, endNanos: .max, limit: 100)
+            #expect(left.map(\.spanID) == [sid(31), sid(22), sid(21)])
+        } catch {
+            try? await store.close()
+            throw error
+        }
         try await store.close()
         await #expect(throws: TraceStoreError.closed) { _ = try await store.spans(startNanos: 0, endNanos: .max, limit: 1) }
     }

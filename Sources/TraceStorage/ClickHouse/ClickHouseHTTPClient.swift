@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TraceWire
 
 extension String {
@@ -19,6 +20,7 @@ final class ClickHouseHTTPClient: Sendable {
     private let database: String
     private let timeout: TimeAmount
     private let logger: Logger
+    private let isShutDown = Atomic<Bool>(false)
 
     init(configuration: ClickHouseConfiguration, logger: Logger) {
         var base = configuration.url
@@ -104,7 +106,17 @@ final class ClickHouseHTTPClient: Sendable {
         }
     }
 
-    func shutdown() async throws { try await client.shutdown() }
+    func shutdown() async throws {
+        guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        try await client.shutdown()
+    }
+
+    /// Dropped without `shutdown()` (a store never closed on some error path): shut the client
+    /// down in the background instead of leaking its connections. async-http-client traps on
+    /// this in debug builds, which turned one failing test into a crash of the whole test process.
+    deinit {
+        if !isShutDown.load(ordering: .acquiring) { client.shutdown { _ in } }
+    }
 
     /// Every byte but the unreserved set as `%HH`.
     static func percentEncode(_ s: String) -> String {
