@@ -36,14 +36,14 @@ enum ClickHouseTestServer {
         return String(url)
     }
 
-    /// posix_spawn, and the blocking waitpid on a thread of its own: never on a dispatch global
-    /// queue, which on Linux is where Swift concurrency runs its jobs (the "root.default-qos"
-    /// workers, as many as there are cores, so 2 here). A waitpid there held one of the two for
-    /// as long as the script ran (2 s on a quiet machine, far longer at load 14 in the full suite),
-    /// and the in-memory IngestQueue tests beside it ran out their 30 s `eventually`. Foundation's
-    /// `Process` never reported this script's exit inside the test process (its termination
-    /// handler and `waitUntilExit()` both hung); stdout goes to a file because the servers the
-    /// script leaves running would hold a pipe open.
+    /// posix_spawn, and the blocking waitpid on a thread of its own, never on the threads Swift
+    /// concurrency runs its jobs on (on Linux, dispatch's global workers, as many as there are
+    /// cores: 2 here), since the script runs for seconds, far longer under load. Measured: with the
+    /// script slowed by 35 s, IngestQueue's tests still passed in ~2 s either way, so this was not
+    /// what held up the whole test process for ~33 s in one full-suite run; it is just one blocked
+    /// worker fewer. Foundation's `Process` never reported this script's exit inside the test
+    /// process (its termination handler and `waitUntilExit()` both hung); stdout goes to a file
+    /// because the servers the script leaves running would hold a pipe open.
     private static func spawnAndWait(_ path: String, _ args: [String], stdout: String) async throws -> Int32 {
         var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
