@@ -43,7 +43,7 @@ let package = Package(
         // Spans, ids, attributes, trace-context propagation. No networking.
         .target(name: "TraceModel", swiftSettings: dataPlaneSettings),
 
-        // Wire formats: Zipkin v2 JSON/proto3, OTLP protobuf/JSON, Jaeger UI JSON, gzip.
+        // Wire formats: Zipkin v2 JSON/proto3, OTLP protobuf/JSON, SkyWalking segments, Jaeger UI JSON, gzip.
         .target(
             name: "TraceWire",
             dependencies: [
@@ -68,7 +68,8 @@ let package = Package(
         ),
 
         // `meshtrace collector`: receivers, ingest queue, query APIs, admin. gRPC (grpc-swift 2)
-        // serves OTLP/gRPC; its server set-up (`GRPCListener`) takes any service on its own port.
+        // serves OTLP/gRPC and SkyWalking's report; its server set-up (`GRPCListener`) takes any
+        // service on its own port.
         .target(
             name: "Collector",
             dependencies: [
@@ -76,6 +77,7 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),  // SkyWalking's generated messages
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -196,7 +196,7 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
   server {{ listen 127.0.0.1:{sink_port}; location / {{ return 202; }} }} }}
 """)
         start(["nginx", "-c", sink_conf, "-p", tmp])
-        collector = start([args.binary, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "-1", "--query-port", "0",
+        collector = start([args.binary, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "-1", "--skywalking-port", "-1", "--skywalking-http-port", "-1", "--query-port", "0",
                            "--admin-port", "0", "--storage", "memory", "--log-level", "info"])
         zipkin_port = None
         deadline = time.monotonic() + 30

@@ -46,7 +46,7 @@ CONF
 nginx -c "$T/nginx.conf" -p "$T" & NGINX=$!
 GSINK_PID=
 if [ "$EXPORTER" = otlp-grpc ]; then
-  "$COLLECTOR_BIN" collector --zipkin-port 0 --otlp-http-port 0 --otlp-grpc-port "$GSINK" --query-port 0 --admin-port 0 \
+  "$COLLECTOR_BIN" collector --zipkin-port 0 --otlp-http-port 0 --otlp-grpc-port "$GSINK" --skywalking-port -1 --skywalking-http-port -1 --query-port 0 --admin-port 0 \
     --storage memory --log-level warning > "$T/gsink.log" 2>&1 & GSINK_PID=$!
 fi
 trap 'kill $NGINX $GSINK_PID 2>/dev/null; wait 2>/dev/null' EXIT
@@ -89,7 +89,7 @@ echo "  of which the busiest thread (the event loop): $((LOOP / N)) per request"
 
 echo "collector under callgrind (memory storage), spans from a native sidecar, $N requests..."
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/collector.cg" "$T/collector" collector \
-  --zipkin-port "$ZIP" --otlp-http-port "$OTLP" --otlp-grpc-port "$GRPC" --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
+  --zipkin-port "$ZIP" --otlp-http-port "$OTLP" --otlp-grpc-port "$GRPC" --skywalking-port -1 --skywalking-http-port -1 --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
   > "$T/collector.log" 2>&1 &
 COL=$!
 wait_up "http://127.0.0.1:$QUERY/api/services"

@@ -52,7 +52,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     var outboundPolicy: String?
     @Option(name: .customLong("sampling"), help: "Trace sampling percentage 0-100 (default 100).")
     var sampling: String?
-    @Option(name: .customLong("propagation"), help: "Formats injected: comma list of w3c, b3multi, b3single (default w3c,b3multi).")
+    @Option(name: .customLong("propagation"), help: "Formats injected: comma list of w3c, b3multi, b3single, sw8 (default w3c,b3multi; sw8 is read only when listed).")
     var propagation: String?
     @Flag(name: .customLong("infer-parent"), help: "Link outbound calls without trace context to the one inbound request in flight (never guesses when several are).")
     var inferParent = false

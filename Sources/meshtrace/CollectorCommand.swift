@@ -13,7 +13,7 @@ extension StorageKind: ExpressibleByArgument {}
 struct CollectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "collector",
-        abstract: "Run the trace backend: Zipkin, OTLP/HTTP and OTLP/gRPC ingest, Jaeger and Zipkin query APIs.",
+        abstract: "Run the trace backend: Zipkin, OTLP/HTTP, OTLP/gRPC and SkyWalking ingest, Jaeger and Zipkin query APIs.",
         discussion: """
             Spans are acknowledged only after they are committed to the store, so nothing a client \
             was told is stored can be lost on a crash. SIGTERM or SIGINT drains the ingest queue and \
@@ -32,6 +32,12 @@ struct CollectorCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("otlp-grpc-port"), parsing: .unconditional, help: "OTLP/gRPC ingest (TraceService/Export). -1 turns it off.")
     var otlpGRPCPort = 4317
+
+    @Option(name: .customLong("skywalking-port"), parsing: .unconditional, help: "SkyWalking agents' gRPC report (TraceSegmentReportService/collect, ManagementService), as the OAP's 11800. -1 turns it off.")
+    var skywalkingPort = 11800
+
+    @Option(name: .customLong("skywalking-http-port"), parsing: .unconditional, help: "SkyWalking agents' HTTP report (POST /v3/segment, /v3/segments, /v3/management/*), as the OAP's 12800. -1 turns it off.")
+    var skywalkingHTTPPort = 12800
 
     @Option(name: .customLong("otlp-grpc-tls-cert"), help: "PEM certificate chain: the OTLP/gRPC port speaks TLS (with --otlp-grpc-tls-key).")
     var otlpGRPCTLSCert: String?
@@ -94,8 +100,9 @@ struct CollectorCommand: AsyncParsableCommand {
         where !(0...65535).contains(port) {
             throw ValidationError("\(flag) must be between 0 and 65535, got \(port)")
         }
-        guard (-1...65535).contains(otlpGRPCPort) else {
-            throw ValidationError("--otlp-grpc-port must be between 0 and 65535, or -1 for off, got \(otlpGRPCPort)")
+        for (flag, port) in [("--otlp-grpc-port", otlpGRPCPort), ("--skywalking-port", skywalkingPort), ("--skywalking-http-port", skywalkingHTTPPort)]
+        where !(-1...65535).contains(port) {
+            throw ValidationError("\(flag) must be between 0 and 65535, or -1 for off, got \(port)")
         }
         switch (otlpGRPCTLSCert, otlpGRPCTLSKey) {
         case (nil, nil): break
@@ -130,6 +137,8 @@ struct CollectorCommand: AsyncParsableCommand {
         config.zipkinPort = zipkinPort
         config.otlpHTTPPort = otlpHTTPPort
         config.otlpGRPCPort = otlpGRPCPort
+        config.skywalkingGRPCPort = skywalkingPort
+        config.skywalkingHTTPPort = skywalkingHTTPPort
         if let cert = otlpGRPCTLSCert, let key = otlpGRPCTLSKey {
             config.otlpGRPCTLS = GRPCTLSFiles(certificateChainPath: cert, privateKeyPath: key)
         }

@@ -20,8 +20,11 @@ import TraceModel
 
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
                                          "proxy-authorization", "proxy-authenticate"]
+    /// Written by the hop itself. `sw8` too: with sw8 configured the hop writes its own, and
+    /// otherwise `TraceDecision.inject` writes the incoming first value back (Sw8HopTests).
     static let rewritten: Set<String> = ["traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid",
-                                          "x-b3-sampled", "x-b3-flags", "x-request-id", "x-envoy-downstream-service-cluster", "x-meshtrace-via"]
+                                          "x-b3-sampled", "x-b3-flags", "sw8", "x-request-id", "x-envoy-downstream-service-cluster",
+                                          "x-meshtrace-via"]
 
     /// What a proxy must forward as it came, written the slow and obvious way (values as a
     /// parser delivers them, without surrounding whitespace; Host is written by the proxy itself).

@@ -22,6 +22,9 @@ public final class ConfigurationBox: Sendable {
         public let inboundCluster: String
         /// The configured propagation formats as recorded on inbound spans, e.g. "w3c,b3multi".
         public let propagationInjected: String
+        /// With `sw8` among the formats: the SkyWalking service and instance names this sidecar
+        /// writes into `sw8`, Base64-encoded once (nil: `sw8` passes through untouched).
+        public let sw8Service: (name: String, instance: String)?
         /// Bumped on every swap, so caches keyed on it can notice.
         public let generation: Int
 
@@ -40,6 +43,9 @@ public final class ConfigurationBox: Sendable {
             self.healthCheckPaths = Set(config.healthCheckPaths)
             self.inboundCluster = "inbound|\(config.appPort ?? 0)||"
             self.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",")
+            // The instance says which process wrote the header: this service's sidecar.
+            self.sw8Service = config.propagation.contains(.sw8)
+                ? (Base64.encode(config.serviceName), Base64.encode(config.serviceName + "-sidecar")) : nil
             self.generation = generation
         }
     }

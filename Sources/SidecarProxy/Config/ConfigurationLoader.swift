@@ -69,7 +69,7 @@ public enum ConfigurationLoader {
             }
         case "propagation":
             guard let formats = PropagationFormat.parseList(v) else {
-                throw ConfigurationError("--propagation takes a comma list of w3c, b3multi, b3single; got '\(v)'")
+                throw ConfigurationError("--propagation takes a comma list of w3c, b3multi, b3single, sw8; got '\(v)'")
             }
             config.propagation = formats
         case "health-check-path":

@@ -376,6 +376,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
             userAgent: scan.userAgent, downstreamAddress: connection.downstreamAddress, sourceService: sourceService,
             destinationService: connection.route.destinationService, upstreamCluster: connection.route.clusterName, customTags: tags)
         hop.propagationExtracted = ProxyHandler.formatList(trace.extracted)
+        if !trace.disagreeing.isEmpty { hop.propagationDisagreed = ProxyHandler.formatList(trace.disagreeing) }
         if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
         hop.upstreamSampled = trace.upstreamSampled
         hop.isGRPC = isGRPC

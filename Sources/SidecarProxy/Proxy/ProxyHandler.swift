@@ -407,6 +407,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             destinationService: route.destinationService, upstreamCluster: route.clusterName, customTags: tags,
             parentInferred: parentInferred)
         hop.propagationExtracted = Self.formatList(trace.extracted)
+        if !trace.disagreeing.isEmpty { hop.propagationDisagreed = Self.formatList(trace.disagreeing) }
         if direction == .inbound { hop.propagationInjected = snapshot.propagationInjected }
         hop.upstreamSampled = trace.upstreamSampled
         let upstreamHead = UpstreamRequestHead(
@@ -514,6 +515,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     static func formatList(_ formats: Set<PropagationFormat>) -> String {
+        if formats.contains(.sw8) {
+            var others = formats
+            others.remove(.sw8)
+            return others.isEmpty ? "sw8" : formatList(others) + ",sw8"
+        }
         switch (formats.contains(.w3c), formats.contains(.b3multi), formats.contains(.b3single)) {
         case (false, false, false): return "none"
         case (true, false, false): return "w3c"

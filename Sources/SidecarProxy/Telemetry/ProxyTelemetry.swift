@@ -73,6 +73,8 @@ public struct HopRecord: Sendable {
     public var propagationExtracted: String?
     /// Inbound only: the formats written toward the app, e.g. "w3c,b3multi".
     public var propagationInjected: String?
+    /// Formats that arrived naming another trace or parent than the one used, e.g. "sw8"; nil: none.
+    public var propagationDisagreed: String?
     /// The sampling decision the incoming headers carried, if any.
     public var upstreamSampled: Bool?
 
