@@ -261,6 +261,7 @@ let package = Package(
             dependencies: [
                 "SidecarProxy", "TraceModel", "TraceWire", "TraceExport", "MeshtraceTesting",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -114,7 +114,7 @@ public struct TelemetryUpdate: Codable, Sendable, Equatable {
         }
         if let propagation {
             guard let formats = PropagationFormat.parseList(propagation.joined(separator: ",")) else {
-                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "propagation", message: "use w3c, b3multi and/or b3single", hint: nil)
+                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "propagation", message: "use w3c, b3multi, b3single and/or sw8", hint: nil)
             }
             spec.propagation = formats
         }

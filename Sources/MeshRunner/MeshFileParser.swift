@@ -270,7 +270,7 @@ public struct MeshFileParser {
             case "propagation":
                 let names = try strings(value, path)
                 guard let formats = PropagationFormat.parseList(names.joined(separator: ",")) else {
-                    throw fail(value, path, "unknown format in \(names)", hint: "use w3c, b3multi and/or b3single")
+                    throw fail(value, path, "unknown format in \(names)", hint: "use w3c, b3multi, b3single and/or sw8")
                 }
                 spec.propagation = formats
             case "customTags":

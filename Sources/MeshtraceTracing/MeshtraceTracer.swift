@@ -133,7 +133,8 @@ public final class MeshtraceTracer: Tracer, Sendable {
             let decision = spanContext.meshtraceSamplingDecision
             let debug = decision?.debug ?? false
             let sampled = sampler.decide(traceID: traceID, upstream: decision?.sampled, forced: debug)
-            traceContext = TraceContext(traceID: traceID, spanID: spanID, sampled: sampled, debug: debug)
+            // 128 random bits: W3C Level 2's random-trace-id flag goes with it.
+            traceContext = TraceContext(traceID: traceID, spanID: spanID, sampled: sampled, debug: debug, randomTraceID: true)
         }
         spanContext.meshtraceTraceContext = traceContext
         spanContext.meshtraceSamplingDecision = nil

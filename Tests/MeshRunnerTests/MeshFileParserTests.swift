@@ -24,6 +24,15 @@ import TraceModel
         #expect(file.collector.queryPort == 16686)
     }
 
+    /// SkyWalking's header is a format a mesh can ask its sidecars for; an unknown one is named
+    /// with the formats there are.
+    @Test func propagationTakesSw8() throws {
+        let file = try parser.parse("services:\n  - name: web\n    command: x\ntelemetry:\n  propagation: [w3c, sw8]\n")
+        #expect(file.telemetry.propagation == [.w3c, .sw8])
+        let e = try #require(error("services:\n  - name: web\n    command: x\ntelemetry:\n  propagation: [sw7]\n"))
+        #expect(e.field == "telemetry.propagation" && "\(e)".contains("sw8"), "\(e)")
+    }
+
     func error(_ yaml: String) -> MeshFileError? {
         do {
             _ = try parser.parse(yaml)

@@ -63,7 +63,14 @@ import TraceModel
             #expect(scan.host == firstValue("host"))
             #expect(scan.userAgent == firstValue("user-agent"))
             #expect(scan.requestID == firstValue("x-request-id"))
-            #expect(scan.trace.first("traceparent") == firstValue("traceparent"))
+            // W3C's fields keep every line, joined as HTTP combines repeated fields (Trace Context
+            // Level 2: several tracestate lines are one list; two traceparent lines restart).
+            let combined = { (name: String) -> String? in
+                let values = headers.filter { $0.0.lowercased() == name }.map { $0.1.trimmingCharacters(in: .init(charactersIn: " \t")) }
+                return values.isEmpty ? nil : values.joined(separator: ",")
+            }
+            #expect(scan.trace.first("traceparent") == combined("traceparent"))
+            #expect(scan.trace.first("tracestate") == combined("tracestate"))
             #expect(scan.trace.first("x-b3-parentspanid") == firstValue("x-b3-parentspanid"))
             #expect(scan.downstreamCluster == firstValue("x-envoy-downstream-service-cluster"))
             #expect(scan.loopMarked == (firstValue("x-meshtrace-via") != nil))
@@ -75,7 +82,8 @@ import TraceModel
             // Every value the proxy can tag a span with is found by name, in any case.
             for name in ["accept", "X-FOO", "user-agent", "x-client-trace-id", "host", "x-request-id", "traceparent", "b3", "baggage"] {
                 let lower = name.lowercased()
-                let expectedValue = lower == "host" || Self.rewritten.contains(lower) ? firstValue(lower) : expected.first { $0.0.lowercased() == lower }?.1
+                let expectedValue = lower == "traceparent" || lower == "tracestate" ? combined(lower)
+                    : lower == "host" || Self.rewritten.contains(lower) ? firstValue(lower) : expected.first { $0.0.lowercased() == lower }?.1
                 #expect(scan.first(name) == expectedValue, "round \(round): \(name) in \(headers)")
             }
         }

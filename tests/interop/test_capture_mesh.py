@@ -140,7 +140,7 @@ services:
         ui = run.wait_for(r"UI:\s+(http://\S+)/").group(1)
         reply = requests.get(f"{gateway}/call", timeout=30).json()
         headers = reply["backend"]["headers"]
-        m = re.match(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$", headers["traceparent"])
+        m = re.match(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[13]$", headers["traceparent"])
         assert m and headers["x-b3-traceid"] == m.group(1), headers
         assert not any("proxy" in k for k in headers), headers
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(netns.available() is not None, reason=str(netns.
 
 APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capture", "apps.py")
 COLLECTOR = f"{netns.SUBNET}.1"
-TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[13]$")  # sampled; bit 1 (random-trace-id) is set on traces a sidecar starts
 
 
 def host_nat():

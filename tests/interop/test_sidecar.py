@@ -16,7 +16,7 @@ import requests
 from conftest import BINARY, get_json, refused_port, wait_until
 from sidecar.procs import EchoApp, Sidecar
 
-TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$")
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[0-3]$")  # Level 2: bit 1 is random-trace-id
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// What a capture listener refuses: connections whose original destination is one of this
 /// sidecar's own listeners. Traffic redirected to the capture port that was already headed
@@ -7,7 +8,7 @@ import NIOPosix
 /// should reach that port, not be proxied (Istio's `virtualOutbound-blackhole` does the same
 /// for 15001). Refused connections are closed and counted.
 final class CaptureGuard: Sendable {
-    private let ports = Locked<Set<Int>>([])
+    private let ports = Mutex<Set<Int>>([])
 
     /// The ports every listener of this sidecar bound.
     func setOwnPorts(_ bound: Set<Int>) {

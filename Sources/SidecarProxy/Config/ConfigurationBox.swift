@@ -1,3 +1,4 @@
+import Synchronization
 import TraceModel
 
 /// The live configuration, shared by every event loop. Readers take a snapshot per request (one
@@ -6,7 +7,7 @@ import TraceModel
 /// arrays (a struct copy of the whole configuration cost dozens of retains per request).
 /// A later issue changes sampling live through this.
 public final class ConfigurationBox: Sendable {
-    private let storage: Locked<Snapshot>
+    private let storage: Mutex<Snapshot>
 
     /// The configuration plus what is derived from it once, so the request path does not redo it.
     public final class Snapshot: Sendable {
@@ -22,6 +23,8 @@ public final class ConfigurationBox: Sendable {
         public let inboundCluster: String
         /// The configured propagation formats as recorded on inbound spans, e.g. "w3c,b3multi".
         public let propagationInjected: String
+        /// Retries for requests started under this configuration.
+        let retryPolicy: RetryPolicy
         /// With `sw8` among the formats: the SkyWalking service and instance names this sidecar
         /// writes into `sw8`, Base64-encoded once (nil: `sw8` passes through untouched).
         public let sw8Service: (name: String, instance: String)?
@@ -43,6 +46,7 @@ public final class ConfigurationBox: Sendable {
             self.healthCheckPaths = Set(config.healthCheckPaths)
             self.inboundCluster = "inbound|\(config.appPort ?? 0)||"
             self.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",")
+            self.retryPolicy = RetryPolicy(config)
             // The instance says which process wrote the header: this service's sidecar.
             self.sw8Service = config.propagation.contains(.sw8)
                 ? (Base64.encode(config.serviceName), Base64.encode(config.serviceName + "-sidecar")) : nil
@@ -51,7 +55,7 @@ public final class ConfigurationBox: Sendable {
     }
 
     public init(_ config: SidecarConfiguration) {
-        storage = Locked(Snapshot(config: config, generation: 0))
+        storage = Mutex(Snapshot(config: config, generation: 0))
     }
 
     public var snapshot: Snapshot { storage.withLock { $0 } }

@@ -382,13 +382,25 @@ struct TraceHeaders: HeaderCarrier {
             && b3Sampled == nil && b3Flags == nil && sw8 == nil
     }
 
-    /// Keeps the first value, as `HTTPHeaders.first(name:)` would have returned.
+    /// B3 keeps the first value, as `HTTPHeaders.first(name:)` would have returned. W3C's two
+    /// fields keep every line, combined with commas as HTTP combines repeated fields: several
+    /// `tracestate` lines are one list, and two `traceparent` lines are not a traceparent (the
+    /// trace restarts), as Trace Context §3.3.1.1 and the test suite's duplicate case require.
     mutating func set(_ slot: Slot, _ value: String) {
-        if self.value(slot) == nil { store(slot, value) }
+        guard let existing = self.value(slot) else {
+            store(slot, value)
+            return
+        }
+        if slot == .traceparent || slot == .tracestate { store(slot, existing + "," + value) }
     }
 
+    /// For W3C's fields, every line combined (see `set`).
     func first(_ name: String) -> String? {
         Slot(name: name).flatMap { value($0) }
+    }
+
+    func combined(_ name: String) -> String? {
+        first(name)
     }
 
     mutating func replace(_ name: String, with value: String) {

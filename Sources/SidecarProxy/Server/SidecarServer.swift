@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// `meshtrace sidecar`: the listeners (inbound, outbound, gateway), the metrics port and the
 /// admin port, on one event-loop group with one thread per core.
@@ -24,7 +25,7 @@ public final class SidecarServer: Sendable {
     let logger: Logger
     let group: any EventLoopGroup
     private let ownsGroup: Bool
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     private struct State {
         var dataChannels: [any Channel] = []

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// Where one upstream cluster's connections go.
 public struct UpstreamTarget: Sendable, Hashable {
@@ -35,9 +36,9 @@ public final class ClusterState: Sendable {
         public var retriesDenied = 0
     }
 
-    private let counters = Locked(Counters())
+    private let counters = Mutex(Counters())
     /// Wakes a waiting pool on each event loop when a connection slot frees up.
-    private let wakers = Locked<[@Sendable () -> Void]>([])
+    private let wakers = Mutex<[@Sendable () -> Void]>([])
 
     init(target: UpstreamTarget) {
         self.target = target
@@ -106,7 +107,7 @@ public final class ClusterState: Sendable {
 
 /// Every cluster the proxy has talked to, by target.
 public final class ClusterRegistry: Sendable {
-    private let clusters = Locked<[String: ClusterState]>([:])
+    private let clusters = Mutex<[String: ClusterState]>([:])
 
     public init() {}
 

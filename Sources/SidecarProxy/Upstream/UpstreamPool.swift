@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The side of a request that an upstream connection reports to while it is checked out.
 protocol UpstreamDelegate: AnyObject {
@@ -355,7 +356,7 @@ public final class PoolRegistry: Sendable {
         var pools: NIOLoopBound<LoopPools>
     }
 
-    private let byLoop = Locked<[ObjectIdentifier: Entry]>([:])
+    private let byLoop = Mutex<[ObjectIdentifier: Entry]>([:])
 
     public init() {}
 

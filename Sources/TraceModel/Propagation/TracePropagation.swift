@@ -44,11 +44,12 @@ public enum TracePropagation {
             w3c: W3CTraceContext.extract(headers), single: B3Propagation.extractSingle(headers),
             multi: B3Propagation.extractMulti(headers),
             sw8: readSW8 ? headers.first(Sw8Propagation.header).flatMap(Sw8Propagation.extract) : nil,
-            traceparent: { headers.first(W3CTraceContext.traceparent) },
-            tracestate: { headers.first(W3CTraceContext.tracestate) })
+            traceparent: { headers.combined(W3CTraceContext.traceparent) },
+            tracestate: { headers.combined(W3CTraceContext.tracestate) })
     }
 
-    /// The non-generic part of `extract`: merges what each format found.
+    /// The non-generic part of `extract`: merges what each format found. `traceparent` and
+    /// `tracestate` return each field's lines combined (`HeaderCarrier.combined`).
     public static func combine(
         w3c: TraceContext?, single: B3Propagation.Extracted?, multi: B3Propagation.Extracted?, sw8: TraceContext? = nil,
         traceparent: () -> String?, tracestate: () -> String?
@@ -82,10 +83,8 @@ public enum TracePropagation {
         }
         // A B3-only hop upstream still forwards `tracestate` (see `inject`): keep it with the B3
         // context, but only when there is no traceparent at all (an invalid one voids tracestate).
-        if w3c == nil, incoming.context != nil, traceparent() == nil,
-           let state = tracestate(), W3CTraceContext.isValidTraceState(state)
-        {
-            incoming.context?.traceState = state
+        if w3c == nil, incoming.context != nil, traceparent() == nil, let state = tracestate() {
+            incoming.context?.traceState = W3CTraceState.normalized(state)
         }
         if var context = incoming.context {
             incoming.sampled = context.sampled ?? incoming.sampled

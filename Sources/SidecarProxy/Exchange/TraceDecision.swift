@@ -48,22 +48,27 @@ public enum TraceDecision {
         let traceID: TraceID
         let parent: SpanID?
         let traceState: String?
+        let randomTraceID: Bool
         let sw8TraceID: String?
         if let context = incoming.context {
             traceID = context.traceID
             parent = context.spanID
             traceState = context.traceState
+            randomTraceID = context.randomTraceID  // the trace id's own property: passed on as it came
             sw8TraceID = context.sw8TraceID
         } else {
+            // A new trace: 128 bits from the generator, so W3C Level 2's random-trace-id flag is set.
             traceID = TraceID.random(using: &random)
             parent = nil
             traceState = nil
+            randomTraceID = true
             sw8TraceID = nil
         }
         let sampled = healthCheck ? false : snapshot.sampler.decide(traceID: traceID, upstream: incoming.sampled, forced: forced)
         let context = TraceContext(
             traceID: traceID, spanID: SpanID.random(using: &random), parentSpanID: parent,
-            sampled: sampled, debug: incoming.debug && !healthCheck, traceState: traceState, sw8TraceID: sw8TraceID)
+            sampled: sampled, debug: incoming.debug && !healthCheck, traceState: traceState, randomTraceID: randomTraceID,
+            sw8TraceID: sw8TraceID)
 
         var requestID = scan.requestID ?? ""
         if !isAcceptableRequestID(requestID) { requestID = FastRequestID.generate(using: &random) }
