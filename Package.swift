@@ -152,7 +152,8 @@ let package = Package(
         ),
 
         // `meshtrace up` / `demo`: mesh.yaml, service processes, in-process sidecars and
-        // the control plane that changes their telemetry live.
+        // the control plane that changes their telemetry live; with `capture: netns`, each
+        // service in a network namespace with CaptureRules' rules (`Capture/`).
         .target(
             name: "MeshRunner",
             dependencies: [

@@ -71,7 +71,8 @@ def main():
         sink = pods.track(Proc(pods.switch_command("nginx", "-c", nginx_conf(tmp, "sink", f"listen {netns.SUBNET}.1:9411;", "location / { return 202; }"), "-p", tmp)))
         app = pods.track(Proc(server.command("nginx", "-c", nginx_conf(
             tmp, "app", f"listen {SERVER_PORT}; listen {DIRECT_PORT};", f"location / {{ root {tmp}; try_files /1k =404; default_type text/plain; }}"), "-p", tmp)))
-        common = ["--sampling", "100", "--collector", f"http://{netns.SUBNET}.1:9411/api/v2/spans", "--log-level", "warning",
+        # info: the listening line is how the script knows a sidecar is up (nothing is logged per request).
+        common = ["--sampling", "100", "--collector", f"http://{netns.SUBNET}.1:9411/api/v2/spans", "--log-level", "info",
                   "--host", "0.0.0.0"]
         # Server: capture, plus proxy mode's inbound listener in front of the same nginx.
         server.sh(binary, "iptables", "--exclude-inbound-ports", f"15000,15021,15090,{PLAIN_INBOUND},{DIRECT_PORT}")

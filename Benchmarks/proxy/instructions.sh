@@ -11,6 +11,7 @@
 # alone; EXPORTER=zipkin-proto exports proto3 instead of JSON, EXPORTER=otlp OTLP protobuf (to the
 # collector's OTLP port), EXPORTER=otlp-grpc OTLP/gRPC (the sidecar's half then exports to a
 # native collector with memory storage instead of nginx, as nginx does not answer gRPC).
+# SIDECAR_ARGS adds flags to the measured sidecar (e.g. "--max-span-names 0").
 # Writes sidecar.cg and collector.cg
 # (open with callgrind_annotate) in a temp dir it names at the end.
 set -uo pipefail
@@ -52,7 +53,8 @@ fi
 trap 'kill $NGINX $GSINK_PID 2>/dev/null; wait 2>/dev/null' EXIT
 
 wait_up() {  # URL: bounded poll until it answers
-  for _ in $(seq 1 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
+  # UP_TRIES (default 150, 30 s): a valgrind start on a loaded machine can take minutes.
+  for _ in $(seq 1 "${UP_TRIES:-150}"); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
   echo "$1 did not come up" >&2; exit 1
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -70,7 +72,7 @@ total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(","
 echo "sidecar under callgrind (sampling $SAMPLING%, spans to a discard sink), $N requests..."
 valgrind --tool=callgrind --separate-threads=yes --instr-atstart=no --callgrind-out-file="$T/sidecar.cg" "$T/meshtrace" "${SIDECAR_CMD[@]}" --service app \
   --inbound-port "$SC" --app-port "$APP" --outbound-port 0 --metrics-port 0 --admin-port 0 --sampling "$SAMPLING" \
-  --collector "$SINK_URL" --exporter "$EXPORTER" --log-level warning > "$T/sidecar.log" 2>&1 &
+  --collector "$SINK_URL" --exporter "$EXPORTER" --log-level warning ${SIDECAR_ARGS:-} > "$T/sidecar.log" 2>&1 &
 VG=$!
 wait_up "http://127.0.0.1:$SC/"
 hey -n 200 -c 8 "http://127.0.0.1:$SC/" > /dev/null  # warm: connections, pools, caches

@@ -195,9 +195,7 @@ public final class CollectorServer: Service {
 
     /// Hummingbird logs every request at info; keep its logger at warning so ours stay readable.
     private func quietHandler(_ name: String) -> any LogHandler {
-        var handler = StreamLogHandler.standardError(label: "meshtrace.collector.\(name)")
-        handler.logLevel = max(.warning, logger.logLevel)
-        return handler
+        ListenerLogHandler(label: "meshtrace.collector.\(name)", level: logger.logLevel)
     }
 }
 

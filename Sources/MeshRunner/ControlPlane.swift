@@ -1,4 +1,5 @@
 import Foundation
+import Collector
 import Hummingbird
 import Logging
 import NIOCore
@@ -56,8 +57,7 @@ struct ControlPlane {
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: PrometheusTargets.json(groups))))
         }
-        var quiet = Logger(label: "meshtrace.control")
-        quiet.logLevel = .warning
+        let quiet = Logger(label: "meshtrace.control", factory: { ListenerLogHandler(label: $0) })
         return Application(
             router: router,
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port), serverName: "meshtrace-control"),

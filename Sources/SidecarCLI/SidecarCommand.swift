@@ -63,6 +63,9 @@ public struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("route-template"), help: "Span name route for matching paths, e.g. /api/reports/{id} ({name} is one segment; repeatable).")
     var routeTemplate: [String] = []
 
+    @Option(name: .customLong("max-span-names"), help: "Distinct span names before new ones fold into METHOD /prefix/* (default 500; 0: no cap and no id learning).")
+    var maxSpanNames: String?
+
     @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp (OTLP/HTTP), otlp-grpc (OTLP/gRPC, one kept HTTP/2 connection) or none (default: from the collector URL: …/v1/traces is otlp, grpc://host:4317 otlp-grpc).")
     var exporter: String?
     @Option(name: .customLong("collector"), help: "Collector URL, e.g. http://127.0.0.1:9411 (Zipkin), http://127.0.0.1:4318 (OTLP/HTTP) or grpc://127.0.0.1:4317 (OTLP/gRPC).")
@@ -135,6 +138,7 @@ public struct SidecarCommand: AsyncParsableCommand {
         add("max-idle-per-upstream", maxIdlePerUpstream); add("max-downstream-connections", maxDownstreamConnections)
         add("max-header-bytes", maxHeaderBytes); add("header-timeout", headerTimeout); add("idle-timeout", idleTimeout)
         add("drain-timeout", drainTimeout); add("log-level", logLevel); add("threads", threads)
+        add("max-span-names", maxSpanNames)
         if inferParent { pairs.append(("infer-parent", "true")) }
         if capture { pairs.append(("capture", "true")) }
         add("inbound-capture-port", inboundCapturePort); add("outbound-capture-port", outboundCapturePort)
@@ -226,7 +230,9 @@ public struct SidecarCommand: AsyncParsableCommand {
         }
         let telemetryConfig = TelemetryConfiguration(
             serviceName: config.serviceName, namespace: identity?.namespace ?? "default", exporter: target,
-            naming: SpanNaming(templates: RouteTemplates(config.routeTemplates)),
+            naming: SpanNaming(
+                templates: RouteTemplates(config.routeTemplates),
+                cardinality: config.maxSpanNames > 0 ? RouteCardinality(maxNames: config.maxSpanNames) : nil),
             maxBatchSpans: config.exporter.batchSize,
             flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000, identity: identity)
         return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.snapshot.config.samplingPercent })

@@ -54,7 +54,8 @@ private func dropAndClose(_ store: any TraceStore) async throws {
 /// both cooperative threads busy for 25-35 s at the start (gdb: both "root.default-qos" workers
 /// running, in OTLPProtoTests, SpanRecordCodecTests, HTTP1ParserTests and the like), and a
 /// writer task that needs three or four turns on the pool did not get them within the old 30 s
-/// (`groupCommitsQueuedSubmissions`, 3 full runs out of 3 on 7 Dec). Narrow runs take ~2 s.
+/// (`groupCommitsQueuedSubmissions`, 3 full runs out of 3 on 7 Dec). Narrow runs take ~2 s. (Those
+/// property tests now yield each round, so this should no longer be reached.)
 func eventually(timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {

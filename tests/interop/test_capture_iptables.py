@@ -13,7 +13,8 @@ pytestmark = pytest.mark.skipif(netns.available() is not None, reason=str(netns.
 
 
 def host_nat():
-    return netns.sh("iptables", "-t", "nat", "-S").stdout + netns.sh("ip6tables", "-t", "nat", "-S").stdout
+    """The machine's own nat tables and links, which the tests must leave as they found them."""
+    return netns.sh("iptables", "-t", "nat", "-S").stdout + netns.sh("ip6tables", "-t", "nat", "-S").stdout + netns.host_links()
 
 
 @pytest.fixture

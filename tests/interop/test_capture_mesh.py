@@ -29,7 +29,8 @@ APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capture", "apps
 
 
 def host_nat():
-    return netns.sh("iptables", "-t", "nat", "-S").stdout
+    """The machine's own nat tables and links, which the tests must leave as they found them."""
+    return netns.sh("iptables", "-t", "nat", "-S").stdout + netns.host_links()
 
 
 def mesh_namespaces(mesh):
@@ -180,7 +181,11 @@ def test_capture_without_root_says_why_and_starts_nothing():
     demo = subprocess.run([*as_nobody, binary, "demo", "--capture", *EPHEMERAL], capture_output=True, text=True, timeout=60, env=env)
     assert demo.returncode != 0
     assert "--capture needs root" in demo.stderr and "sudo meshtrace demo --capture" in demo.stderr, demo.stderr
-    (tmp_path / "mesh.yaml").write_text("name: nr\ncapture: netns\nservices:\n  - name: a\n    command: /bin/true\n")
+    # Every port free, so a mesh or test elsewhere on the machine cannot answer first (it did:
+    # "port 4317 is already in use" under a parallel run).
+    (tmp_path / "mesh.yaml").write_text("name: nr\ncapture: netns\n"
+                                        "collector: {queryPort: 0, zipkinPort: 0, otlpPort: 0, otlpGrpcPort: 0, adminPort: 0}\n"
+                                        "services:\n  - name: a\n    command: /bin/true\n")
     os.chmod(tmp_path / "mesh.yaml", 0o644)
     up = subprocess.run([*as_nobody, binary, "up", "-f", str(tmp_path / "mesh.yaml"), "--control-port", "0"],
                         capture_output=True, text=True, timeout=60, env=env, cwd=str(tmp_path))

@@ -30,7 +30,8 @@ TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[13]$")  # sampled
 
 
 def host_nat():
-    return netns.sh("iptables", "-t", "nat", "-S").stdout + netns.sh("ip6tables", "-t", "nat", "-S").stdout
+    """The machine's own nat tables and links, which the tests must leave as they found them."""
+    return netns.sh("iptables", "-t", "nat", "-S").stdout + netns.sh("ip6tables", "-t", "nat", "-S").stdout + netns.host_links()
 
 
 class Mesh:

@@ -25,7 +25,7 @@ public enum ConfigurationLoader {
         "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "per-try-timeout", "max-retries",
         "retry-on-status", "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
         "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
-        "infer-parent", "export-batch-size", "export-flush-interval", "route-template",
+        "infer-parent", "export-batch-size", "export-flush-interval", "route-template", "max-span-names",
         "capture", "inbound-capture-port", "outbound-capture-port", "health-port", "protocol-detection-timeout",
     ]
 
@@ -90,6 +90,7 @@ public enum ConfigurationLoader {
                 if !codes.contains(code) { codes.append(code) }
             }
             config.retryOnStatus = codes
+        case "max-span-names": config.maxSpanNames = try count(v, option)
         case "route-template":
             let template = try RouteTemplate(v)
             if !config.routeTemplates.contains(template) { config.routeTemplates.append(template) }

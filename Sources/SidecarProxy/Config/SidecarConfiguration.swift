@@ -165,6 +165,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var customTags: [CustomTag] = []
     /// Span names for matching paths (`--route-template /api/reports/{id}`), see `RouteTemplates`.
     public var routeTemplates: [RouteTemplate] = []
+    /// Distinct span names before new ones fold into `METHOD /prefix/*` (`RouteCardinality`);
+    /// 0 turns the cap and id learning off.
+    public var maxSpanNames = 500
     public var exporter = ExporterConfiguration()
     /// Parent inference (propagation doctor): an outbound request without trace context, made
     /// while exactly one inbound request of this service is in flight, becomes that request's

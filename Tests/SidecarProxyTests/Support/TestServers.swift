@@ -336,7 +336,7 @@ final class RawCollector: ChannelInboundHandler {
 
 /// Polls until `predicate` holds or the deadline passes (generous: it only matters when failing,
 /// and parallel tests on two loaded cores can delay a task for seconds).
-func eventually(timeout: Duration = .seconds(30), _ predicate: () -> Bool) async -> Bool {
+func eventually(timeout: Duration = .seconds(120), _ predicate: () -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while clock.now < deadline {

@@ -211,12 +211,13 @@ final class CannedHandler: ChannelInboundHandler {
     @Test func timesOutOnASilentServer() async throws {
         let server = try await CannedHTTPServer(.silent)
         defer { Task { await server.close() } }
-        let started = ContinuousClock.now
+        // `within` guards against a client that never times out (the test would hang); how long
+        // the 300 ms took is not checked: under stress it has taken 22 s for this task to resume.
         await #expect(throws: OneShotHTTPClient.Failure.timedOut(after: .milliseconds(300))) {
-            try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .milliseconds(300))
+            try await within(.seconds(120), "the client's own timeout") {
+                try await OneShotHTTPClient.send(.GET, url: server.url, timeout: .milliseconds(300))
+            }
         }
-        // A bound against hanging, not a timing: parallel builds on this box have stretched 0.3 s past 3.
-        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     @Test func closedBeforeAnswerIsAnError() async throws {

@@ -65,6 +65,13 @@ def available():
     return None
 
 
+def host_links():
+    """The machine's own links named as the tests and `capture: netns` name theirs (br0, vN,
+    pN, all made inside namespaces): none may appear here. Other links are other people's."""
+    names = [line.split(":")[1].strip().split("@")[0] for line in sh("ip", "-o", "link", "show").stdout.splitlines()]
+    return "\n".join(sorted(n for n in names if re.fullmatch(r"br0|[vp]\d+", n)))
+
+
 def namespaces():
     return [line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()]
 
