@@ -86,7 +86,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             // The web UI's sources; scripts/embed-ui compiles them into UI/EmbeddedAssets.swift.
-            exclude: ["UI/Assets"]
+            // UI/package.json only tells node (tests/js) that the assets are ES modules.
+            exclude: ["UI/Assets", "UI/package.json"]
         ),
 
         // Batching span export to a collector (Zipkin v2 JSON/proto, OTLP/HTTP, or OTLP/gRPC over
@@ -274,7 +275,14 @@ let package = Package(
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
         .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "MeshKubeTests", dependencies: ["MeshKube", "TraceWire"], exclude: ["Golden"]),
-        .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel"]),
+        // HummingbirdTesting: the query routes answered in process, through the router.
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: [
+                "Collector", "TraceWire", "TraceStorage", "TraceModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

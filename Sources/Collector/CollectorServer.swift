@@ -84,6 +84,8 @@ public final class CollectorServer: Service {
         JaegerQueryAPI(store: store).register(on: queryRouter)
         GraphAPI(store: store).register(on: queryRouter)
         AnalysisAPI(store: store).register(on: queryRouter)  // propagation doctor, critical path
+        MonitorAPI(store: store).register(on: queryRouter)  // RED metrics over time
+        CompareAPI(store: store).register(on: queryRouter)  // trace diff, typical trace
         WebUI().register(on: queryRouter)
 
         let adminRouter = Router()

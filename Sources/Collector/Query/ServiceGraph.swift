@@ -177,11 +177,6 @@ struct ServiceGraph: Sendable, Equatable {
 
     // MARK: Building
 
-    private struct SpanKey: Hashable {
-        var trace: TraceID
-        var span: SpanID
-    }
-
     private struct EdgeKey: Hashable {
         var source: String
         var target: String
@@ -219,88 +214,44 @@ struct ServiceGraph: Sendable, Equatable {
 
     /// Weighted quantile: the smallest duration whose cumulative weight reaches `q` of the total.
     static func weightedQuantile(_ samples: [(ms: Double, weight: Double)], _ q: Double) -> Double {
-        guard !samples.isEmpty else { return 0 }
-        let sorted = samples.sorted { $0.ms < $1.ms }
+        weightedQuantile(sorted: samples.sorted { $0.ms < $1.ms }, q)
+    }
+
+    /// The same on samples already sorted by duration (several quantiles of one sort).
+    static func weightedQuantile(sorted: [(ms: Double, weight: Double)], _ q: Double) -> Double {
         let total = sorted.reduce(0) { $0 + $1.weight }
         var cumulative = 0.0
         for sample in sorted {
             cumulative += sample.weight
             if cumulative >= q * total - 1e-9 { return sample.ms }
         }
-        return sorted.last!.ms
+        return sorted.last?.ms ?? 0
     }
 
     /// - Parameters:
     ///   - spans: every span that may matter, including a look-behind before `countFrom` so that
     ///     parents of early spans are found; only spans starting at or after `countFrom` are counted.
     init(spans: [Span], countFrom: UInt64 = 0) {
-        var byID: [SpanKey: Span] = [:]
-        var sharedClients: [SpanKey: Span] = [:]
-        byID.reserveCapacity(spans.count)
-        var gatewayServices = Set<String>()
-        var reportingServices = Set<String>()
-        for span in spans {
-            let key = SpanKey(trace: span.traceID, span: span.spanID)
-            if span.kind == .client || span.kind == .producer { sharedClients[key] = span }
-            // A Zipkin shared server span reuses its client's id: keep the client under the id.
-            if span.shared, byID[key] != nil { continue }
-            byID[key] = span
-        }
-        for span in spans where span.startTimeNanos >= countFrom {
-            reportingServices.insert(span.serviceName)
-            if Self.isGateway(span) { gatewayServices.insert(span.serviceName) }
-        }
+        self.init(Self.measure(spans: spans, countFrom: countFrom))
+    }
 
+    /// Sums the measurements into nodes and edges (see `ServiceGraph+Measurements.swift`).
+    init(_ measured: Measured) {
         var edges: [EdgeKey: EdgeAccumulator] = [:]
-        var answeredClients = Set<SpanKey>()
         var inbound: [String: (Traffic, TraceIDSample)] = [:]
-        var counted = 0
-
-        func record(_ source: String, _ target: String, measured span: Span) {
-            let weight = Self.weight(of: span)
-            let outcome = Self.outcome(of: span)
-            var acc = edges[EdgeKey(source: source, target: target)] ?? EdgeAccumulator()
-            acc.traffic.add(outcome, weight: weight)
-            acc.protocols[Self.protocolName(of: span), default: 0] += 1
-            acc.durations.append((Double(span.durationNanos) / 1e6, weight))
-            acc.traces.add(span.traceID, at: span.startTimeNanos)
-            edges[EdgeKey(source: source, target: target)] = acc
-            var node = inbound[target] ?? (Traffic(), TraceIDSample())
-            node.0.add(outcome, weight: weight)
-            node.1.add(span.traceID, at: span.startTimeNanos)
-            inbound[target] = node
+        for m in measured.measurements {
+            var acc = edges[EdgeKey(source: m.source, target: m.target)] ?? EdgeAccumulator()
+            acc.traffic.add(m.outcome, weight: m.weight)
+            acc.protocols[m.protocolName, default: 0] += 1
+            acc.durations.append((m.durationMs, m.weight))
+            acc.traces.add(m.traceID, at: m.startNanos)
+            edges[EdgeKey(source: m.source, target: m.target)] = acc
+            var node = inbound[m.target] ?? (Traffic(), TraceIDSample())
+            node.0.add(m.outcome, weight: m.weight)
+            node.1.add(m.traceID, at: m.startNanos)
+            inbound[m.target] = node
         }
-
-        // Server side first: pair with clients.
-        for span in spans where span.kind == .server || span.kind == .consumer {
-            let parent: Span?
-            if span.shared {
-                parent = sharedClients[SpanKey(trace: span.traceID, span: span.spanID)]
-            } else if let parentID = span.parentSpanID {
-                parent = byID[SpanKey(trace: span.traceID, span: parentID)]
-            } else {
-                parent = nil
-            }
-            if let parent, parent.kind == .client || parent.kind == .producer {
-                let key = SpanKey(trace: parent.traceID, span: parent.spanID)
-                answeredClients.insert(key)
-                if parent.startTimeNanos >= countFrom {
-                    counted += 1
-                    record(parent.serviceName, span.serviceName, measured: parent)
-                }
-            } else if span.startTimeNanos >= countFrom {
-                counted += 1
-                let source = (parent?.serviceName).flatMap { $0 == span.serviceName ? nil : $0 } ?? Self.unknownNode
-                record(source, span.serviceName, measured: span)
-            }
-        }
-        // Clients nobody answered: external (or silent) destinations.
-        for span in spans where (span.kind == .client || span.kind == .producer) && span.startTimeNanos >= countFrom {
-            guard !answeredClients.contains(SpanKey(trace: span.traceID, span: span.spanID)) else { continue }
-            counted += 1
-            record(span.serviceName, Self.remoteName(of: span), measured: span)
-        }
-
+        let reportingServices = measured.reportingServices
         var nodeIDs = reportingServices
         for key in edges.keys {
             nodeIDs.insert(key.source)
@@ -314,16 +265,7 @@ struct ServiceGraph: Sendable, Equatable {
             outbound[key.source] = node
         }
         self.nodes = nodeIDs.sorted().map { id in
-            let type: NodeType
-            if id == Self.unknownNode, !reportingServices.contains(id) {
-                type = .unknown
-            } else if gatewayServices.contains(id) {
-                type = .gateway
-            } else if reportingServices.contains(id) {
-                type = .service
-            } else {
-                type = .external
-            }
+            let type = Self.nodeType(id, measured)
             let (traffic, traces) = inbound[id] ?? outbound[id] ?? (Traffic(), TraceIDSample())
             return Node(id: id, type: type, traffic: traffic, traceIDs: traces.ids)
         }
@@ -333,6 +275,13 @@ struct ServiceGraph: Sendable, Equatable {
                 source: key.source, target: key.target, protocolName: proto, traffic: acc.traffic,
                 p95Ms: Self.weightedQuantile(acc.durations, 0.95), traceIDs: acc.traces.ids)
         }
-        self.spanCount = counted
+        self.spanCount = measured.measurements.count
+    }
+
+    static func nodeType(_ id: String, _ measured: Measured) -> NodeType {
+        if id == Self.unknownNode, !measured.reportingServices.contains(id) { return .unknown }
+        if measured.gatewayServices.contains(id) { return .gateway }
+        if measured.reportingServices.contains(id) { return .service }
+        return .external
     }
 }
