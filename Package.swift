@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // ClickHouse's HTTP interface (`--storage clickhouse`). Only TraceStorage uses it, so the
+        // sidecar-only binary, which never links TraceStorage, does not carry it.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // TLS for the injector webhook, and the certificates `meshtrace install` generates for it.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
@@ -51,12 +54,14 @@ let package = Package(
             swiftSettings: dataPlaneSettings
         ),
 
-        // The TraceStore protocol and its backends (in-memory, SQLite).
+        // The TraceStore protocol and its backends (in-memory, SQLite, ClickHouse over HTTP).
         .target(
             name: "TraceStorage",
             dependencies: [
-                "TraceModel",
+                "TraceModel", "TraceWire",  // TraceWire: gzip for ClickHouse insert bodies
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

@@ -25,6 +25,8 @@ public struct CollectorConfiguration: Sendable {
     public var queryPort: Int = 16686
     public var adminPort: Int = 14269
     public var storage: StorageKind = .sqlite
+    /// Connection settings when `storage` is `.clickhouse`.
+    public var clickHouse: ClickHouseConfiguration?
     /// Resolved data directory (the CLI applies `$MESHTRACE_DATA_DIR` and the XDG default).
     public var dataDirectory: String?
     /// Spans that started longer ago than this are deleted in the background.

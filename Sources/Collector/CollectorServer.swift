@@ -59,11 +59,13 @@ public final class CollectorServer: Service {
 
     public func run() async throws {
         let config = configuration
-        let store = try TraceStoreFactory.make(kind: config.storage, dataDirectory: config.dataDirectory, logger: logger)
+        let store = try TraceStoreFactory.make(
+            kind: config.storage, dataDirectory: config.dataDirectory, clickHouse: config.clickHouse, logger: logger)
+        readiness.setStore(await store.isReady())  // before any listener: ingest must not race the first probe
         let queue = IngestQueue(store: store, capacitySpans: config.ingestQueueCapacitySpans, logger: logger)
         let body = IngestBody(maxWireBytes: config.maxRequestBodyBytes, maxDecodedBytes: config.maxDecompressedBodyBytes)
         let autocomplete = AutocompleteIndex(keys: config.autocompleteKeys)
-        let ingestor = SpanIngestor(queue: queue, metrics: metrics, logger: logger, autocomplete: autocomplete)
+        let ingestor = SpanIngestor(queue: queue, readiness: readiness, metrics: metrics, logger: logger, autocomplete: autocomplete)
 
         let zipkinRouter = Router()
         zipkinRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
@@ -116,7 +118,8 @@ public final class CollectorServer: Service {
                     "query": "http://\(config.host):\(addresses.queryPort)",
                     "admin": "http://\(config.host):\(addresses.adminPort)",
                     "storage": "\(config.storage.rawValue)",
-                    "data_dir": "\(config.storage == .memory ? "-" : config.dataDirectory ?? "-")",
+                    "data_dir": "\(config.storage == .sqlite ? config.dataDirectory ?? "-" : "-")",
+                    "clickhouse": "\(config.storage == .clickhouse ? config.clickHouse?.url ?? "-" : "-")",
                 ])
             self.readiness.set(true)
             self.onListening(addresses)
@@ -132,7 +135,8 @@ public final class CollectorServer: Service {
             )
         }
 
-        let ingestService = IngestService(queue: queue, store: store, metrics: metrics, configuration: config, logger: logger)
+        let ingestService = IngestService(
+            queue: queue, store: store, metrics: metrics, configuration: config, readiness: readiness, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ingestService),
             .init(service: app("zipkin", zipkinRouter, port: config.zipkinPort)),

@@ -60,8 +60,25 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(name: .customLong("admin-port"), help: "/metrics (Prometheus), /healthz and /readyz.")
     var adminPort = 14269
 
-    @Option(help: "Where spans live: sqlite (durable, default) or memory (lost on exit).")
+    @Option(help: "Where spans live: sqlite (durable, default), clickhouse (shared by several collectors) or memory (lost on exit).")
     var storage: StorageKind = .sqlite
+
+    @Option(name: .customLong("clickhouse-url"), help: "ClickHouse HTTP interface, with --storage clickhouse.")
+    var clickHouseURL = "http://127.0.0.1:8123"
+
+    @Option(name: .customLong("clickhouse-database"), help: "ClickHouse database (created if missing).")
+    var clickHouseDatabase = "meshtrace"
+
+    @Option(name: .customLong("clickhouse-user"), help: "ClickHouse user.")
+    var clickHouseUser = "default"
+
+    @Option(name: .customLong("clickhouse-password"), help: "ClickHouse password. Default: $MESHTRACE_CLICKHOUSE_PASSWORD, else empty.")
+    var clickHousePassword: String?
+
+    @Option(
+        name: .customLong("clickhouse-cluster"),
+        help: "A remote_servers cluster: tables ON CLUSTER plus Distributed tables sharded by trace id (needs ZooKeeper for ON CLUSTER).")
+    var clickHouseCluster: String?
 
     @Option(name: .customLong("data-dir"), help: "SQLite data directory. Default: $MESHTRACE_DATA_DIR, else ~/.local/share/meshtrace.")
     var dataDir: String?
@@ -101,6 +118,7 @@ struct CollectorCommand: AsyncParsableCommand {
         guard let nanos = GoDuration.parseNanos(retention), nanos > 0 else {
             throw ValidationError("--retention must be a positive duration like 72h, 7d or 30m, got '\(retention)'")
         }
+        if storage == .clickhouse, let problem = clickHouseConfiguration.validationError() { throw ValidationError(problem) }
         guard let interval = GoDuration.parseNanos(retentionCheckInterval), interval >= 100_000_000 else {
             throw ValidationError("--retention-check-interval must be a duration of at least 100ms like 60s or 5m, got '\(retentionCheckInterval)'")
         }
@@ -132,12 +150,22 @@ struct CollectorCommand: AsyncParsableCommand {
         config.adminPort = adminPort
         config.storage = storage
         config.dataDirectory = storage == .sqlite ? DataDirectory.resolve(dataDir) : nil
+        config.clickHouse = storage == .clickhouse ? clickHouseConfiguration : nil
         config.ingestQueueCapacitySpans = ingestQueueCapacity
         config.retentionSeconds = Double(GoDuration.parseNanos(retention) ?? 0) / 1e9
         config.retentionIntervalSeconds = Double(GoDuration.parseNanos(retentionCheckInterval) ?? 60_000_000_000) / 1e9
 
         let server = CollectorServer(configuration: config, logger: logger, gracefulShutdownSignals: [.sigterm, .sigint])
         try await server.run()
+    }
+}
+
+extension CollectorCommand {
+    var clickHouseConfiguration: ClickHouseConfiguration {
+        ClickHouseConfiguration(
+            url: clickHouseURL, database: clickHouseDatabase, user: clickHouseUser,
+            password: clickHousePassword ?? ProcessInfo.processInfo.environment["MESHTRACE_CLICKHOUSE_PASSWORD"] ?? "",
+            cluster: clickHouseCluster)
     }
 }
 

@@ -8,6 +8,7 @@ import TraceWire
 /// A successful return means the spans are committed to the store.
 struct SpanIngestor: Sendable {
     let queue: IngestQueue
+    let readiness: Readiness
     let metrics: CollectorMetrics
     let logger: Logger
     /// Tag values for Zipkin's autocomplete, recorded once the spans are committed.
@@ -18,6 +19,12 @@ struct SpanIngestor: Sendable {
         if !batch.rejected.isEmpty { counters.rejected.increment(by: batch.rejected.count) }
         if batch.truncatedValues > 0 { counters.truncatedValues.increment(by: batch.truncatedValues) }
         guard !batch.spans.isEmpty else { return }
+        // The store failed its last probe (ClickHouse down): answer now rather than queue spans
+        // that would wait out the write retries and fail anyway.
+        guard readiness.isStoreReady else {
+            counters.throttled.increment()
+            throw HTTPFailure(status: .serviceUnavailable, message: "the trace store is unavailable; retry later", retryAfter: 5)
+        }
         let started = ContinuousClock.now
         do {
             try await queue.submit(batch.spans)
