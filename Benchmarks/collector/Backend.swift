@@ -50,7 +50,9 @@ enum Backend: Sendable {
             let dir = tempDir(name)
             return OpenedStore(store: try SQLiteTraceStore(path: dir + "/meshtrace.sqlite", logger: logger), directory: dir, clickHouse: nil)
         case .clickhouse(let url):
-            let config = ClickHouseConfiguration(url: url, database: "bench_\(name)_\(getpid())")
+            // A database name is letters, digits and `_`: the section names have dashes.
+            let database = "bench_\(name.replacingOccurrences(of: "-", with: "_"))_\(getpid())"
+            let config = ClickHouseConfiguration(url: url, database: database)
             let store = try ClickHouseTraceStore(configuration: config, logger: logger)
             guard await store.isReady() else { throw ClickHouseError.unreachable("no ClickHouse at \(url)") }
             return OpenedStore(store: store, directory: nil, clickHouse: config)
