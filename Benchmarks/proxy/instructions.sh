@@ -27,6 +27,7 @@ for tool in valgrind nginx hey curl; do
   command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light hey curl >/dev/null; break; }
 done
 T=$(mktemp -d)
+chmod 755 "$T"  # nginx's workers run as nobody and must read the 1 KiB file (mktemp -d is 0700: 404s)
 # valgrind 3.19 cannot read the DWARF 5 that Swift emits; symbols are enough for the counts.
 strip -g "$BIN" -o "$T/meshtrace"
 strip -g "$COLLECTOR_BIN" -o "$T/collector"
@@ -77,7 +78,14 @@ VG=$!
 wait_up "http://127.0.0.1:$SC/"
 hey -n 200 -c 8 "http://127.0.0.1:$SC/" > /dev/null  # warm: connections, pools, caches
 callgrind_control -i on "$VG" > /dev/null 2>&1
-hey -n "$N" -c 8 "http://127.0.0.1:$SC/" | grep -E "Requests/sec|\[200\]"
+# Every request must be a 200 from nginx: a 404 (unreadable file) is proxied and traced too,
+# with a 153-byte body, and the count would silently measure that instead.
+all_ok() {  # hey's output on stdin: prints the rate, fails unless all N answers were 200
+  local out; out=$(cat)
+  grep -E "Requests/sec" <<< "$out"
+  grep -qE "\[200\][[:space:]]+$N responses" <<< "$out" || { echo "not every answer was 200:" >&2; grep -A5 'Status code' <<< "$out" >&2; exit 1; }
+}
+hey -n "$N" -c 8 "http://127.0.0.1:$SC/" | all_ok || { kill -9 "$VG"; exit 1; }
 callgrind_control -i off "$VG" > /dev/null 2>&1
 kill -TERM "$VG"; wait "$VG"
 # One profile per thread: the event loop's share is what bounds a single-loop sidecar.
@@ -101,7 +109,7 @@ SIDECAR=$!
 wait_up "http://127.0.0.1:$SC2/"
 wait_idle "$COL"
 callgrind_control -i on "$COL" > /dev/null 2>&1
-hey -n "$N" -c 8 "http://127.0.0.1:$SC2/" | grep -E "Requests/sec"
+hey -n "$N" -c 8 "http://127.0.0.1:$SC2/" | all_ok || { kill -9 "$SIDECAR" "$COL"; exit 1; }
 kill -TERM "$SIDECAR"; wait "$SIDECAR"  # SIGTERM flushes every buffered span
 wait_idle "$COL"                        # and the collector has decoded and stored them
 callgrind_control -i off "$COL" > /dev/null 2>&1
