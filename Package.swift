@@ -257,7 +257,7 @@ let package = Package(
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
         .testTarget(name: "CaptureRulesTests", dependencies: ["CaptureRules"]),
         .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel", "MeshtraceTesting"]),
-        .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel", "MeshtraceTesting"]),
+        .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel", "MeshtraceTesting", "CaptureRules"]),
         .testTarget(
             name: "SidecarProxyTests",
             dependencies: [

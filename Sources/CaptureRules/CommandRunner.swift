@@ -57,6 +57,7 @@ public struct ProcessRunner: CommandRunner {
         posix_spawn_file_actions_adddup2(&actions, stdout[1], 1)
         posix_spawn_file_actions_adddup2(&actions, stderr[1], 2)
         for fd in stdin + stdout + stderr { posix_spawn_file_actions_addclose(&actions, fd) }
+        SpawnCloseFrom.add(&actions, from: 3)  // nothing else of ours: not the sidecar's sockets
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         var pid = pid_t()

@@ -1,3 +1,4 @@
+import CaptureRules
 import Foundation
 import Logging
 import TraceModel
@@ -50,6 +51,9 @@ enum ClickHouseTestServer {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // The servers the script starts outlive it: without this they held every socket the test
+        // process had open at the time (a tunnel test's client among them, which then never closed).
+        SpawnCloseFrom.add(&actions, from: 3)
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
