@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import tempfile
 import re
 import signal
@@ -181,15 +182,23 @@ def test_capture_without_root_says_why_and_starts_nothing():
     demo = subprocess.run([*as_nobody, binary, "demo", "--capture", *EPHEMERAL], capture_output=True, text=True, timeout=60, env=env)
     assert demo.returncode != 0
     assert "--capture needs root" in demo.stderr and "sudo meshtrace demo --capture" in demo.stderr, demo.stderr
-    # Every port free, so a mesh or test elsewhere on the machine cannot answer first (it did:
-    # "port 4317 is already in use" under a parallel run).
-    (tmp_path / "mesh.yaml").write_text("name: nr\ncapture: netns\n"
-                                        "collector: {queryPort: 0, zipkinPort: 0, otlpPort: 0, otlpGrpcPort: 0, adminPort: 0}\n"
-                                        "services:\n  - name: a\n    command: /bin/true\n")
-    os.chmod(tmp_path / "mesh.yaml", 0o644)
-    up = subprocess.run([*as_nobody, binary, "up", "-f", str(tmp_path / "mesh.yaml"), "--control-port", "0"],
-                        capture_output=True, text=True, timeout=60, env=env, cwd=str(tmp_path))
+    # Root is the first thing `up` checks: the query port is taken on purpose (held here), and
+    # the answer is still "needs root", not the port. The other ports are 0, so a mesh or test
+    # elsewhere on the machine cannot answer first (it did: "port 4317 is already in use").
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        (tmp_path / "mesh.yaml").write_text("name: nr\ncapture: netns\n"
+                                            f"collector: {{queryPort: {taken.getsockname()[1]}, zipkinPort: 0, otlpPort: 0, otlpGrpcPort: 0, adminPort: 0}}\n"
+                                            "services:\n  - name: a\n    command: /bin/true\n")
+        os.chmod(tmp_path / "mesh.yaml", 0o644)
+        up = subprocess.run([*as_nobody, binary, "up", "-f", str(tmp_path / "mesh.yaml"), "--control-port", "0"],
+                            capture_output=True, text=True, timeout=60, env=env, cwd=str(tmp_path))
+    finally:
+        taken.close()
     assert up.returncode != 0
     assert "capture: netns needs root" in up.stdout + up.stderr, up.stdout + up.stderr
+    assert "already in use" not in up.stdout + up.stderr, up.stdout + up.stderr
     assert mesh_namespaces("nr") == []
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -83,13 +83,18 @@ extension MeshCore {
 
     func appPort(_ service: ServiceSpec) -> Int { service.port != 0 ? service.port : Self.podAppPort }
 
+    /// What `up` says when `capture: netns` cannot run here (`PodNetwork.unavailable()`'s reason).
+    static func captureUnavailable(_ reason: String) -> String {
+        "capture: netns \(reason); run `sudo meshtrace up`, or remove `capture: netns` to trace through HTTP_PROXY instead"
+    }
+
     /// The pods, their capture rules, one sidecar per pod listening and connecting inside it (its
     /// telemetry exports from here), a relay in each pod to the collector for app spans, and the
     /// gateway with its loops on the bridge. Each part is recorded as it comes up, so a failure
     /// part way takes down exactly what had started.
     func startCapturedSidecars(exporter: SpanExportTarget, group: any EventLoopGroup) async throws -> StartedSidecars {
         if let reason = PodNetwork.unavailable() {
-            throw MeshStartError("capture: netns \(reason); run `sudo meshtrace up`, or remove `capture: netns` to trace through HTTP_PROXY instead")
+            throw MeshStartError(Self.captureUnavailable(reason))
         }
         let removed = PodNetwork.removeLeftovers(mesh: file.name)
         if !removed.isEmpty {
