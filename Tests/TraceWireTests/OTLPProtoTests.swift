@@ -31,6 +31,21 @@ import TraceModel
         #expect(back.attribute("network.peer.address") == .string("10.1.2.3"))
     }
 
+    /// Endpoint keys the span already carries, under any of their names, are not added again;
+    /// the missing ones follow the span's own attributes, in the order service, address, port.
+    @Test func remoteEndpointAttributesAreNotDuplicated() throws {
+        var s = Samples.simpleSpan(1)
+        s.attributes = [Attribute("net.peer.ip", .string("10.9.9.9")), Attribute("http.method", .string("GET"))]
+        s.remoteEndpoint = Endpoint(serviceName: "db", ipv4: "10.1.2.3", port: 5432)
+        let req = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: OTLPProto.encode([s]))
+        let keys = req.resourceSpans.first?.scopeSpans.first?.spans.first?.attributes.map(\.key)
+        #expect(keys == ["net.peer.ip", "http.method", "peer.service", "network.peer.port"])
+        s.attributes.append(Attribute("peer.service", .string("other")))
+        s.attributes.append(Attribute("net.sock.peer.port", .int(1)))
+        let again = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: OTLPProto.encode([s]))
+        #expect(again.resourceSpans.first?.scopeSpans.first?.spans.first?.attributes.count == 4, "nothing to add")
+    }
+
     @Test func partialRejection() throws {
         typealias PSpan = Opentelemetry_Proto_Trace_V1_Span
         func span(_ edit: (inout PSpan) -> Void) -> PSpan {
