@@ -123,6 +123,20 @@ def start_collector(tmp_path):
 
 
 @pytest.fixture
+def procs():
+    """Processes a test starts (anything with `kill()`), killed in reverse order after it, pass or fail."""
+    started = []
+
+    def track(p):
+        started.append(p)
+        return p
+
+    yield track
+    for p in reversed(started):
+        p.kill()
+
+
+@pytest.fixture
 def collector(start_collector):
     return start_collector()
 
@@ -131,3 +145,13 @@ def get_json(url, **params):
     r = requests.get(url, params=params, timeout=10)
     assert r.status_code == 200, f"{url} -> {r.status_code}: {r.text}"
     return r.json()
+
+
+def zipkin_trace(collector, trace_id, count):
+    url = collector.url("zipkin", f"/api/v2/trace/{trace_id}")
+
+    def fetch():
+        r = requests.get(url, timeout=5)
+        return r.json() if r.status_code == 200 and len(r.json()) >= count else None
+
+    return wait_until(fetch, timeout=20, message=f"{count} spans of trace {trace_id}")

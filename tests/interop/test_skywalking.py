@@ -34,19 +34,6 @@ KINDS = {("Entry", False): "server", ("Exit", False): "client", ("Local", False)
          ("Entry", True): "consumer", ("Exit", True): "producer", ("Local", True): "internal"}
 
 
-@pytest.fixture
-def procs():
-    started = []
-
-    def track(p):
-        started.append(p)
-        return p
-
-    yield track
-    for p in reversed(started):
-        p.kill()
-
-
 class AgentApp(Proc):
     def __init__(self, env):
         full = os.environ.copy()
