@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // ClickHouse's HTTP interface (`--storage clickhouse`). Only TraceStorage uses it, so the
+        // sidecar-only binary, which never links TraceStorage, does not carry it.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // TLS for the injector webhook, and the certificates `meshtrace install` generates for it.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
@@ -40,7 +43,7 @@ let package = Package(
         // Spans, ids, attributes, trace-context propagation. No networking.
         .target(name: "TraceModel", swiftSettings: dataPlaneSettings),
 
-        // Wire formats: Zipkin v2 JSON/proto3, OTLP protobuf/JSON, Jaeger UI JSON, gzip.
+        // Wire formats: Zipkin v2 JSON/proto3, OTLP protobuf/JSON, SkyWalking segments, Jaeger UI JSON, gzip.
         .target(
             name: "TraceWire",
             dependencies: [
@@ -51,12 +54,14 @@ let package = Package(
             swiftSettings: dataPlaneSettings
         ),
 
-        // The TraceStore protocol and its backends (in-memory, SQLite).
+        // The TraceStore protocol and its backends (in-memory, SQLite, ClickHouse over HTTP).
         .target(
             name: "TraceStorage",
             dependencies: [
-                "TraceModel",
+                "TraceModel", "TraceWire",  // TraceWire: gzip for ClickHouse insert bodies
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -70,10 +75,10 @@ let package = Package(
         ),
 
         // `meshtrace collector`: receivers, ingest queue, query APIs, admin. gRPC (grpc-swift 2)
-        // serves OTLP/gRPC; its server set-up (`GRPCListener`) takes any service on its own port.
-        // Tail sampling's stage (`TailSamplingService`, driving `TailSampling`), its policy file
-        // (Yams), the pre-sampling RED aggregate, and forwarding to peer collectors (TraceExport's
-        // HTTP client) live here too.
+        // serves OTLP/gRPC and SkyWalking's report; its server set-up (`GRPCListener`) takes any
+        // service on its own port. Tail sampling's stage (`TailSamplingService`, driving
+        // `TailSampling`), its policy file (Yams), the pre-sampling RED aggregate, and forwarding
+        // to peer collectors (TraceExport's HTTP client) live here too.
         .target(
             name: "Collector",
             dependencies: [
@@ -82,6 +87,7 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),  // SkyWalking's generated messages
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -90,7 +96,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             // The web UI's sources; scripts/embed-ui compiles them into UI/EmbeddedAssets.swift.
-            exclude: ["UI/Assets"]
+            // UI/package.json only tells node (tests/js) that the assets are ES modules.
+            exclude: ["UI/Assets", "UI/package.json"]
         ),
 
         // Batching span export to a collector (Zipkin v2 JSON/proto, OTLP/HTTP, or OTLP/gRPC over
@@ -156,11 +163,13 @@ let package = Package(
         ),
 
         // `meshtrace up` / `demo`: mesh.yaml, service processes, in-process sidecars and
-        // the control plane that changes their telemetry live.
+        // the control plane that changes their telemetry live; with `capture: netns`, each
+        // service in a network namespace with CaptureRules' rules (`Capture/`).
         .target(
             name: "MeshRunner",
             dependencies: [
-                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage", "TailSampling",
+                "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage", "CaptureRules",
+                "TailSampling",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -177,6 +186,10 @@ let package = Package(
             name: "TraceAnalysis",
             dependencies: ["TraceModel"]
         ),
+
+        // Transparent capture's nat rules (`meshtrace iptables`, Istio's istio-init): the rule
+        // plan, and installing it with the iptables programs. Foundation only, no networking.
+        .target(name: "CaptureRules"),
 
         // Kubernetes: `meshtrace inject` (YAML in, injected YAML out), the `meshtrace injector`
         // admission webhook (the same change as a JSON patch, over TLS) and `meshtrace install`'s
@@ -199,11 +212,11 @@ let package = Package(
         ),
 
         // The single `meshtrace` binary: argument parsing and wiring only.
-        // `meshtrace sidecar`'s command, shared with the sidecar-only binary.
+        // `meshtrace sidecar`'s and `meshtrace iptables`' commands, shared with the sidecar-only binary.
         .target(
             name: "SidecarCLI",
             dependencies: [
-                "SidecarProxy", "TraceExport",
+                "SidecarProxy", "TraceExport", "CaptureRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -265,13 +278,15 @@ let package = Package(
         ),
 
         .testTarget(name: "TraceModelTests", dependencies: ["TraceModel"]),
+        .testTarget(name: "CaptureRulesTests", dependencies: ["CaptureRules"]),
         .testTarget(name: "TraceWireTests", dependencies: ["TraceWire", "TraceModel", "MeshtraceTesting"]),
-        .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel", "MeshtraceTesting"]),
+        .testTarget(name: "TraceStorageTests", dependencies: ["TraceStorage", "TraceModel", "MeshtraceTesting", "CaptureRules"]),
         .testTarget(
             name: "SidecarProxyTests",
             dependencies: [
                 "SidecarProxy", "TraceModel", "TraceWire", "TraceExport", "MeshtraceTesting",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -283,7 +298,14 @@ let package = Package(
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
         .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "MeshKubeTests", dependencies: ["MeshKube", "TraceWire"], exclude: ["Golden"]),
-        .testTarget(name: "CollectorTests", dependencies: ["Collector", "TraceWire", "TraceStorage", "TraceModel", "TailSampling", "MeshtraceTesting"]),
+        // HummingbirdTesting: the query routes answered in process, through the router.
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: [
+                "Collector", "TraceWire", "TraceStorage", "TraceModel", "TailSampling", "MeshtraceTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
         .testTarget(name: "TailSamplingTests", dependencies: ["TailSampling", "TraceModel", "MeshtraceTesting"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,19 +1,17 @@
 // Collector ingest and query benchmark. Run: scripts/bench-collector (release build).
+// `--storage clickhouse --clickhouse-url URL` runs ClickHouse beside SQLite, in the same run.
 //
-// 1. Raw store: SQLiteTraceStore.write of pre-built spans, the limit for end-to-end ingest.
+// 1. Raw store: `TraceStore.write` of pre-built spans, the limit for end-to-end ingest.
 // 2. End-to-end: HTTP POST to a running collector (Zipkin JSON and OTLP protobuf, 100 and 1000
 //    spans per request, several connections), acknowledged only once committed. Bodies are
 //    encoded before the clock starts, so we time the collector, not the load generator.
+// 3. Query: get-trace and search latency (p50/p99) through the Jaeger API with N spans stored
+//    (`--stored-spans 1000000,10000000`), and bytes on disk per span.
 //    And OTLP/gRPC (grpc-swift's client) on the same store, and the gRPC message codec alone:
 //    the hand-written decoder the receiver plugs in against GRPCProtobuf's generated messages.
-// 3. Query: get-trace and search latency (p50/p99) through the Jaeger API with 1M spans stored.
 import Collector
 import Foundation
-import GRPCCore
-import GRPCNIOTransportHTTP2Posix
-import GRPCProtobuf
 import Logging
-import MeshtraceTesting
 import TraceModel
 import TraceStorage
 import TraceWire
@@ -33,8 +31,20 @@ func argument(_ name: String, default value: Int) -> Int {
     return v
 }
 let ingestSpans = argument("--ingest-spans", default: 200_000)
-let storedSpans = argument("--stored-spans", default: 1_000_000)
 let connections = argument("--connections", default: 4)
+func stringArgument(_ name: String) -> String? {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
+    return arguments[i + 1]
+}
+let storedSpanCounts = (stringArgument("--stored-spans") ?? "1000000").split(separator: ",").compactMap { Int($0) }
+let backends: [Backend] = {
+    guard stringArgument("--storage") == "clickhouse" else { return [.sqlite] }
+    guard let url = stringArgument("--clickhouse-url") else {
+        print("--storage clickhouse needs --clickhouse-url (scripts/bench-collector starts a server and passes it)")
+        exit(2)
+    }
+    return [.sqlite, .clickhouse(url)]
+}()
 
 let logger: Logger = {
     var l = Logger(label: "bench")
@@ -102,15 +112,13 @@ func tempDir(_ name: String) -> String {
 let now = UInt64(Date().timeIntervalSince1970 * 1e9)
 
 // MARK: 1. raw store
-func rawStoreRate(batch: Int) async throws -> Double {
-    let dir = tempDir("raw\(batch)")
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let store = try SQLiteTraceStore(path: dir + "/meshtrace.sqlite", logger: logger)
+func rawStoreRate(_ backend: Backend, batch: Int) async throws -> Double {
+    let store = try await backend.open("raw\(batch)")
     let spans = makeSpans(count: ingestSpans, seed: UInt64(batch), baseNanos: now - 3_600_000_000_000)
     let started = ContinuousClock.now
     var i = 0
     while i < spans.count {
-        try await store.write(Array(spans[i..<min(i + batch, spans.count)]))
+        try await store.store.write(Array(spans[i..<min(i + batch, spans.count)]))
         i += batch
     }
     let elapsed = ContinuousClock.now - started
@@ -120,14 +128,16 @@ func rawStoreRate(batch: Int) async throws -> Double {
 
 // MARK: 2. end-to-end over HTTP
 /// A collector in this process; stop it with `stop(_:)`, which drains and closes it gracefully.
-func startCollector(dataDir: String) async throws -> (RunningCollector, ListeningAddresses) {
+func startCollector(_ backend: Backend, _ opened: OpenedStore) async throws -> (RunningCollector, ListeningAddresses) {
     var config = CollectorConfiguration()
     config.zipkinPort = 0
     config.otlpHTTPPort = 0
     config.otlpGRPCPort = 0
     config.queryPort = 0
     config.adminPort = 0
-    config.dataDirectory = dataDir
+    config.storage = backend.kind
+    config.dataDirectory = opened.directory
+    config.clickHouse = opened.clickHouse
     let (stream, continuation) = AsyncStream.makeStream(of: ListeningAddresses.self)
     let server = CollectorServer(configuration: config, logger: logger, onListening: { continuation.yield($0) })
     let task = Task { try await server.run() }
@@ -154,10 +164,10 @@ func post(_ session: URLSession, _ url: URL, _ body: Data, contentType: String) 
     return (response as? HTTPURLResponse)?.statusCode ?? 0
 }
 
-func endToEndRate(format: String, batch: Int) async throws -> Double {
-    let dir = tempDir("e2e-\(format)-\(batch)")
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let (task, addresses) = try await startCollector(dataDir: dir)
+func endToEndRate(_ backend: Backend, format: String, batch: Int, connections: Int) async throws -> Double {
+    let opened = try await backend.open("e2e-\(format)-\(batch)")
+    try await opened.store.close()  // the collector opens its own
+    let (task, addresses) = try await startCollector(backend, opened)
     let spans = makeSpans(count: ingestSpans, seed: UInt64(batch) &* 31 &+ UInt64(format.count), baseNanos: now - 3_600_000_000_000)
     var bodies: [Data] = []
     var i = 0
@@ -172,7 +182,9 @@ func endToEndRate(format: String, batch: Int) async throws -> Double {
     guard let url else { throw CancellationError() }
     let contentType = format == "zipkin-json" ? "application/json" : "application/x-protobuf"
     let payloads = bodies
-    let session = URLSession(configuration: .ephemeral)
+    let configuration = URLSessionConfiguration.ephemeral
+    configuration.httpMaximumConnectionsPerHost = connections
+    let session = URLSession(configuration: configuration)
     let started = ContinuousClock.now
     let failures = try await withThrowingTaskGroup(of: Int.self) { group in
         for c in 0..<connections {
@@ -190,113 +202,46 @@ func endToEndRate(format: String, batch: Int) async throws -> Double {
     }
     let elapsed = ContinuousClock.now - started
     await task.stop()
+    try await opened.cleanup()
     if failures > 0 { say("  warning: \(failures) requests failed") }
     return rate(spans.count, elapsed)
 }
 
-// MARK: 2b. end-to-end over gRPC (grpc-swift's client, one connection per sender, as the HTTP senders)
-struct RawBytesDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> [UInt8] { bytes.withUnsafeBytes { Array($0) } }
+// MARK: 3. queries with N spans stored
+struct QueryResults {
+    var rows: [(String, Double, Double)] = []
+    var bytesPerSpan: Double = 0
+    var fillRate: Double = 0
 }
 
-func grpcRate(batch: Int) async throws -> Double {
-    let dir = tempDir("e2e-grpc-\(batch)")
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let (task, addresses) = try await startCollector(dataDir: dir)
-    guard let port = addresses.otlpGRPCPort else { throw CancellationError() }
-    let spans = makeSpans(count: ingestSpans, seed: UInt64(batch) &* 31 &+ 10, baseNanos: now - 3_600_000_000_000)
-    var bodies: [[UInt8]] = []
-    var i = 0
-    while i < spans.count {
-        bodies.append(OTLPProto.encode(Array(spans[i..<min(i + batch, spans.count)])))
-        i += batch
-    }
-    let payloads = bodies
-    let senders = connections
-    let started = ContinuousClock.now
-    let failures = try await withThrowingTaskGroup(of: Int.self) { group in
-        for c in 0..<senders {
-            group.addTask {
-                let transport = try HTTP2ClientTransport.Posix(
-                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
-                return try await withGRPCClient(transport: transport) { client in
-                    var failed = 0
-                    for (n, body) in payloads.enumerated() where n % senders == c {
-                        while true {
-                            do {
-                                try await client.unary(
-                                    request: ClientRequest(message: body), descriptor: OTLPGRPCService.export,
-                                    serializer: RawBytesSerializer(), deserializer: RawBytesDeserializer(), options: .defaults
-                                ) { _ = try $0.message }
-                                break
-                            } catch let error as RPCError where error.code == .unavailable {
-                                continue  // the queue is full: send again, as the HTTP senders do on 503
-                            } catch {
-                                failed += 1
-                                break
-                            }
-                        }
-                    }
-                    return failed
-                }
-            }
-        }
-        return try await group.reduce(0, +)
-    }
-    let elapsed = ContinuousClock.now - started
-    await task.stop()
-    if failures > 0 { say("  warning: \(failures) calls failed") }
-    return rate(spans.count, elapsed)
-}
-
-/// The gRPC message codec alone: bytes to spans by the hand-written decoder (what the receiver
-/// plugs in) and by GRPCProtobuf's generated-message deserializer plus the conversion to spans.
-func codecRates(batch: Int) throws -> (hand: Double, generated: Double) {
-    let spans = makeSpans(count: ingestSpans, seed: 77, baseNanos: now - 3_600_000_000_000)
-    var bodies: [[UInt8]] = []
-    var i = 0
-    while i < spans.count {
-        bodies.append(OTLPProto.encode(Array(spans[i..<min(i + batch, spans.count)])))
-        i += batch
-    }
-    let hand = OTLPBatchDeserializer(limits: .default)
-    let generated = ProtobufDeserializer<Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest>()
-    var best = (hand: 0.0, generated: 0.0)
-    for _ in 0..<3 {
-        var decoded = 0
-        var started = ContinuousClock.now
-        for body in bodies { decoded += try hand.deserialize(body).spans.count }
-        best.hand = max(best.hand, rate(decoded, ContinuousClock.now - started))
-        decoded = 0
-        started = ContinuousClock.now
-        for body in bodies { decoded += OTLPProto.batch(from: try generated.deserialize(body)).spans.count }
-        best.generated = max(best.generated, rate(decoded, ContinuousClock.now - started))
-    }
-    return best
-}
-
-// MARK: 3. queries at 1M spans
-func queryLatencies() async throws -> [(String, Double, Double)] {
-    let dir = tempDir("query")
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let store = try SQLiteTraceStore(path: dir + "/meshtrace.sqlite", logger: logger)
+func queryLatencies(_ backend: Backend, stored: Int) async throws -> QueryResults {
+    let opened = try await backend.open("query\(stored)")
     var sampleIDs: [TraceID] = []
     let chunk = 100_000
+    let writeBatch = backend.writeBatch
     var written = 0
     let fillStart = ContinuousClock.now
-    while written < storedSpans {
-        let spans = makeSpans(count: min(chunk, storedSpans - written), seed: 1000 + UInt64(written), baseNanos: now - 3_600_000_000_000)
+    var lastReport = fillStart
+    while written < stored {
+        let spans = makeSpans(count: min(chunk, stored - written), seed: 1000 + UInt64(written), baseNanos: now - 3_600_000_000_000)
         var i = 0
         while i < spans.count {
-            try await store.write(Array(spans[i..<min(i + 5_000, spans.count)]))
-            i += 5_000
+            try await opened.store.write(Array(spans[i..<min(i + writeBatch, spans.count)]))
+            i += writeBatch
         }
-        sampleIDs.append(contentsOf: stride(from: 0, to: spans.count, by: 1_000).map { spans[$0].traceID })
+        if sampleIDs.count < 1000 { sampleIDs.append(contentsOf: stride(from: 0, to: spans.count, by: 1_000).map { spans[$0].traceID }) }
         written += spans.count
-        say("  filled \(written)/\(storedSpans) spans (\(fmt(rate(written, ContinuousClock.now - fillStart))) spans/s)")
+        if ContinuousClock.now - lastReport > .seconds(30) || written == stored {
+            lastReport = ContinuousClock.now
+            say("  \(backend.label): filled \(written)/\(stored) spans (\(fmt(rate(written, ContinuousClock.now - fillStart))) spans/s)")
+        }
     }
-    try await store.close()
-    let (task, addresses) = try await startCollector(dataDir: dir)
+    var results = QueryResults()
+    results.fillRate = rate(written, ContinuousClock.now - fillStart)
+    let stats = try await opened.settledStats()
+    results.bytesPerSpan = Double(stats.bytesOnDisk ?? 0) / Double(max(1, stats.spanCount))
+    try await opened.store.close()
+    let (task, addresses) = try await startCollector(backend, opened)
     let session = URLSession(configuration: .ephemeral)
     func timeGet(_ path: String) async throws -> Double {
         guard let url = URL(string: "http://127.0.0.1:\(addresses.queryPort)\(path)") else { return .nan }
@@ -306,10 +251,9 @@ func queryLatencies() async throws -> [(String, Double, Double)] {
         guard (response as? HTTPURLResponse)?.statusCode == 200 else { throw CancellationError() }
         return elapsed
     }
-    var results: [(String, Double, Double)] = []
     var getTrace: [Double] = []
     for id in sampleIDs.prefix(1000) { getTrace.append(try await timeGet("/api/traces/\(id.hex)")) }
-    results.append(("get trace by id", percentile(getTrace, 0.5), percentile(getTrace, 0.99)))
+    results.rows.append(("get trace by id", percentile(getTrace, 0.5), percentile(getTrace, 0.99)))
     let searches: [(String, String)] = [
         ("search service (limit 20)", "/api/traces?service=backend&limit=20&lookback=2h"),
         ("search service+operation", "/api/traces?service=cart&operation=POST%20/api/cart&limit=20&lookback=2h"),
@@ -319,33 +263,38 @@ func queryLatencies() async throws -> [(String, Double, Double)] {
     for (label, path) in searches {
         var samples: [Double] = []
         for _ in 0..<100 { samples.append(try await timeGet(path)) }
-        results.append((label, percentile(samples, 0.5), percentile(samples, 0.99)))
+        results.rows.append((label, percentile(samples, 0.5), percentile(samples, 0.99)))
     }
     await task.stop()
+    try await opened.cleanup()
     return results
 }
 
-say("meshtrace collector benchmark: \(ingestSpans) spans per ingest run, \(connections) connections, \(storedSpans) stored for queries")
-say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB")
-var raw: [Int: Double] = [:]
-for batch in [100, 1000] {
-    raw[batch] = try await rawStoreRate(batch: batch)
-    say("raw store insert, \(batch)/txn: \(fmt(raw[batch] ?? 0)) spans/s")
-}
+say("meshtrace collector benchmark: \(ingestSpans) spans per ingest run, \(connections) connections, stored for queries: \(storedSpanCounts)")
+say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB, load \(loadAverage())")
 say("")
-say("| ingest path | spans/request | spans/s | ratio to raw store |")
-say("|---|---|---|---|")
-for format in ["zipkin-json", "otlp-proto"] {
+say("| store | ingest path | spans/request | connections | spans/s | ratio to raw store |")
+say("|---|---|---|---|---|---|")
+for backend in backends {
+    var raw: [Int: Double] = [:]
+    for batch in backend.rawBatches {
+        raw[batch] = try await rawStoreRate(backend, batch: batch)
+        say("| \(backend.label) | raw store write (limit) | \(batch) | 1 | \(fmt(raw[batch] ?? 0)) | 1.00 |")
+    }
+    let best = raw.values.max() ?? 1
+    for c in backend.connectionCounts(connections) {
+        for format in ["zipkin-json", "otlp-proto"] {
+            for batch in [100, 1000] {
+                let r = try await endToEndRate(backend, format: format, batch: batch, connections: c)
+                say("| \(backend.label) | \(format) over HTTP | \(batch) | \(c) | \(fmt(r)) | \(fmt(r / best, 2)) |")
+            }
+        }
+    }
     for batch in [100, 1000] {
-        let r = try await endToEndRate(format: format, batch: batch)
-        say("| \(format) over HTTP | \(batch) | \(fmt(r)) | \(fmt(r / (raw[batch] ?? 1), 2)) |")
+        let r = try await grpcRate(backend, batch: batch)
+        say("| \(backend.label) | otlp-proto over gRPC | \(batch) | \(connections) | \(fmt(r)) | \(fmt(r / best, 2)) |")
     }
 }
-for batch in [100, 1000] {
-    let r = try await grpcRate(batch: batch)
-    say("| otlp-proto over gRPC | \(batch) | \(fmt(r)) | \(fmt(r / (raw[batch] ?? 1), 2)) |")
-}
-for batch in [100, 1000] { say("| raw SQLite store (limit) | \(batch) | \(fmt(raw[batch] ?? 0)) | 1.00 |") }
 say("")
 say("| OTLP/gRPC message codec (decode only) | spans/request | spans/s |")
 say("|---|---|---|")
@@ -354,8 +303,14 @@ for batch in [100, 1000] {
     say("| hand-written decoder (plugged in) | \(batch) | \(fmt(r.hand)) |")
     say("| GRPCProtobuf generated messages + conversion | \(batch) | \(fmt(r.generated)) |")
 }
-say("")
-say("queries with \(storedSpans) spans stored (HTTP, Jaeger API):")
-say("| query | p50 ms | p99 ms |")
-say("|---|---|---|")
-for (label, p50, p99) in try await queryLatencies() { say("| \(label) | \(fmt(p50, 2)) | \(fmt(p99, 2)) |") }
+for stored in storedSpanCounts {
+    for backend in backends {
+        say("")
+        say("\(backend.label), \(stored) spans stored (HTTP, Jaeger API; load \(loadAverage())):")
+        let r = try await queryLatencies(backend, stored: stored)
+        say("fill rate \(fmt(r.fillRate)) spans/s (writes of \(backend.writeBatch)); \(fmt(r.bytesPerSpan, 1)) bytes on disk per span")
+        say("| query | p50 ms | p99 ms |")
+        say("|---|---|---|")
+        for (label, p50, p99) in r.rows { say("| \(label) | \(fmt(p50, 2)) | \(fmt(p99, 2)) |") }
+    }
+}

@@ -44,7 +44,7 @@ strip -g "$BIN" -o "$T/meshtrace"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 OTLP=$(port); QUERY=$(port)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/collector.cg" "$T/meshtrace" collector \
-  --zipkin-port 0 --otlp-http-port "$OTLP" --otlp-grpc-port -1 --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
+  --zipkin-port 0 --otlp-http-port "$OTLP" --otlp-grpc-port -1 --skywalking-port -1 --skywalking-http-port -1 --query-port "$QUERY" --admin-port 0 --storage memory --log-level warning \
   > "$T/collector.log" 2>&1 &
 VG=$!
 trap 'kill $VG 2>/dev/null; wait 2>/dev/null' EXIT

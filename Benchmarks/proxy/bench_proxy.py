@@ -92,6 +92,11 @@ def children(pid):
 def run_wrk(url, duration, connections):
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out):
+    """(requests/s, non-2xx responses) from wrk's report."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, int(errors.group(1)) if errors else 0
@@ -100,6 +105,11 @@ def run_wrk(url, duration, connections):
 def run_hey(url, duration, rate, workers=10):
     out = subprocess.run(["hey", "-z", f"{duration}s", "-c", str(workers), "-q", str(rate / workers), url],
                          capture_output=True, text=True, check=True).stdout
+    return parse_hey(out)
+
+
+def parse_hey(out):
+    """(p50 ms, p99 ms, 200 responses) from hey's report."""
     def pct(p):
         m = re.search(rf"\s{p}% in ([\d.]+) secs", out)
         return float(m.group(1)) * 1000 if m else float("nan")
@@ -186,7 +196,7 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
   server {{ listen 127.0.0.1:{sink_port}; location / {{ return 202; }} }} }}
 """)
         start(["nginx", "-c", sink_conf, "-p", tmp])
-        collector = start([args.binary, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "-1", "--query-port", "0",
+        collector = start([args.binary, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "-1", "--skywalking-port", "-1", "--skywalking-http-port", "-1", "--query-port", "0",
                            "--admin-port", "0", "--storage", "memory", "--log-level", "info"])
         zipkin_port = None
         deadline = time.monotonic() + 30

@@ -59,7 +59,7 @@ http {{ access_log off; client_max_body_size 64m; client_body_buffer_size 4m;
     procs = {
         "app (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/app.conf", "-p", tmp]),
         "span sink (nginx)": subprocess.Popen(["nginx", "-c", f"{tmp}/sink.conf", "-p", tmp]),
-        "collector": subprocess.Popen([args.binary, "collector", "--zipkin-port", str(zipkin), "--otlp-http-port", "0", "--otlp-grpc-port", "-1",
+        "collector": subprocess.Popen([args.binary, "collector", "--zipkin-port", str(zipkin), "--otlp-http-port", "0", "--otlp-grpc-port", "-1", "--skywalking-port", "-1", "--skywalking-http-port", "-1",
                                        "--query-port", str(query), "--admin-port", "0", "--storage", "memory",
                                        "--log-level", "warning"]),
     }

@@ -14,11 +14,19 @@ public struct CollectorConfiguration: Sendable {
     public var grpcLimits = GRPCListenerLimits()
     /// PEM certificate chain and key: the OTLP/gRPC port speaks TLS instead of plaintext.
     public var otlpGRPCTLS: GRPCTLSFiles?
+    /// SkyWalking agents' gRPC report (`TraceSegmentReportService/collect`, the management calls);
+    /// -1 turns it off. Off unless asked for, like OTLP/gRPC; `meshtrace collector` asks for 11800.
+    public var skywalkingGRPCPort: Int = -1
+    /// SkyWalking agents' HTTP report (`POST /v3/segment(s)`, `/v3/management/*`); -1 turns it
+    /// off. `meshtrace collector` asks for 12800.
+    public var skywalkingHTTPPort: Int = -1
     /// Span tag keys whose values `/api/v2/autocompleteValues` lists (Zipkin's AUTOCOMPLETE_KEYS).
     public var autocompleteKeys: [String] = []
     public var queryPort: Int = 16686
     public var adminPort: Int = 14269
     public var storage: StorageKind = .sqlite
+    /// Connection settings when `storage` is `.clickhouse`.
+    public var clickHouse: ClickHouseConfiguration?
     /// Resolved data directory (the CLI applies `$MESHTRACE_DATA_DIR` and the XDG default).
     public var dataDirectory: String?
     /// Spans that started longer ago than this are deleted in the background.

@@ -15,17 +15,22 @@ public struct ListeningAddresses: Sendable, CustomStringConvertible {
     public var otlpHTTPPort: Int
     /// Nil when OTLP/gRPC is off.
     public var otlpGRPCPort: Int?
+    /// SkyWalking agents' gRPC and HTTP report ports; nil when off.
+    public var skywalkingGRPCPort: Int?
+    public var skywalkingHTTPPort: Int?
     public var queryPort: Int
     public var adminPort: Int
 
     public var description: String {
         "zipkin=http://\(host):\(zipkinPort) otlp-http=http://\(host):\(otlpHTTPPort) "
             + (otlpGRPCPort.map { "otlp-grpc=\(host):\($0) " } ?? "")
+            + (skywalkingGRPCPort.map { "skywalking-grpc=\(host):\($0) " } ?? "")
+            + (skywalkingHTTPPort.map { "skywalking-http=http://\(host):\($0) " } ?? "")
             + "query=http://\(host):\(queryPort) admin=http://\(host):\(adminPort)"
     }
 }
 
-/// `meshtrace collector`: Zipkin and OTLP/HTTP ingest, Jaeger and Zipkin query APIs and an
+/// `meshtrace collector`: Zipkin, OTLP and SkyWalking ingest, Jaeger and Zipkin query APIs and an
 /// admin port, over one durable store. Run it as a swift-service-lifecycle `Service`.
 public final class CollectorServer: Service {
     public let configuration: CollectorConfiguration
@@ -70,7 +75,9 @@ public final class CollectorServer: Service {
 
     public func run() async throws {
         let config = configuration
-        let store = try TraceStoreFactory.make(kind: config.storage, dataDirectory: config.dataDirectory, logger: logger)
+        let store = try TraceStoreFactory.make(
+            kind: config.storage, dataDirectory: config.dataDirectory, clickHouse: config.clickHouse, logger: logger)
+        readiness.setStore(await store.isReady())  // before any listener: ingest must not race the first probe
         let queue = IngestQueue(store: store, capacitySpans: config.ingestQueueCapacitySpans, logger: logger)
         let body = IngestBody(maxWireBytes: config.maxRequestBodyBytes, maxDecodedBytes: config.maxDecompressedBodyBytes)
         let autocomplete = AutocompleteIndex(keys: config.autocompleteKeys)
@@ -84,7 +91,7 @@ public final class CollectorServer: Service {
             aggregate: aggregate, spanMetrics: spanMetrics, maxPendingWriteSpans: config.ingestQueueCapacitySpans, logger: logger)
         let pipeline = IngestPipeline(tail: tail, metrics: tailMetrics, logger: logger)
         sampling.withLock { $0.pipeline = pipeline }
-        let ingestor = SpanIngestor(pipeline: pipeline, metrics: metrics, logger: logger, autocomplete: autocomplete)
+        let ingestor = SpanIngestor(pipeline: pipeline, readiness: readiness, metrics: metrics, logger: logger, autocomplete: autocomplete)
 
         let zipkinRouter = Router()
         zipkinRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
@@ -94,22 +101,34 @@ public final class CollectorServer: Service {
         let otlpRouter = Router()
         OTLPReceiver(body: body, ingestor: ingestor, metrics: metrics).register(on: otlpRouter)
 
+        let skywalkingNotices = SkyWalkingNotices(logger: logger)
+        let skywalkingRouter = Router()
+        SkyWalkingHTTPReceiver(body: body, ingestor: ingestor, metrics: metrics, notices: skywalkingNotices).register(on: skywalkingRouter)
+
         let queryRouter = Router()
         queryRouter.add(middleware: CORSMiddleware(allowOrigin: .all))
         JaegerQueryAPI(store: store).register(on: queryRouter)
         GraphAPI(store: store, aggregate: aggregate).register(on: queryRouter)
         AnalysisAPI(store: store).register(on: queryRouter)  // propagation doctor, critical path
+        MonitorAPI(store: store).register(on: queryRouter)  // RED metrics over time
+        CompareAPI(store: store).register(on: queryRouter)  // trace diff, typical trace
         WebUI().register(on: queryRouter)
 
         let adminRouter = Router()
         AdminAPI(metrics: metrics, readiness: readiness).register(on: adminRouter)
 
         let grpcEnabled = config.otlpGRPCPort >= 0
-        let bound = BoundPorts(expected: Set(["zipkin", "otlp", "query", "admin"] + (grpcEnabled ? ["otlp_grpc"] : [])))
+        let skywalkingGRPCEnabled = config.skywalkingGRPCPort >= 0
+        let skywalkingHTTPEnabled = config.skywalkingHTTPPort >= 0
+        let bound = BoundPorts(
+            expected: Set(
+                ["zipkin", "otlp", "query", "admin"] + (grpcEnabled ? ["otlp_grpc"] : []) + (skywalkingGRPCEnabled ? ["skywalking_grpc"] : [])
+                    + (skywalkingHTTPEnabled ? ["skywalking_http"] : [])))
         let announce: @Sendable ([String: Int]) -> Void = { [self] ports in
             let addresses = ListeningAddresses(
                 host: config.host, zipkinPort: ports["zipkin"] ?? 0, otlpHTTPPort: ports["otlp"] ?? 0,
-                otlpGRPCPort: ports["otlp_grpc"], queryPort: ports["query"] ?? 0, adminPort: ports["admin"] ?? 0)
+                otlpGRPCPort: ports["otlp_grpc"], skywalkingGRPCPort: ports["skywalking_grpc"], skywalkingHTTPPort: ports["skywalking_http"],
+                queryPort: ports["query"] ?? 0, adminPort: ports["admin"] ?? 0)
             // The gRPC endpoint is written as SDKs take it (OTEL_EXPORTER_OTLP_ENDPOINT): http://
             // means plaintext, https:// TLS.
             let grpcScheme = config.otlpGRPCTLS == nil ? "http" : "https"
@@ -119,10 +138,14 @@ public final class CollectorServer: Service {
                     "zipkin": "http://\(config.host):\(addresses.zipkinPort)/api/v2/spans",
                     "otlp_http": "http://\(config.host):\(addresses.otlpHTTPPort)/v1/traces",
                     "otlp_grpc": "\(addresses.otlpGRPCPort.map { "\(grpcScheme)://\(config.host):\($0)" } ?? "off")",
+                    // As SkyWalking agents take them (SW_AGENT_COLLECTOR_BACKEND_SERVICES): host:port.
+                    "skywalking_grpc": "\(addresses.skywalkingGRPCPort.map { "\(config.host):\($0)" } ?? "off")",
+                    "skywalking_http": "\(addresses.skywalkingHTTPPort.map { "\(config.host):\($0)" } ?? "off")",
                     "query": "http://\(config.host):\(addresses.queryPort)",
                     "admin": "http://\(config.host):\(addresses.adminPort)",
                     "storage": "\(config.storage.rawValue)",
-                    "data_dir": "\(config.storage == .memory ? "-" : config.dataDirectory ?? "-")",
+                    "data_dir": "\(config.storage == .sqlite ? config.dataDirectory ?? "-" : "-")",
+                    "clickhouse": "\(config.storage == .clickhouse ? config.clickHouse?.url ?? "-" : "-")",
                 ])
             self.readiness.set(true)
             self.onListening(addresses)
@@ -138,7 +161,8 @@ public final class CollectorServer: Service {
             )
         }
 
-        let ingestService = IngestService(queue: queue, store: store, metrics: metrics, configuration: config, logger: logger)
+        let ingestService = IngestService(
+            queue: queue, store: store, metrics: metrics, configuration: config, readiness: readiness, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: ingestService),
             // After the ingest service, so it stops first and writes what it keeps into the queue.
@@ -153,6 +177,20 @@ public final class CollectorServer: Service {
                 limits: config.grpcLimits, tls: config.otlpGRPCTLS, logger: logger,
                 onListening: { port in if let ports = bound.record("otlp_grpc", port: port) { announce(ports) } })
             services.append(.init(service: listener))
+        }
+        if skywalkingGRPCEnabled {
+            // Its own listener on its own port, with SkyWalking's services (the OAP's 11800).
+            let listener = GRPCListener(
+                name: "SkyWalking gRPC", host: config.host, port: config.skywalkingGRPCPort,
+                services: [
+                    SkyWalkingGRPCService(ingestor: ingestor, metrics: metrics), SkyWalkingManagementService(notices: skywalkingNotices),
+                ],
+                limits: config.grpcLimits, tls: nil, logger: logger,
+                onListening: { port in if let ports = bound.record("skywalking_grpc", port: port) { announce(ports) } })
+            services.append(.init(service: listener))
+        }
+        if skywalkingHTTPEnabled {
+            services.append(.init(service: app("skywalking_http", skywalkingRouter, port: config.skywalkingHTTPPort)))
         }
         services += [
             .init(service: app("query", queryRouter, port: config.queryPort)),
@@ -187,9 +225,7 @@ public final class CollectorServer: Service {
 
     /// Hummingbird logs every request at info; keep its logger at warning so ours stay readable.
     private func quietHandler(_ name: String) -> any LogHandler {
-        var handler = StreamLogHandler.standardError(label: "meshtrace.collector.\(name)")
-        handler.logLevel = max(.warning, logger.logLevel)
-        return handler
+        ListenerLogHandler(label: "meshtrace.collector.\(name)", level: logger.logLevel)
     }
 }
 

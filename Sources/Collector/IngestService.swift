@@ -11,6 +11,7 @@ struct IngestService: Service {
     let store: any TraceStore
     let metrics: CollectorMetrics
     let configuration: CollectorConfiguration
+    let readiness: Readiness
     let logger: Logger
 
     func run() async throws {
@@ -21,6 +22,7 @@ struct IngestService: Service {
             await withGracefulShutdownHandler {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { await maintain() }
+                    group.addTask { await probeStore() }
                     await queue.run()  // returns only after shutdown() and a full drain
                     group.cancelAll()
                 }
@@ -33,6 +35,15 @@ struct IngestService: Service {
         }
         try await store.close()
         logger.info("store closed")
+    }
+
+    /// `/readyz` and ingest follow the store's health each second, in a loop of its own: the
+    /// housekeeping loop can wait out a stats or retention call to a store that went away.
+    private func probeStore() async {
+        while !Task.isCancelled {
+            readiness.setStore(await store.isReady())
+            try? await Task.sleep(for: .seconds(1))
+        }
     }
 
     /// Periodic housekeeping; sleeping here schedules work, it does not wait for other tasks.
@@ -63,8 +74,13 @@ struct IngestService: Service {
     private func enforceRetention() async {
         let cutoffSeconds = Double(WallClock.nowNanos()) / 1e9 - configuration.retentionSeconds
         guard cutoffSeconds > 0 else { return }
+        // A store that deletes in whole units (ClickHouse: day partitions) gets a cutoff on a
+        // unit boundary, so it keeps up to one unit more than asked and never rewrites rows.
+        var cutoff = UInt64(cutoffSeconds * 1e9)
+        let unit = store.retentionGranularityNanos
+        if unit > 0 { cutoff -= cutoff % unit }
         do {
-            let deleted = try await store.deleteSpans(startedBefore: UInt64(cutoffSeconds * 1e9))
+            let deleted = try await store.deleteSpans(startedBefore: cutoff)
             if deleted > 0 {
                 metrics.retentionDeleted.increment(by: deleted)
                 logger.info("retention deleted old spans", metadata: ["spans": "\(deleted)"])

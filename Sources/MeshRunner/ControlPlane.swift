@@ -1,5 +1,6 @@
 import Collector
 import Foundation
+import Collector
 import Hummingbird
 import Logging
 import NIOCore
@@ -57,8 +58,7 @@ struct ControlPlane {
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: PrometheusTargets.json(groups))))
         }
-        var quiet = Logger(label: "meshtrace.control")
-        quiet.logLevel = .warning
+        let quiet = Logger(label: "meshtrace.control", factory: { ListenerLogHandler(label: $0) })
         return Application(
             router: router,
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port), serverName: "meshtrace-control"),
@@ -151,7 +151,7 @@ public struct TelemetryUpdate: Codable, Sendable, Equatable {
         }
         if let propagation {
             guard let formats = PropagationFormat.parseList(propagation.joined(separator: ",")) else {
-                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "propagation", message: "use w3c, b3multi and/or b3single", hint: nil)
+                throw MeshFileError(file: "telemetry", line: nil, column: nil, field: "propagation", message: "use w3c, b3multi, b3single and/or sw8", hint: nil)
             }
             spec.propagation = formats
         }

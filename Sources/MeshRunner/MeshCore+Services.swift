@@ -4,6 +4,7 @@ extension MeshCore {
     /// The supervisor that runs one service's process: its command line and environment.
     /// The place to change when a service's process is started another way (in a namespace).
     func makeSupervisor(for service: ServiceSpec, started: StartedSidecars, printer: LogPrinter, processGuard: MeshGuard?) -> ServiceSupervisor {
+        if let inPod = capturedSupervisor(for: service, printer: printer, processGuard: processGuard) { return inPod }
         let port = state.all.first { $0.name == service.name }?.appPort ?? 0
         return ServiceSupervisor(
             name: service.name, arguments: arguments(for: service, port: port),

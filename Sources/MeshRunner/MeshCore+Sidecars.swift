@@ -37,15 +37,7 @@ extension MeshCore {
 
         // 3. The gateway: an edge sidecar that starts traces.
         if let gateway = file.gateway {
-            var config = baseConfiguration(name: "gateway")
-            config.inboundPort = -1
-            config.outboundPort = -1
-            config.gatewayPort = gateway.port
-            config.metricsPort = gateway.metricsPort
-            config.routes = gateway.routes.map { GatewayRoute(prefix: $0.prefix, service: $0.service) }
-            config.upstreams = registry
-            // The gateway sees every service's paths: it names them by every service's routes.
-            config.routeTemplates = Self.templates(file.services.flatMap(\.routes))
+            let config = gatewayConfiguration(gateway, registry: registry)
             let server = try await startSidecar(config, exporter: exporter, group: group, appPort: 0, service: nil)
             started.gatewayURL = server.addresses.gateway.map { "http://\($0)" }
         }
@@ -94,6 +86,20 @@ extension MeshCore {
         return config
     }
 
+    /// The gateway: an edge sidecar that starts traces, routing to `registry`.
+    func gatewayConfiguration(_ gateway: GatewaySpec, registry: [UpstreamService]) -> SidecarConfiguration {
+        var config = baseConfiguration(name: "gateway")
+        config.inboundPort = -1
+        config.outboundPort = -1
+        config.gatewayPort = gateway.port
+        config.metricsPort = gateway.metricsPort
+        config.routes = gateway.routes.map { GatewayRoute(prefix: $0.prefix, service: $0.service) }
+        config.upstreams = registry
+        // The gateway sees every service's paths: it names them by every service's routes.
+        config.routeTemplates = Self.templates(file.services.flatMap(\.routes))
+        return config
+    }
+
     /// One service's sidecar: where it listens and where its app is. The place to change
     /// when a service's traffic reaches its sidecar another way (a capture mode).
     func sidecarConfiguration(for service: ServiceSpec, appPort: Int) -> SidecarConfiguration {
@@ -104,6 +110,15 @@ extension MeshCore {
         config.outboundPolicy = .allowAny
         config.routeTemplates = Self.templates(service.routes)
         config.metricsPort = service.metricsPort
+        if file.capture == .netns {
+            // The app's traffic reaches the sidecar through the pod's capture rules: the capture
+            // listeners only, in the pod (the health port is the mesh's own probe's business).
+            config.inboundPort = -1
+            config.appPort = nil
+            config.outboundPort = -1
+            config.capture.enabled = true
+            config.capture.healthPort = -1
+        }
         return config
     }
 
@@ -116,8 +131,12 @@ extension MeshCore {
         return out
     }
 
-    private func startSidecar(_ config: SidecarConfiguration, exporter: SpanExportTarget, group: any EventLoopGroup, appPort: Int,
-                              service: ServiceSpec?) async throws -> SidecarServer {
+    /// - Parameters:
+    ///   - group: telemetry's loops (and the proxy's, unless `proxyGroup` is given);
+    ///   - proxyGroup, binder: `capture: netns`: the proxy's loops and listeners in its pod.
+    func startSidecar(_ config: SidecarConfiguration, exporter: SpanExportTarget, group: any EventLoopGroup, appPort: Int,
+                      service: ServiceSpec?, proxyGroup: (any EventLoopGroup)? = nil,
+                      binder: any ListenerBinder = CurrentNamespaceBinder()) async throws -> SidecarServer {
         var config = config
         config.exporter.kind = exporter.kind.rawValue
         config.exporter.endpoint = exporter.url  // so proxy-config shows where spans go
@@ -129,7 +148,7 @@ extension MeshCore {
                 serviceName: config.serviceName, exporter: exporter, naming: SpanNaming(templates: RouteTemplates(config.routeTemplates))),
             group: group, logger: sidecarLogger, samplingPercent: { box.snapshot.config.samplingPercent })
         telemetry.start()
-        let server = SidecarServer(configuration: box, telemetry: telemetry, logger: sidecarLogger, group: group)
+        let server = SidecarServer(configuration: box, telemetry: telemetry, logger: sidecarLogger, group: proxyGroup ?? group, binder: binder)
         do {
             try await server.start()
         } catch {

@@ -22,6 +22,8 @@ final class MeshCore: Service {
     let otlpEndpoint: String?
     let onReady: @Sendable (MeshReady) -> Void
     let controlPort = StartSignal<Int>()
+    /// `capture: netns`: the pods, torn down with the sidecars.
+    let captured = CapturedPods()
 
     init(file: MeshFile, options: MeshOptions, logger: Logger, state: MeshState, collectorURL: String, queryURL: String?,
          otlpEndpoint: String? = nil, onReady: @escaping @Sendable (MeshReady) -> Void) {
@@ -45,7 +47,9 @@ final class MeshCore: Service {
         do {
             try ServicePreflight.check(file.services)
             processGuard = options.guardProcesses ? try MeshGuard.start(executable: options.executable) : nil
-            started = try await startSidecars(exporter: exporter, group: MultiThreadedEventLoopGroup.singleton)
+            started = file.capture == .netns
+                ? try await startCapturedSidecars(exporter: exporter, group: MultiThreadedEventLoopGroup.singleton)
+                : try await startSidecars(exporter: exporter, group: MultiThreadedEventLoopGroup.singleton)
         } catch {
             processGuard?.release()
             await uncancelled { await self.stopSidecars() }
@@ -130,6 +134,7 @@ final class MeshCore: Service {
             await entry.server.shutdown()
             await entry.telemetry.flush()
         }
+        await captured.teardown()
     }
 
     /// Probes each service's health path directly on its app port every second.
@@ -137,7 +142,9 @@ final class MeshCore: Service {
         while !Task.isCancelled {
             state.sampleRequests()
             for entry in state.all where entry.supervisor != nil {
-                let healthy = await HealthProbe.check(port: entry.appPort, path: entry.healthPath ?? "/")
+                let healthy = file.capture == .netns
+                    ? await capturedHealth(of: entry.name, port: entry.appPort, path: entry.healthPath ?? "/")
+                    : await HealthProbe.check(port: entry.appPort, path: entry.healthPath ?? "/")
                 state.setHealth(entry.name, healthy)
             }
             try? await Task.sleep(for: .seconds(1))

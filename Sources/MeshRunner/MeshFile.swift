@@ -10,6 +10,9 @@ public struct MeshFile: Sendable, Equatable {
     public var collector: CollectorSpec
     /// Run Prometheus beside the mesh (`prometheus: true`), scraping every sidecar; nil: don't.
     public var prometheus: PrometheusSpec?
+    /// How apps' traffic reaches their sidecars: `HTTP_PROXY` and `<NAME>_URL` (off), or
+    /// `capture: netns`, each service in a network namespace with capture rules (root, Linux).
+    public var capture: CaptureMode = .off
 
     public init(name: String = "mesh", services: [ServiceSpec], gateway: GatewaySpec? = nil,
                 telemetry: TelemetrySpec = TelemetrySpec(), collector: CollectorSpec = CollectorSpec(), prometheus: PrometheusSpec? = nil) {
@@ -22,6 +25,11 @@ public struct MeshFile: Sendable, Equatable {
     }
 
     public func service(named name: String) -> ServiceSpec? { services.first { $0.name == name } }
+}
+
+public enum CaptureMode: String, Sendable, Equatable {
+    case off
+    case netns
 }
 
 public struct ServiceSpec: Sendable, Equatable {

@@ -148,7 +148,7 @@ public struct MeshFileParser {
     private func mesh(_ root: Node) throws(MeshFileError) -> MeshFile {
         var file = MeshFile(services: [])
         var servicesNode: Node?
-        for (key, _, value) in try mapping(root, "", allowed: ["name", "services", "gateway", "telemetry", "collector", "prometheus"]) {
+        for (key, _, value) in try mapping(root, "", allowed: ["name", "services", "gateway", "telemetry", "collector", "prometheus", "capture"]) {
             switch key {
             case "name": file.name = try string(value, "name")
             case "services": servicesNode = value
@@ -156,6 +156,7 @@ public struct MeshFileParser {
             case "telemetry": file.telemetry = try telemetry(value)
             case "collector": file.collector = try collector(value)
             case "prometheus": file.prometheus = try prometheus(value)
+            case "capture": file.capture = try capture(value)
             default: break
             }
         }
@@ -270,7 +271,7 @@ public struct MeshFileParser {
             case "propagation":
                 let names = try strings(value, path)
                 guard let formats = PropagationFormat.parseList(names.joined(separator: ",")) else {
-                    throw fail(value, path, "unknown format in \(names)", hint: "use w3c, b3multi and/or b3single")
+                    throw fail(value, path, "unknown format in \(names)", hint: "use w3c, b3multi, b3single and/or sw8")
                 }
                 spec.propagation = formats
             case "customTags":
@@ -348,6 +349,17 @@ public struct MeshFileParser {
             throw fail(node, "collector", "embedded: false needs a url", hint: "give collector.url, or drop 'embedded: false' to run the built-in collector")
         }
         return spec
+    }
+
+    private func capture(_ node: Node) throws(MeshFileError) -> CaptureMode {
+        let text = try string(node, "capture")
+        switch text {
+        case "netns": return .netns
+        case "off", "none", "false": return .off
+        default:
+            throw fail(node, "capture", "expected netns or off, got '\(text)'",
+                       hint: "capture: netns runs each service in a network namespace of its own (root, Linux); leave it out for HTTP_PROXY mode")
+        }
     }
 
     private func prometheus(_ node: Node) throws(MeshFileError) -> PrometheusSpec? {

@@ -28,7 +28,9 @@ extension MeshFile {
             add("gateway.metricsPort", gateway.metricsPort)
         }
         for (i, service) in services.enumerated() {
-            add("services[\(i)].port (\(service.name))", service.port)
+            // With capture: netns an app listens in a namespace of its own: its port is not this
+            // machine's, and two apps may share one.
+            if capture != .netns { add("services[\(i)].port (\(service.name))", service.port) }
             add("services[\(i)].metricsPort (\(service.name))", service.metricsPort)
         }
         if let prometheus { add("prometheus.port", prometheus.port) }

@@ -92,6 +92,11 @@ public final class MeshRuntime: Service {
         if let directory = options.stateDirectory {
             for leftover in MeshStateFile.collectLeftovers(directory: directory) { logger.warning("\(leftover)") }
         }
+        // `capture: netns` without root cannot start whatever the ports: say that first (a
+        // non-root user was told about a taken port, fixed it, and only then heard about root).
+        if file.capture == .netns, let reason = PodNetwork.unavailable() {
+            throw MeshStartError(MeshCore.captureUnavailable(reason))
+        }
         try PortPreflight.check(file.fixedPorts(controlPort: options.controlPort, settingNames: options.settingNames))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let collectorURL: String

@@ -125,7 +125,8 @@ final class MeshState: Sendable {
                 let rate = e.requests.perSecond(total: e.server.stats.snapshot.requestsTotal, at: now)
                 return ServiceState(
                     name: e.name, pid: status?.pid, phase: status?.phase.rawValue ?? "running", restarts: status?.restarts ?? 0,
-                    healthy: e.healthy, appPort: e.appPort, inbound: addresses.inbound ?? addresses.gateway, outbound: addresses.outbound,
+                    healthy: e.healthy, appPort: e.appPort, inbound: addresses.inbound ?? addresses.inboundCapture ?? addresses.gateway,
+                    outbound: addresses.outbound ?? addresses.outboundCapture,
                     metrics: addresses.metrics, requestsPerSecond: (rate * 10).rounded() / 10)
             }
         }

@@ -115,7 +115,7 @@ public enum MeshStateFile {
 
     /// Files left by a mesh whose process died without cleaning up (SIGKILL, a crash): each is
     /// described, with any of its service processes still running, and removed.
-    static func collectLeftovers(directory: String) -> [String] {
+    public static func collectLeftovers(directory: String) -> [String] {
         all(directory: directory).filter { !$0.isRunning }.map { entry in
             try? FileManager.default.removeItem(atPath: entry.path)
             let alive = entry.contents.services.filter { kill(-$0.value, 0) == 0 || kill($0.value, 0) == 0 }.sorted { $0.key < $1.key }

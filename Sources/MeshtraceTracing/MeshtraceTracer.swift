@@ -133,7 +133,8 @@ public final class MeshtraceTracer: Tracer, Sendable {
             let decision = spanContext.meshtraceSamplingDecision
             let debug = decision?.debug ?? false
             let sampled = sampler.decide(traceID: traceID, upstream: decision?.sampled, forced: debug)
-            traceContext = TraceContext(traceID: traceID, spanID: spanID, sampled: sampled, debug: debug)
+            // 128 random bits: W3C Level 2's random-trace-id flag goes with it.
+            traceContext = TraceContext(traceID: traceID, spanID: spanID, sampled: sampled, debug: debug, randomTraceID: true)
         }
         spanContext.meshtraceTraceContext = traceContext
         spanContext.meshtraceSamplingDecision = nil
@@ -153,7 +154,7 @@ public final class MeshtraceTracer: Tracer, Sendable {
     /// next span starts a new trace rather than failing the request.
     public func extract<Carrier, Extract>(_ carrier: Carrier, into context: inout InstrumentationContext, using extractor: Extract)
     where Extract: Extractor, Extract.Carrier == Carrier {
-        let incoming = TracePropagation.extract(ExtractorHeaders(carrier: carrier, extractor: extractor))
+        let incoming = TracePropagation.extract(ExtractorHeaders(carrier: carrier, extractor: extractor), readSW8: formats.contains(.sw8))
         if let remote = incoming.context {
             context.meshtraceTraceContext = remote
             context.meshtraceSamplingDecision = nil
@@ -168,7 +169,11 @@ public final class MeshtraceTracer: Tracer, Sendable {
     where Inject: Injector, Inject.Carrier == Carrier {
         guard let traceContext = context.meshtraceTraceContext else { return }
         var headers = HeaderList()
-        TracePropagation.inject(traceContext, formats: formats, into: &headers)
+        // sw8 names the calling service; the endpoint is not known here (the span's name is not in
+        // the context), so it is "/" as for a call made outside any request.
+        let origin = formats.contains(.sw8)
+            ? Sw8Propagation.Origin(service: serviceName, instance: serviceName, endpoint: "/", targetAddress: "-") : nil
+        TracePropagation.inject(traceContext, formats: formats, sw8: origin, into: &headers)
         for field in headers.fields {
             injector.inject(field.value, forKey: field.name, into: &carrier)
         }

@@ -11,7 +11,8 @@ public struct SidecarCommand: AsyncParsableCommand {
         abstract: "Run the sidecar proxy: automatic spans, trace-header propagation and Istio metrics for every HTTP hop.",
         discussion: """
             Listeners: inbound (to the local app, SERVER spans), outbound (an HTTP forward proxy: point \
-            HTTP_PROXY at it; CLIENT spans), gateway (edge proxy, root spans). Port 0 picks a free port, \
+            HTTP_PROXY at it; CLIENT spans), gateway (edge proxy, root spans). With --capture, inbound and \
+            outbound capture listeners serve what `meshtrace iptables` redirects, apps unchanged. Port 0 picks a free port, \
             -1 (or "off") disables a listener; the first log line prints every address. Every flag has a \
             YAML form in --config FILE with the same name and text (flags given on the command line win). \
             SIGTERM drains in-flight requests and flushes spans.
@@ -51,7 +52,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     var outboundPolicy: String?
     @Option(name: .customLong("sampling"), help: "Trace sampling percentage 0-100 (default 100).")
     var sampling: String?
-    @Option(name: .customLong("propagation"), help: "Formats injected: comma list of w3c, b3multi, b3single (default w3c,b3multi).")
+    @Option(name: .customLong("propagation"), help: "Formats injected: comma list of w3c, b3multi, b3single, sw8 (default w3c,b3multi; sw8 is read only when listed).")
     var propagation: String?
     @Flag(name: .customLong("infer-parent"), help: "Link outbound calls without trace context to the one inbound request in flight (never guesses when several are).")
     var inferParent = false
@@ -61,6 +62,9 @@ public struct SidecarCommand: AsyncParsableCommand {
     var customTag: [String] = []
     @Option(name: .customLong("route-template"), help: "Span name route for matching paths, e.g. /api/reports/{id} ({name} is one segment; repeatable).")
     var routeTemplate: [String] = []
+
+    @Option(name: .customLong("max-span-names"), help: "Distinct span names before new ones fold into METHOD /prefix/* (default 500; 0: no cap and no id learning).")
+    var maxSpanNames: String?
 
     @Option(name: .customLong("exporter"), help: "Span export format: zipkin (v2 JSON), zipkin-proto (v2 proto3, smaller and cheaper), otlp (OTLP/HTTP), otlp-grpc (OTLP/gRPC, one kept HTTP/2 connection) or none (default: from the collector URL: …/v1/traces is otlp, grpc://host:4317 otlp-grpc).")
     var exporter: String?
@@ -103,6 +107,17 @@ public struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .customLong("threads"), help: "Event-loop threads (default 1, like a linkerd2-proxy sidecar; more for a busy gateway).")
     var threads: String?
 
+    @Flag(name: .customLong("capture"), help: "Transparent capture: serve the connections `meshtrace iptables` redirects (Linux; run as the rules' --proxy-uid).")
+    var capture = false
+    @Option(name: .customLong("inbound-capture-port"), parsing: .unconditional, help: "With --capture: the inbound capture listener, all addresses (default 15006).")
+    var inboundCapturePort: String?
+    @Option(name: .customLong("outbound-capture-port"), parsing: .unconditional, help: "With --capture: the outbound capture listener, all addresses (default 15001).")
+    var outboundCapturePort: String?
+    @Option(name: .customLong("health-port"), parsing: .unconditional, help: "GET /healthz/ready on all addresses (default 15021 with --capture, off otherwise).")
+    var healthPort: String?
+    @Option(name: .customLong("protocol-detection-timeout"), help: "With --capture: a connection silent this long is relayed as plain TCP (default 100ms).")
+    var protocolDetectionTimeout: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
@@ -123,7 +138,11 @@ public struct SidecarCommand: AsyncParsableCommand {
         add("max-idle-per-upstream", maxIdlePerUpstream); add("max-downstream-connections", maxDownstreamConnections)
         add("max-header-bytes", maxHeaderBytes); add("header-timeout", headerTimeout); add("idle-timeout", idleTimeout)
         add("drain-timeout", drainTimeout); add("log-level", logLevel); add("threads", threads)
+        add("max-span-names", maxSpanNames)
         if inferParent { pairs.append(("infer-parent", "true")) }
+        if capture { pairs.append(("capture", "true")) }
+        add("inbound-capture-port", inboundCapturePort); add("outbound-capture-port", outboundCapturePort)
+        add("health-port", healthPort); add("protocol-detection-timeout", protocolDetectionTimeout)
         for v in route { pairs.append(("route", v)) }
         for v in upstream { pairs.append(("upstream", v)) }
         for v in customTag { pairs.append(("custom-tag", v)) }
@@ -211,7 +230,9 @@ public struct SidecarCommand: AsyncParsableCommand {
         }
         let telemetryConfig = TelemetryConfiguration(
             serviceName: config.serviceName, namespace: identity?.namespace ?? "default", exporter: target,
-            naming: SpanNaming(templates: RouteTemplates(config.routeTemplates)),
+            naming: SpanNaming(
+                templates: RouteTemplates(config.routeTemplates),
+                cardinality: config.maxSpanNames > 0 ? RouteCardinality(maxNames: config.maxSpanNames) : nil),
             maxBatchSpans: config.exporter.batchSize,
             flushIntervalSeconds: Double(config.exporter.flushIntervalMillis) / 1000, identity: identity)
         return SidecarTelemetry(configuration: telemetryConfig, group: group, logger: logger, samplingPercent: { box.snapshot.config.samplingPercent })

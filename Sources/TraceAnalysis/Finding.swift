@@ -17,6 +17,10 @@ public enum FindingKind: String, Codable, Sendable, CaseIterable {
     /// A hop with only one side reported: a CLIENT span with no SERVER partner, or a SERVER
     /// span whose caller did not go through a sidecar.
     case uninstrumentedHop = "uninstrumented-hop"
+    /// Trace headers of several formats arrived naming different traces or parents (a stale
+    /// `traceparent` copied beside a SkyWalking agent's fresh `sw8`, say): the sidecar used one
+    /// (W3C first, then B3, then sw8) and the spans behind the others hang elsewhere.
+    case conflictingContext = "conflicting-context"
 
     public var title: String {
         switch self {
@@ -26,6 +30,7 @@ public enum FindingKind: String, Codable, Sendable, CaseIterable {
         case .clockSkew: return "clock skew"
         case .samplingFlip: return "sampling decision flips"
         case .uninstrumentedHop: return "uninstrumented hop"
+        case .conflictingContext: return "conflicting trace headers"
         }
     }
 }
@@ -106,6 +111,8 @@ public enum PropagationAttributes {
     public static let extracted = "meshtrace.propagation.extracted"
     /// On inbound SERVER spans: the formats the sidecar wrote toward the app.
     public static let injected = "meshtrace.propagation.injected"
+    /// On sidecar spans: formats whose context disagreed with the one used (`sw8`), if any.
+    public static let disagreed = "meshtrace.propagation.disagreed"
     /// On sidecar spans: the sampling decision the incoming headers carried (`true`/`false`),
     /// absent when they carried none.
     public static let upstreamSampled = "meshtrace.sampling.upstream"
@@ -118,6 +125,7 @@ public enum PropagationAttributes {
         case "w3c": return ["traceparent", "tracestate"]
         case "b3multi": return ["x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"]
         case "b3single": return ["b3"]
+        case "sw8": return ["sw8", "sw8-correlation", "sw8-x"]
         default: return []
         }
     }

@@ -42,15 +42,24 @@ public enum TraceAnalyzer {
             guard let traceID = trace.first?.traceID.hex else { continue }
             var byID: [SpanID: Span] = [:]
             var serverChildren: Set<SpanID> = []  // parents that have a SERVER child
+            var clientChildren: [SpanID: String] = [:]  // parents that have a CLIENT child, and its service
             for span in trace {
                 if byID[span.spanID] == nil || span.kind == .client { byID[span.spanID] = span }
                 if span.kind == .server, let parent = span.parentSpanID { serverChildren.insert(parent) }
+                if span.kind == .client, let parent = span.parentSpanID { clientChildren[parent] = span.serviceName }
                 // Zipkin's shared spans: the SERVER side reuses the CLIENT's id.
                 if span.kind == .server, span.shared { serverChildren.insert(span.spanID) }
             }
 
             for span in trace {
                 let parent = span.parentSpanID.flatMap { byID[$0] }
+
+                // Headers that disagreed at a sidecar: the spans behind the losing formats hang elsewhere.
+                if let disagreed = formats(span.attribute(PropagationAttributes.disagreed)), !disagreed.isEmpty {
+                    let used = formats(span.attribute(PropagationAttributes.extracted))?.first { !disagreed.contains($0) } ?? "?"
+                    acc.add(.conflictingContext, service: span.serviceName, key: span.kind == .server ? "in" : "out", trace: traceID,
+                            details: ["used": used], lost: disagreed)
+                }
 
                 // Sampling flip 0 -> 1: this hop sampled a request whose caller had decided not to.
                 if span.attribute(PropagationAttributes.upstreamSampled) == .string("false") || span.attribute(PropagationAttributes.upstreamSampled) == .bool(false) {
@@ -108,8 +117,11 @@ public enum TraceAnalyzer {
                     }
                 }
 
-                // CLIENT span with no SERVER partner.
-                if span.kind == .client, !serverChildren.contains(span.spanID), reachedUpstream(span) {
+                // CLIENT span with no SERVER partner. An in-process tracer's CLIENT span (a
+                // SkyWalking agent's exit span) whose child is its own service's sidecar CLIENT span
+                // has one further on.
+                if span.kind == .client, !serverChildren.contains(span.spanID), clientChildren[span.spanID] != span.serviceName,
+                   reachedUpstream(span) {
                     let peer = peerName(of: span) ?? "?"
                     if let peerRates = stats.samplingRates[peer], let rate = samplingRate(span), !peerRates.contains(rate), peerRates.contains(where: { $0 < rate }) {
                         // The peer reports spans, at a lower rate: it re-sampled a sampled request.

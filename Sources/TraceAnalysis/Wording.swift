@@ -83,6 +83,20 @@ enum Wording {
                 evidence: Evidence(count: e.count, traceIDs: e.traceIDs, details: details),
                 fix: "Make \(s) honour the incoming sampling flag (traceparent flags, x-b3-sampled or b3) instead of re-sampling at its own rate.")
 
+        case .conflictingContext:
+            let lost = e.lost.keys.sorted()
+            let used = details["used"] ?? "?"
+            details["disagreed"] = lost.joined(separator: ",")
+            let who = key.key == "in" ? "requests reached \(s)" : "outgoing calls from \(s) left"
+            let fix = key.key == "in"
+                ? "Make the callers of \(s) send one trace context in every format they send (drop stale \(sentenceList(lost.flatMap(PropagationAttributes.headers(for:)))) copied from elsewhere), or leave \(sentenceList(lost)) out of \(s)'s sidecar --propagation."
+                : "In \(s), do not copy \(used == "w3c" ? "traceparent" : used) from the incoming request when the app's own tracer writes \(sentenceList(lost.flatMap(PropagationAttributes.headers(for:)))) (a SkyWalking agent does), or make the tracer write \(used) too."
+            return Finding(
+                kind: .conflictingContext, service: s, severity: .warning,
+                summary: "\(e.count) \(who) with trace headers that disagree: \(lost.joined(separator: ", ")) named another trace or parent than \(used), which the sidecar used",
+                evidence: Evidence(count: e.count, traceIDs: e.traceIDs, details: details),
+                fix: fix)
+
         case .uninstrumentedHop:
             if key.key.hasPrefix("client:") {
                 let caller = details["caller"] ?? "?"

@@ -123,12 +123,7 @@ public final class InMemoryTraceStore: TraceStore {
             }
             return out
         }
-        // Same order as SQLite: newest first, ties by trace then span id.
-        let sorted = found.sorted {
-            if $0.startTimeNanos != $1.startTimeNanos { return $0.startTimeNanos > $1.startTimeNanos }
-            if $0.traceID != $1.traceID { return $0.traceID > $1.traceID }
-            return $0.spanID.value > $1.spanID.value
-        }
+        let sorted = found.sorted(by: SpanIndexing.newestFirst)
         return Array(sorted.prefix(limit))
     }
 

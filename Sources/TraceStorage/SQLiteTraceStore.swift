@@ -394,12 +394,7 @@ public final class SQLiteTraceStore: TraceStore {
                     logger.warning("skipping undecodable span", metadata: ["error": "\(error)"])
                 }
             }
-            // Ties on start time: the same order as the in-memory store.
-            return spans.sorted {
-                if $0.startTimeNanos != $1.startTimeNanos { return $0.startTimeNanos > $1.startTimeNanos }
-                if $0.traceID != $1.traceID { return $0.traceID > $1.traceID }
-                return $0.spanID.value > $1.spanID.value
-            }
+            return spans.sorted(by: SpanIndexing.newestFirst)
         }
     }
 

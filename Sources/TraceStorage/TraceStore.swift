@@ -120,11 +120,22 @@ public protocol TraceStore: Sendable {
     func deleteSpans(startedBefore: UInt64) async throws -> Int
     func stats() async throws -> StoreStats
     func close() async throws
+    /// Reachable and usable (the collector's `/readyz`); probed about once a second.
+    func isReady() async -> Bool
+    /// Retention cutoffs are rounded down to a multiple of this (0: exact). ClickHouse drops
+    /// whole day partitions instead of rewriting rows.
+    var retentionGranularityNanos: UInt64 { get }
+}
+
+extension TraceStore {
+    public func isReady() async -> Bool { true }
+    public var retentionGranularityNanos: UInt64 { 0 }
 }
 
 public enum StorageKind: String, Sendable, CaseIterable {
     case sqlite
     case memory
+    case clickhouse
 }
 
 public enum TraceStoreError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -132,6 +143,8 @@ public enum TraceStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case cannotCreateDirectory(String)
     case closed
     case corruptRecord(String)
+    case invalidConfiguration(String)
+    case clickHouseSettingsRequired
 
     public var description: String {
         switch self {
@@ -139,6 +152,8 @@ public enum TraceStoreError: Error, Sendable, Equatable, CustomStringConvertible
         case .cannotCreateDirectory(let path): return "cannot create data directory \(path)"
         case .closed: return "the trace store is closed"
         case .corruptRecord(let why): return "corrupt span record: \(why)"
+        case .invalidConfiguration(let why): return why
+        case .clickHouseSettingsRequired: return "the clickhouse store needs --clickhouse-url"
         }
     }
 }
@@ -148,8 +163,14 @@ public enum TraceStoreFactory {
 
     /// `.sqlite` opens (creating directories as needed) `<dataDirectory>/meshtrace.sqlite`.
     /// `.memory` ignores `dataDirectory`.
-    public static func make(kind: StorageKind, dataDirectory: String?, logger: Logger) throws -> any TraceStore {
+    /// `.clickhouse` connects lazily: it does not need the server to be up yet.
+    public static func make(
+        kind: StorageKind, dataDirectory: String?, clickHouse: ClickHouseConfiguration? = nil, logger: Logger
+    ) throws -> any TraceStore {
         switch kind {
+        case .clickhouse:
+            guard let clickHouse else { throw TraceStoreError.clickHouseSettingsRequired }
+            return try ClickHouseTraceStore(configuration: clickHouse, logger: logger)
         case .memory:
             return InMemoryTraceStore(logger: logger)
         case .sqlite:

@@ -50,7 +50,8 @@ extension OTLPProto {
         if s.kind.rawValue != 0 { w.uint64(field: 6, UInt64(s.kind.rawValue)) }
         if s.startTimeNanos != 0 { w.fixed64(field: 7, s.startTimeNanos) }
         if s.endTimeNanos != 0 { w.fixed64(field: 8, s.endTimeNanos) }
-        for a in OTLP.exportAttributes(s) { writeKeyValue(a.key, a.value, field: 9, to: w) }
+        for a in s.attributes { writeKeyValue(a.key, a.value, field: 9, to: w) }
+        for a in OTLP.endpointAttributes(s) { writeKeyValue(a.key, a.value, field: 9, to: w) }
         for e in s.events {
             let event = w.beginMessage(field: 11)
             if e.timeNanos != 0 { w.fixed64(field: 1, e.timeNanos) }

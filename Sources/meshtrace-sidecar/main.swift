@@ -9,7 +9,9 @@ import SidecarCLI
 struct SidecarMain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshtrace-sidecar", abstract: SidecarCommand.configuration.abstract,
-        discussion: SidecarCommand.configuration.discussion)
+        discussion: SidecarCommand.configuration.discussion,
+        // `meshtrace-sidecar iptables`: the init step, in the same image as the sidecar.
+        subcommands: [IptablesCommand.self])
 
     @OptionGroup var sidecar: SidecarCommand
 

@@ -13,7 +13,7 @@ extension StorageKind: ExpressibleByArgument {}
 struct CollectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "collector",
-        abstract: "Run the trace backend: Zipkin, OTLP/HTTP and OTLP/gRPC ingest, Jaeger and Zipkin query APIs.",
+        abstract: "Run the trace backend: Zipkin, OTLP/HTTP, OTLP/gRPC and SkyWalking ingest, Jaeger and Zipkin query APIs.",
         discussion: """
             Spans are acknowledged only after they are committed to the store, so nothing a client \
             was told is stored can be lost on a crash. SIGTERM or SIGINT drains the ingest queue and \
@@ -32,6 +32,12 @@ struct CollectorCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("otlp-grpc-port"), parsing: .unconditional, help: "OTLP/gRPC ingest (TraceService/Export). -1 turns it off.")
     var otlpGRPCPort = 4317
+
+    @Option(name: .customLong("skywalking-port"), parsing: .unconditional, help: "SkyWalking agents' gRPC report (TraceSegmentReportService/collect, ManagementService), as the OAP's 11800. -1 turns it off.")
+    var skywalkingPort = 11800
+
+    @Option(name: .customLong("skywalking-http-port"), parsing: .unconditional, help: "SkyWalking agents' HTTP report (POST /v3/segment, /v3/segments, /v3/management/*), as the OAP's 12800. -1 turns it off.")
+    var skywalkingHTTPPort = 12800
 
     @Option(name: .customLong("otlp-grpc-tls-cert"), help: "PEM certificate chain: the OTLP/gRPC port speaks TLS (with --otlp-grpc-tls-key).")
     var otlpGRPCTLSCert: String?
@@ -54,8 +60,25 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(name: .customLong("admin-port"), help: "/metrics (Prometheus), /healthz and /readyz.")
     var adminPort = 14269
 
-    @Option(help: "Where spans live: sqlite (durable, default) or memory (lost on exit).")
+    @Option(help: "Where spans live: sqlite (durable, default), clickhouse (shared by several collectors) or memory (lost on exit).")
     var storage: StorageKind = .sqlite
+
+    @Option(name: .customLong("clickhouse-url"), help: "ClickHouse HTTP interface, with --storage clickhouse.")
+    var clickHouseURL = "http://127.0.0.1:8123"
+
+    @Option(name: .customLong("clickhouse-database"), help: "ClickHouse database (created if missing).")
+    var clickHouseDatabase = "meshtrace"
+
+    @Option(name: .customLong("clickhouse-user"), help: "ClickHouse user.")
+    var clickHouseUser = "default"
+
+    @Option(name: .customLong("clickhouse-password"), help: "ClickHouse password. Default: $MESHTRACE_CLICKHOUSE_PASSWORD, else empty.")
+    var clickHousePassword: String?
+
+    @Option(
+        name: .customLong("clickhouse-cluster"),
+        help: "A remote_servers cluster: tables ON CLUSTER plus Distributed tables sharded by trace id (needs ZooKeeper for ON CLUSTER).")
+    var clickHouseCluster: String?
 
     @Option(name: .customLong("data-dir"), help: "SQLite data directory. Default: $MESHTRACE_DATA_DIR, else ~/.local/share/meshtrace.")
     var dataDir: String?
@@ -80,8 +103,9 @@ struct CollectorCommand: AsyncParsableCommand {
         where !(0...65535).contains(port) {
             throw ValidationError("\(flag) must be between 0 and 65535, got \(port)")
         }
-        guard (-1...65535).contains(otlpGRPCPort) else {
-            throw ValidationError("--otlp-grpc-port must be between 0 and 65535, or -1 for off, got \(otlpGRPCPort)")
+        for (flag, port) in [("--otlp-grpc-port", otlpGRPCPort), ("--skywalking-port", skywalkingPort), ("--skywalking-http-port", skywalkingHTTPPort)]
+        where !(-1...65535).contains(port) {
+            throw ValidationError("\(flag) must be between 0 and 65535, or -1 for off, got \(port)")
         }
         switch (otlpGRPCTLSCert, otlpGRPCTLSKey) {
         case (nil, nil): break
@@ -97,6 +121,7 @@ struct CollectorCommand: AsyncParsableCommand {
         guard let nanos = GoDuration.parseNanos(retention), nanos > 0 else {
             throw ValidationError("--retention must be a positive duration like 72h, 7d or 30m, got '\(retention)'")
         }
+        if storage == .clickhouse, let problem = clickHouseConfiguration.validationError() { throw ValidationError(problem) }
         guard let interval = GoDuration.parseNanos(retentionCheckInterval), interval >= 100_000_000 else {
             throw ValidationError("--retention-check-interval must be a duration of at least 100ms like 60s or 5m, got '\(retentionCheckInterval)'")
         }
@@ -115,6 +140,8 @@ struct CollectorCommand: AsyncParsableCommand {
         config.zipkinPort = zipkinPort
         config.otlpHTTPPort = otlpHTTPPort
         config.otlpGRPCPort = otlpGRPCPort
+        config.skywalkingGRPCPort = skywalkingPort
+        config.skywalkingHTTPPort = skywalkingHTTPPort
         if let cert = otlpGRPCTLSCert, let key = otlpGRPCTLSKey {
             config.otlpGRPCTLS = GRPCTLSFiles(certificateChainPath: cert, privateKeyPath: key)
         }
@@ -126,6 +153,7 @@ struct CollectorCommand: AsyncParsableCommand {
         config.adminPort = adminPort
         config.storage = storage
         config.dataDirectory = storage == .sqlite ? DataDirectory.resolve(dataDir) : nil
+        config.clickHouse = storage == .clickhouse ? clickHouseConfiguration : nil
         config.ingestQueueCapacitySpans = ingestQueueCapacity
         config.retentionSeconds = Double(GoDuration.parseNanos(retention) ?? 0) / 1e9
         config.retentionIntervalSeconds = Double(GoDuration.parseNanos(retentionCheckInterval) ?? 60_000_000_000) / 1e9
@@ -154,6 +182,13 @@ extension CollectorCommand {
         } catch {
             throw CLIError("--sampling-policy: \(error)")
         }
+    }
+
+    var clickHouseConfiguration: ClickHouseConfiguration {
+        ClickHouseConfiguration(
+            url: clickHouseURL, database: clickHouseDatabase, user: clickHouseUser,
+            password: clickHousePassword ?? ProcessInfo.processInfo.environment["MESHTRACE_CLICKHOUSE_PASSWORD"] ?? "",
+            cluster: clickHouseCluster)
     }
 }
 

@@ -43,6 +43,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("slower-than"), help: "With --tail: traces at least this long are kept (e.g. 500ms).") var slowerThan = "500ms"
     @Option(name: .customLong("decision-wait"), help: "With --tail: decide this long after a trace's first span, or once it is complete.") var decisionWait = "10s"
     @Flag(help: "Run Prometheus beside the mesh, scraping every sidecar (needs `prometheus` installed).") var prometheus = false
+    @Flag(help: "Transparent capture: each service in a network namespace of its own, calling http://backend:8080 with a plain client, no proxy (Linux, root).")
+    var capture = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
 
     /// 4317 unless told, or a free one when the other ports are asked to be free.
@@ -67,6 +69,9 @@ struct DemoCommand: AsyncParsableCommand {
         guard let wait = GoDuration.parseNanos(decisionWait), wait >= 1_000_000, wait < UInt64(Int64.max) else {
             throw ValidationError("--decision-wait must be a duration like 10s or 500ms, got '\(decisionWait)'")
         }
+        if capture, let reason = CaptureSupport.unavailable() {
+            throw ValidationError("--capture \(reason); run `sudo meshtrace demo --capture`, or leave out --capture")
+        }
     }
 
     var tailSpec: TailSamplingSpec {
@@ -79,8 +84,10 @@ struct DemoCommand: AsyncParsableCommand {
 
     func meshFile(dataDir: String) -> MeshFile {
         func service(_ role: String, upstreams: [String], extra: [String] = []) -> ServiceSpec {
-            ServiceSpec(name: role, command: "${MESHTRACE}", args: ["demo-service", role, "--port", "${PORT}"] + extra,
-                        upstreams: upstreams, healthPath: "/healthz")
+            // In a pod the app listens on its pod address too: captured calls arrive there.
+            let host = capture ? ["--host", "0.0.0.0"] : []
+            return ServiceSpec(name: role, command: "${MESHTRACE}", args: ["demo-service", role, "--port", "${PORT}"] + host + extra,
+                               upstreams: upstreams, healthPath: "/healthz")
         }
         var telemetry = TelemetrySpec(samplingPercent: sampling)
         telemetry.inferParent = inferParent
@@ -92,7 +99,7 @@ struct DemoCommand: AsyncParsableCommand {
         // trace context in it): recorded on spans so a test can check inferred links against the truth.
         if recordCausality { telemetry.customTags = ["demo.caused_by": "header:\(DemoCausality.header)"] }
         let backendFlags = (broken ? ["--broken"] : []) + (broken && recordCausality ? ["--record-causality"] : [])
-        return MeshFile(
+        var file = MeshFile(
             name: broken ? "demo-broken" : "demo",
             services: [
                 service("frontend", upstreams: ["backend"]),
@@ -105,6 +112,8 @@ struct DemoCommand: AsyncParsableCommand {
                 queryPort: queryPort, zipkinPort: zipkinPort, otlpPort: otlpPort, otlpGRPCPort: grpcPort, adminPort: collectorAdminPort,
                 dataDir: dataDir),
             prometheus: prometheus ? PrometheusSpec() : nil)
+        file.capture = capture ? .netns : .off
+        return file
     }
 
     func run() async throws {

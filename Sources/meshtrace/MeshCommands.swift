@@ -175,7 +175,7 @@ struct TelemetryCommand: AsyncParsableCommand {
 
         @OptionGroup var control: ControlOptions
         @Option(help: "Percentage of new traces to sample, 0-100 (head sampling, in the sidecars).") var sampling: Double?
-        @Option(help: "Formats to inject: comma list of w3c, b3multi, b3single.") var propagation: String?
+        @Option(help: "Formats to inject: comma list of w3c, b3multi, b3single, sw8.") var propagation: String?
         @Option(name: .customLong("exclude-paths"), help: "Comma list of paths not traced.") var excludePaths: String?
         @Flag(help: "Tail-based sampling: the collector decides per whole trace.") var tail = false
         @Flag(help: "Head sampling again: the sidecars decide per new trace (--sampling).") var head = false

@@ -54,7 +54,7 @@ final class RecordingServer: Sendable {
     }
 
     /// Polls until a request has arrived or the deadline passes (requests arrive on NIO's threads).
-    func waitForRequest(timeout: Duration = .seconds(30)) async -> Received? {
+    func waitForRequest(timeout: Duration = .seconds(60)) async -> Received? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let first = recorded.first { return first }

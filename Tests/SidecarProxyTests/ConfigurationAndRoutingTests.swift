@@ -332,32 +332,6 @@ struct RoutingTests {
         #expect(check([], uri: "http://a/") == nil)
         #expect(check([("host", "a"), ("x", String(repeating: "y", count: 2000))]) == .headersTooLarge)
     }
-
-    @Test func traceDecisionHonoursHeaders() {
-        var rng = FastRandom(seed: 7)
-        let snap = snapshot { $0.samplingPercent = 0 }
-        let w3c = TraceDecision.decide(
-            headers: HTTPHeaders([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("x-request-id", "r")]),
-            path: "/a", snapshot: snap, random: &rng)
-        #expect(w3c.context.traceID.hex32 == "4bf92f3577b34da6a3ce929d0e0e4736")
-        #expect(w3c.context.parentSpanID?.hex == "00f067aa0ba902b7")
-        #expect(w3c.context.spanID.hex != "00f067aa0ba902b7")
-        #expect(w3c.sampled && w3c.requestID == "r")
-        let fresh = TraceDecision.decide(headers: HTTPHeaders([("x-request-id", "bad id with spaces")]), path: "/", snapshot: snap, random: &rng)
-        #expect(!fresh.sampled && fresh.context.parentSpanID == nil && fresh.requestID.count == 36)
-        let decisionOnly = TraceDecision.decide(headers: HTTPHeaders([("b3", "1")]), path: "/", snapshot: snap, random: &rng)
-        #expect(decisionOnly.sampled && decisionOnly.context.parentSpanID == nil)
-        let health = TraceDecision.decide(headers: HTTPHeaders([("x-b3-flags", "1")]), path: "/healthz?verbose", snapshot: snap, random: &rng)
-        #expect(!health.sampled && health.healthCheck)
-        // Consistent by trace id: the same incoming trace gets the same decision at any rate.
-        let half = snapshot { $0.samplingPercent = 50 }
-        var decisions = Set<Bool>()
-        for _ in 0..<5 {
-            decisions.insert(TraceDecision.decide(headers: HTTPHeaders([("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"), ("x-b3-spanid", "a2fb4a1d1a96d312")]),
-                                                  path: "/", snapshot: half, random: &rng).sampled)
-        }
-        #expect(decisions.count == 1)
-    }
 }
 
 @Suite(.serialized) struct AdminTests {

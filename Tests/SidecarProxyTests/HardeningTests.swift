@@ -1,5 +1,6 @@
 import Foundation
 import MeshtraceTesting
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -40,7 +41,7 @@ import TraceModel
         let raw = try await rawExchange(group: group, port: s.inboundPort, request)
         #expect(raw.hasPrefix("HTTP/1.1 400"), "\(request.debugDescription) -> \(raw.debugDescription)")
         #expect(raw.lowercased().contains("connection: close"))
-        #expect(app.requests.withLock { $0.count } == 0, "nothing reaches the app")
+        #expect(app.requests.withLockedValue { $0.count } == 0, "nothing reaches the app")
     }
 
     @Test func oversizedHeaderBlockGets431() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import MeshtraceTesting
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -83,7 +84,7 @@ import TraceModel
         let r = try await client.send(.GET, "http://backend/flaky/a?fail=1")
         #expect(r.status == 200)
         #expect(r.head.headers["x-meshtrace-response-flags"].isEmpty)
-        #expect(app.requests.withLock { $0.count } == 2)
+        #expect(app.requests.withLockedValue { $0.count } == 2)
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         let hop = sidecar.hops(.outbound)[0]
         #expect(hop.statusCode == 200)
@@ -102,7 +103,7 @@ import TraceModel
         let r = try await client.send(.GET, "http://backend/status/503")
         #expect(r.status == 503)
         #expect(r.head.headers["x-app"] == ["echo"], "the upstream's own response, not a local reply")
-        #expect(app.requests.withLock { $0.count } == 3)
+        #expect(app.requests.withLockedValue { $0.count } == 3)
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         let hop = sidecar.hops(.outbound)[0]
         #expect(hop.retries == 2)
@@ -116,16 +117,16 @@ import TraceModel
         let off = try await outbound(to: app.port) { $0.retryOnStatus = [] }
         defer { Task { await sidecar.stop(); await off.stop(); await app.close() } }
         func upstreamRequests(_ send: () async throws -> TestResponse) async throws -> (Int, Int) {
-            let before = app.requests.withLock { $0.count }
+            let before = app.requests.withLockedValue { $0.count }
             let status = try await send().status
-            return (status, app.requests.withLock { $0.count } - before)
+            return (status, app.requests.withLockedValue { $0.count } - before)
         }
         let client = try await TestClient(group: group, port: sidecar.outboundPort)
         // A body is kept up to the replay limit and sent again whole; a larger one is not kept.
         let posted = try await upstreamRequests { try await client.send(.POST, "http://backend/flaky/post?fail=1", body: ByteBuffer(string: "payload")) }
         #expect(posted.0 == 200 && posted.1 == 2)
-        #expect(app.requests.withLock { $0.suffix(2).map(\.body) } == [7, 7])
-        let big = ByteBuffer(repeating: UInt8(ascii: "b"), count: ProxyHandler.replayLimit + 1)
+        #expect(app.requests.withLockedValue { $0.suffix(2).map(\.body) } == [7, 7])
+        let big = ByteBuffer(repeating: UInt8(ascii: "b"), count: RetryPolicy.replayLimit + 1)
         let large = try await upstreamRequests { try await client.send(.POST, "http://backend/status/503", body: big) }
         #expect(large.0 == 503 && large.1 == 1)
         // Only the listed statuses.
@@ -190,7 +191,7 @@ import TraceModel
         let r = try await reply
         #expect(r.status == 200)
         #expect(r.json["body_bytes"] as? Int == 5, "the kept body went out again")
-        #expect(app.requests.withLock { $0.filter { $0.head.uri == uri }.count } == 2)
+        #expect(app.requests.withLockedValue { $0.filter { $0.head.uri == uri }.count } == 2)
         #expect(await eventually { sidecar.hops(.outbound).count == 1 })
         let hop = sidecar.hops(.outbound)[0]
         #expect(hop.retries == 1 && hop.responseFlags.isEmpty && hop.statusCode == 200)
@@ -298,7 +299,7 @@ import TraceModel
         app.releaseHeld()
         #expect(try await first.status == 200)
         #expect(try await second.status == 200)
-        #expect(app.requests.withLock { $0.map(\.head.uri) } == ["/hold", "/queued"], "on the one connection, in turn")
+        #expect(app.requests.withLockedValue { $0.map(\.head.uri) } == ["/hold", "/queued"], "on the one connection, in turn")
         #expect(sidecar.server.clusters.all.first?.snapshot.pending == 0)
         await a.close()
         await b.close()

@@ -1,5 +1,6 @@
 import Foundation
 import MeshtraceTesting
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -43,8 +44,8 @@ import TraceModel
     /// A raw client that keeps everything it receives (`RawCollector`) and notes when the proxy closes.
     final class RawClient: Sendable {
         let channel: any Channel
-        let received = Locked(ByteBuffer())
-        let closed = Locked(false)
+        let received = NIOLockedValueBox(ByteBuffer())
+        let closed = NIOLockedValueBox(false)
 
         init(group: any EventLoopGroup, port: Int) async throws {
             let received = self.received
@@ -56,14 +57,14 @@ import TraceModel
                     }
                 }
                 .connect(host: "127.0.0.1", port: port).get()
-            ended.futureResult.whenComplete { [closed] _ in closed.withLock { $0 = true } }
+            ended.futureResult.whenComplete { [closed] _ in closed.withLockedValue { $0 = true } }
         }
 
         func send(_ bytes: ByteBuffer) async throws { try await channel.writeAndFlush(bytes) }
         func send(_ text: String) async throws { try await send(ByteBuffer(string: text)) }
-        var text: String { String(buffer: received.withLock { $0 }) }
-        var count: Int { received.withLock { $0.readableBytes } }
-        var isClosed: Bool { closed.withLock { $0 } }
+        var text: String { String(buffer: received.withLockedValue { $0 }) }
+        var count: Int { received.withLockedValue { $0.readableBytes } }
+        var isClosed: Bool { closed.withLockedValue { $0 } }
         func close() async { try? await channel.close() }
     }
 
@@ -217,7 +218,7 @@ import TraceModel
             try await client.send(chunk)
         }
         #expect(await eventually { client.count >= expected.readableBytes }, "received \(client.count) of \(expected.readableBytes)")
-        #expect(client.received.withLock { $0 } == expected)
+        #expect(client.received.withLockedValue { $0 } == expected)
     }
 
     @Test func anUnreachableTargetIs503UFAndTheConnectionCloses() async throws {

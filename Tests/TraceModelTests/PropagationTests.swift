@@ -75,9 +75,10 @@ import Testing
         #expect(short.traceID.hex32 == "000000000000000064fe8b2a57d3eff7")
     }
 
-    @Test func formatsMatchReferenceAndParseBack() throws {
+    @Test func formatsMatchReferenceAndParseBack() async throws {
         var rng = SplitMix64(seed: 7)
         for _ in 0..<3_000 {
+            await Task.yield()  // CPU-bound: hand the cooperative thread to the suite's waiting tasks each round
             let c = Self.randomContext(&rng)
             let traceparent = W3CTraceContext.format(c)
             #expect(traceparent == Self.referenceTraceparent(c))
@@ -100,10 +101,11 @@ import Testing
 
     /// The append-only path a fresh header list takes is `inject` into an empty carrier, header
     /// for header, whatever the format list (repeats included).
-    @Test func appendedHeadersEqualInjectIntoEmptyCarrier() {
+    @Test func appendedHeadersEqualInjectIntoEmptyCarrier() async {
         var rng = SplitMix64(seed: 11)
         let all: [PropagationFormat] = [.w3c, .b3multi, .b3single]
         for _ in 0..<3_000 {
+            await Task.yield()  // CPU-bound: hand the cooperative thread to the suite's waiting tasks each round
             let c = Self.randomContext(&rng)
             let formats = (0..<Int(rng.next() % 5)).map { _ in all[Int(rng.next() % 3)] }
             var injected = HeaderList()
@@ -129,10 +131,11 @@ import Testing
 
     /// Random bytes, and valid headers with one byte changed, never trap and never yield a
     /// context with a zero id.
-    @Test func parsersSurviveRandomInput() {
+    @Test func parsersSurviveRandomInput() async {
         var rng = SplitMix64(seed: 17)
         let alphabet = Array("0123456789abcdefABCDEF-xz ,=;\t\u{0}é😀")
         for i in 0..<20_000 {
+            await Task.yield()  // CPU-bound: hand the cooperative thread to the suite's waiting tasks each round
             let value: String
             if i % 2 == 0 {
                 value = String((0..<Int(rng.next() % 80)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })

@@ -20,26 +20,43 @@ struct TempDir {
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// Creates a store of `kind` in its own temp dir, runs `body`, then closes the store and removes the dir.
-func withStore<R>(_ kind: StorageKind, _ body: (any TraceStore, TempDir) async throws -> R) async throws -> R {
+/// Creates a store of `kind` in its own temp dir (ClickHouse: its own database on the shared
+/// test server), runs `body`, then closes the store and removes the dir (and database).
+/// ClickHouse cases return at once where `ClickHouseTestServer.skipReason` says they cannot run
+/// (the reason shows as a skipped test in `ClickHouseAvailabilityTests`).
+func withStore(_ kind: StorageKind, _ body: (any TraceStore, TempDir) async throws -> Void) async throws {
+    if kind == .clickhouse && ClickHouseTestServer.skipReason != nil { return }
     let dir = try TempDir()
     defer { dir.cleanup() }
-    let store = try TraceStoreFactory.make(kind: kind, dataDirectory: dir.path + "/data", logger: testLogger)
+    let store = try await makeStore(kind, dataDirectory: dir.path + "/data")
     do {
-        let result = try await body(store, dir)
-        try await store.close()
-        return result
+        try await body(store, dir)
+        try await dropAndClose(store)
     } catch {
-        try? await store.close()
+        try? await dropAndClose(store)
         throw error
     }
 }
 
+func makeStore(_ kind: StorageKind, dataDirectory: String) async throws -> any TraceStore {
+    let clickHouse = kind == .clickhouse ? try await ClickHouseTestServer.freshConfiguration() : nil
+    return try TraceStoreFactory.make(kind: kind, dataDirectory: dataDirectory, clickHouse: clickHouse, logger: testLogger)
+}
+
+private func dropAndClose(_ store: any TraceStore) async throws {
+    if let ch = store as? ClickHouseTraceStore { try await ch.dropDatabase() }
+    try await store.close()
+}
+
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held. The deadline is
-/// generous because it only matters when the test is failing: on two loaded cores, the tests
-/// that run in parallel can keep a task from being scheduled for more than ten seconds (seen once,
-/// in `groupCommitsQueuedSubmissions`, while a build ran next to the suite).
-func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// generous because it only matters when the test is failing. In the full suite on two loaded
+/// cores (load 11-14 with other builds), the randomized round-trip tests of other targets keep
+/// both cooperative threads busy for 25-35 s at the start (gdb: both "root.default-qos" workers
+/// running, in OTLPProtoTests, SpanRecordCodecTests, HTTP1ParserTests and the like), and a
+/// writer task that needs three or four turns on the pool did not get them within the old 30 s
+/// (`groupCommitsQueuedSubmissions`, 3 full runs out of 3 on 7 Dec). Narrow runs take ~2 s. (Those
+/// property tests now yield each round, so this should no longer be reached.)
+func eventually(timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }

@@ -15,6 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("MESHTRACE_BIN", os.path.join(ROOT, ".build", "debug", "meshtrace"))
 LISTENING = re.compile(r"meshtrace collector listening")
 PORT_KEYS = {"zipkin": "zipkin", "otlp_http": "otlp", "otlp_grpc": "otlp_grpc", "query": "query", "admin": "admin"}
+# SkyWalking's addresses are printed as its agents take them: host:port, no scheme.
+SKYWALKING_PORT_KEYS = {"skywalking_grpc": "skywalking_grpc", "skywalking_http": "skywalking_http"}
 
 
 _held_sockets = []
@@ -52,7 +54,8 @@ class Collector:
 
     def start(self, timeout=30.0):
         args = [BINARY, "collector", "--zipkin-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0",
-                "--admin-port", "0", "--data-dir", self.data_dir, *self.extra_args]
+                "--admin-port", "0", "--skywalking-port", "0", "--skywalking-http-port", "0", "--data-dir", self.data_dir,
+                *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = queue.Queue()
 
@@ -77,6 +80,10 @@ class Collector:
                         continue  # --otlp-grpc-port -1
                     assert m, f"no {key} address in {line!r}"
                     self.ports[name] = int(m.group(1))
+                for key, name in SKYWALKING_PORT_KEYS.items():
+                    m = re.search(key + r"=[^:\s]+:(\d+)", line)
+                    if m:  # absent: turned off with -1
+                        self.ports[name] = int(m.group(1))
                 assert "data_dir=" in line, line
                 return self
         raise AssertionError("collector did not report listening addresses:\n" + "".join(self.lines))
@@ -116,6 +123,20 @@ def start_collector(tmp_path):
 
 
 @pytest.fixture
+def procs():
+    """Processes a test starts (anything with `kill()`), killed in reverse order after it, pass or fail."""
+    started = []
+
+    def track(p):
+        started.append(p)
+        return p
+
+    yield track
+    for p in reversed(started):
+        p.kill()
+
+
+@pytest.fixture
 def collector(start_collector):
     return start_collector()
 
@@ -124,3 +145,13 @@ def get_json(url, **params):
     r = requests.get(url, params=params, timeout=10)
     assert r.status_code == 200, f"{url} -> {r.status_code}: {r.text}"
     return r.json()
+
+
+def zipkin_trace(collector, trace_id, count):
+    url = collector.url("zipkin", f"/api/v2/trace/{trace_id}")
+
+    def fetch():
+        r = requests.get(url, timeout=5)
+        return r.json() if r.status_code == 200 and len(r.json()) >= count else None
+
+    return wait_until(fetch, timeout=20, message=f"{count} spans of trace {trace_id}")

@@ -7,11 +7,10 @@ import http.server
 import threading
 import uuid
 
-import pytest
 import requests
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from conftest import BINARY, get_json, wait_until
+from conftest import BINARY, wait_until
 from sidecar.procs import EchoApp, Sidecar
 
 
@@ -50,14 +49,6 @@ class OTLPSink:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started.append
-    for p in reversed(started):
-        p.kill()
 
 
 def attrs(span):

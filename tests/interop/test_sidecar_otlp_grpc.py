@@ -10,7 +10,6 @@ import uuid
 from concurrent import futures
 
 import grpc
-import pytest
 import requests
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -68,14 +67,6 @@ class GRPCSink:
 
     def close(self):
         self.server.stop(grace=None)
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started.append
-    for p in reversed(started):
-        p.kill()
 
 
 def send(sidecar, trace_ids, count, path="/orders/1"):

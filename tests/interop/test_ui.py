@@ -154,8 +154,8 @@ def test_empty_collector_says_what_to_check(tmp_path, browser):
         open_page(browser, f"http://127.0.0.1:{c.ports['query']}/graph?lookback=1m", ".state.empty")
         text = browser.find_element(By.CSS_SELECTOR, ".state.empty").text
         assert "No requests in the last minute" in text and "--collector pointing here" in text
-        open_page(browser, f"http://127.0.0.1:{c.ports['query']}/trace/00000000000000000000000000abcdef", ".state")
-        assert "was not found" in browser.find_element(By.CSS_SELECTOR, ".state").text
+        open_page(browser, f"http://127.0.0.1:{c.ports['query']}/trace/00000000000000000000000000abcdef", ".state.empty")  # not the loading state before it
+        assert "was not found" in browser.find_element(By.CSS_SELECTOR, ".state.empty").text
     finally:
         c.stop()
 

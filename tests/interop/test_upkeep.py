@@ -132,10 +132,14 @@ def test_the_database_stops_growing_when_retention_keeps_up(tmp_path):
                        timeout=60, interval=0.05, message=f"retention caught up with batch {i - 1}")
             sizes.append(database_bytes(str(data)))
         print("\nsqlite + wal bytes after each batch:", sizes)
-        # Kept, 30 batches would grow the files by megabytes a batch to the end. With retention the
-        # live set is two batches: past the first checkpoint (by batch 8 here, measured: 55 MB,
-        # most of it the WAL's high-water mark) the last ten batches add at most page churn.
-        assert sizes[-1] <= sizes[19] * 1.05, sizes
+        # Kept, every batch would add about what the first one did (4.3 MB here): with retention
+        # off, batches 19 to 29 added 58 MB. With retention the live set is two batches, and past
+        # the first checkpoint the files grow only in steps of the WAL's high-water mark (a fresh
+        # clone on a quiet machine: 42 -> 46 MB at batch 8, 46 -> 55 MB at batch 20, then flat;
+        # the earlier "within 5 % of batch 19" failed on that step). So the last ten batches must
+        # add less than five first batches.
+        per_batch = sizes[1] - sizes[0]
+        assert sizes[-1] - sizes[19] < 5 * per_batch, (per_batch, sizes)
         assert metric(c, "meshtrace_collector_retention_deleted_spans_total") >= (batches - 2) * batch_spans
     finally:
         assert c.stop() == 0, c.log()

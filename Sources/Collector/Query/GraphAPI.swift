@@ -5,6 +5,7 @@ import TraceStorage
 
 /// `GET /api/meshtrace/graph?lookback=5m[&endTs=<ms>]` on the query port: the live service graph
 /// (nodes, edges, estimated rates, error split, p95 latency and Kiali health) for the web UI.
+/// Its side-panel series and the per-operation graph are in `GraphAPI+Series` and `+Operations`.
 struct GraphAPI: Sendable {
     let store: any TraceStore
     /// With tail sampling on: counts from every span before the decision, for the part of a
@@ -14,48 +15,39 @@ struct GraphAPI: Sendable {
     /// Spans read per request at most; beyond it the answer says `"truncated":true`.
     var maxSpans = 500_000
 
-    static let maxLookbackNanos: UInt64 = 24 * 3_600 * 1_000_000_000
-    /// Spans this long before the window are read too, only to find parents of early spans.
-    static let lookBehindNanos: UInt64 = 60 * 1_000_000_000
-
     func register(on router: Router<BasicRequestContext>) {
         router.get("/api/meshtrace/graph") { request, _ in
-            do {
-                return try await self.graph(QueryParameters(request))
-            } catch let failure as HTTPFailure {
-                return .json(JaegerQueryAPI.envelope(data: "null", total: 0, errors: [(failure.status.code, failure.message, nil)]), status: failure.status)
-            } catch {
-                return .json(JaegerQueryAPI.envelope(data: "null", total: 0, errors: [(500, "graph failed: \(error)", nil)]), status: .internalServerError)
-            }
+            await QueryResponder.respond("graph") { try await self.graph(QueryParameters(request)) }
+        }
+        router.get("/api/meshtrace/graph/series") { request, _ in
+            await QueryResponder.respond("graph series") { try QueryResponder.encode(await self.series(QueryParameters(request))) }
+        }
+        router.get("/api/meshtrace/graph/operations") { request, _ in
+            await QueryResponder.respond("operations graph") { try QueryResponder.encode(await self.operations(QueryParameters(request))) }
         }
     }
 
     func graph(_ params: QueryParameters) async throws -> Response {
-        let lookback = try params.goDurationNanos("lookback") ?? 5 * 60 * 1_000_000_000
-        guard lookback > 0, lookback <= Self.maxLookbackNanos else {
-            throw HTTPFailure.badRequest("parameter 'lookback' must be between 1s and 24h, like 1m, 5m or 1h")
-        }
-        let endMs = try params.int64("endTs", min: 1, max: QueryParameters.maxMillis) ?? Int64(WallClock.nowNanos() / 1_000_000)
-        let end = UInt64(endMs) * 1_000_000 + 999_999
-        let start = end > lookback ? end - lookback : 0
-        let readFrom = start > Self.lookBehindNanos ? start - Self.lookBehindNanos : 0
+        let window = try QueryWindow(params, defaultLookbackNanos: 5 * 60 * 1_000_000_000)
+        let (start, end) = (window.startNanos, window.endNanos)
         if let aggregate, let from = aggregate.countsFrom, end > from {
             var counts = aggregate.counts(startNanos: max(start, from), endNanos: end)
             var truncated = false
             if start < from {
-                let spans = try await store.spans(startNanos: readFrom, endNanos: from, limit: maxSpans)
+                let spans = try await store.spans(startNanos: window.readFromNanos, endNanos: from, limit: maxSpans)
                 counts.add(GraphCounts.stored(spans, from: start, before: from))
                 truncated = spans.count >= maxSpans
             }
             let body = Self.encode(
-                counts.graph(), lookbackNanos: lookback, endMs: endMs, truncated: truncated,
+                counts.graph(), lookbackNanos: window.lookbackNanos, endMs: window.endMs, truncated: truncated,
                 source: start < from ? "mixed" : "pre-sampling", preSamplingFromMs: Int64(from / 1_000_000))
             return .json(body)
         }
-        let spans = try await store.spans(startNanos: readFrom, endNanos: end, limit: maxSpans)
+        let spans = try await store.spans(startNanos: window.readFromNanos, endNanos: end, limit: maxSpans)
         let graph = ServiceGraph(spans: spans, countFrom: start)
         let body = Self.encode(
-            graph, lookbackNanos: lookback, endMs: endMs, truncated: spans.count >= maxSpans, source: "stored-spans")
+            graph, lookbackNanos: window.lookbackNanos, endMs: window.endMs, truncated: spans.count >= maxSpans,
+            source: "stored-spans")
         return .json(body)
     }
 

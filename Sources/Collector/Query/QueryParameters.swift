@@ -7,6 +7,8 @@ struct QueryParameters {
 
     init(_ request: Request) { self.pairs = Self.parse(request.uri.query ?? "") }
 
+    init(query: String) { self.pairs = Self.parse(query) }
+
     func string(_ name: String) -> String? {
         guard let value = pairs.first(where: { $0.name == name })?.value, !value.isEmpty else { return nil }
         return value

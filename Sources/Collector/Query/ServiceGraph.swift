@@ -204,6 +204,12 @@ struct ServiceGraph: Sendable, Equatable {
         var protocols: [String: Int] = [:]
         var p95Ms: Double = 0
         var traces = TraceIDSample()
+
+        mutating func add(_ m: Measurement) {
+            traffic.add(m.outcome, weight: m.weight)
+            protocols[m.protocolName, default: 0] += 1
+            traces.add(m.traceID, at: m.startNanos)
+        }
     }
 
     /// Newest-first distinct trace ids, capped.
@@ -237,27 +243,35 @@ struct ServiceGraph: Sendable, Equatable {
 
     /// Weighted quantile: the smallest duration whose cumulative weight reaches `q` of the total.
     static func weightedQuantile(_ samples: [(ms: Double, weight: Double)], _ q: Double) -> Double {
-        guard !samples.isEmpty else { return 0 }
-        let sorted = samples.sorted { $0.ms < $1.ms }
+        weightedQuantile(sorted: samples.sorted { $0.ms < $1.ms }, q)
+    }
+
+    /// The same on samples already sorted by duration (several quantiles of one sort).
+    static func weightedQuantile(sorted: [(ms: Double, weight: Double)], _ q: Double) -> Double {
         let total = sorted.reduce(0) { $0 + $1.weight }
         var cumulative = 0.0
         for sample in sorted {
             cumulative += sample.weight
             if cumulative >= q * total - 1e-9 { return sample.ms }
         }
-        return sorted[sorted.count - 1].ms
+        return sorted.last?.ms ?? 0
     }
 
     /// - Parameters:
     ///   - spans: every span that may matter, including a look-behind before `countFrom` so that
     ///     parents of early spans are found; only spans starting at or after `countFrom` are counted.
     init(spans: [Span], countFrom: UInt64 = 0) {
+        self.init(Self.measure(spans: spans, countFrom: countFrom))
+    }
+
+    /// Sums the measurements into nodes and edges (see `ServiceGraph+Measurements.swift`).
+    init(_ measured: Measured) {
         var edges: [EdgeKey: EdgeTotals] = [:]
         var durations: [EdgeKey: [(ms: Double, weight: Double)]] = [:]
-        let observed = Self.observe(spans: spans, countFrom: countFrom) { observation in
-            let key = EdgeKey(source: observation.source, target: observation.target)
-            edges[key, default: EdgeTotals()].add(observation)
-            durations[key, default: []].append((observation.durationMs, observation.weight))
+        for m in measured.measurements {
+            let key = EdgeKey(source: m.source, target: m.target)
+            edges[key, default: EdgeTotals()].add(m)
+            durations[key, default: []].append((m.durationMs, m.weight))
         }
         var into: [String: [(ms: Double, weight: Double)]] = [:]
         var outOf: [String: [(ms: Double, weight: Double)]] = [:]
@@ -270,39 +284,33 @@ struct ServiceGraph: Sendable, Equatable {
         for (node, samples) in outOf { nodeP95[node] = Self.weightedQuantile(samples, 0.95) }
         for (node, samples) in into { nodeP95[node] = Self.weightedQuantile(samples, 0.95) }
         self.init(
-            edges: edges, nodeP95Ms: nodeP95, reportingServices: observed.reportingServices, gatewayServices: observed.gatewayServices,
-            spanCount: observed.counted)
+            edges: edges, nodeP95Ms: nodeP95, reportingServices: measured.reportingServices,
+            gatewayServices: measured.gatewayServices, spanCount: measured.measurements.count)
     }
 
     /// Nodes and edges from per-edge totals: a node's traffic is what flows into it (for roots
     /// such as the gateway, what flows out).
-    init(edges: [EdgeKey: EdgeTotals], nodeP95Ms: [String: Double], reportingServices: Set<String>, gatewayServices: Set<String>, spanCount: Int) {
+    init(
+        edges: [EdgeKey: EdgeTotals], nodeP95Ms: [String: Double], reportingServices: Set<String>,
+        gatewayServices: Set<String>, spanCount: Int
+    ) {
         var inbound: [String: (Traffic, TraceIDSample)] = [:]
         var outbound: [String: (Traffic, TraceIDSample)] = [:]
         var nodeIDs = reportingServices
         for (key, totals) in edges {
             nodeIDs.insert(key.source)
             nodeIDs.insert(key.target)
-            var into = inbound[key.target] ?? (Traffic(), TraceIDSample())
-            into.0.add(totals.traffic)
-            into.1.add(totals.traces)
-            inbound[key.target] = into
+            var intoNode = inbound[key.target] ?? (Traffic(), TraceIDSample())
+            intoNode.0.add(totals.traffic)
+            intoNode.1.add(totals.traces)
+            inbound[key.target] = intoNode
             var out = outbound[key.source] ?? (Traffic(), TraceIDSample())
             out.0.add(totals.traffic)
             out.1.add(totals.traces)
             outbound[key.source] = out
         }
         self.nodes = nodeIDs.sorted().map { id in
-            let type: NodeType
-            if id == Self.unknownNode, !reportingServices.contains(id) {
-                type = .unknown
-            } else if gatewayServices.contains(id) {
-                type = .gateway
-            } else if reportingServices.contains(id) {
-                type = .service
-            } else {
-                type = .external
-            }
+            let type = Self.nodeType(id, reporting: reportingServices, gateways: gatewayServices)
             let (traffic, traces) = inbound[id] ?? outbound[id] ?? (Traffic(), TraceIDSample())
             return Node(id: id, type: type, traffic: traffic, p95Ms: nodeP95Ms[id] ?? 0, traceIDs: traces.ids)
         }
@@ -314,12 +322,15 @@ struct ServiceGraph: Sendable, Equatable {
         }
         self.spanCount = spanCount
     }
-}
 
-extension ServiceGraph.EdgeTotals {
-    mutating func add(_ observation: ServiceGraph.Observation) {
-        traffic.add(observation.outcome, weight: observation.weight)
-        protocols[observation.protocolName, default: 0] += 1
-        traces.add(observation.traceID, at: observation.startNanos)
+    static func nodeType(_ id: String, _ measured: Measured) -> NodeType {
+        nodeType(id, reporting: measured.reportingServices, gateways: measured.gatewayServices)
+    }
+
+    static func nodeType(_ id: String, reporting: Set<String>, gateways: Set<String>) -> NodeType {
+        if id == Self.unknownNode, !reporting.contains(id) { return .unknown }
+        if gateways.contains(id) { return .gateway }
+        if reporting.contains(id) { return .service }
+        return .external
     }
 }

@@ -10,6 +10,7 @@ import TraceWire
 /// (`TailSamplingService` says which).
 struct SpanIngestor: Sendable {
     let pipeline: IngestPipeline
+    let readiness: Readiness
     let metrics: CollectorMetrics
     let logger: Logger
     /// Tag values for Zipkin's autocomplete, recorded once the spans are committed.
@@ -21,6 +22,12 @@ struct SpanIngestor: Sendable {
         if !batch.rejected.isEmpty { counters.rejected.increment(by: batch.rejected.count) }
         if batch.truncatedValues > 0 { counters.truncatedValues.increment(by: batch.truncatedValues) }
         guard !batch.spans.isEmpty else { return }
+        // The store failed its last probe (ClickHouse down): answer now rather than queue spans
+        // that would wait out the write retries and fail anyway.
+        guard readiness.isStoreReady else {
+            counters.throttled.increment()
+            throw HTTPFailure(status: .serviceUnavailable, message: "the trace store is unavailable; retry later", retryAfter: 5)
+        }
         let started = ContinuousClock.now
         do {
             try await pipeline.submit(batch.spans, forwarded: forwarded)

@@ -2,7 +2,7 @@ import TraceModel
 
 /// The service graph's numbers before they become nodes and edges: per edge the traffic, the
 /// protocols, a latency histogram and recent trace ids, plus which services reported. Built
-/// from observations (`ServiceGraph.observe`), added together across time buckets, and from
+/// from measurements (`ServiceGraph.measure`), added together across time buckets, and from
 /// stored spans for the part of a window the pre-sampling aggregate did not see.
 struct GraphCounts: Sendable {
     struct Cell: Sendable {
@@ -22,10 +22,10 @@ struct GraphCounts: Sendable {
     var gateways = Set<String>()
     var counted = 0
 
-    mutating func add(_ observation: ServiceGraph.Observation) {
-        let key = ServiceGraph.EdgeKey(source: observation.source, target: observation.target)
-        edges[key, default: Cell()].totals.add(observation)
-        edges[key, default: Cell()].histogram.record(ms: observation.durationMs, weight: observation.weight)
+    mutating func add(_ measurement: ServiceGraph.Measurement) {
+        let key = ServiceGraph.EdgeKey(source: measurement.source, target: measurement.target)
+        edges[key, default: Cell()].totals.add(measurement)
+        edges[key, default: Cell()].histogram.record(ms: measurement.durationMs, weight: measurement.weight)
         counted += 1
     }
 
@@ -40,8 +40,9 @@ struct GraphCounts: Sendable {
     /// adjusted count); earlier spans only serve as parents.
     static func stored(_ spans: [Span], from: UInt64, before: UInt64) -> GraphCounts {
         var counts = GraphCounts()
-        _ = ServiceGraph.observe(spans: spans, countFrom: from) { observation in
-            if observation.startNanos < before { counts.add(observation) }
+        for measurement in ServiceGraph.measure(spans: spans, countFrom: from).measurements
+        where measurement.startNanos < before {
+            counts.add(measurement)
         }
         for span in spans where span.startTimeNanos >= from && span.startTimeNanos < before {
             counts.reporting.insert(span.serviceName)

@@ -7,7 +7,7 @@ import TraceModel
 /// 2%-wide latency histogram and up to 20 trace ids. It never reads the store, so it works
 /// the same over SQLite, memory or ClickHouse.
 ///
-/// Edges are found as the graph over stored spans finds them (`ServiceGraph.observe`), one
+/// Edges are found as the graph over stored spans finds them (`ServiceGraph.measure`), one
 /// whole trace at a time, when the trace is decided: its spans are all there, so a CLIENT span
 /// meets the SERVER span it called. A span arriving after its trace's decision is counted alone.
 final class REDAggregate: Sendable {
@@ -59,8 +59,7 @@ final class REDAggregate: Sendable {
             guard nanos >= oldest, nanos <= newest else { return nil }
             return nanos / Self.bucketNanos
         }
-        var observations: [ServiceGraph.Observation] = []
-        _ = ServiceGraph.observe(spans: spans) { observations.append($0) }
+        let observations = ServiceGraph.measure(spans: spans).measurements
         state.withLock { s in
             for span in spans {
                 guard let b = bucketIndex(span.startTimeNanos) else { continue }

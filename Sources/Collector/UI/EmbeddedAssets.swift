@@ -3,7 +3,7 @@
 
 enum EmbeddedAssets {
     /// FNV-1a 64 over every asset's name and hash.
-    static let combinedHash = "47e58c743d75d1a1"
+    static let combinedHash = "5c7e5cdda0ca067d"
 
     static let files: [String: EmbeddedAsset] = [
         "api.js": EmbeddedAsset(
@@ -154,7 +154,7 @@ export function criticalPath(model) {
 
 """#),
         "app.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"9c8fb0e1bbc76aca\"",
+            contentType: "text/javascript; charset=utf-8", etag: "\"c0f878bffed97137\"",
             text: #"""
 // Meshtrace UI: a tiny router over history.pushState. Paths match Jaeger UI's where it has
 // the same view (/search?service=…, /trace/{id}), so shared links keep working.
@@ -164,6 +164,8 @@ import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
 import { renderGraph } from './graph.js';
 import { renderHealth } from './health.js';
+import { renderMonitor } from './monitor.js';
+import { renderCompare } from './compare.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
@@ -172,9 +174,12 @@ let generation = 0;
 
 const routes = [
   [/^\/(?:search)?\/?$/, (root, params, c) => renderSearch(root, params, c), 'search'],
+  // Jaeger's compare URL: /trace/{A}...{B}.
+  [/^\/trace\/([^/.]+)\.\.\.([^/.]+)\/?$/, (root, params, c, a, b) => renderCompare(root, params, c, decodeURIComponent(a), decodeURIComponent(b)), 'compare'],
   [/^\/trace\/([^/]+)\/?$/, (root, params, c, id) => renderTrace(root, params, c, decodeURIComponent(id)), 'trace'],
   [/^\/graph\/?$/, (root, params, c) => renderGraph(root, params, c), 'graph'],
   [/^\/health\/?$/, (root, params, c) => renderHealth(root, params, c), 'health'],
+  [/^\/monitor\/?$/, (root, params, c) => renderMonitor(root, params, c), 'monitor'],
 ];
 
 async function route() {
@@ -188,9 +193,9 @@ async function route() {
     document.querySelectorAll('[data-nav]').forEach((a) => {
       if (a.dataset.nav === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
-    document.title = `Meshtrace · ${name === 'trace' ? `trace ${m[1].slice(0, 12)}` : name}`;
+    document.title = `Meshtrace · ${name === 'trace' ? `trace ${m[1].slice(0, 12)}` : name === 'compare' ? `compare ${m[1].slice(0, 8)}…${m[2].slice(0, 8)}` : name}`;
     try {
-      const c = await render(app, params, ctx, m[1]);
+      const c = await render(app, params, ctx, m[1], m[2]);
       if (gen === generation) cleanup = c || null; else if (c) c();
     } catch (e) {
       console.error(e);
@@ -247,6 +252,229 @@ document.addEventListener('keydown', (e) => {
 if (location.pathname === '/') history.replaceState(null, '', '/search' + location.search);
 // Colours follow the sorted list of known services, so a service looks the same on every page.
 getJSON('/api/services').then(({ body }) => registerServices(body.data || [])).catch(() => {}).finally(route);
+
+"""#),
+        "charts.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"1a813fdb214d9504\"",
+            text: #"""
+// Small SVG charts: a sparkline for side panels and table rows, and a time-series line chart with
+// axes, legend and a hover read-out for the monitor page. Gaps (null) stay gaps.
+import { h, s } from './dom.js';
+import { timeTicks, niceTicks } from './ticks.js';
+
+// Path through the points, broken wherever a value is null.
+export function linePath(points, x, y) {
+  let d = '', pen = false;
+  for (const p of points) {
+    if (p.v == null || !isFinite(p.v)) { pen = false; continue; }
+    d += `${pen ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`;
+    pen = true;
+  }
+  return d;
+}
+
+// values: numbers or null, evenly spaced. The last value is dotted; the title says min/max/last.
+export function sparkline(values, opts = {}) {
+  const W = opts.width || 120, H = opts.height || 28, P = 3;
+  const fmt = opts.format || ((v) => String(v));
+  const finite = values.filter((v) => v != null && isFinite(v));
+  const max = Math.max(opts.min0 === false ? -Infinity : 0, ...finite), min = opts.min0 === false ? Math.min(...finite) : 0;
+  const span = max - min || 1;
+  const x = (i) => P + (i / Math.max(1, values.length - 1)) * (W - 2 * P);
+  const y = (v) => H - P - ((v - min) / span) * (H - 2 * P);
+  const pts = values.map((v, i) => ({ t: i, v }));
+  const svg = s('svg', { class: 'spark' + (opts.cls ? ' ' + opts.cls : ''), viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    'aria-label': `${opts.label || 'trend'}: ${finite.length ? `last ${fmt(lastOf(values))}, max ${fmt(max)}` : 'no data'}` });
+  svg.append(s('line', { x1: P, x2: W - P, y1: H - P, y2: H - P, class: 'spark-base' }));
+  if (finite.length) {
+    const area = linePath(pts, x, y);
+    svg.append(s('path', { d: area, class: 'spark-line' }));
+    const li = lastIndex(values);
+    if (li >= 0) svg.append(s('circle', { cx: x(li), cy: y(values[li]), r: 2, class: 'spark-dot' }));
+  }
+  svg.append(s('title', null, `${opts.label || ''}${finite.length ? ` · last ${fmt(lastOf(values))} · max ${fmt(max)}` : ' · no data'}`));
+  return svg;
+}
+
+function lastIndex(values) {
+  for (let i = values.length - 1; i >= 0; i--) if (values[i] != null && isFinite(values[i])) return i;
+  return -1;
+}
+function lastOf(values) { const i = lastIndex(values); return i < 0 ? null : values[i]; }
+
+// series: [{name, cls, values: [{t (ms), v}]}]. Returns a <figure> with the chart and legend.
+export function lineChart({ title, series, yFormat = String, t0, t1, height = 170, id }) {
+  const W = 560, H = height, L = 58, R = 12, T = 10, B = 24;
+  const all = series.flatMap((se) => se.values.map((p) => p.v)).filter((v) => v != null && isFinite(v));
+  const ticksY = niceTicks(0, Math.max(0, ...all), 4);
+  const yMax = ticksY[ticksY.length - 1] || 1;
+  const ts = series.flatMap((se) => se.values.map((p) => p.t));
+  const lo = t0 ?? Math.min(...ts), hi = t1 ?? Math.max(...ts);
+  const x = (t) => L + ((t - lo) / ((hi - lo) || 1)) * (W - L - R);
+  const y = (v) => H - B - (v / yMax) * (H - T - B);
+  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title });
+  for (const v of ticksY) {
+    svg.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }),
+      s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, yFormat(v)));
+  }
+  const xt = timeTicks(lo, hi, 5);
+  xt.forEach((tk, i) => svg.append(s('text', { x: x(tk.t), y: H - 6, class: 'axis',
+    'text-anchor': i === 0 && x(tk.t) < L + 30 ? 'start' : i === xt.length - 1 && x(tk.t) > W - R - 30 ? 'end' : 'middle' }, tk.label)));
+  for (const se of series) {
+    svg.append(s('path', { d: linePath(se.values, x, y), class: `series ${se.cls || ''}`, dataset: { series: se.name } }));
+    // A lone point between gaps would draw nothing: mark every point that has no neighbour.
+    se.values.forEach((p, i) => {
+      if (p.v == null) return;
+      const prev = se.values[i - 1], next = se.values[i + 1];
+      if ((!prev || prev.v == null) && (!next || next.v == null)) svg.append(s('circle', { cx: x(p.t), cy: y(p.v), r: 2.5, class: `point ${se.cls || ''}` }));
+    });
+  }
+  // Hover: a guide line and the values at the nearest time.
+  const guide = s('line', { y1: T, y2: H - B, class: 'guide', visibility: 'hidden' });
+  const readout = h('div', { class: 'readout', hidden: true });
+  const overlay = s('rect', { x: L, y: T, width: W - L - R, height: H - T - B, class: 'overlay' });
+  svg.append(guide, overlay);
+  const times = [...new Set(ts)].sort((a, b) => a - b);
+  overlay.addEventListener('mousemove', (ev) => {
+    const box = svg.getBoundingClientRect();
+    const px = ((ev.clientX - box.left) / box.width) * W;
+    const t = lo + ((px - L) / (W - L - R)) * (hi - lo);
+    let best = times[0];
+    for (const c of times) if (Math.abs(c - t) < Math.abs(best - t)) best = c;
+    guide.setAttribute('x1', x(best)); guide.setAttribute('x2', x(best)); guide.setAttribute('visibility', 'visible');
+    readout.hidden = false;
+    readout.replaceChildren(h('b', null, new Date(best).toLocaleTimeString()),
+      ...series.map((se) => { const p = se.values.find((q) => q.t === best); return h('span', { class: `key ${se.cls || ''}` }, `${se.name}: ${p && p.v != null ? yFormat(p.v) : '–'}`); }));
+  });
+  overlay.addEventListener('mouseleave', () => { guide.setAttribute('visibility', 'hidden'); readout.hidden = true; });
+  const legend = series.length > 1 ? h('div', { class: 'chart-legend' }, series.map((se) => h('span', { class: `key ${se.cls || ''}` }, se.name))) : null;
+  return h('figure', { class: 'chart-box', id: id || null }, h('figcaption', null, title, legend), svg, readout);
+}
+
+"""#),
+        "compare.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"e74d0aa8e1bb927d\"",
+            text: #"""
+// Trace comparison at /trace/{A}...{B} (Jaeger's URL): the structural diff from
+// /api/meshtrace/compare, both span trees merged on (service, operation) paths. Each path is in
+// both traces, only in A or only in B, with counts and mean durations side by side.
+import { h, state, fmtDuration, fmtTime, serviceColour, registerServices } from './dom.js';
+import { getJSON } from './api.js';
+
+const ROW_H = 26;
+const OVERSCAN = 10;
+// A mean duration within this share of A's counts as unchanged.
+const SAME = 0.1;
+
+export function change(n) {
+  if (n.presence !== 'both') return { kind: n.presence, ratio: null };
+  const ma = n.a.durationMicros / n.a.count, mb = n.b.durationMicros / n.b.count;
+  const ratio = ma > 0 ? mb / ma : mb > 0 ? Infinity : 1;
+  return { kind: ratio > 1 + SAME ? 'slower' : ratio < 1 - SAME ? 'faster' : 'same', ratio, delta: mb - ma, countChanged: n.a.count !== n.b.count };
+}
+
+// Rows worth seeing with "changes only": every changed path and the paths leading to it.
+export function changedWithAncestors(nodes) {
+  const keep = new Uint8Array(nodes.length);
+  nodes.forEach((n, i) => {
+    const c = change(n);
+    if (c.kind !== 'same' || c.countChanged) for (let j = i; j >= 0 && !keep[j]; j = nodes[j].parent) keep[j] = 1;
+  });
+  return nodes.map((n, i) => ({ n, i })).filter(({ i }) => keep[i]);
+}
+
+export async function renderCompare(root, params, ctx, a, b) {
+  root.replaceChildren(state('loading', `Comparing ${a} with ${b}…`));
+  let data;
+  try {
+    data = (await getJSON('/api/meshtrace/compare', { a, b })).body;
+  } catch (e) {
+    root.replaceChildren(state(e.status === 404 ? 'empty' : 'error', 'Could not compare these traces', e.message));
+    return;
+  }
+  registerServices(data.nodes.map((n) => n.service));
+  let changesOnly = params.get('changes') === '1';
+  const side = (label, t, cls) => h('div', { class: `compare-side ${cls}`, id: `compare-${cls}` },
+    h('div', null, h('b', null, `${label}: `), h('a', { href: `/trace/${t.traceID}`, 'data-link': '' }, `${t.rootService}: ${t.rootOperation}`)),
+    h('div', { class: 'muted' }, `${fmtDuration(t.durationMicros)} · ${t.spans} spans · ${t.services} services · `,
+      t.errors ? h('span', { class: 'err-count' }, `${t.errors} errors · `) : '', fmtTime(t.startMicros), ' · ', h('code', { class: 'tid' }, t.traceID.slice(0, 12))));
+  const swap = h('a', { href: `/trace/${b}...${a}`, 'data-link': '', class: 'btn', id: 'compare-swap' }, 'Swap A and B');
+  const only = h('input', { type: 'checkbox', id: 'compare-changes', checked: changesOnly });
+  const sum = data.summary;
+  const headRow = h('div', { class: 'diff-head' }, h('span', { class: 'name' }, 'Service & operation (merged paths)'),
+    ['Spans A', 'Spans B', 'Mean A', 'Mean B', 'Change'].map((c) => h('span', { class: 'cell' }, c)));
+  const spacer = h('div', { class: 'wf-spacer' });
+  const scroller = h('div', { class: 'wf-scroll', id: 'diff', tabindex: 0, role: 'treegrid', 'aria-label': 'Merged span paths' }, spacer);
+  root.replaceChildren(h('div', { class: 'compare-page' },
+    h('div', { class: 'compare-head' },
+      h('h1', null, 'Compare traces'),
+      h('div', { class: 'compare-sides' }, side('A', data.a, 'a'), side('B', data.b, 'b')),
+      h('div', { class: 'compare-tools' },
+        h('span', { id: 'compare-summary' }, `${sum.nodes} paths: ${sum.both} in both, `,
+          h('b', { class: 'delta slower' }, `${sum.onlyA} only in A`), ', ', h('b', { class: 'delta', style: { color: 'var(--added)' } }, `${sum.onlyB} only in B`)),
+        h('label', { class: 'inline' }, only, ' Changes only'), swap),
+      h('div', { class: 'diff-legend' },
+        h('span', null, h('span', { class: 'badge onlyA' }, 'A only'), ' missing from B'),
+        h('span', null, h('span', { class: 'badge onlyB' }, 'B only'), ' new in B'),
+        h('span', null, h('span', { class: 'delta slower' }, 'slower'), ' / ', h('span', { class: 'delta faster' }, 'faster'), ` in B by more than ${SAME * 100}% (mean per span)`))),
+    h('div', { class: 'waterfall' }, headRow, scroller)));
+
+  let rows = [];
+  const refresh = () => {
+    rows = changesOnly ? changedWithAncestors(data.nodes) : data.nodes.map((n, i) => ({ n, i }));
+    spacer.style.height = `${rows.length * ROW_H}px`;
+    paint(true);
+  };
+  let last = null;
+  function paint(force) {
+    headRow.style.paddingRight = `${scroller.offsetWidth - scroller.clientWidth}px`;
+    const top = scroller.scrollTop, height = scroller.clientHeight || 600;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const end = Math.min(rows.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
+    if (!force && last && last[0] === first && last[1] === end) return;
+    last = [first, end];
+    const out = [];
+    for (let k = first; k < end; k++) out.push(row(rows[k].n, k));
+    spacer.replaceChildren(...out);
+  }
+  const maxRatio = Math.max(1, ...data.nodes.map((n) => { const c = change(n); return c.ratio && isFinite(c.ratio) ? Math.max(c.ratio, 1 / c.ratio) : 1; }));
+  function row(n, k) {
+    const c = change(n);
+    const mean = (s) => (s.count ? fmtDuration(s.durationMicros / s.count) : '–');
+    let delta = '';
+    if (c.kind === 'slower' || c.kind === 'faster') {
+      const mag = Math.log(Math.max(c.ratio, 1 / c.ratio)) / Math.log(maxRatio || 2);
+      delta = h('span', { class: `delta ${c.kind}` }, `${c.delta > 0 ? '+' : '−'}${fmtDuration(Math.abs(c.delta))}`,
+        h('span', { class: `delta-bar ${c.kind}`, style: { width: `${Math.max(3, Math.round(mag * 40))}px` } }));
+    } else if (c.kind === 'same') delta = h('span', { class: 'muted' }, '≈');
+    return h('div', { class: `diff-row ${n.presence}`, role: 'row',
+      dataset: { presence: n.presence, service: n.service, operation: n.operation, depth: String(n.depth), change: c.kind },
+      style: { transform: `translateY(${k * ROW_H}px)` } },
+    h('span', { class: 'name', title: `${n.service}: ${n.operation}` },
+      h('span', { class: 'indent', style: { width: `${Math.min(n.depth, 24) * 14 + 8}px` } }),
+      h('span', { class: `badge ${n.presence}` }, n.presence === 'both' ? 'A+B' : n.presence === 'onlyA' ? 'A only' : 'B only'),
+      h('span', { class: 'swatch', style: { background: serviceColour(n.service) } }),
+      h('span', { class: 'svc' }, n.service), h('span', { class: 'op' }, n.operation),
+      (n.a.errors || n.b.errors) ? h('span', { class: 'err-mark', title: `errors: ${n.a.errors} in A, ${n.b.errors} in B` }, '!') : null),
+    h('span', { class: 'cell' }, String(n.a.count)), h('span', { class: 'cell' + (c.countChanged ? ' err-count' : '') }, String(n.b.count)),
+    h('span', { class: 'cell' }, mean(n.a)), h('span', { class: 'cell' }, mean(n.b)), h('span', { class: 'cell' }, delta));
+  }
+  let raf = 0;
+  scroller.addEventListener('scroll', () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; paint(false); }); });
+  only.addEventListener('change', () => {
+    changesOnly = only.checked;
+    const u = new URL(location.href);
+    if (changesOnly) u.searchParams.set('changes', '1'); else u.searchParams.delete('changes');
+    history.replaceState(null, '', u.pathname + u.search);
+    refresh();
+  });
+  const onResize = () => paint(true);
+  window.addEventListener('resize', onResize);
+  refresh();
+  ctx.focusTarget = scroller;
+  requestAnimationFrame(() => setTimeout(() => { document.documentElement.dataset.compareRendered = `${a}...${b}`; }, 0));
+  return () => window.removeEventListener('resize', onResize);
+}
 
 """#),
         "dom.js": EmbeddedAsset(
@@ -346,60 +574,254 @@ export function serviceColour(name) {
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#2b6cb0"/><rect x="5" y="8" width="14" height="4" rx="1" fill="#fff"/><rect x="10" y="14" width="14" height="4" rx="1" fill="#9ae6b4"/><rect x="14" y="20" width="12" height="4" rx="1" fill="#fbd38d"/></svg>
 
 """#),
-        "graph.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"08e20afc59652ad2\"",
+        "flamegraph.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"61fcca684bd0f0f0\"",
             text: #"""
-// Service graph (what Kiali draws), from /api/meshtrace/graph. Deep link: /graph?lookback=5m[&node=x | &from=a&to=b]
-import { h, s, state, fmtMs, fmtNumber, serviceColour, registerServices } from './dom.js';
+// Flame graph of one trace, drawn root on top (an icicle): width is time spent and depth is the
+// call stack. As in a profiler's flame graph, a frame's children are packed left to right in the
+// order they started, each as wide as its duration; what is left of the frame is its self time.
+// Concurrent children (together longer than their parent) share the parent's width in proportion.
+// Click a frame to zoom to it (its callers stay above, faded); "Reset zoom" goes back.
+import { h, s, fmtDuration, serviceColour } from './dom.js';
+import { selfTimes } from './tracestats.js';
+
+const FRAME_H = 18;
+// Frames narrower than this many pixels are not drawn (a sub-pixel sliver); their time still
+// shows in their parent's width.
+const MIN_PX = 0.6;
+
+// The frames to draw, `width` pixels wide, zoomed on `focus` (null: the whole trace): its
+// ancestors full width, then it and its descendants packed as above. Iterative (deep traces).
+export function frames(model, focus, width) {
+  const out = [];
+  let base = 0;
+  if (focus) {
+    const chain = [];
+    for (let p = focus.parent; p; p = p.parent) chain.push(p);
+    chain.reverse().forEach((p, i) => out.push({ sp: p, x: 0, w: width, depth: i, ancestor: true }));
+    base = chain.length;
+  }
+  const byStart = (a, b) => a.start - b.start || (a.id < b.id ? -1 : 1);
+  let skipped = 0;
+  const stack = [];
+  const pack = (spans, x, w, total, depth) => {
+    const scale = w / Math.max(total, spans.reduce((n, c) => n + c.duration, 0) || 1);
+    let at = x;
+    for (const c of spans.slice().sort(byStart)) {
+      const cw = c.duration * scale;
+      if (cw < MIN_PX) skipped++; else stack.push({ sp: c, x: at, w: cw, depth });
+      at += cw;
+    }
+  };
+  if (focus) stack.push({ sp: focus, x: 0, w: width, depth: base });
+  else pack(model.roots, 0, width, 0, 0);
+  while (stack.length) {
+    const f = stack.pop();
+    out.push({ ...f, ancestor: false });
+    if (f.sp.children.length) pack(f.sp.children, f.x, f.w, f.sp.duration, f.depth + 1);
+  }
+  return { frames: out, skipped };
+}
+
+export function mountFlamegraph(container, env) {
+  const { model } = env;
+  const self = selfTimes(model);
+  let focus = null;
+  const reset = h('button', { type: 'button', class: 'btn', id: 'flame-reset', disabled: true }, 'Reset zoom');
+  const where = h('span', { class: 'muted', id: 'flame-where' });
+  env.tools.replaceChildren(reset, where);
+  const canvas = h('div', { class: 'flame', id: 'flamegraph' });
+  const view = h('div', { class: 'view-body', tabindex: 0 }, canvas);
+  container.replaceChildren(view);
+
+  function draw() {
+    // The drawing is as wide as the view (less the canvas' padding): text is never stretched.
+    const W = Math.max(300, (canvas.clientWidth || 1224) - 24);
+    const { frames: list, skipped } = frames(model, focus, W);
+    const depth = list.reduce((m, f) => Math.max(m, f.depth), 0) + 1;
+    const svg = s('svg', { viewBox: `0 0 ${W} ${depth * FRAME_H}`, width: W, height: depth * FRAME_H, role: 'img',
+      'aria-label': 'Flame graph: width is time spent, depth is the call stack', id: 'flame-svg' });
+    // One listener for every frame (thousands of them), and the hover text on demand.
+    const byIndex = list;
+    for (let i = 0; i < list.length; i++) {
+      const { sp, x, w, depth: d, ancestor } = list[i];
+      const g = s('g', { class: 'frame' + (sp.error ? ' error' : '') + (ancestor ? ' faded' : ''), transform: `translate(${x.toFixed(2)},${d * FRAME_H})`,
+        dataset: { spanId: sp.id, depth: String(d), i: String(i) } },
+      s('rect', { width: Math.max(w, MIN_PX).toFixed(2), height: FRAME_H - 1, rx: 1.5, style: { fill: serviceColour(sp.service) } }));
+      const chars = Math.floor((w - 6) / 6.6);
+      if (chars >= 4) {
+        const label = `${sp.service}: ${sp.name}`;
+        g.append(s('text', { x: 3, y: 13 }, label.length > chars ? label.slice(0, chars - 1) + '…' : label));
+      }
+      svg.append(g);
+    }
+    const frameOf = (ev) => { const g = ev.target.closest('g.frame'); return g ? byIndex[+g.dataset.i] : null; };
+    svg.addEventListener('click', (ev) => {
+      const f = frameOf(ev);
+      if (!f) return;
+      zoom(f.ancestor && !f.sp.parent ? null : f.sp);
+      env.select(f.sp);
+    });
+    svg.addEventListener('mouseover', (ev) => {
+      const f = frameOf(ev);
+      if (!f) return;
+      const g = ev.target.closest('g.frame');
+      if (!g.querySelector('title')) {
+        g.append(s('title', null, `${f.sp.service}: ${f.sp.name}\n${fmtDuration(f.sp.duration)} (self ${fmtDuration(self.get(f.sp))})${f.sp.error ? '\nerror' : ''}`));
+      }
+    });
+    canvas.replaceChildren(svg);
+    reset.disabled = !focus;
+    where.textContent = (focus ? `Zoomed to ${focus.service}: ${focus.name} (${fmtDuration(focus.duration)}) · ` : '')
+      + `${list.length} frames${skipped ? `, ${skipped} too narrow to draw at this zoom` : ''} · width is time spent; click a frame to zoom`;
+  }
+
+  function zoom(sp) { focus = sp; draw(); }
+  reset.addEventListener('click', () => zoom(null));
+  let raf = 0;
+  const onResize = () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; draw(); }); };
+  window.addEventListener('resize', onResize);
+  draw();
+  return {
+    onKey: (e) => { if (e.key === 'Backspace' || e.key === 'u') { zoom(focus && focus.parent ? focus.parent : null); return true; } return false; },
+    focus() { view.focus(); },
+    destroy() { window.removeEventListener('resize', onResize); },
+  };
+}
+
+"""#),
+        "graph.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"434d1337a706f00d\"",
+            text: #"""
+// Service graph (what Kiali draws), from /api/meshtrace/graph, and the per-operation dependency
+// graph (Jaeger's deep dependency graph) from /api/meshtrace/graph/operations.
+// Deep link: /graph?lookback=5m[&view=operations[&service=S&operation=O]][&focus=node][&labels=rps]
+//            [&node=x | &from=a&to=b]
+import { h, s, state, fmtNumber, registerServices } from './dom.js';
 import { getJSON } from './api.js';
-import { summarize, traceItem } from './search.js';
+import { drawGraph, nodeShape, scaleGraph, EDGE_LABELS } from './graphdraw.js';
+import { emptySide, serviceSide, operationSide } from './graphside.js';
 
 const WINDOWS = [['1m', 'Last minute'], ['5m', 'Last 5 minutes'], ['1h', 'Last hour']];
 const REFRESH_MS = 10000;
-const HEALTH_LABEL = { healthy: 'Healthy', degraded: 'Degraded', failure: 'Failure', idle: 'Idle' };
+const ANIMATE_KEY = 'meshtrace.graph.animate';
+
+function animationPreference() {
+  try {
+    const saved = localStorage.getItem(ANIMATE_KEY);
+    if (saved) return saved === 'on';
+  } catch { /* private mode */ }
+  return !matchMedia('(prefers-reduced-motion: reduce)').matches;
+}
+
+// Focus mode: the node, its callers and callees, and the edges among them.
+export function focusGraph(data, id) {
+  if (!id || !data.nodes.some((n) => n.id === id)) return data;
+  const keep = new Set([id]);
+  for (const e of data.edges) {
+    if (e.source === id) keep.add(e.target);
+    if (e.target === id) keep.add(e.source);
+  }
+  return { ...data, nodes: data.nodes.filter((n) => keep.has(n.id)), edges: data.edges.filter((e) => keep.has(e.source) && keep.has(e.target)) };
+}
+
+// /api/meshtrace/graph/operations -> the drawing's nodes and edges (ids are stable across loads).
+function operationGraph(body) {
+  const id = (n) => JSON.stringify([n.service, n.operation]);
+  const nodes = body.nodes.map((n) => ({ ...n, id: id(n), label: n.operation, type: 'operation', sub: `${fmtNumber(n.rps, 2)} rps${n.errorRate ? ` · ${fmtNumber(n.errorRate * 100, 1)}% err` : ''}` }));
+  const edges = body.edges.map((e) => ({ ...e, source: nodes[e.source].id, target: nodes[e.target].id }));
+  return { ...body, nodes, edges };
+}
 
 export async function renderGraph(root, params, ctx) {
   let lookback = WINDOWS.some(([v]) => v === params.get('lookback')) ? params.get('lookback') : '5m';
+  let view = params.get('view') === 'operations' ? 'operations' : 'services';
+  let opFocus = params.get('service') && params.get('operation') ? { service: params.get('service'), operation: params.get('operation') } : null;
+  const opService = params.get('service') || '';
+  let focus = params.get('focus') || null;
+  // Without a choice in the URL: rates on the edges, unless there are so many edges that labels
+  // would hide the graph (then none, as Kiali starts).
+  let labels = EDGE_LABELS.some(([v]) => v === params.get('labels')) ? params.get('labels') : null;
+  const BUSY_EDGES = 40;
   let selection = params.get('node') ? { node: params.get('node') }
     : params.get('from') && params.get('to') ? { from: params.get('from'), to: params.get('to') } : null;
   let data = null;
+  let scale = null; // null: fit the view
   let timer = 0;
   let stopped = false;
-  let shownTraces = '';
 
   const winSel = h('select', { id: 'graph-window', 'aria-label': 'Time window' }, WINDOWS.map(([v, l]) => h('option', { value: v }, l)));
   winSel.value = lookback;
+  const labelSel = h('select', { id: 'graph-labels', 'aria-label': 'Edge labels' }, EDGE_LABELS.map(([v, l]) => h('option', { value: v }, l)));
+  labelSel.value = labels || 'rps';
+  const animate = h('input', { type: 'checkbox', id: 'graph-animate', checked: animationPreference() });
   const auto = h('input', { type: 'checkbox', id: 'graph-auto', checked: true });
   const refreshBtn = h('button', { type: 'button', class: 'btn', id: 'graph-refresh' }, 'Refresh');
+  const zoomBtn = (label, id, title, f) => {
+    const b = h('button', { type: 'button', class: 'btn', id, title }, label);
+    b.addEventListener('click', () => { const svg = canvas.querySelector('svg.graph'); if (svg) scale = f(scaleGraph(svg, canvas, scale)); applyScale(); });
+    return b;
+  };
+  const zoom = h('span', { class: 'zoom', role: 'group', 'aria-label': 'Zoom' },
+    zoomBtn('−', 'graph-zoom-out', 'Zoom out', (c) => Math.max(0.2, c / 1.25)),
+    zoomBtn('Fit', 'graph-zoom-fit', 'Fit the view', () => null),
+    zoomBtn('+', 'graph-zoom-in', 'Zoom in', (c) => Math.min(2.5, c * 1.25)));
   const status = h('span', { class: 'muted', id: 'graph-status', 'aria-live': 'polite' });
+  const tab = (v, label) => {
+    const b = h('button', { type: 'button', class: 'tab', id: `graph-view-${v}`, role: 'tab', 'aria-selected': String(view === v) }, label);
+    b.addEventListener('click', () => { if (view !== v) { view = v; selection = null; focus = null; opFocus = null; updateURL(); load(); } });
+    return b;
+  };
+  const tabs = h('div', { class: 'tabs', role: 'tablist' }, tab('services', 'Services'), tab('operations', 'Operations'));
+  const banner = h('div', { class: 'focus-banner', id: 'graph-focus', hidden: true });
   const canvas = h('div', { class: 'graph-canvas', id: 'graph-canvas' });
   const side = h('aside', { class: 'graph-side', id: 'graph-side' });
   root.replaceChildren(h('div', { class: 'graph-page' },
     h('div', { class: 'graph-tools' },
-      h('h1', null, 'Service graph'),
+      h('h1', null, 'Service graph'), tabs,
       h('label', { class: 'inline' }, 'Window ', winSel),
+      h('label', { class: 'inline' }, 'Edge labels ', labelSel),
+      h('label', { class: 'inline', title: 'Dots flow at a rate that follows requests per second; red ones stand for errors' }, animate, ' Traffic animation'),
       h('label', { class: 'inline', title: `Reload every ${REFRESH_MS / 1000}s` }, auto, ` Auto-refresh (${REFRESH_MS / 1000}s)`),
-      refreshBtn, status),
-    h('div', { class: 'graph-body' }, h('div', { class: 'graph-main' }, canvas, legend()), side)));
+      zoom, refreshBtn, status),
+    h('div', { class: 'graph-body' }, h('div', { class: 'graph-main' }, banner, canvas, legend()), side)));
   ctx.focusTarget = winSel;
 
   function updateURL() {
     const u = new URLSearchParams({ lookback });
+    if (view === 'operations') {
+      u.set('view', 'operations');
+      if (opFocus) { u.set('service', opFocus.service); u.set('operation', opFocus.operation); } else if (opService) u.set('service', opService);
+    } else if (focus) u.set('focus', focus);
+    if (labels) u.set('labels', labels);
     if (selection && selection.node) u.set('node', selection.node);
     if (selection && selection.from) { u.set('from', selection.from); u.set('to', selection.to); }
     history.replaceState(null, '', '/graph?' + u.toString());
+    tabs.querySelectorAll('.tab').forEach((b) => b.setAttribute('aria-selected', String(b.id === `graph-view-${view}`)));
   }
 
   async function load() {
     clearTimeout(timer);
     status.textContent = 'Loading…';
+    const t0 = performance.now();
     try {
-      data = (await getJSON('/api/meshtrace/graph', { lookback })).body;
+      if (view === 'operations') {
+        data = operationGraph((await getJSON('/api/meshtrace/graph/operations', { lookback, ...(opFocus || {}) })).body);
+        registerServices(data.nodes.map((n) => n.service));
+      } else {
+        data = (await getJSON('/api/meshtrace/graph', { lookback })).body;
+        registerServices(data.nodes.map((n) => n.id));
+        for (const n of data.nodes) n.sub = n.requests ? `${fmtNumber(n.rps, 2)} rps${n.errorRate ? ` · ${fmtNumber(n.errorRate * 100, 1)}% err` : ''}` : '';
+      }
       if (stopped) return;
-      registerServices(data.nodes.map((n) => n.id));
+      const tFetched = performance.now();
       draw();
       status.textContent = `Updated ${new Date().toLocaleTimeString()} · ${data.spanCount} spans in window${data.truncated ? ' (truncated: newest spans only)' : ''}`;
-      document.documentElement.dataset.graphLoaded = String(Date.now());
+      // Timing for docs/performance.md: fetch, then layout and drawing up to the next frame.
+      requestAnimationFrame(() => setTimeout(() => {
+        window.__meshtraceGraph = { nodes: data.nodes.length, edges: data.edges.length, fetchMs: tFetched - t0, drawMs: performance.now() - tFetched, sinceNavigationMs: performance.now() };
+        document.documentElement.dataset.graphLoaded = String(Date.now());
+      }, 0));
     } catch (e) {
       if (stopped) return;
       canvas.replaceChildren(state('error', 'Could not load the service graph', e.message));
@@ -410,187 +832,394 @@ export async function renderGraph(root, params, ctx) {
 
   function draw() {
     const win = WINDOWS.find(([v]) => v === lookback)[1].toLowerCase();
+    const kindOp = view === 'operations';
+    const shown = kindOp ? data : focusGraph(data, focus);
+    const focusName = kindOp ? (opFocus ? `${opFocus.service}: ${opFocus.operation}` : null) : (shown !== data ? focus : null);
+    banner.hidden = !focusName;
+    if (focusName) {
+      const all = h('button', { type: 'button', class: 'btn', id: 'graph-unfocus' }, kindOp ? 'Show all operations' : 'Show the whole graph');
+      all.addEventListener('click', () => (kindOp ? setOpFocus(null) : setFocus(null)));
+      banner.replaceChildren(h('span', null, kindOp ? 'Only call paths through ' : 'Focused on ', h('b', null, focusName), kindOp ? '' : ' and its neighbours'), all);
+    }
     if (!data.nodes.length) {
-      canvas.replaceChildren(state('empty', `No requests in the ${win}`,
+      canvas.replaceChildren(state('empty', kindOp && opFocus ? `No calls through ${focusName} in the ${win}` : `No requests in the ${win}`,
         "Is the sidecar's --collector pointing here? Or pick a longer window."));
       renderSide();
       return;
     }
-    canvas.replaceChildren(drawGraph(data, selection, (sel) => { selection = sel; updateURL(); draw(); }));
+    if (kindOp && opService && !opFocus) for (const n of shown.nodes) n.focus = n.service === opService;
+    const shownLabels = labels || (shown.edges.length > BUSY_EDGES ? 'none' : 'rps');
+    labelSel.value = shownLabels;
+    const svg = drawGraph(shown, { selection, labels: shownLabels, animate: animate.checked, kind: kindOp ? 'operation' : 'service',
+      onSelect: (sel) => { selection = sel; updateURL(); draw(); } });
+    canvas.replaceChildren(svg);
+    applyScale();
     renderSide();
   }
 
+  function applyScale() {
+    const svg = canvas.querySelector('svg.graph');
+    if (svg) svg.dataset.scale = String(scaleGraph(svg, canvas, scale));
+  }
+
+  function setFocus(id) { focus = id; updateURL(); draw(); }
+  function setOpFocus(f) { opFocus = f; selection = null; updateURL(); load(); }
+
   function renderSide() {
-    if (!selection || !data) {
-      side.replaceChildren(h('h2', null, 'Details'), h('p', { class: 'muted' },
-        'Click a node or an edge (or focus it with Tab and press Enter) to see its traffic and traces.'),
-      h('p', { class: 'muted' }, 'Rates and counts estimate real traffic: each span counts 1 / sampling.rate.'));
-      shownTraces = '';
-      return;
-    }
-    let item, title, traffic;
-    if (selection.node) {
-      item = data.nodes.find((n) => n.id === selection.node);
-      title = item ? `${item.type === 'service' ? 'Service' : item.type[0].toUpperCase() + item.type.slice(1)} ${item.id}` : selection.node;
-    } else {
-      item = data.edges.find((e) => e.source === selection.from && e.target === selection.to);
-      title = `${selection.from} → ${selection.to}`;
-    }
-    if (!item) {
-      side.replaceChildren(h('h2', null, title), h('p', { class: 'muted' }, 'No traffic in this window.'));
-      return;
-    }
-    traffic = [
-      ['Requests (est.)', fmtNumber(item.requests, 1)], ['Rate', `${fmtNumber(item.rps, 3)} req/s`],
-      ['Errors', `${fmtNumber(item.errorRate * 100, 1)}%`], ['5xx', fmtNumber(item.errors5xx, 1)], ['4xx', fmtNumber(item.errors4xx, 1)],
-      ['Other errors', fmtNumber(item.errorsOther, 1)], ['Spans seen', String(item.spans)],
-    ];
-    if (item.p95Ms !== undefined) traffic.push(['p95 latency', fmtMs(item.p95Ms)], ['Protocol', item.protocol]);
-    const searchLink = selection.node && (item.type === 'service' || item.type === 'gateway')
-      ? h('a', { href: `/search?service=${encodeURIComponent(item.id)}&lookback=${lookback}`, 'data-link': '', class: 'btn' }, `Search all ${item.id} traces`)
-      : selection.from ? h('a', { href: `/search?service=${encodeURIComponent(selection.from)}&lookback=${lookback}`, 'data-link': '', class: 'btn' }, `Search ${selection.from} traces`) : null;
-    const traces = h('div', { id: 'graph-traces' }, state('loading', 'Loading traces…'));
-    side.replaceChildren(
-      h('h2', { id: 'graph-side-title' }, title),
-      h('p', null, h('span', { class: `health-badge ${item.health}` }, HEALTH_LABEL[item.health] || item.health)),
-      h('table', { class: 'kv' }, h('tbody', null, traffic.map(([k, v]) => h('tr', null, h('th', null, k), h('td', null, v))))),
-      searchLink, h('h3', null, 'Recent traces'), traces);
-    const key = item.traceIDs.join(',');
-    shownTraces = key;
-    if (!item.traceIDs.length) { traces.replaceChildren(h('p', { class: 'muted' }, 'No traces kept.')); return; }
-    getJSON('/api/traces', { traceID: item.traceIDs }).then(({ body }) => {
-      if (shownTraces !== key) return;
-      const list = (body.data || []).map(summarize).sort((a, b) => b.start - a.start);
-      traces.replaceChildren(h('ol', { class: 'trace-list compact', id: 'graph-trace-list' }, list.map(traceItem)));
-    }).catch((e) => traces.replaceChildren(state('error', 'Could not load traces', e.message)));
+    if (!selection || !data) { emptySide(side, view === 'operations'); return; }
+    if (view === 'operations') operationSide(side, { graph: data, selection, lookback, focus: opFocus, onFocus: setOpFocus });
+    else serviceSide(side, { data, selection, lookback, focus, onFocus: setFocus });
   }
 
   winSel.addEventListener('change', () => { lookback = winSel.value; updateURL(); load(); });
+  labelSel.addEventListener('change', () => { labels = labelSel.value; updateURL(); if (data) draw(); });
+  animate.addEventListener('change', () => {
+    try { localStorage.setItem(ANIMATE_KEY, animate.checked ? 'on' : 'off'); } catch { /* private mode */ }
+    if (data) draw();
+  });
   auto.addEventListener('change', () => { if (auto.checked) load(); else clearTimeout(timer); });
   refreshBtn.addEventListener('click', load);
   ctx.onKey = (e) => {
     if (e.key === 'Escape' && selection) { selection = null; updateURL(); draw(); return true; }
+    if (e.key === 'Escape' && focus) { setFocus(null); return true; }
     if (e.key === 'r') { load(); return true; }
     return false;
   };
+  updateURL();
   await load();
   return () => { stopped = true; clearTimeout(timer); };
 }
 
+// The same shapes the graph draws, so the legend is the drawing's own key.
 function legend() {
   const item = (cls, label) => h('span', { class: 'legend-item' }, h('span', { class: `legend-line ${cls}` }), label);
+  const shape = (type, label) => {
+    const r = 7;
+    const svg = s('svg', { class: `legend-shape node ${type} healthy`, viewBox: '-12 -12 24 24', width: 18, height: 18 }, nodeShape(type, r));
+    return h('span', { class: 'legend-item', dataset: { legend: type } }, svg, label);
+  };
   return h('div', { class: 'legend', id: 'graph-legend' },
     item('healthy', 'Healthy'), item('degraded', 'Degraded (any 5xx, or ≥10% 4xx)'), item('failure', 'Failure (≥10% 5xx, or ≥20% 4xx)'), item('idle', 'Idle'),
-    h('span', { class: 'legend-item' }, '● service  ◆ gateway  ◌ unknown caller  ▢ external'));
+    shape('service', 'service'), shape('gateway', 'gateway'), shape('unknown', 'unknown caller'), shape('external', 'external'),
+    h('span', { class: 'legend-item' }, h('span', { class: 'legend-dot' }), h('span', { class: 'legend-dot err' }), 'traffic (red: errors)'));
 }
 
-// Layered left-to-right layout: rank = longest path from the callers, then order each column by
-// the average position of its callers to keep crossings down.
-function layout(nodes, edges) {
-  const rank = new Map(nodes.map((n) => [n.id, 0]));
-  const N = nodes.length;
-  for (let it = 0; it < N; it++) {
-    let changed = false;
-    for (const e of edges) {
-      if (e.source === e.target) continue;
-      const r = rank.get(e.source) + 1;
-      if (r > rank.get(e.target) && r < N) { rank.set(e.target, r); changed = true; }
-    }
-    if (!changed) break;
+"""#),
+        "graphdraw.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"5d64b3e884d8fc28\"",
+            text: #"""
+// Draws a service (or operation) graph as SVG from the layered layout: shapes by node type as the
+// legend shows them, edges coloured by Kiali health, a label choice on edges, and traffic dots
+// whose rate follows the edge's rps and whose share of red follows its error rate.
+import { s, fmtMs, fmtNumber, serviceColour } from './dom.js';
+import { layered } from './layered.js';
+
+export const HEALTH_LABEL = { healthy: 'Healthy', degraded: 'Degraded', failure: 'Failure', idle: 'Idle' };
+const R = 24;
+// Dots at once over the whole graph: past this they are thinned evenly (a 100-service mesh must
+// not spend its frames animating).
+const MAX_DOTS = 240;
+
+export const EDGE_LABELS = [['rps', 'Request rate'], ['errors', 'Error %'], ['p95', 'p95 latency'], ['none', 'No labels']];
+
+export function edgeLabel(e, mode) {
+  if (e.label !== undefined) return mode === 'none' ? '' : e.label;
+  switch (mode) {
+    case 'rps': return `${fmtNumber(e.rps, 2)} rps`;
+    case 'errors': return `${fmtNumber(e.errorRate * 100, 1)}%`;
+    case 'p95': return e.p95Ms === undefined ? '' : `p95 ${fmtMs(e.p95Ms)}`;
+    default: return '';
   }
-  const columns = [];
-  for (const n of nodes) (columns[rank.get(n.id)] ||= []).push(n);
-  const pos = new Map();
-  columns.forEach((col, c) => {
-    if (!col) return;
-    const bary = (n) => {
-      const ins = edges.filter((e) => e.target === n.id && pos.has(e.source)).map((e) => pos.get(e.source).i);
-      return ins.length ? ins.reduce((a, b) => a + b, 0) / ins.length : Infinity;
-    };
-    col.sort((a, b) => bary(a) - bary(b) || (a.id < b.id ? -1 : 1));
-    col.forEach((n, i) => pos.set(n.id, { c, i, n: col.length }));
-  });
-  return { pos, columns: columns.length, rows: Math.max(...columns.filter(Boolean).map((c) => c.length)) };
 }
 
-function drawGraph(data, selection, onSelect) {
-  const { pos, columns, rows } = layout(data.nodes, data.edges);
-  const COL = 260, ROW = 120, PAD_X = 90, PAD_Y = 70, R = 24;
-  const W = PAD_X * 2 + (columns - 1) * COL, H = PAD_Y * 2 + (rows - 1) * ROW + 20;
-  const at = (id) => {
-    const p = pos.get(id);
-    return { x: PAD_X + p.c * COL, y: PAD_Y + ((rows - 1) * ROW) / 2 + (p.i - (p.n - 1) / 2) * ROW };
-  };
-  const svg = s('svg', { class: 'graph', id: 'graph-svg', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'Service graph' });
+// Dots per second on an edge, relative to the busiest edge (maxRps): from 0.25/s to 3/s by the
+// square root of the share, so a 30x difference in rate is a 5x difference in dots and the
+// quietest edge still moves. A log of the absolute rate (tried first) drew 0.007 and 0.1 rps,
+// the generated mesh's range over 5 minutes, as the same single dot.
+export function dotRate(rps, maxRps) {
+  if (!(rps > 0) || !(maxRps > 0)) return 0;
+  return 0.25 + 2.75 * Math.sqrt(Math.min(1, rps / maxRps));
+}
+
+// The shape of a node type, shared by the graph and its legend.
+export function nodeShape(type, r = R) {
+  if (type === 'gateway') return s('polygon', { points: `0,${-r - 4} ${r + 4},0 0,${r + 4} ${-r - 4},0`, class: 'shape' });
+  if (type === 'external') return s('rect', { x: -r, y: -r, width: 2 * r, height: 2 * r, rx: r / 3, class: 'shape' });
+  if (type === 'operation') return s('rect', { x: -r * 2, y: -r * 0.8, width: r * 4, height: r * 1.6, rx: 6, class: 'shape' });
+  return s('circle', { r, class: 'shape' });
+}
+
+const truncate = (text, n) => (text.length > n ? text.slice(0, n - 1) + '…' : text);
+
+// graph: {nodes: [{id, type, health, rps, errorRate, requests, label, sub}], edges: [{source, target, health, rps, errorRate, p95Ms}]}
+// opts: {selection, labels, animate, onSelect, kind: 'service'|'operation'}
+export function drawGraph(graph, opts) {
+  const kindOp = opts.kind === 'operation';
+  const labelOf = (n) => truncate(n.label || n.id, kindOp ? 30 : 48);
+  const lay = layered(graph.nodes.map((n) => ({
+    id: n.id, height: kindOp ? 2 * R + 34 : 2 * R + 44,
+    width: Math.max(kindOp ? R * 4 : 2 * R + 10, labelOf(n).length * 7.4 + 8, (n.sub || '').length * 6.4 + 8),
+  })), graph.edges, { layerGap: kindOp ? 110 : 130, nodeGap: 22, margin: 50 });
+  const W = Math.max(lay.width, 300), H = Math.max(lay.height, 200);
+  const svg = s('svg', { class: 'graph', id: opts.id || 'graph-svg', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    'aria-label': kindOp ? 'Operation dependency graph' : 'Service graph', dataset: { layers: String(lay.layers), crossings: String(lay.crossings), w: String(W), h: String(H) } });
   const defs = s('defs');
   for (const hl of ['healthy', 'degraded', 'failure', 'idle']) {
     defs.append(s('marker', { id: `arrow-${hl}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
       s('path', { d: 'M0,0 L10,5 L0,10 z', class: `arrowhead ${hl}` })));
   }
   svg.append(defs);
-  const edgeLayer = s('g', { class: 'edges' }), labelLayer = s('g', { class: 'labels' }), nodeLayer = s('g', { class: 'nodes' });
-  svg.append(edgeLayer, nodeLayer, labelLayer);
+  const edgeLayer = s('g', { class: 'edges' }), dotLayer = s('g', { class: 'traffic' }), labelLayer = s('g', { class: 'labels' }), nodeLayer = s('g', { class: 'nodes' });
+  svg.append(edgeLayer, dotLayer, nodeLayer, labelLayer);
   const activate = (el, sel, label) => {
     el.setAttribute('tabindex', '0');
     el.setAttribute('role', 'button');
     el.setAttribute('aria-label', label);
-    el.addEventListener('click', (ev) => { ev.stopPropagation(); onSelect(sel); });
-    el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); onSelect(sel); } });
+    el.addEventListener('click', (ev) => { ev.stopPropagation(); opts.onSelect(sel); });
+    el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); opts.onSelect(sel); } });
   };
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const halfW = (id) => (kindOp ? R * 2 : byId.get(id) && byId.get(id).type === 'gateway' ? R + 4 : R);
 
-  for (const e of data.edges) {
-    const a = at(e.source), b = at(e.target);
-    let d, mx, my;
-    if (e.source === e.target) {
-      d = `M${a.x - 10},${a.y - R + 2} C${a.x - 50},${a.y - R - 60} ${a.x + 50},${a.y - R - 60} ${a.x + 10},${a.y - R + 2}`;
-      mx = a.x; my = a.y - R - 48;
-    } else if (b.x > a.x) {
-      const x1 = a.x + R, x2 = b.x - R - 2, dx = (x2 - x1) / 2;
-      d = `M${x1},${a.y} C${x1 + dx},${a.y} ${x2 - dx},${b.y} ${x2},${b.y}`;
-      mx = (x1 + x2) / 2; my = (a.y + b.y) / 2;
-    } else {
-      const x1 = a.x, y1 = a.y - R, x2 = b.x, y2 = b.y - R - 2, lift = 70 + Math.abs(x1 - x2) * 0.15;
-      d = `M${x1},${y1} C${x1},${y1 - lift} ${x2},${y2 - lift} ${x2},${y2}`;
-      mx = (x1 + x2) / 2; my = (y1 + y2) / 2 - lift * 0.75;
-    }
-    const selected = selection && selection.from === e.source && selection.to === e.target;
-    const width = 1.6 + Math.min(4, Math.log10(1 + e.rps) * 2.5);
+  const maxRps = graph.edges.reduce((a, e) => Math.max(a, e.rps || 0), 0);
+  const totalRate = graph.edges.reduce((a, e) => a + dotRate(e.rps, maxRps), 0);
+  const thin = opts.animate ? Math.min(1, MAX_DOTS / Math.max(1, totalRate * 2.4)) : 0;
+  const sel = opts.selection;
+  const placed = [];
+  for (const le of lay.edges) {
+    const e = le.edge;
+    const { d, mx, my, length } = edgePath(le, halfW(le.source), halfW(le.target));
+    const selected = sel && sel.from === e.source && sel.to === e.target;
+    const width = 1.6 + Math.min(4, Math.log10(1 + (e.rps || 0)) * 2.5);
     const g = s('g', { class: `edge ${e.health}${selected ? ' selected' : ''}`,
-      dataset: { source: e.source, target: e.target, health: e.health, rps: String(e.rps), requests: String(e.requests), errorRate: String(e.errorRate), p95: String(e.p95Ms) } },
+      dataset: { source: e.source, target: e.target, health: e.health, rps: String(e.rps), requests: String(e.requests),
+        errorRate: String(e.errorRate), p95: String(e.p95Ms) } },
     s('path', { d, class: 'hit' }),
     s('path', { d, class: 'line', 'marker-end': `url(#arrow-${e.health})`, style: { strokeWidth: `${width}px` } }),
-    s('title', null, `${e.source} → ${e.target}\n${fmtNumber(e.rps, 3)} req/s, ${fmtNumber(e.errorRate * 100, 1)}% errors, p95 ${fmtMs(e.p95Ms)}`));
+    s('title', null, `${byId.get(e.source)?.label || e.source} → ${byId.get(e.target)?.label || e.target}\n${fmtNumber(e.rps, 3)} req/s, ${fmtNumber(e.errorRate * 100, 1)}% errors${e.p95Ms === undefined ? '' : `, p95 ${fmtMs(e.p95Ms)}`}`));
     activate(g, { from: e.source, to: e.target }, `Edge ${e.source} to ${e.target}`);
     edgeLayer.append(g);
-    const label = `${fmtNumber(e.rps, 2)} rps · ${fmtNumber(e.errorRate * 100, 1)}% · p95 ${fmtMs(e.p95Ms)}`;
-    const wText = label.length * 6.2 + 10;
-    labelLayer.append(s('g', { class: `edge-label ${e.health}`, transform: `translate(${mx},${my})` },
-      s('rect', { x: -wText / 2, y: -9, width: wText, height: 18, rx: 4 }),
-      s('text', { 'text-anchor': 'middle', y: 4 }, label)));
+    if (thin > 0 && e.rps > 0) addDots(dotLayer, g, d, length, e, dotRate(e.rps, maxRps) * thin);
+    const text = edgeLabel(e, opts.labels);
+    if (text) {
+      const wText = text.length * 6.2 + 10;
+      const at = placeLabel(placed, mx, my, wText, 18);
+      labelLayer.append(s('g', { class: `edge-label ${e.health}`, transform: `translate(${at.x},${at.y})` },
+        s('rect', { x: -wText / 2, y: -9, width: wText, height: 18, rx: 4 }),
+        s('text', { 'text-anchor': 'middle', y: 4 }, text)));
+    }
   }
 
-  for (const n of data.nodes) {
-    const { x, y } = at(n.id);
-    const selected = selection && selection.node === n.id;
-    const g = s('g', { class: `node ${n.type} ${n.health}${selected ? ' selected' : ''}`, transform: `translate(${x},${y})`,
-      dataset: { node: n.id, type: n.type, health: n.health, rps: String(n.rps) } });
-    const fill = n.type === 'service' || n.type === 'gateway' ? serviceColour(n.id) : null;
-    let shape;
-    if (n.type === 'gateway') shape = s('polygon', { points: `0,${-R - 4} ${R + 4},0 0,${R + 4} ${-R - 4},0`, class: 'shape' });
-    else if (n.type === 'external') shape = s('rect', { x: -R, y: -R, width: 2 * R, height: 2 * R, rx: 8, class: 'shape' });
-    else shape = s('circle', { r: R, class: 'shape' });
-    g.append(s('circle', { r: R + 10, class: 'halo' }), shape);
-    if (fill) g.append(s('circle', { r: 8, class: 'svc-dot', style: { fill } }));
+  for (const n of graph.nodes) {
+    const p = lay.nodes.get(n.id);
+    const selected = sel && sel.node === n.id;
+    const g = s('g', { class: `node ${n.type} ${n.health}${selected ? ' selected' : ''}${n.focus ? ' focus' : ''}`, transform: `translate(${p.x},${p.y})`,
+      dataset: { node: n.id, type: n.type, health: n.health, rps: String(n.rps), layer: String(p.layer) } });
+    g.append(kindOp ? s('rect', { x: -R * 2 - 8, y: -R * 0.8 - 8, width: R * 4 + 16, height: R * 1.6 + 16, rx: 10, class: 'halo' }) : s('circle', { r: R + 10, class: 'halo' }),
+      nodeShape(n.type));
+    const colour = n.service || (n.type === 'service' || n.type === 'gateway' ? n.id : null);
+    if (colour) g.append(s('circle', { r: kindOp ? 6 : 8, cx: kindOp ? -R * 2 + 12 : 0, class: 'svc-dot', style: { fill: serviceColour(colour) } }));
     if (n.type === 'unknown') g.append(s('text', { class: 'glyph', 'text-anchor': 'middle', y: 6 }, '?'));
     if (n.type === 'external') g.append(s('text', { class: 'glyph', 'text-anchor': 'middle', y: 6 }, '↗'));
-    g.append(s('text', { class: 'node-name', 'text-anchor': 'middle', y: R + 18 }, n.id),
-      s('text', { class: 'node-rate', 'text-anchor': 'middle', y: R + 33 }, n.requests ? `${fmtNumber(n.rps, 2)} rps${n.errorRate ? ` · ${fmtNumber(n.errorRate * 100, 1)}% err` : ''}` : ''),
-      s('title', null, `${n.type} ${n.id}: ${HEALTH_LABEL[n.health]}`));
-    activate(g, { node: n.id }, `${n.type} ${n.id}`);
+    if (kindOp) g.append(s('text', { class: 'op-service', x: -R * 2 + 22, y: 4 }, truncate(n.service, 11)));
+    const labelY = kindOp ? R * 0.8 + 16 : R + 18;
+    g.append(s('text', { class: 'node-name', 'text-anchor': 'middle', y: labelY }, labelOf(n)),
+      s('text', { class: 'node-rate', 'text-anchor': 'middle', y: labelY + 15 }, n.sub || ''),
+      s('title', null, `${n.type} ${n.label || n.id}: ${HEALTH_LABEL[n.health] || n.health}`));
+    activate(g, { node: n.id }, `${n.type} ${n.label || n.id}`);
     nodeLayer.append(g);
   }
-  svg.addEventListener('click', () => onSelect(null));
+  svg.addEventListener('click', () => opts.onSelect(null));
   return svg;
+}
+
+// A smooth path through the layout's points, from the source's edge to the target's; its middle
+// (for the label) and an estimate of its length (for the dots' speed).
+function edgePath(le, rs, rt) {
+  const pts = le.points;
+  if (le.self) {
+    const a = pts[0];
+    return { d: `M${a.x - 10},${a.y - R + 2} C${a.x - 50},${a.y - R - 60} ${a.x + 50},${a.y - R - 60} ${a.x + 10},${a.y - R + 2}`, mx: a.x, my: a.y - R - 48, length: 160 };
+  }
+  const dir = pts[pts.length - 1].x >= pts[0].x ? 1 : -1;
+  // A back edge runs below the forward ones between the same columns, so a↔b stays two lines.
+  const lift = le.reversed ? 10 : 0;
+  const p = pts.map((q, i) => ({ x: q.x + (i === 0 ? dir * rs : i === pts.length - 1 ? -dir * (rt + 2) : 0), y: q.y + (i === 0 || i === pts.length - 1 ? lift / 2 : lift) }));
+  let d = `M${p[0].x},${p[0].y}`, length = 0;
+  for (let i = 1; i < p.length; i++) {
+    const a = p[i - 1], b = p[i], dx = (b.x - a.x) / 2;
+    d += ` C${a.x + dx},${a.y} ${b.x - dx},${b.y} ${b.x},${b.y}`;
+    length += Math.hypot(b.x - a.x, b.y - a.y);
+  }
+  // The label sits in the gap after the source's column, where there are no nodes.
+  return { d, mx: (p[0].x + p[1].x) / 2, my: (p[0].y + p[1].y) / 2, length };
+}
+
+// Shows the drawing at `scale`, or (null) as large as fits the box, but never below `min` (a
+// bigger graph scrolls rather than shrinking past readable). Returns the scale used.
+export function scaleGraph(svg, box, scale, min = 0.7) {
+  const W = +svg.dataset.w, H = +svg.dataset.h;
+  const fit = Math.min(1, (box.clientWidth - 24) / W, (box.clientHeight - 24) / H);
+  const used = scale == null ? Math.max(min, Math.min(fit, 1)) : scale;
+  svg.setAttribute('width', String(Math.round(W * used)));
+  svg.setAttribute('height', String(Math.round(H * used)));
+  return used;
+}
+
+// A spot for an edge label near (x, y) that no label placed before covers: the first free one
+// of a few steps up and down (a busy node's labels fan out instead of stacking).
+function placeLabel(placed, x, y, w, h) {
+  const free = (cy) => placed.every((b) => Math.abs(b.x - x) * 2 >= b.w + w || Math.abs(b.y - cy) * 2 >= b.h + h);
+  let at = y;
+  for (const dy of [0, 1, -1, 2, -2, 3, -3]) {
+    if (free(y + dy * (h + 2))) { at = y + dy * (h + 2); break; }
+  }
+  placed.push({ x, y: at, w, h });
+  return { x, y: at };
+}
+
+// Dots that travel the edge at a steady speed; how many start per second follows the rate, and
+// the share of red ones the error rate (at least one when there are errors at all).
+function addDots(layer, edgeGroup, d, length, e, perSecond) {
+  const dur = Math.max(1.2, length / 140);
+  const count = Math.max(1, Math.round(perSecond * dur));
+  const red = e.errorRate > 0 ? Math.max(1, Math.round(count * e.errorRate)) : 0;
+  edgeGroup.dataset.dots = String(count);
+  // What a person sees: dots passing a point per second (count over the travel time).
+  edgeGroup.dataset.dotRate = (count / dur).toFixed(3);
+  edgeGroup.dataset.redDots = String(red);
+  for (let i = 0; i < count; i++) {
+    // Spread the red ones through the stream rather than bunching them.
+    const isRed = red > 0 && Math.floor((i * red) / count) !== Math.floor(((i + 1) * red) / count);
+    const dot = s('circle', { r: 3, class: 'dot' + (isRed ? ' err' : '') });
+    // A negative begin starts each dot part-way along, so the stream is already flowing.
+    dot.append(s('animateMotion', { dur: `${dur.toFixed(2)}s`, begin: `${(-(i * dur) / count).toFixed(2)}s`, repeatCount: 'indefinite', path: d }));
+    layer.append(dot);
+  }
+}
+
+"""#),
+        "graphside.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"2694bbe4082409d7\"",
+            text: #"""
+// The service graph's side panel: a node's or edge's traffic, sparklines of its rate, error % and
+// p95 over the window (/api/meshtrace/graph/series), focus and per-operation links, and its traces.
+import { h, state, fmtMs, fmtNumber } from './dom.js';
+import { getJSON } from './api.js';
+import { summarize, traceItem } from './search.js';
+import { sparkline } from './charts.js';
+import { HEALTH_LABEL } from './graphdraw.js';
+
+let shownTraces = '';
+
+export function emptySide(side, kindOp) {
+  shownTraces = '';
+  side.replaceChildren(h('h2', null, 'Details'), h('p', { class: 'muted' },
+    kindOp ? 'Click an operation to see its calls, then focus on it to see only the paths through it (Jaeger\'s deep dependency graph).'
+      : 'Click a node or an edge (or focus it with Tab and press Enter) to see its traffic, trends and traces.'),
+  h('p', { class: 'muted' }, 'Rates and counts estimate real traffic: each span counts 1 / sampling.rate.'));
+}
+
+export function trafficTable(item) {
+  const rows = [
+    ['Requests (est.)', fmtNumber(item.requests, 1)], ['Rate', `${fmtNumber(item.rps, 3)} req/s`],
+    ['Errors', `${fmtNumber(item.errorRate * 100, 1)}%`],
+  ];
+  if (item.errors5xx !== undefined) rows.push(['5xx', fmtNumber(item.errors5xx, 1)], ['4xx', fmtNumber(item.errors4xx, 1)], ['Other errors', fmtNumber(item.errorsOther, 1)]);
+  rows.push(['Spans seen', String(item.spans)]);
+  if (item.p95Ms !== undefined) rows.push(['p95 latency', fmtMs(item.p95Ms)]);
+  if (item.protocol) rows.push(['Protocol', item.protocol]);
+  return h('table', { class: 'kv', id: 'graph-traffic' }, h('tbody', null, rows.map(([k, v]) => h('tr', null, h('th', null, k), h('td', null, v)))));
+}
+
+// Three sparklines over the window, filled in when the series arrives.
+function trends(query, lookback) {
+  const box = h('div', { class: 'trends', id: 'graph-trends' }, h('p', { class: 'muted' }, 'Loading trends…'));
+  getJSON('/api/meshtrace/graph/series', { lookback, points: 30, ...query }).then(({ body }) => {
+    const pts = body.series;
+    const row = (label, values, fmt, cls, last) => h('div', { class: 'trend', dataset: { trend: cls } },
+      h('span', { class: 'trend-label' }, label), sparkline(values, { width: 150, height: 30, format: fmt, label, cls }),
+      h('span', { class: 'trend-value' }, last));
+    const sum = body.summary;
+    box.replaceChildren(
+      h('h3', null, `Over the window (${pts.length} × ${Math.round(body.stepMs / 1000)}s)`),
+      row('Requests/s', pts.map((p) => p.rps), (v) => fmtNumber(v, 2), 'rps', `${fmtNumber(sum.rps, 2)}/s`),
+      row('Errors', pts.map((p) => (p.requests ? p.errorRate * 100 : null)), (v) => `${fmtNumber(v, 1)}%`, 'errors', `${fmtNumber(sum.errorRate * 100, 1)}%`),
+      row('p95', pts.map((p) => p.p95Ms), fmtMs, 'p95', sum.p95Ms == null ? '–' : fmtMs(sum.p95Ms)));
+  }).catch((e) => box.replaceChildren(state('error', 'Could not load trends', e.message)));
+  return box;
+}
+
+function traceList(ids) {
+  const traces = h('div', { id: 'graph-traces' }, state('loading', 'Loading traces…'));
+  const key = ids.join(',');
+  shownTraces = key;
+  if (!ids.length) { traces.replaceChildren(h('p', { class: 'muted' }, 'No traces kept.')); return traces; }
+  getJSON('/api/traces', { traceID: ids }).then(({ body }) => {
+    if (shownTraces !== key) return;
+    const list = (body.data || []).map(summarize).sort((a, b) => b.start - a.start);
+    traces.replaceChildren(h('ol', { class: 'trace-list compact', id: 'graph-trace-list' }, list.map(traceItem)));
+  }).catch((e) => traces.replaceChildren(state('error', 'Could not load traces', e.message)));
+  return traces;
+}
+
+// The services view: a node or an edge of /api/meshtrace/graph.
+export function serviceSide(side, { data, selection, lookback, focus, onFocus }) {
+  let item, title;
+  if (selection.node) {
+    item = data.nodes.find((n) => n.id === selection.node);
+    title = item ? `${item.type === 'service' ? 'Service' : item.type[0].toUpperCase() + item.type.slice(1)} ${item.id}` : selection.node;
+  } else {
+    item = data.edges.find((e) => e.source === selection.from && e.target === selection.to);
+    title = `${selection.from} → ${selection.to}`;
+  }
+  if (!item) {
+    side.replaceChildren(h('h2', { id: 'graph-side-title' }, title), h('p', { class: 'muted' }, 'No traffic in this window.'));
+    return;
+  }
+  const enc = encodeURIComponent;
+  const actions = h('div', { class: 'side-actions' });
+  if (selection.node) {
+    const focusBtn = h('button', { type: 'button', class: 'btn', id: 'graph-focus-btn' }, focus === item.id ? 'Show the whole graph' : `Focus on ${item.id}`);
+    focusBtn.addEventListener('click', () => onFocus(focus === item.id ? null : item.id));
+    actions.append(focusBtn);
+    if (item.type === 'service' || item.type === 'gateway') {
+      actions.append(
+        h('a', { href: `/graph?view=operations&lookback=${lookback}&service=${enc(item.id)}`, 'data-link': '', class: 'btn', id: 'graph-ops-link' }, 'Operation dependencies'),
+        h('a', { href: `/monitor?lookback=${lookback}&service=${enc(item.id)}`, 'data-link': '', class: 'btn' }, 'Monitor'),
+        h('a', { href: `/search?service=${enc(item.id)}&lookback=${lookback}`, 'data-link': '', class: 'btn' }, `Search all ${item.id} traces`));
+    }
+  } else {
+    actions.append(h('a', { href: `/search?service=${enc(selection.from)}&lookback=${lookback}`, 'data-link': '', class: 'btn' }, `Search ${selection.from} traces`));
+  }
+  side.replaceChildren(
+    h('h2', { id: 'graph-side-title' }, title),
+    h('p', null, h('span', { class: `health-badge ${item.health}` }, HEALTH_LABEL[item.health] || item.health)),
+    trafficTable(item),
+    trends(selection.node ? { node: selection.node } : { from: selection.from, to: selection.to }, lookback),
+    actions, h('h3', null, 'Recent traces'), traceList(item.traceIDs));
+}
+
+// The operations view: a node ({service, operation}) or an edge of /api/meshtrace/graph/operations.
+export function operationSide(side, { graph, selection, lookback, focus, onFocus }) {
+  const enc = encodeURIComponent;
+  if (selection.node) {
+    const n = graph.nodes.find((x) => x.id === selection.node);
+    if (!n) { emptySide(side, true); return; }
+    const focused = focus && focus.service === n.service && focus.operation === n.operation;
+    const focusBtn = h('button', { type: 'button', class: 'btn', id: 'graph-focus-btn' }, focused ? 'Show all operations' : 'Focus on this operation');
+    focusBtn.addEventListener('click', () => onFocus(focused ? null : { service: n.service, operation: n.operation }));
+    side.replaceChildren(h('h2', { id: 'graph-side-title' }, n.operation), h('p', { class: 'details-sub' }, h('b', null, n.service)),
+      h('p', null, h('span', { class: `health-badge ${n.health}` }, HEALTH_LABEL[n.health] || n.health)),
+      trafficTable(n), h('div', { class: 'side-actions' }, focusBtn,
+        h('a', { href: `/search?service=${enc(n.service)}&operation=${enc(n.operation)}&lookback=${lookback}`, 'data-link': '', class: 'btn', id: 'graph-op-traces' }, 'Its traces')));
+    return;
+  }
+  const e = graph.edges.find((x) => x.source === selection.from && x.target === selection.to);
+  const a = graph.nodes.find((x) => x.id === selection.from), b = graph.nodes.find((x) => x.id === selection.to);
+  if (!e || !a || !b) { emptySide(side, true); return; }
+  side.replaceChildren(h('h2', { id: 'graph-side-title' }, `${a.label} → ${b.label}`),
+    h('p', { class: 'details-sub' }, `${a.service} → ${b.service}`), trafficTable(e));
 }
 
 """#),
@@ -685,7 +1314,7 @@ export async function renderHealth(root, params, ctx) {
 
 """#),
         "index.html": EmbeddedAsset(
-            contentType: "text/html; charset=utf-8", etag: "\"2bca5b44de5da518\"",
+            contentType: "text/html; charset=utf-8", etag: "\"3cf780c4dc138a2d\"",
             text: #"""
 <!doctype html>
 <html lang="en">
@@ -695,6 +1324,7 @@ export async function renderHealth(root, params, ctx) {
 <title>Meshtrace</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/style.css">
+<link rel="stylesheet" href="/static/views.css">
 <script type="module" src="/static/app.js"></script>
 </head>
 <body>
@@ -703,6 +1333,7 @@ export async function renderHealth(root, params, ctx) {
   <nav>
     <a href="/search" data-link data-nav="search">Search</a>
     <a href="/graph" data-link data-nav="graph">Service graph</a>
+    <a href="/monitor" data-link data-nav="monitor">Monitor</a>
     <a href="/health" data-link data-nav="health">Health</a>
   </nav>
   <span class="spacer"></span>
@@ -715,12 +1346,598 @@ export async function renderHealth(root, params, ctx) {
 </html>
 
 """#),
+        "jsonview.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"d6a4177b7e528990\"",
+            text: #"""
+// JSON view of one trace: the API's Jaeger JSON as a collapsible tree with search. Children are
+// built only when opened and long arrays open in groups of 100, so a 10,000-span trace is cheap.
+import { h } from './dom.js';
+
+const GROUP = 100;
+const MAX_MATCHES = 5000;
+
+const isObj = (v) => v !== null && typeof v === 'object';
+
+// Every place the query occurs (a key or a scalar value, case-insensitive): paths of keys/indices.
+export function searchJSON(value, query, max = MAX_MATCHES) {
+  const q = query.toLowerCase();
+  const out = [];
+  const stack = [[value, []]];
+  while (stack.length && out.length < max) {
+    const [v, path] = stack.pop();
+    if (isObj(v)) {
+      const keys = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const k = keys[i];
+        stack.push([v[k], path.concat([k])]);
+      }
+      if (!Array.isArray(v)) for (const k of keys) if (k.toLowerCase().includes(q)) out.push({ path: path.concat([k]), key: true });
+    } else if (String(v).toLowerCase().includes(q)) out.push({ path, key: false });
+  }
+  // Document order: the stack visits in order, but key hits were pushed with their parent.
+  return out.sort((a, b) => comparePaths(a.path, b.path) || (a.key === b.key ? 0 : a.key ? -1 : 1));
+}
+
+function comparePaths(a, b) {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] === b[i]) continue;
+    return typeof a[i] === 'number' && typeof b[i] === 'number' ? a[i] - b[i] : String(a[i]) < String(b[i]) ? -1 : 1;
+  }
+  return a.length - b.length;
+}
+
+// The ids of the nodes to open so that `path` shows: each container on the way, and for long
+// arrays the group of 100 that holds the index.
+export function pathIds(root, path) {
+  const ids = [];
+  let v = root, id = '$';
+  ids.push(id);
+  for (const k of path.slice(0, -1)) {
+    // A group's id names its array (children()'s `${id}/[start]`); the element's id does not name the group.
+    if (Array.isArray(v) && v.length > GROUP) ids.push(`${id}/[${Math.floor(k / GROUP) * GROUP}]`);
+    id = `${id}/${k}`;
+    ids.push(id);
+    v = v[k];
+  }
+  if (Array.isArray(v) && v.length > GROUP && path.length) ids.push(`${id}/[${Math.floor(path[path.length - 1] / GROUP) * GROUP}]`);
+  return ids;
+}
+
+// What a closed object is, at a glance: a span's operation, a process's service, a tag's pair.
+function preview(v) {
+  if (Array.isArray(v)) return '';
+  const text = typeof v.operationName === 'string' ? `${v.operationName} · ${v.spanID || ''}`
+    : typeof v.serviceName === 'string' ? v.serviceName
+      : typeof v.key === 'string' && 'value' in v && !isObj(v.value) ? `${v.key} = ${v.value}` : '';
+  return text ? h('span', { class: 'hint' }, ` ${text}`) : '';
+}
+
+export function mountJSON(container, env) {
+  const root = env.raw;
+  const open = new Set(['$', '$/spans', '$/processes']);
+  let query = '', matches = [], current = -1;
+  const input = h('input', { type: 'search', id: 'json-find', placeholder: 'Search keys and values…', spellcheck: 'false', 'aria-label': 'Search the JSON' });
+  const count = h('span', { class: 'find-count', id: 'json-count' });
+  const prev = h('button', { type: 'button', class: 'btn ghost', id: 'json-prev', title: 'Previous match (Shift+Enter)' }, '↑');
+  const next = h('button', { type: 'button', class: 'btn ghost', id: 'json-next', title: 'Next match (Enter)' }, '↓');
+  const expand = h('button', { type: 'button', class: 'btn ghost', id: 'json-collapse' }, 'Collapse all');
+  env.tools.replaceChildren(input, count, prev, next, expand);
+  const tree = h('div', { class: 'jv', id: 'json-view' });
+  const view = h('div', { class: 'view-body', tabindex: 0 }, tree);
+  container.replaceChildren(view);
+
+  const target = () => (current >= 0 ? matches[current] : null);
+  // A node's id is its path; groups of a long array add `[start]` ids of their own.
+  const pathId = (path) => ['$', ...path].join('/');
+
+  function scalar(v, hit) {
+    const text = typeof v === 'string' ? JSON.stringify(v) : String(v);
+    const cls = typeof v === 'string' ? 'str' : typeof v === 'number' ? 'num' : 'lit';
+    return h('span', { class: cls }, hit ? highlight(text) : text);
+  }
+  function highlight(text) {
+    if (!query) return text;
+    const lower = text.toLowerCase(), q = query.toLowerCase();
+    const parts = [];
+    let at = 0, i;
+    while ((i = lower.indexOf(q, at)) >= 0) { parts.push(text.slice(at, i), h('mark', null, text.slice(i, i + q.length))); at = i + q.length; }
+    parts.push(text.slice(at));
+    return parts;
+  }
+
+  // One entry: "key: value" for scalars, a toggle and a summary for containers.
+  function entry(key, v, id, path) {
+    const keyEl = key === null ? null : h('span', { class: 'k' }, typeof key === 'number' ? String(key) : highlight(JSON.stringify(key)), ': ');
+    const t = target();
+    const li = h('li', { dataset: { path: id } });
+    if (t && pathId(t.path) === id) li.classList.add('current');
+    if (!isObj(v)) { li.append(keyEl || '', scalar(v, !!query), ''); return li; }
+    const n = Array.isArray(v) ? v.length : Object.keys(v).length;
+    const isOpen = open.has(id);
+    const tw = h('button', { type: 'button', class: 'tw', 'aria-expanded': String(isOpen), 'aria-label': isOpen ? 'Collapse' : 'Expand' }, isOpen ? '▾' : '▸');
+    const summary = h('span', { class: 'sum' }, Array.isArray(v) ? `[${n} item${n === 1 ? '' : 's'}]` : `{${n} key${n === 1 ? '' : 's'}}`);
+    li.append(tw, keyEl || '', summary, preview(v));
+    if (isOpen) li.append(children(v, id, path));
+    tw.addEventListener('click', () => { if (isOpen) open.delete(id); else open.add(id); li.replaceWith(entry(key, v, id, path)); });
+    return li;
+  }
+
+  function children(v, id, path) {
+    const ul = h('ul');
+    if (Array.isArray(v) && v.length > GROUP) {
+      for (let g = 0; g < v.length; g += GROUP) {
+        const gid = `${id}/[${g}]`, isOpen = open.has(gid);
+        const li = h('li', { dataset: { path: gid } });
+        const tw = h('button', { type: 'button', class: 'tw', 'aria-expanded': String(isOpen) }, isOpen ? '▾' : '▸');
+        li.append(tw, h('span', { class: 'sum' }, `[${g} … ${Math.min(v.length, g + GROUP) - 1}]`));
+        if (isOpen) {
+          const inner = h('ul');
+          for (let i = g; i < Math.min(v.length, g + GROUP); i++) inner.append(entry(i, v[i], `${id}/${i}`, path.concat([i])));
+          li.append(inner);
+        }
+        tw.addEventListener('click', () => { if (open.has(gid)) open.delete(gid); else open.add(gid); render(); });
+        ul.append(li);
+      }
+      return ul;
+    }
+    const keys = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+    for (const k of keys) ul.append(entry(k, v[k], `${id}/${k}`, path.concat([k])));
+    return ul;
+  }
+
+  function render() {
+    tree.replaceChildren(h('ul', null, entry(null, root, '$', [])));
+  }
+
+  function go(i) {
+    if (!matches.length) return;
+    current = (i + matches.length) % matches.length;
+    for (const id of pathIds(root, matches[current].path)) open.add(id);
+    render();
+    count.textContent = `${current + 1} of ${matches.length}${matches.length >= MAX_MATCHES ? '+' : ''}`;
+    const el = tree.querySelector('li.current');
+    if (el) el.scrollIntoView({ block: 'center' });
+  }
+
+  function runSearch() {
+    query = input.value.trim();
+    matches = query ? searchJSON(root, query) : [];
+    current = -1;
+    if (!query) { count.textContent = ''; render(); return; }
+    if (!matches.length) { count.textContent = 'no matches'; render(); return; }
+    go(0);
+  }
+  let timer = 0;
+  input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(runSearch, 200); });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); clearTimeout(timer); if (input.value.trim() !== query) runSearch(); else go(current + (e.shiftKey ? -1 : 1)); }
+  });
+  prev.addEventListener('click', () => go(current - 1));
+  next.addEventListener('click', () => go(current + 1));
+  expand.addEventListener('click', () => { open.clear(); open.add('$'); render(); });
+  render();
+  return { focusTarget: input, focus() { view.focus(); } };
+}
+
+"""#),
+        "layered.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"020410fe5b27346d\"",
+            text: #"""
+// Layered (Sugiyama-style) graph layout, left to right, as dagre and Kiali's default draw it:
+// 1. break cycles (greedy feedback arc set, Eades–Lin–Smyth), 2. layers by longest path,
+// 3. a dummy node wherever an edge skips layers, 4. order each layer to reduce crossings
+// (barycenter sweeps down and up, then adjacent swaps, keeping the best order seen),
+// 5. place each layer's nodes as near the mean of their neighbours as their order and spacing
+// allow (an exact least-squares placement: pool-adjacent-violators), 6. edges as polylines
+// through their dummies. Pure: no DOM, so node tests it (tests/js/layered.test.mjs).
+
+// nodes: [{id, width, height}]; edges: [{source, target}]. Returns positions of node centres
+// and edge points, in a box starting at (margin, margin).
+export function layered(nodes, edges, opts = {}) {
+  const o = { layerGap: 90, nodeGap: 24, dummyGap: 8, dummySize: 10, margin: 20, sweeps: 24, placeIterations: 12, ...opts };
+  const index = new Map(nodes.map((n, i) => [n.id, i]));
+  const N = nodes.length;
+  const selfLoops = [], pairs = new Map();
+  for (const e of edges) {
+    const s = index.get(e.source), t = index.get(e.target);
+    if (s === undefined || t === undefined) continue;
+    if (s === t) { selfLoops.push(e); continue; }
+    const key = s + ',' + t;
+    if (!pairs.has(key)) pairs.set(key, { s, t, edges: [] });
+    pairs.get(key).edges.push(e);
+  }
+  const links = [...pairs.values()];
+  const order = feedbackOrder(N, links);
+  const posInOrder = new Array(N);
+  order.forEach((v, i) => { posInOrder[v] = i; });
+  // Edges against the order are drawn reversed for layering.
+  const dag = links.map((l) => (posInOrder[l.s] < posInOrder[l.t] ? { ...l, u: l.s, v: l.t, reversed: false } : { ...l, u: l.t, v: l.s, reversed: true }));
+  const layer = assignLayers(N, dag, order);
+
+  // Graph with dummies: vertices 0..N-1 real, then dummies.
+  const size = nodes.map((n) => ({ w: n.width || 0, h: n.height || 0 }));
+  const vLayer = layer.slice();
+  const chains = [];
+  const succ = [], pred = [];
+  const addV = (l) => { vLayer.push(l); size.push({ w: 0, h: o.dummySize }); return vLayer.length - 1; };
+  const link = (a, b) => { (succ[a] ||= []).push(b); (pred[b] ||= []).push(a); };
+  for (const d of dag) {
+    const chain = [d.u];
+    for (let l = layer[d.u] + 1; l < layer[d.v]; l++) chain.push(addV(l));
+    chain.push(d.v);
+    for (let i = 0; i + 1 < chain.length; i++) link(chain[i], chain[i + 1]);
+    chains.push({ link: d, chain });
+  }
+  const V = vLayer.length;
+  for (let v = 0; v < V; v++) { succ[v] ||= []; pred[v] ||= []; }
+  const layerCount = N ? Math.max(...layer) + 1 : 0;
+  let layers = Array.from({ length: layerCount }, () => []);
+  // Initial order: depth-first from the first layer, so related nodes start near each other.
+  const seen = new Uint8Array(V);
+  const visit = (start) => {
+    const stack = [start];
+    while (stack.length) {
+      const v = stack.pop();
+      if (seen[v]) continue;
+      seen[v] = 1;
+      layers[vLayer[v]].push(v);
+      for (let i = succ[v].length - 1; i >= 0; i--) if (!seen[succ[v][i]]) stack.push(succ[v][i]);
+    }
+  };
+  for (const v of order) if (layer[v] === 0) visit(v);
+  for (const v of order) visit(v);
+  for (let v = N; v < V; v++) visit(v);
+
+  layers = reduceCrossings(layers, succ, pred, o.sweeps, true);
+  const y = placeLayers(layers, succ, pred, size, o);
+
+  // Columns: each as wide as its widest node.
+  const colW = layers.map((l) => Math.max(0, ...l.map((v) => size[v].w)));
+  const colX = [];
+  let x = o.margin;
+  for (let l = 0; l < layerCount; l++) {
+    x += l === 0 ? colW[0] / 2 : colW[l - 1] / 2 + o.layerGap + colW[l] / 2;
+    colX.push(x);
+  }
+  let minY = Infinity, maxY = -Infinity;
+  for (let v = 0; v < V; v++) { minY = Math.min(minY, y[v] - size[v].h / 2); maxY = Math.max(maxY, y[v] + size[v].h / 2); }
+  const shift = V ? o.margin - minY : 0;
+  const pos = new Map();
+  const orderIn = new Map();
+  layers.forEach((l) => l.forEach((v, i) => orderIn.set(v, i)));
+  nodes.forEach((n, v) => pos.set(n.id, { x: colX[layer[v]], y: y[v] + shift, layer: layer[v], order: orderIn.get(v) }));
+  const outEdges = [];
+  for (const { link: d, chain } of chains) {
+    let pts = chain.map((v) => ({ x: colX[vLayer[v]], y: y[v] + shift }));
+    if (d.reversed) pts = pts.reverse();
+    for (const e of d.edges) outEdges.push({ source: e.source, target: e.target, points: pts, reversed: d.reversed, edge: e });
+  }
+  for (const e of selfLoops) {
+    const p = pos.get(e.source);
+    outEdges.push({ source: e.source, target: e.target, points: [{ x: p.x, y: p.y }], self: true, edge: e });
+  }
+  const width = layerCount ? colX[layerCount - 1] + colW[layerCount - 1] / 2 + o.margin : 2 * o.margin;
+  const height = V ? maxY - minY + 2 * o.margin : 2 * o.margin;
+  return { nodes: pos, edges: outEdges, width, height, layers: layerCount, crossings: totalCrossings(layers, succ) };
+}
+
+// Eades–Lin–Smyth: repeatedly take sinks to the end and sources to the front, else the node
+// with the largest out-minus-in degree. Edges pointing backwards in the result form a small
+// feedback arc set. Ties go to the input order, so the layout is deterministic.
+export function feedbackOrder(N, links) {
+  const out = Array.from({ length: N }, () => new Set()), inn = Array.from({ length: N }, () => new Set());
+  for (const l of links) { out[l.s].add(l.t); inn[l.t].add(l.s); }
+  const alive = new Set(Array.from({ length: N }, (_, i) => i));
+  const front = [], back = [];
+  const remove = (v) => {
+    alive.delete(v);
+    for (const t of out[v]) inn[t].delete(v);
+    for (const s of inn[v]) out[s].delete(v);
+  };
+  while (alive.size) {
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const v of alive) {
+        if (out[v].size === 0) { back.push(v); remove(v); changed = true; } else if (inn[v].size === 0) { front.push(v); remove(v); changed = true; }
+      }
+    }
+    if (!alive.size) break;
+    let best = -1, bestScore = -Infinity;
+    for (const v of alive) { const sc = out[v].size - inn[v].size; if (sc > bestScore) { best = v; bestScore = sc; } }
+    front.push(best); remove(best);
+  }
+  return front.concat(back.reverse());
+}
+
+// Longest path from the sources, then sources pulled right next to their first callee (a lone
+// caller of a deep service should not stretch an edge across the whole graph).
+export function assignLayers(N, dag, order) {
+  const layer = new Array(N).fill(0);
+  const succ = Array.from({ length: N }, () => []), indeg = new Array(N).fill(0);
+  for (const d of dag) { succ[d.u].push(d.v); indeg[d.v]++; }
+  const queue = order.filter((v) => indeg[v] === 0);
+  const deg = indeg.slice();
+  for (let i = 0; i < queue.length; i++) {
+    const v = queue[i];
+    for (const t of succ[v]) { layer[t] = Math.max(layer[t], layer[v] + 1); if (--deg[t] === 0) queue.push(t); }
+  }
+  for (let v = 0; v < N; v++) {
+    if (indeg[v] === 0 && succ[v].length) layer[v] = Math.max(layer[v], Math.min(...succ[v].map((t) => layer[t])) - 1);
+  }
+  // Renumber so the first layer is 0 and no layer is empty.
+  const used = [...new Set(layer)].sort((a, b) => a - b);
+  const rank = new Map(used.map((l, i) => [l, i]));
+  return layer.map((l) => rank.get(l));
+}
+
+// Crossings between two adjacent layers: edges sorted by their upper end, then count inversions
+// of their lower ends with a Fenwick tree (Barth, Jünger, Mutzel), O(E log V).
+export function crossings(upper, lower, succ) {
+  const pos = new Map(lower.map((v, i) => [v, i]));
+  const ends = [];
+  for (const u of upper) {
+    const ts = succ[u].filter((t) => pos.has(t)).map((t) => pos.get(t)).sort((a, b) => a - b);
+    for (const t of ts) ends.push(t);
+  }
+  const tree = new Array(lower.length + 1).fill(0);
+  let count = 0;
+  for (let i = 0; i < ends.length; i++) {
+    // Edges already added whose lower end is right of this one cross it.
+    let le = 0;
+    for (let j = ends[i] + 1; j > 0; j -= j & -j) le += tree[j];
+    count += i - le;
+    for (let j = ends[i] + 1; j <= lower.length; j += j & -j) tree[j]++;
+  }
+  return count;
+}
+
+export function totalCrossings(layers, succ) {
+  let n = 0;
+  for (let l = 0; l + 1 < layers.length; l++) n += crossings(layers[l], layers[l + 1], succ);
+  return n;
+}
+
+// Barycenter sweeps, alternately down and up, with adjacent swaps after each; the best order
+// seen wins. Stops early once several sweeps in a row found nothing better. On big graphs (many
+// long edges, so many dummies) the swaps run once, on the best order: they are the costly part.
+export function reduceCrossings(layers, succ, pred, sweeps, transpose) {
+  const size = layers.reduce((n, l) => n + l.length, 0);
+  const everySweep = transpose && size <= 800;
+  let best = layers.map((l) => l.slice()), bestCount = totalCrossings(best, succ);
+  let cur = best.map((l) => l.slice());
+  let stale = 0;
+  for (let it = 0; it < sweeps && bestCount > 0 && stale < 6; it++) {
+    const down = it % 2 === 0;
+    if (down) for (let l = 1; l < cur.length; l++) cur[l] = byBarycenter(cur[l], cur[l - 1], pred);
+    else for (let l = cur.length - 2; l >= 0; l--) cur[l] = byBarycenter(cur[l], cur[l + 1], succ);
+    if (everySweep) transposeLayers(cur, succ, pred);
+    const c = totalCrossings(cur, succ);
+    if (c < bestCount) { best = cur.map((l) => l.slice()); bestCount = c; stale = 0; } else stale++;
+  }
+  if (transpose && !everySweep && bestCount > 0) transposeLayers(best, succ, pred);
+  return best;
+}
+
+// Sort a layer by the mean position of each node's neighbours in the fixed layer; a node with
+// none keeps its place (its own index stands in for the mean).
+function byBarycenter(layer, fixed, neighbours) {
+  const pos = new Map(fixed.map((v, i) => [v, i]));
+  const bary = new Map();
+  layer.forEach((v, i) => {
+    const ns = neighbours[v].filter((n) => pos.has(n));
+    bary.set(v, ns.length ? ns.reduce((a, n) => a + pos.get(n), 0) / ns.length * (layer.length / Math.max(1, fixed.length)) : i);
+  });
+  const idx = new Map(layer.map((v, i) => [v, i]));
+  return layer.slice().sort((a, b) => bary.get(a) - bary.get(b) || idx.get(a) - idx.get(b));
+}
+
+// Swap neighbours in a layer while that lowers the crossings with both adjacent layers. Only
+// the two nodes' own edges change crossings when they swap, so each test is O(deg u · deg v).
+function transposeLayers(layers, succ, pred) {
+  const positions = (l) => (l >= 0 && l < layers.length ? new Map(layers[l].map((v, i) => [v, i])) : null);
+  const pair = (u, v, neighbours, pos) => {
+    if (!pos) return 0;
+    let c = 0;
+    for (const a of neighbours[u]) {
+      const pa = pos.get(a);
+      if (pa === undefined) continue;
+      for (const b of neighbours[v]) { const pb = pos.get(b); if (pb !== undefined && pb < pa) c++; }
+    }
+    return c;
+  };
+  let improved = true, rounds = 0;
+  while (improved && rounds++ < 4) {
+    improved = false;
+    for (let l = 0; l < layers.length; l++) {
+      const layer = layers[l], up = positions(l - 1), down = positions(l + 1);
+      for (let i = 0; i + 1 < layer.length; i++) {
+        const u = layer[i], v = layer[i + 1];
+        const keep = pair(u, v, pred, up) + pair(u, v, succ, down);
+        const swap = pair(v, u, pred, up) + pair(v, u, succ, down);
+        if (swap < keep) { layer[i] = v; layer[i + 1] = u; improved = true; }
+      }
+    }
+  }
+}
+
+// Positions within each layer: start packed, then sweep down and up, each time asking every node
+// for the mean position of its neighbours and placing the layer as close to that as its order and
+// spacing allow. Returns y per vertex.
+function placeLayers(layers, succ, pred, size, o) {
+  const y = new Array(size.length).fill(0);
+  const gap = (a, b) => (size[a].h + size[b].h) / 2 + (size[a].w === 0 || size[b].w === 0 ? o.dummyGap : o.nodeGap);
+  const seps = layers.map((l) => l.slice(1).map((v, i) => gap(l[i], v)));
+  for (let l = 0; l < layers.length; l++) {
+    let at = 0;
+    layers[l].forEach((v, i) => { if (i) at += seps[l][i - 1]; y[v] = at; });
+    const mid = at / 2;
+    for (const v of layers[l]) y[v] -= mid;
+  }
+  const place = (l, neighbours) => {
+    const layer = layers[l];
+    const desired = layer.map((v) => {
+      const ns = neighbours(v);
+      return ns.length ? ns.reduce((a, n) => a + y[n], 0) / ns.length : y[v];
+    });
+    // Dummies (long edges) pull harder: straight long edges read better than straight short ones.
+    const weights = layer.map((v) => (size[v].w === 0 ? 2 : 1));
+    placeInOrder(desired, seps[l], weights).forEach((p, i) => { y[layer[i]] = p; });
+  };
+  for (let it = 0; it < o.placeIterations; it++) {
+    if (it % 2 === 0) for (let l = 1; l < layers.length; l++) place(l, (v) => pred[v]);
+    else for (let l = layers.length - 2; l >= 0; l--) place(l, (v) => succ[v]);
+  }
+  for (let l = 0; l < layers.length; l++) place(l, (v) => pred[v].concat(succ[v]));
+  return y;
+}
+
+// Positions p minimising Σ w_i (p_i − desired_i)² with p_{i+1} − p_i ≥ seps[i]: substitute
+// z_i = p_i − offset_i (offsets are the summed separations), which must not decrease, and solve
+// that isotonic regression exactly by pooling adjacent violators.
+export function placeInOrder(desired, seps, weights) {
+  const n = desired.length;
+  const offset = new Array(n).fill(0);
+  for (let i = 1; i < n; i++) offset[i] = offset[i - 1] + seps[i - 1];
+  const blocks = [];
+  for (let i = 0; i < n; i++) {
+    const w = weights ? weights[i] : 1;
+    let b = { w, sum: w * (desired[i] - offset[i]), from: i, to: i };
+    while (blocks.length && blocks[blocks.length - 1].sum / blocks[blocks.length - 1].w >= b.sum / b.w) {
+      const prev = blocks.pop();
+      b = { w: prev.w + b.w, sum: prev.sum + b.sum, from: prev.from, to: b.to };
+    }
+    blocks.push(b);
+  }
+  const out = new Array(n);
+  for (const b of blocks) for (let i = b.from; i <= b.to; i++) out[i] = b.sum / b.w + offset[i];
+  return out;
+}
+
+"""#),
+        "monitor.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"6ecfb101a18b0f8e\"",
+            text: #"""
+// Monitor: RED metrics (rate, errors, duration) per service and per operation over time, Jaeger's
+// Monitor tab computed from the stored spans (GET /api/meshtrace/monitor), scaled by
+// sampling.rate as the service graph is. Deep link: /monitor?lookback=15m[&service=S][&spanKind=server]
+import { h, state, fmtMs, fmtNumber, serviceColour, registerServices } from './dom.js';
+import { getJSON } from './api.js';
+import { sparkline, lineChart } from './charts.js';
+
+const WINDOWS = [['5m', 'Last 5 minutes'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['6h', 'Last 6 hours'], ['24h', 'Last 24 hours']];
+const KINDS = [['server', 'Server spans (requests served)'], ['client', 'Client spans (calls made)'], ['consumer', 'Consumer spans'], ['producer', 'Producer spans'], ['internal', 'Internal spans']];
+const rate = (v) => `${fmtNumber(v, 2)}/s`;
+const pct = (v) => `${fmtNumber(v * 100, 1)}%`;
+const ms = (v) => (v == null ? '–' : fmtMs(v));
+
+export async function renderMonitor(root, params, ctx) {
+  const lookback = WINDOWS.some(([v]) => v === params.get('lookback')) ? params.get('lookback') : '15m';
+  const kind = KINDS.some(([v]) => v === params.get('spanKind')) ? params.get('spanKind') : 'server';
+  const service = params.get('service') || '';
+  const winSel = h('select', { id: 'monitor-window', 'aria-label': 'Time window' }, WINDOWS.map(([v, l]) => h('option', { value: v }, l)));
+  winSel.value = lookback;
+  const kindSel = h('select', { id: 'monitor-kind', 'aria-label': 'Span kind' }, KINDS.map(([v, l]) => h('option', { value: v }, l)));
+  kindSel.value = kind;
+  const refresh = h('button', { type: 'button', class: 'btn', id: 'monitor-refresh' }, 'Refresh');
+  const body = h('div', { id: 'monitor-body' }, state('loading', 'Computing RED metrics…'));
+  root.replaceChildren(h('div', { class: 'monitor-page' },
+    h('div', { class: 'monitor-tools' }, h('h1', null, 'Monitor'), h('label', { class: 'inline' }, 'Window ', winSel),
+      h('label', { class: 'inline' }, 'Spans ', kindSel), refresh),
+    h('p', { class: 'muted' }, 'Request rate, error rate and latency per service and operation, computed from the stored spans. ',
+      'Each span counts 1 / sampling.rate, as on the service graph, so the rates estimate real traffic.'),
+    body));
+  ctx.focusTarget = winSel;
+  const go = (changes) => {
+    const u = new URLSearchParams({ lookback: winSel.value, spanKind: kindSel.value });
+    const svc = changes && 'service' in changes ? changes.service : service;
+    if (svc) u.set('service', svc);
+    if (u.get('spanKind') === 'server') u.delete('spanKind');
+    ctx.navigate('/monitor?' + u.toString(), true);
+  };
+  winSel.addEventListener('change', () => go());
+  kindSel.addEventListener('change', () => go());
+  refresh.addEventListener('click', () => go());
+  ctx.onKey = (e) => { if (e.key === 'Escape' && service) { go({ service: '' }); return true; } return false; };
+
+  const t0 = performance.now();
+  let data;
+  try {
+    data = (await getJSON('/api/meshtrace/monitor', { lookback, spanKind: kind, service, points: 30 })).body;
+  } catch (e) {
+    body.replaceChildren(state('error', 'Could not compute the metrics', e.message));
+    return;
+  }
+  registerServices(data.services.map((s) => s.name));
+  if (!data.services.length) {
+    body.replaceChildren(state('empty', `No ${kind} spans in the ${WINDOWS.find(([v]) => v === lookback)[1].toLowerCase()}`,
+      kind === 'server' ? "Is the sidecar's --collector pointing here? Or pick a longer window, or client spans." : 'Try server spans or a longer window.'));
+    return;
+  }
+  const end = data.endTs, start = end - data.lookbackMs;
+  const services = table('monitor-services', 'Service', data.services, {
+    key: 'service', selected: service,
+    name: (s) => h('span', null, h('span', { class: 'swatch', style: { background: serviceColour(s.name) } }), s.name),
+    onPick: (s) => go({ service: s.name === service ? '' : s.name }),
+  });
+  const parts = [h('h2', null, `Services (${data.services.length})`), services];
+  const chosen = data.services.find((s) => s.name === service);
+  if (service && !chosen) parts.push(state('empty', `${service} has no ${kind} spans in this window`));
+  if (chosen) {
+    const series = (f) => chosen.series.map((p) => ({ t: p.t, v: f(p) }));
+    parts.push(h('h2', { id: 'monitor-title' }, `${chosen.name}`),
+      h('div', { class: 'charts', id: 'monitor-charts' },
+        lineChart({ title: 'Request rate (req/s)', series: [{ name: 'rps', values: series((p) => p.rps) }], yFormat: (v) => fmtNumber(v, 2), t0: start, t1: end, id: 'chart-rate' }),
+        lineChart({ title: 'Error rate', series: [{ name: 'errors', cls: 'err', values: series((p) => (p.requests ? p.errorRate * 100 : null)) }], yFormat: (v) => `${fmtNumber(v, 1)}%`, t0: start, t1: end, id: 'chart-errors' }),
+        lineChart({ title: 'Latency', series: [['p50', 'p50Ms'], ['p95', 'p95Ms'], ['p99', 'p99Ms']].map(([n, k]) => ({ name: n, cls: n, values: series((p) => p[k]) })),
+          yFormat: fmtMs, t0: start, t1: end, id: 'chart-latency' })),
+      h('h2', null, `Operations of ${chosen.name} (${(data.operations || []).length})`),
+      h('p', { class: 'muted' }, 'Click an operation to see its traces.'),
+      table('monitor-operations', 'Operation', data.operations || [], {
+        key: 'operation',
+        name: (o) => h('a', { href: `/search?service=${encodeURIComponent(chosen.name)}&operation=${encodeURIComponent(o.name)}&lookback=${lookback}`, 'data-link': '', class: 'op-link' }, o.name),
+        onPick: (o) => ctx.navigate(`/search?service=${encodeURIComponent(chosen.name)}&operation=${encodeURIComponent(o.name)}&lookback=${lookback}`),
+      }));
+  }
+  if (data.truncated) parts.unshift(h('p', { class: 'form-error' }, 'Too many spans in this window: only the newest were counted.'));
+  body.replaceChildren(...parts);
+  requestAnimationFrame(() => setTimeout(() => {
+    window.__meshtraceMonitor = { services: data.services.length, totalMs: performance.now() - t0 };
+    document.documentElement.dataset.monitorLoaded = service || '*';
+  }, 0));
+}
+
+// A row per service or operation: the window's totals and a sparkline of each over time.
+function table(id, label, rows, { key, name, onPick, selected }) {
+  const head = ['Requests/s', 'Error %', 'p50', 'p95', 'p99'];
+  return h('table', { class: 'monitor-table', id },
+    h('thead', null, h('tr', null, h('th', null, label), h('th', { class: 'num' }, head[0]), h('th', null, ''), h('th', { class: 'num' }, head[1]), h('th', null, ''),
+      h('th', { class: 'num' }, head[2]), h('th', { class: 'num' }, head[3]), h('th', null, ''), h('th', { class: 'num' }, head[4]))),
+    h('tbody', null, rows.map((r) => {
+      const tr = h('tr', { class: r.name === selected ? 'selected' : null, tabindex: 0,
+        dataset: { [key]: r.name, rps: String(r.summary.rps), errorRate: String(r.summary.errorRate), requests: String(r.summary.requests) } },
+      h('td', null, name(r)),
+      h('td', { class: 'num rps' }, rate(r.summary.rps)),
+      h('td', null, sparkline(r.series.map((p) => p.rps), { label: 'requests/s', format: rate })),
+      h('td', { class: 'num errors' + (r.summary.errorRate ? ' err-count' : '') }, pct(r.summary.errorRate)),
+      h('td', null, sparkline(r.series.map((p) => (p.requests ? p.errorRate : null)), { label: 'error rate', format: pct, cls: 'errors' })),
+      h('td', { class: 'num' }, ms(r.summary.p50Ms)), h('td', { class: 'num' }, ms(r.summary.p95Ms)),
+      h('td', null, sparkline(r.series.map((p) => p.p95Ms), { label: 'p95', format: ms, cls: 'p95' })),
+      h('td', { class: 'num' }, ms(r.summary.p99Ms)));
+      tr.addEventListener('click', (e) => { if (!e.target.closest('a')) onPick(r); });
+      tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') onPick(r); });
+      return tr;
+    })));
+}
+
+"""#),
         "search.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"d0e39ddeec5e564c\"",
+            contentType: "text/javascript; charset=utf-8", etag: "\"69cf33f408dfb575\"",
             text: #"""
 // Search: Jaeger's form and URL (/search?service=&operation=&tags=&lookback=&minDuration=...).
 import { h, s, state, fmtDuration, fmtTime, fmtAgo, serviceColour, registerServices } from './dom.js';
 import { getJSON, convertTrace } from './api.js';
+import { timeTicks, niceTicks } from './ticks.js';
 
 const LOOKBACKS = [['5m', 'Last 5 minutes'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['6h', 'Last 6 hours'],
   ['24h', 'Last 24 hours'], ['2d', 'Last 2 days'], ['custom', 'Custom range']];
@@ -896,10 +2113,25 @@ async function runSearch(results, params, ctx) {
   sortSel.value = params.get('sort') || 'recent';
   const list = h('ol', { class: 'trace-list', id: 'trace-list' });
   const plot = h('div', { class: 'scatter-wrap' });
+  // Compare: tick two results (Jaeger's flow), then open /trace/A...B.
+  const picked = [];
+  const compareBtn = h('button', { type: 'button', class: 'btn', id: 'compare-btn', disabled: true }, 'Compare');
+  const compareNote = h('span', { class: 'muted', id: 'compare-note' }, 'Tick two traces to compare them.');
+  compareBtn.addEventListener('click', () => { if (picked.length === 2) ctx.navigate(`/trace/${picked[0]}...${picked[1]}`); });
+  const onPick = (id, on) => {
+    const i = picked.indexOf(id);
+    if (on && i < 0) picked.push(id);
+    if (!on && i >= 0) picked.splice(i, 1);
+    // A third tick replaces the oldest: at most two stay ticked.
+    if (picked.length > 2) picked.shift();
+    list.querySelectorAll('input.pick').forEach((box) => { box.checked = picked.includes(box.value); });
+    compareBtn.disabled = picked.length !== 2;
+    compareNote.textContent = picked.length === 2 ? `A: ${picked[0].slice(0, 8)} · B: ${picked[1].slice(0, 8)}` : 'Tick two traces to compare them.';
+  };
   const draw = () => {
     const sorted = sortTraces(traces, sortSel.value);
-    list.replaceChildren(...sorted.map((t) => traceItem(t)));
-    plot.replaceChildren(scatter(traces, ctx));
+    list.replaceChildren(...sorted.map((t) => traceItem(t, { onPick, picked })));
+    plot.replaceChildren(scatter(traces, ctx), scatterLegend(traces));
   };
   sortSel.addEventListener('change', () => {
     const u = new URL(location.href);
@@ -910,7 +2142,7 @@ async function runSearch(results, params, ctx) {
   results.replaceChildren(
     h('div', { class: 'results-head' }, h('h2', null, `${traces.length} trace${traces.length === 1 ? '' : 's'} ${label}`),
       h('label', { class: 'inline' }, 'Sort ', sortSel)),
-    plot, list);
+    plot, h('div', { class: 'compare-bar' }, compareBtn, compareNote), list);
   draw();
 }
 
@@ -929,9 +2161,15 @@ function sortTraces(traces, how) {
   return t.sort(cmp || ((a, b) => b.start - a.start));
 }
 
-export function traceItem(t) {
+// opts.onPick(id, checked): a tick box to choose the trace for comparison.
+export function traceItem(t, opts = {}) {
+  let pick = null;
+  if (opts.onPick) {
+    pick = h('input', { type: 'checkbox', class: 'pick', value: t.id, checked: opts.picked.includes(t.id), 'aria-label': `Compare trace ${t.id}` });
+    pick.addEventListener('change', () => opts.onPick(t.id, pick.checked));
+  }
   return h('li', { class: 'trace-item' + (t.errors ? ' has-error' : ''), dataset: { traceId: t.id } },
-    h('a', { href: `/trace/${t.id}`, 'data-link': '', class: 'trace-link' },
+    pick, h('a', { href: `/trace/${t.id}`, 'data-link': '', class: 'trace-link' },
       h('span', { class: 'trace-title' }, h('b', null, t.rootService), ': ', t.rootName),
       h('span', { class: 'trace-dur' }, fmtDuration(t.duration))),
     h('div', { class: 'trace-meta' },
@@ -944,34 +2182,236 @@ export function traceItem(t) {
       h('code', { class: 'tid' }, t.id.slice(0, 12))));
 }
 
-// Duration against start time; bubble size grows with span count; red = has errors.
+// Duration against start time; bubble size grows with span count. Traces with errors are red,
+// crossed and drawn on top, so a failing trace is never hidden under a healthy one.
 function scatter(traces, ctx) {
   const W = 900, H = 180, L = 60, R = 16, T = 12, B = 26;
   let t0 = Math.min(...traces.map((t) => t.start)), t1 = Math.max(...traces.map((t) => t.start));
   if (t1 - t0 < 1e6) { t0 -= 5e5; t1 += 5e5; }
-  const dMax = Math.max(...traces.map((t) => t.duration)) * 1.1 || 1;
+  const yTicks = niceTicks(0, Math.max(...traces.map((t) => t.duration)) || 1, 3);
+  const dMax = yTicks[yTicks.length - 1];
   const x = (v) => L + ((v - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => H - B - (v / dMax) * (H - T - B);
   const svg = s('svg', { class: 'scatter', id: 'scatter', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Trace duration against start time' });
-  for (let i = 0; i <= 3; i++) {
-    const v = (dMax * i) / 3;
+  for (const v of yTicks) {
     svg.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }),
       s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtDuration(v)));
   }
-  for (let i = 0; i <= 4; i++) {
-    const v = t0 + ((t1 - t0) * i) / 4;
-    svg.append(s('text', { x: x(v), y: H - 8, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle', class: 'axis' }, fmtTime(v).slice(11, 19)));
+  // Round, distinct times (ms precision only when the results span under a second or so).
+  const ticks = timeTicks(t0 / 1000, t1 / 1000, 6);
+  for (const tk of ticks) {
+    const px = x(tk.t * 1000);
+    svg.append(s('line', { x1: px, x2: px, y1: H - B, y2: H - B + 4, class: 'grid' }),
+      s('text', { x: px, y: H - 8, 'text-anchor': px < L + 40 ? 'start' : px > W - R - 40 ? 'end' : 'middle', class: 'axis x-tick' }, tk.label));
   }
-  for (const t of traces) {
+  const ordered = traces.filter((t) => !t.errors).concat(traces.filter((t) => t.errors));
+  for (const t of ordered) {
     const r = Math.min(14, 4 + Math.sqrt(t.spans));
-    const dot = s('circle', { cx: x(t.start), cy: y(t.duration), r, class: 'dot' + (t.errors ? ' err' : ''), tabindex: 0,
-      dataset: { traceId: t.id } }, s('title', null, `${t.rootService}: ${t.rootName}\n${fmtDuration(t.duration)}, ${t.spans} spans`));
+    const cx = x(t.start), cy = y(t.duration);
+    const dot = s('g', { class: 'dot-g', tabindex: 0, role: 'link', dataset: { traceId: t.id, errors: String(t.errors) },
+      'aria-label': `${t.rootService}: ${t.rootName}, ${fmtDuration(t.duration)}${t.errors ? `, ${t.errors} errors` : ''}` },
+    s('circle', { cx, cy, r, class: 'dot' + (t.errors ? ' err' : '') }),
+    t.errors ? s('path', { d: `M${cx - r * 0.45},${cy - r * 0.45}L${cx + r * 0.45},${cy + r * 0.45}M${cx + r * 0.45},${cy - r * 0.45}L${cx - r * 0.45},${cy + r * 0.45}`, class: 'err-cross' }) : null,
+    s('title', null, `${t.rootService}: ${t.rootName}\n${fmtDuration(t.duration)}, ${t.spans} spans${t.errors ? `, ${t.errors} with errors` : ''}\n${fmtTime(t.start)}`));
     const open = () => ctx.navigate(`/trace/${t.id}`);
     dot.addEventListener('click', open);
     dot.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
     svg.append(dot);
   }
   return svg;
+}
+
+function scatterLegend(traces) {
+  const failing = traces.filter((t) => t.errors).length;
+  return h('div', { class: 'scatter-legend', id: 'scatter-legend' },
+    h('span', null, h('span', { class: 'sw' }), 'trace (size: spans)'),
+    h('span', null, h('span', { class: 'sw err' }), `with errors (${failing})`));
+}
+
+"""#),
+        "spandetails.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"0710d3da8c53038a\"",
+            text: #"""
+// The span details panel shared by every view of a trace: facts, attributes, events, links and
+// resource. Every value is a text node.
+import { h, fmtDuration, fmtTime, serviceColour } from './dom.js';
+
+export function tagValue(v) {
+  if (v === null || v === undefined) return '';
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+// details: the <aside>; sp: the span or null; select(sp) moves the selection (parent, links).
+export function renderDetails(details, sp, model, cp, select, onClose) {
+  if (!sp) { details.hidden = true; return; }
+  details.hidden = false;
+  const close = h('button', { type: 'button', class: 'btn ghost close', 'aria-label': 'Close details (Esc)', title: 'Close (Esc)' }, '×');
+  close.addEventListener('click', onClose);
+  const parentEl = sp.parent
+    ? linkButton(`${sp.parent.service}: ${sp.parent.name}`, () => select(sp.parent), 'parent-link')
+    : h('span', { class: 'muted' }, sp.parentID ? `${sp.parentID} (not in this trace)` : 'none (root span)');
+  const links = sp.refs.filter((r) => r.refType !== 'CHILD_OF' || r.traceID !== sp.traceID);
+  const process = [['service.name', sp.process.serviceName], ...(sp.process.tags || []).map((t) => [t.key, tagValue(t.value)])];
+  details.replaceChildren(
+    h('div', { class: 'details-head' },
+      h('span', { class: 'swatch', style: { background: serviceColour(sp.service) } }),
+      h('h2', { id: 'details-title' }, sp.name), close),
+    h('p', { class: 'details-sub' }, h('b', null, sp.service), sp.kind ? ` · ${sp.kind}` : '', sp.error ? h('span', { class: 'err-count' }, ' · error') : ''),
+    kvTable([
+      ['Span ID', sp.id], ['Parent', parentEl],
+      ['Start', `${fmtDuration(sp.start - model.start)} after trace start (${fmtTime(sp.start)})`],
+      ['Duration', fmtDuration(sp.duration)],
+      ['Children', String(sp.children.length)],
+      cp && cp.has(sp.id) ? ['Critical path', fmtDuration(cp.get(sp.id).reduce((n, [a, b]) => n + b - a, 0))] : null,
+    ].filter(Boolean), 'span-facts'),
+    section('Attributes', sp.tags.length, kvTable(sp.tags.map((t) => [t.key, tagValue(t.value)]), 'span-attributes')),
+    section('Events', sp.logs.length, h('ol', { class: 'events', id: 'span-events' }, sp.logs.map((l) =>
+      h('li', null, h('span', { class: 'muted' }, `+${fmtDuration(l.timestamp - model.start)}`),
+        kvTable((l.fields || []).map((f) => [f.key, tagValue(f.value)])))))),
+    section('Links', links.length, h('ul', { class: 'links', id: 'span-links' }, links.map((r) => {
+      const same = r.traceID === sp.traceID && model.byID.get(r.spanID);
+      return h('li', null, h('span', { class: 'muted' }, r.refType === 'FOLLOWS_FROM' ? 'link → ' : 'child of → '),
+        same ? linkButton(`${same.service}: ${same.name}`, () => select(same))
+          : h('a', { href: `/trace/${r.traceID}?span=${r.spanID}`, 'data-link': '' }, `trace ${r.traceID} / span ${r.spanID}`));
+    }))),
+    section('Resource', process.length, kvTable(process, 'span-resource')),
+    sp.warnings.length ? section('Warnings', sp.warnings.length, h('ul', null, sp.warnings.map((w) => h('li', null, w)))) : null);
+}
+
+export function fact(label, value, id) {
+  return h('div', { class: 'fact', id: id || null }, h('dt', null, label), h('dd', null, value));
+}
+
+function section(title, count, content) {
+  return h('details', { class: 'section', open: count > 0 && count < 200 ? true : null },
+    h('summary', null, `${title} (${count})`),
+    count ? content : h('p', { class: 'muted' }, `No ${title.toLowerCase()}.`));
+}
+
+export function kvTable(rows, id) {
+  return h('table', { class: 'kv', id: id || null }, h('tbody', null, rows.map(([k, v]) =>
+    h('tr', null, h('th', { scope: 'row' }, k), h('td', null, v instanceof Node ? v : h('span', { class: 'value' }, v))))));
+}
+
+export function linkButton(label, onClick, id) {
+  const b = h('button', { type: 'button', class: 'linkish', id: id || null }, label);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+"""#),
+        "spantable.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"0dfc6bfa498bdec4\"",
+            text: #"""
+// Spans table of one trace: sortable by service, operation, duration, self time, start, kind and
+// status, with a filter; virtualized like the waterfall, so 10,000 rows cost a screenful.
+import { h, fmtDuration, serviceColour } from './dom.js';
+import { selfTimes } from './tracestats.js';
+
+const ROW_H = 26;
+const OVERSCAN = 10;
+
+// [key, label, class, value(sp, self), default direction]
+const COLUMNS = [
+  ['service', 'Service', 'c-service', (sp) => sp.service, 'asc'],
+  ['operation', 'Operation', 'c-op', (sp) => sp.name, 'asc'],
+  ['duration', 'Duration', 'c-num', (sp) => sp.duration, 'desc'],
+  ['self', 'Self time', 'c-num', (sp, self) => self.get(sp), 'desc'],
+  ['start', 'Start', 'c-num', (sp) => sp.start, 'asc'],
+  ['kind', 'Kind', 'c-kind', (sp) => sp.kind, 'asc'],
+  ['status', 'Status', 'c-status', (sp) => (sp.error ? 1 : 0), 'desc'],
+];
+
+export function sortSpans(spans, key, dir, self) {
+  const col = COLUMNS.find((c) => c[0] === key) || COLUMNS[2];
+  const get = col[3], sign = dir === 'asc' ? 1 : -1;
+  // Ties keep trace order (the waterfall's), so equal rows do not jump around between sorts.
+  const index = new Map(spans.map((sp, i) => [sp, i]));
+  return spans.slice().sort((a, b) => {
+    const va = get(a, self), vb = get(b, self);
+    const c = typeof va === 'string' ? va.localeCompare(vb) : va - vb;
+    return c * sign || index.get(a) - index.get(b);
+  });
+}
+
+export function mountSpanTable(container, env) {
+  const { model, params } = env;
+  const self = selfTimes(model);
+  let sort = COLUMNS.some((c) => c[0] === params.get('sort')) ? params.get('sort') : 'duration';
+  let dir = params.get('dir') === 'asc' || params.get('dir') === 'desc' ? params.get('dir') : COLUMNS.find((c) => c[0] === sort)[4];
+  let filter = '';
+  let rows = [];
+  const filterIn = h('input', { type: 'search', id: 'table-filter', placeholder: 'Filter by service or operation…', spellcheck: 'false', 'aria-label': 'Filter spans' });
+  const count = h('span', { class: 'find-count', id: 'table-count' });
+  env.tools.replaceChildren(filterIn, count);
+  const headCells = COLUMNS.map(([key, label, cls]) => {
+    const b = h('button', { type: 'button', dataset: { sort: key } }, label);
+    b.addEventListener('click', () => {
+      if (sort === key) dir = dir === 'asc' ? 'desc' : 'asc'; else { sort = key; dir = COLUMNS.find((c) => c[0] === key)[4]; }
+      env.setParam('sort', sort); env.setParam('dir', dir);
+      refresh();
+    });
+    return h('span', { class: cls }, b);
+  });
+  const head = h('div', { class: 'stable-head', role: 'row' }, headCells);
+  const spacer = h('div', { class: 'wf-spacer' });
+  const scroller = h('div', { class: 'wf-scroll', id: 'span-table', tabindex: 0, role: 'grid', 'aria-label': 'Spans' }, spacer);
+  container.replaceChildren(h('div', { class: 'waterfall' }, head, scroller));
+
+  function refresh() {
+    const q = filter.toLowerCase();
+    const base = q ? model.spans.filter((sp) => sp.service.toLowerCase().includes(q) || sp.name.toLowerCase().includes(q)) : model.spans;
+    rows = sortSpans(base, sort, dir, self);
+    for (const c of headCells) {
+      const b = c.firstChild;
+      if (b.dataset.sort === sort) b.setAttribute('aria-sort', dir === 'asc' ? 'ascending' : 'descending'); else b.removeAttribute('aria-sort');
+    }
+    count.textContent = q ? `${rows.length} of ${model.spans.length}` : `${rows.length} spans`;
+    spacer.style.height = `${rows.length * ROW_H}px`;
+    paint(true);
+  }
+
+  let last = null;
+  function paint(force) {
+    head.style.paddingRight = `${scroller.offsetWidth - scroller.clientWidth}px`;
+    const top = scroller.scrollTop, height = scroller.clientHeight || 600;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const end = Math.min(rows.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
+    if (!force && last && last[0] === first && last[1] === end) return;
+    last = [first, end];
+    const out = [];
+    const selected = env.selected();
+    for (let i = first; i < end; i++) {
+      const sp = rows[i];
+      const row = h('div', { class: 'stable-row' + (sp.error ? ' error' : '') + (sp === selected ? ' selected' : ''), role: 'row',
+        dataset: { spanId: sp.id, index: String(i), duration: String(sp.duration), self: String(self.get(sp)), service: sp.service },
+        style: { transform: `translateY(${i * ROW_H}px)` } },
+      h('span', { class: 'c-service' }, h('span', { class: 'swatch', style: { background: serviceColour(sp.service) } }), sp.service),
+      h('span', { class: 'c-op', title: sp.name }, sp.name),
+      h('span', { class: 'c-num' }, fmtDuration(sp.duration)),
+      h('span', { class: 'c-num' }, fmtDuration(self.get(sp))),
+      h('span', { class: 'c-num' }, `+${fmtDuration(sp.start - model.start)}`),
+      h('span', { class: 'c-kind' }, sp.kind || '–'),
+      h('span', { class: 'c-status' }, sp.error ? 'error' : 'ok'));
+      row.addEventListener('click', () => env.select(sp));
+      out.push(row);
+    }
+    spacer.replaceChildren(...out);
+  }
+  let raf = 0;
+  scroller.addEventListener('scroll', () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; paint(false); }); });
+  let timer = 0;
+  filterIn.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => { filter = filterIn.value.trim(); scroller.scrollTop = 0; refresh(); }, 120); });
+  const onResize = () => paint(true);
+  window.addEventListener('resize', onResize);
+  refresh();
+  return {
+    focusTarget: filterIn,
+    onSelect() { paint(true); },
+    focus() { scroller.focus(); },
+    rows: () => spacer.childElementCount,
+    destroy() { window.removeEventListener('resize', onResize); env.setParam('sort', null); env.setParam('dir', null); },
+  };
 }
 
 """#),
@@ -1187,22 +2627,86 @@ label.inline { display: inline-flex; align-items: center; gap: 6px; }
 .finding .traces a { margin-right: 8px; font-family: monospace; }
 
 """#),
-        "trace.js": EmbeddedAsset(
-            contentType: "text/javascript; charset=utf-8", etag: "\"7cd67f3bb1812a93\"",
+        "ticks.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"841cbffada6d2285\"",
             text: #"""
-// Trace view: virtualized waterfall with a collapsible span tree, critical path, span details,
-// per-service statistics and JSON download. Deep link: /trace/{id}[?span=<spanID>][&uiFind=text][&view=stats]
-import { h, state, fmtDuration, fmtTime, serviceColour, registerServices } from './dom.js';
-import { getJSON, convertTrace, criticalPath } from './api.js';
+// Axis ticks for the charts and the search scatter plot. Pure (no DOM): tests/js/ticks.test.mjs.
 
-const ROW_H = 26;
-const OVERSCAN = 12;
-const MAX_INDENT_LEVELS = 24;
+const SECOND = 1000, MINUTE = 60 * SECOND, HOUR = 60 * MINUTE, DAY = 24 * HOUR;
+const TIME_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, SECOND, 2 * SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND,
+  30 * SECOND, MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 3 * HOUR,
+  6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad = (n, w = 2) => String(n).padStart(w, '0');
 
-function tagValue(v) {
-  if (v === null || v === undefined) return '';
-  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+// Ticks for a time axis from t0 to t1 (Unix ms), at most `max` of them, on round local times.
+// Labels carry as much precision as the step needs (milliseconds only below a second), and the
+// date wherever the day changes, so no two labels are the same.
+export function timeTicks(t0, t1, max = 6) {
+  if (!(t1 > t0)) return [{ t: t0, label: timeLabel(t0, SECOND, true) }];
+  const range = t1 - t0;
+  const step = TIME_STEPS.find((s) => range / s <= max) || Math.ceil(range / max / DAY) * DAY;
+  // Round local times: align to the step in the local zone (hours and days start at local midnight).
+  const offset = new Date(t0).getTimezoneOffset() * MINUTE;
+  let t = Math.ceil((t0 - offset) / step) * step + offset;
+  if (step >= DAY) {
+    const d = new Date(t0);
+    d.setHours(0, 0, 0, 0);
+    t = d.getTime();
+    while (t < t0) t += step;
+  }
+  const out = [];
+  let prevDay = null;
+  for (; t <= t1 + 1e-6 && out.length <= max; t += step) {
+    const day = new Date(t).toDateString();
+    const newDay = prevDay !== null && day !== prevDay;
+    // Over a day or more every label has its date; else only the first tick of a new day.
+    out.push({ t, label: timeLabel(t, step, newDay || range >= DAY) });
+    prevDay = day;
+  }
+  return out;
 }
+
+function timeLabel(t, step, withDate) {
+  const d = new Date(t);
+  const date = `${MONTHS[d.getMonth()]} ${d.getDate()}`;
+  if (step >= DAY) return date;
+  let time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (step < MINUTE) time += `:${pad(d.getSeconds())}`;
+  if (step < SECOND) time += `.${pad(d.getMilliseconds(), 3)}`;
+  return withDate ? `${date} ${time}` : time;
+}
+
+// Round values from 0 (or lo) up to at least hi, about `count` of them: steps of 1, 2 or 5 × 10^k.
+export function niceTicks(lo, hi, count = 4) {
+  if (!(hi > lo)) hi = lo + 1;
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const first = Math.floor(lo / step) * step;
+  const out = [];
+  for (let v = first; v < hi + step - 1e-9 * step; v += step) out.push(+v.toPrecision(12));
+  return out;
+}
+
+"""#),
+        "trace.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"6edd2f72c3b207cb\"",
+            text: #"""
+// Trace page: header, view tabs and the span details panel; each view is its own module.
+// Deep link: /trace/{id}[?view=timeline|graph|flamegraph|table|stats|json][&span=<spanID>][&uiFind=text]
+import { h, state, fmtDuration, fmtTime, registerServices } from './dom.js';
+import { getJSON, convertTrace, criticalPath } from './api.js';
+import { renderDetails, fact } from './spandetails.js';
+import { mountTimeline } from './waterfall.js';
+import { mountStats } from './tracestats.js';
+import { mountTraceGraph } from './tracegraph.js';
+import { mountFlamegraph } from './flamegraph.js';
+import { mountSpanTable } from './spantable.js';
+import { mountJSON } from './jsonview.js';
+
+export const VIEWS = [['timeline', 'Timeline', mountTimeline], ['graph', 'Graph', mountTraceGraph], ['flamegraph', 'Flame graph', mountFlamegraph],
+  ['table', 'Spans', mountSpanTable], ['stats', 'Statistics', mountStats], ['json', 'JSON', mountJSON]];
 
 export async function renderTrace(root, params, ctx, traceID) {
   const t0 = performance.now();
@@ -1227,13 +2731,9 @@ export async function renderTrace(root, params, ctx, traceID) {
   const cp = criticalPath(model);
   const tModel = performance.now();
 
-  const collapsed = new Set();
-  let visible = [];
-  let selected = null; // span
-  let cursor = 0; // index into visible
-  let showCP = true;
-  let find = params.get('uiFind') || '';
-  let matches = new Set();
+  let selected = null;
+  let current = null, currentName = null;
+  let firstPaint = true;
 
   // --- header -----------------------------------------------------------------------------
   const rootName = model.root ? `${model.root.service}: ${model.root.name}` : traceID;
@@ -1244,14 +2744,24 @@ export async function renderTrace(root, params, ctx, traceID) {
     document.body.append(a); a.click(); a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   });
-  const cpToggle = h('input', { type: 'checkbox', id: 'cp-toggle', checked: true });
-  const findIn = h('input', { type: 'search', id: 'trace-find', placeholder: 'Find in trace…  (/)', value: find, spellcheck: 'false', 'aria-label': 'Find spans' });
-  const findCount = h('span', { class: 'find-count', id: 'find-count' });
-  const tabTimeline = h('button', { type: 'button', class: 'tab', id: 'tab-timeline', role: 'tab' }, 'Timeline');
-  const tabStats = h('button', { type: 'button', class: 'tab', id: 'tab-stats', role: 'tab' }, 'Statistics');
-  const expandAll = h('button', { type: 'button', class: 'btn ghost', id: 'expand-all' }, 'Expand all');
-  const collapseAll = h('button', { type: 'button', class: 'btn ghost', id: 'collapse-all' }, 'Collapse all');
-
+  const typical = h('button', { type: 'button', class: 'btn', id: 'compare-typical',
+    title: 'Compare with the median-duration trace of the same root operation in the last hour' }, 'Compare with typical');
+  const typicalNote = h('span', { class: 'muted', id: 'compare-typical-note', 'aria-live': 'polite' });
+  typical.addEventListener('click', async () => {
+    typicalNote.textContent = 'Finding a typical trace…';
+    try {
+      const t = (await getJSON(`/api/meshtrace/compare/typical/${encodeURIComponent(model.id)}`, { lookback: '1h' })).body;
+      ctx.navigate(`/trace/${model.id}...${t.traceID}`);
+    } catch (e) {
+      typicalNote.textContent = e.status === 404 ? e.message.replace(/^404: /, '') : `Could not find one: ${e.message}`;
+    }
+  });
+  const tabs = VIEWS.map(([name, label]) => {
+    const b = h('button', { type: 'button', class: 'tab', id: `tab-${name}`, role: 'tab', dataset: { view: name } }, label);
+    b.addEventListener('click', () => showView(name));
+    return b;
+  });
+  const tools = h('div', { class: 'view-tools', id: 'view-tools' });
   const head = h('div', { class: 'trace-head' },
     h('div', { class: 'trace-title-row' },
       h('h1', { id: 'trace-title' }, rootName),
@@ -1262,12 +2772,351 @@ export async function renderTrace(root, params, ctx, traceID) {
       fact('Spans', String(model.spans.length), 'fact-spans'),
       fact('Errors', String(model.errors), model.errors ? 'fact-errors has-errors' : 'fact-errors')),
     h('div', { class: 'trace-tools' },
-      h('div', { class: 'tabs', role: 'tablist' }, tabTimeline, tabStats),
-      findIn, findCount,
-      h('label', { class: 'inline cp-label', title: "Jaeger's rule: follow the last-finishing child" }, cpToggle, ' Critical path'),
-      expandAll, collapseAll, download));
+      h('div', { class: 'tabs', role: 'tablist' }, tabs), tools, h('span', { class: 'spacer' }), typicalNote, typical, download));
 
-  // --- waterfall ----------------------------------------------------------------------------
+  const host = h('div', { class: 'view-host', id: 'view-host' });
+  const details = h('aside', { class: 'details', id: 'span-details', hidden: true });
+  const body2 = h('div', { class: 'trace-body' }, host, details);
+  root.replaceChildren(h('div', { class: 'trace-page' }, head, body2));
+
+  function setParam(key, value) {
+    const u = new URL(location.href);
+    if (value) u.searchParams.set(key, value); else u.searchParams.delete(key);
+    history.replaceState(null, '', u.pathname + u.search);
+  }
+
+  function select(sp) {
+    selected = sp || null;
+    renderDetails(details, selected, model, cp, select, () => { select(null); if (current && current.focus) current.focus(); });
+    body2.classList.toggle('with-details', !!selected);
+    setParam('span', selected ? selected.id : null);
+    if (current && current.onSelect) current.onSelect(selected);
+  }
+
+  const env = { model, raw, cp, params, tools, select, selected: () => selected, setParam, navigate: ctx.navigate };
+
+  function showView(name) {
+    const found = VIEWS.find(([n]) => n === name) || VIEWS[0];
+    if (current && current.destroy) current.destroy();
+    tools.replaceChildren();
+    currentName = found[0];
+    for (const b of tabs) b.setAttribute('aria-selected', String(b.dataset.view === currentName));
+    setParam('view', currentName === 'timeline' ? null : currentName);
+    const tMount = performance.now();
+    current = found[2](host, env) || {};
+    ctx.focusTarget = current.focusTarget || null;
+    const mountMs = performance.now() - tMount;
+    const shown = currentName;
+    // Timing for docs/performance.md: the view's first frame, from navigation start.
+    requestAnimationFrame(() => setTimeout(() => {
+      if (currentName !== shown) return;
+      window.__meshtraceView = { view: shown, spans: model.spans.length, mountMs, sinceNavigationMs: performance.now() };
+      if (firstPaint) {
+        firstPaint = false;
+        window.__meshtraceRender = { spans: model.spans.length, fetchMs: tFetched - t0, modelMs: tModel - tFetched,
+          domMs: mountMs, totalMs: performance.now() - t0, sinceNavigationMs: performance.now(), rows: current.rows ? current.rows() : null };
+        document.documentElement.dataset.traceRendered = model.id;
+      }
+      document.documentElement.dataset.viewRendered = `${model.id}:${shown}`;
+    }, 0));
+  }
+
+  ctx.onKey = (e) => {
+    if (e.key === 'Escape' && selected) { select(null); return true; }
+    return current && current.onKey ? current.onKey(e) : false;
+  };
+
+  const want = params.get('span') && model.byID.get(params.get('span'));
+  if (want) { selected = want; }
+  showView(params.get('view') || 'timeline');
+  if (want) select(want);
+  return () => { if (current && current.destroy) current.destroy(); };
+}
+
+"""#),
+        "tracegraph.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"0108a3ed73527a5b\"",
+            text: #"""
+// Graph view of one trace: a node per (service, operation) with its call count and self time, an
+// edge per caller → callee with the number of calls, laid out by the layered layout.
+import { h, fmtDuration } from './dom.js';
+import { drawGraph } from './graphdraw.js';
+import { selfTimes } from './tracestats.js';
+
+// Past this many edges the busiest are drawn and the rest counted: a graph of thousands of
+// edges is unreadable, and the layout's time grows with the long edges' dummy nodes.
+export const MAX_EDGES = 400;
+
+export function aggregate(model) {
+  const self = selfTimes(model);
+  const nodes = new Map(), edges = new Map();
+  const keyOf = (sp) => JSON.stringify([sp.service, sp.name]);
+  for (const sp of model.spans) {
+    const k = keyOf(sp);
+    let n = nodes.get(k);
+    if (!n) nodes.set(k, n = { id: k, service: sp.service, operation: sp.name, count: 0, errors: 0, total: 0, self: 0, slowest: sp });
+    n.count++; n.total += sp.duration; n.self += self.get(sp);
+    if (sp.error) n.errors++;
+    if (sp.duration > n.slowest.duration) n.slowest = sp;
+    if (sp.parent) {
+      const ek = keyOf(sp.parent) + '>' + k;
+      let e = edges.get(ek);
+      if (!e) edges.set(ek, e = { source: keyOf(sp.parent), target: k, calls: 0, errors: 0 });
+      e.calls++;
+      if (sp.error) e.errors++;
+    }
+  }
+  return { nodes: [...nodes.values()], edges: [...edges.values()] };
+}
+
+export function mountTraceGraph(container, env) {
+  const { model } = env;
+  const agg = aggregate(model);
+  const all = agg.edges.length;
+  const edges = all > MAX_EDGES ? agg.edges.slice().sort((a, b) => b.calls - a.calls || (a.source < b.source ? -1 : 1)).slice(0, MAX_EDGES) : agg.edges;
+  const byId = new Map(agg.nodes.map((n) => [n.id, n]));
+  const graph = {
+    nodes: agg.nodes.map((n) => ({ id: n.id, type: 'operation', service: n.service, label: n.operation,
+      health: n.errors ? 'failure' : 'healthy', rps: 0, sub: `×${n.count} · self ${fmtDuration(n.self)}` })),
+    edges: edges.map((e) => ({ source: e.source, target: e.target, health: e.errors ? 'failure' : 'healthy', rps: 0, requests: e.calls,
+      errorRate: e.errors / e.calls, label: `×${e.calls}` })),
+  };
+  let labels = 'calls';
+  const labelToggle = h('input', { type: 'checkbox', id: 'tgraph-labels', checked: true });
+  env.tools.replaceChildren(h('label', { class: 'inline' }, labelToggle, ' Call counts on edges'));
+  const wrap = h('div', { class: 'tgraph-wrap' });
+  const view = h('div', { class: 'view-body', id: 'trace-graph' }, wrap);
+  container.replaceChildren(view);
+  const note = h('p', { class: 'muted tgraph-note' },
+    `${agg.nodes.length} operations, ${all} caller → callee pairs` + (all > MAX_EDGES ? ` (the ${MAX_EDGES} with the most calls drawn)` : '') +
+    '. Click an operation to open its slowest span.');
+  const draw = () => {
+    const svg = drawGraph(graph, { id: 'trace-graph-svg', kind: 'operation', labels, animate: false, selection: null,
+      onSelect: (sel) => { if (sel && sel.node && byId.get(sel.node)) env.select(byId.get(sel.node).slowest); } });
+    wrap.replaceChildren(note, svg);
+  };
+  labelToggle.addEventListener('change', () => { labels = labelToggle.checked ? 'calls' : 'none'; draw(); });
+  draw();
+  return { focus() { view.focus(); } };
+}
+
+"""#),
+        "tracestats.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"1e813fadba220e17\"",
+            text: #"""
+// Per-service statistics of one trace, and self time (a span's duration not covered by its
+// children), which the table and graph views use too.
+import { h, fmtDuration, serviceColour } from './dom.js';
+
+// Self time: duration minus the union of the children's (clipped) intervals. Map span -> µs.
+export function selfTimes(model) {
+  if (model.self) return model.self;
+  const out = new Map();
+  for (const sp of model.spans) {
+    const s0 = sp.start, e0 = sp.start + sp.duration;
+    const iv = sp.children.map((c) => [Math.max(s0, c.start), Math.min(e0, c.start + c.duration)]).filter(([a, b]) => b > a)
+      .sort((a, b) => a[0] - b[0]);
+    let covered = 0, cs = -Infinity, ce = -Infinity;
+    for (const [a, b] of iv) {
+      if (a > ce) { if (ce > cs) covered += ce - cs; cs = a; ce = b; } else ce = Math.max(ce, b);
+    }
+    if (ce > cs) covered += ce - cs;
+    out.set(sp, Math.max(0, sp.duration - covered));
+  }
+  model.self = out;
+  return out;
+}
+
+export function mountStats(container, env) {
+  const { model } = env;
+  const self = selfTimes(model);
+  const by = new Map();
+  for (const sp of model.spans) {
+    let r = by.get(sp.service);
+    if (!r) by.set(sp.service, r = { service: sp.service, spans: 0, errors: 0, total: 0, self: 0, max: 0, ops: new Set() });
+    r.spans++; if (sp.error) r.errors++; r.total += sp.duration; r.self += self.get(sp); r.max = Math.max(r.max, sp.duration); r.ops.add(sp.name);
+  }
+  const rows = [...by.values()].sort((a, b) => b.self - a.self);
+  container.replaceChildren(h('div', { class: 'stats', id: 'trace-stats' },
+    h('h2', null, 'Per-service statistics'),
+    h('p', { class: 'muted' }, 'Self time: a span\'s duration not covered by its children. Sorted by self time.'),
+    h('table', { class: 'stats-table', id: 'stats-table' },
+      h('thead', null, h('tr', null, ['Service', 'Spans', 'Operations', 'Errors', 'Total time', 'Self time', '% of trace (self)', 'Avg duration', 'Max duration'].map((c) => h('th', null, c)))),
+      h('tbody', null, rows.map((r) => h('tr', { dataset: { service: r.service } },
+        h('td', null, h('span', { class: 'swatch', style: { background: serviceColour(r.service) } }), r.service),
+        h('td', { class: 'num' }, String(r.spans)), h('td', { class: 'num' }, String(r.ops.size)),
+        h('td', { class: 'num' + (r.errors ? ' err-count' : '') }, String(r.errors)),
+        h('td', { class: 'num' }, fmtDuration(r.total)), h('td', { class: 'num' }, fmtDuration(r.self)),
+        h('td', { class: 'num' }, `${((r.self / (model.duration || 1)) * 100).toFixed(1)}%`),
+        h('td', { class: 'num' }, fmtDuration(r.total / r.spans)), h('td', { class: 'num' }, fmtDuration(r.max))))))));
+  return {};
+}
+
+"""#),
+        "views.css": EmbeddedAsset(
+            contentType: "text/css; charset=utf-8", etag: "\"7e27e11d227bdf8f\"",
+            text: #"""
+/* The graph's extras, charts, monitor, trace views and compare (style.css has the base). */
+:root { --added: #2b6cb0; --removed: #c53030; --slower: #c53030; --faster: #2f855a; --added-bg: #e3efff; --removed-bg: #fde8e8; }
+:root[data-theme='dark'] { --added: #63a4ff; --removed: #ff6b6b; --slower: #ff6b6b; --faster: #68d391; --added-bg: #1b2c45; --removed-bg: #3d1d1d; }
+
+/* graph */
+.graph-canvas .graph { max-width: none; }
+.zoom { display: inline-flex; gap: 2px; }
+.zoom .btn { padding: 5px 10px; }
+.graph .traffic .dot { fill: var(--healthy); pointer-events: none; }
+.graph .traffic .dot.err { fill: var(--failure); }
+.legend-shape { overflow: visible; }
+.legend-shape .shape { stroke-width: 2.5px; }
+.legend-dot { width: 7px; height: 7px; border-radius: 50%; background: var(--healthy); display: inline-block; }
+.legend-dot.err { background: var(--failure); }
+.focus-banner { display: flex; align-items: center; gap: 12px; padding: 6px 16px; background: var(--sel); border-bottom: 1px solid var(--border); }
+.node.operation .shape { stroke-width: 3px; }
+.node.focus .shape { stroke-width: 5px; filter: drop-shadow(0 0 4px var(--accent)); }
+.op-service { font-size: 11px; fill: var(--muted); pointer-events: none; }
+.side-actions { display: flex; flex-wrap: wrap; gap: 6px; margin: 10px 0; }
+.graph-side .side-actions .btn { margin: 0; }
+.trends h3 { margin-top: 12px; }
+.trend { display: grid; grid-template-columns: 80px 150px 1fr; align-items: center; gap: 8px; font-size: 12.5px; }
+.trend-label { color: var(--muted); }
+.trend-value { font-weight: 600; font-variant-numeric: tabular-nums; }
+
+/* charts */
+.spark { display: block; overflow: visible; }
+.spark-base { stroke: var(--grid); }
+.spark-line { fill: none; stroke: var(--accent); stroke-width: 1.5px; }
+.spark.errors .spark-line { stroke: var(--err); }
+.spark.p95 .spark-line { stroke: var(--degraded); }
+.spark-dot { fill: var(--accent); }
+.spark.errors .spark-dot { fill: var(--err); } .spark.p95 .spark-dot { fill: var(--degraded); }
+.chart-box { margin: 0; background: var(--panel); border: 1px solid var(--border); border-radius: 8px; padding: 8px 10px; position: relative; min-width: 0; }
+.chart-box figcaption { font-weight: 600; display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
+.chart { width: 100%; height: auto; display: block; }
+.chart .grid { stroke: var(--grid); }
+.chart .axis { fill: var(--muted); font-size: 11px; }
+.chart .series { fill: none; stroke: var(--accent); stroke-width: 2px; }
+.chart .point { fill: var(--accent); }
+.chart .series.err { stroke: var(--err); } .chart .point.err { fill: var(--err); }
+.chart .series.p50 { stroke: var(--healthy); } .chart .series.p95 { stroke: var(--degraded); } .chart .series.p99 { stroke: var(--failure); }
+.chart .point.p50 { fill: var(--healthy); } .chart .point.p95 { fill: var(--degraded); } .chart .point.p99 { fill: var(--failure); }
+.chart .overlay { fill: transparent; }
+.chart .guide { stroke: var(--muted); stroke-dasharray: 3 3; }
+.chart-legend { font-weight: 400; font-size: 12px; display: inline-flex; gap: 10px; }
+.key::before { content: ''; display: inline-block; width: 10px; height: 3px; margin-right: 4px; vertical-align: middle; background: var(--accent); }
+.key.err::before { background: var(--err); } .key.p50::before { background: var(--healthy); } .key.p95::before { background: var(--degraded); } .key.p99::before { background: var(--failure); }
+.readout { position: absolute; top: 6px; right: 10px; background: var(--panel); border: 1px solid var(--border); border-radius: 6px; padding: 2px 8px; font-size: 12px; display: flex; gap: 10px; pointer-events: none; }
+
+/* monitor */
+.monitor-page { padding: 14px 18px; display: flex; flex-direction: column; gap: 12px; }
+.monitor-tools { display: flex; gap: 14px; align-items: center; flex-wrap: wrap; }
+.monitor-table { border-collapse: collapse; background: var(--panel); border: 1px solid var(--border); width: 100%; }
+.monitor-table th, .monitor-table td { padding: 5px 10px; border-bottom: 1px solid var(--grid); text-align: left; vertical-align: middle; }
+.monitor-table th { color: var(--muted); font-size: 12.5px; }
+.monitor-table .num { text-align: right; font-variant-numeric: tabular-nums; }
+.monitor-table tr.selected td { background: var(--sel); }
+.monitor-table tbody tr { cursor: pointer; }
+.monitor-table tbody tr:hover td { background: var(--hover); }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 12px; }
+
+/* trace views */
+.view-body { flex: 1; min-height: 0; overflow: auto; position: relative; }
+.tgraph-wrap { padding: 12px; }
+.tgraph-note { margin: 0 0 8px; }
+.flame { padding: 8px 12px; }
+.flame-bar { display: flex; gap: 10px; align-items: center; margin-bottom: 6px; min-height: 28px; }
+.flame svg { display: block; }
+.flame .frame rect { stroke: var(--panel); stroke-width: 0.5px; cursor: pointer; }
+.flame .frame.error rect { stroke: var(--err); stroke-width: 1.5px; }
+.flame .frame text { font-size: 11px; fill: #fff; pointer-events: none; paint-order: stroke; stroke: rgba(0, 0, 0, 0.35); stroke-width: 2px; }
+.flame .frame:hover rect { opacity: 0.85; }
+.flame .frame.faded rect { opacity: 0.35; }
+.stable-head { display: flex; height: 30px; border-bottom: 1px solid var(--border); background: var(--panel); font-size: 12.5px; color: var(--muted); font-weight: 600; }
+.stable-row { position: absolute; left: 0; right: 0; height: 26px; display: flex; align-items: center; font-size: 13px; border-bottom: 1px solid var(--grid); cursor: pointer; }
+.stable-row:hover { background: var(--hover); }
+.stable-row.error .c-status { color: var(--err); font-weight: 700; }
+.stable-head > span, .stable-row > span { padding: 0 8px; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
+.stable-head button { border: 0; background: none; font: inherit; color: inherit; cursor: pointer; padding: 0; }
+.stable-head button[aria-sort]::after { content: ' ▾'; } .stable-head button[aria-sort='ascending']::after { content: ' ▴'; }
+.c-service { width: 16%; } .c-op { flex: 1; min-width: 0; } .c-num { width: 11%; text-align: right; font-variant-numeric: tabular-nums; } .c-status { width: 8%; } .c-kind { width: 8%; }
+.jv { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; padding: 8px 14px; }
+.jv-tools { display: flex; gap: 8px; align-items: center; padding: 8px 14px; border-bottom: 1px solid var(--border); background: var(--panel); position: sticky; top: 0; z-index: 1; }
+.jv ul { list-style: none; margin: 0; padding-left: 18px; }
+.jv > ul { padding-left: 0; }
+.jv li { white-space: pre-wrap; overflow-wrap: anywhere; }
+.jv .tw { border: 0; background: none; color: var(--muted); width: 16px; padding: 0; cursor: pointer; font: inherit; }
+.jv .k { color: #a626a4; } .jv .str { color: #50a14f; } .jv .num { color: #986801; } .jv .lit { color: #0184bc; } .jv .sum { color: var(--muted); }
+:root[data-theme='dark'] .jv .k { color: #c678dd; } :root[data-theme='dark'] .jv .str { color: #98c379; } :root[data-theme='dark'] .jv .num { color: #d19a66; } :root[data-theme='dark'] .jv .lit { color: #56b6c2; }
+.jv .hint { color: var(--muted); font-style: italic; }
+.jv mark { background: var(--match); color: inherit; }
+.jv .current { outline: 2px solid var(--accent); }
+
+/* compare */
+.compare-page { display: flex; flex-direction: column; height: 100%; }
+.compare-head { padding: 12px 16px; background: var(--panel); border-bottom: 1px solid var(--border); display: flex; flex-direction: column; gap: 8px; }
+.compare-sides { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.compare-side { border: 1px solid var(--border); border-radius: 8px; padding: 8px 12px; }
+.compare-side.a { border-left: 4px solid var(--removed); } .compare-side.b { border-left: 4px solid var(--added); }
+.compare-tools { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
+.diff-legend { display: flex; gap: 12px; font-size: 12.5px; color: var(--muted); flex-wrap: wrap; }
+.diff-row { position: absolute; left: 0; right: 0; height: 26px; display: flex; align-items: center; font-size: 13px; border-bottom: 1px solid var(--grid); }
+.diff-row.onlyA { background: var(--removed-bg); } .diff-row.onlyB { background: var(--added-bg); }
+.diff-row .name { flex: 1; min-width: 0; display: flex; align-items: center; gap: 5px; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
+.diff-row .cell { width: 12%; text-align: right; padding-right: 10px; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.diff-head { display: flex; height: 28px; align-items: center; font-size: 12.5px; color: var(--muted); font-weight: 600; border-bottom: 1px solid var(--border); background: var(--panel); }
+.diff-head .name { flex: 1; padding-left: 10px; } .diff-head .cell { width: 12%; text-align: right; padding-right: 10px; }
+.badge { font-size: 11px; font-weight: 700; border-radius: 4px; padding: 0 5px; color: #fff; flex: none; }
+.badge.onlyA { background: var(--removed); } .badge.onlyB { background: var(--added); } .badge.both { background: var(--idle); }
+.delta.slower { color: var(--slower); font-weight: 600; } .delta.faster { color: var(--faster); font-weight: 600; }
+.delta-bar { display: inline-block; height: 8px; border-radius: 2px; vertical-align: middle; margin-left: 4px; }
+.delta-bar.slower { background: var(--slower); } .delta-bar.faster { background: var(--faster); }
+
+/* search: compare selection, errors on the scatter plot */
+.trace-item:has(> .pick) { display: grid; grid-template-columns: auto 1fr; column-gap: 10px; }
+.trace-item > .pick { grid-row: span 2; align-self: center; width: 16px; height: 16px; margin: 0; }
+.trace-item > .pick ~ * { grid-column: 2; }
+.compare-bar { display: flex; align-items: center; gap: 10px; margin-bottom: 8px; }
+.scatter .dot.err { fill: var(--err); fill-opacity: 0.85; stroke: var(--err); stroke-width: 2px; }
+.scatter .err-cross { stroke: #fff; stroke-width: 1.6px; pointer-events: none; }
+.scatter-legend { display: flex; gap: 14px; font-size: 12px; color: var(--muted); padding: 2px 8px; }
+.scatter-legend .sw { display: inline-block; width: 10px; height: 10px; border-radius: 50%; background: var(--accent); opacity: 0.6; margin-right: 4px; vertical-align: middle; }
+.scatter-legend .sw.err { background: var(--err); opacity: 1; }
+
+/* trace page host (views.css loads after style.css) */
+.view-host { flex: 1; min-width: 0; min-height: 0; display: flex; flex-direction: column; }
+.view-tools { display: inline-flex; gap: 8px; align-items: center; flex-wrap: wrap; }
+.view-tools input[type=search] { width: 220px; }
+
+"""#),
+        "waterfall.js": EmbeddedAsset(
+            contentType: "text/javascript; charset=utf-8", etag: "\"9327eee2e6b84f0e\"",
+            text: #"""
+// Timeline view of a trace: a virtualized waterfall with a collapsible span tree, critical path
+// and find. Only the rows on screen exist in the DOM, so 10,000 spans scroll smoothly.
+import { h, fmtDuration, serviceColour } from './dom.js';
+import { tagValue } from './spandetails.js';
+
+const ROW_H = 26;
+const OVERSCAN = 12;
+const MAX_INDENT_LEVELS = 24;
+
+export function mountTimeline(container, env) {
+  const { model, cp, params } = env;
+  const collapsed = new Set();
+  let visible = [];
+  let cursor = 0;
+  let showCP = true;
+  let find = params.get('uiFind') || '';
+  let matches = new Set();
+
+  const cpToggle = h('input', { type: 'checkbox', id: 'cp-toggle', checked: true });
+  const findIn = h('input', { type: 'search', id: 'trace-find', placeholder: 'Find in trace…  (/)', value: find, spellcheck: 'false', 'aria-label': 'Find spans' });
+  const findCount = h('span', { class: 'find-count', id: 'find-count' });
+  const expandAll = h('button', { type: 'button', class: 'btn ghost', id: 'expand-all' }, 'Expand all');
+  const collapseAll = h('button', { type: 'button', class: 'btn ghost', id: 'collapse-all' }, 'Collapse all');
+  env.tools.replaceChildren(findIn, findCount,
+    h('label', { class: 'inline cp-label', title: "Jaeger's rule: follow the last-finishing child" }, cpToggle, ' Critical path'),
+    expandAll, collapseAll);
+
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   const ruler = h('div', { class: 'wf-head' },
     h('div', { class: 'name-col' }, 'Service & operation'),
@@ -1275,11 +3124,8 @@ export async function renderTrace(root, params, ctx, traceID) {
       h('span', { class: 'tick', style: { left: `${f * 100}%` } }, fmtDuration(model.duration * f)))));
   const spacer = h('div', { class: 'wf-spacer' });
   const scroller = h('div', { class: 'wf-scroll', id: 'waterfall', tabindex: 0, role: 'tree', 'aria-label': 'Span tree' }, spacer);
-  const details = h('aside', { class: 'details', id: 'span-details', hidden: true });
   const waterfall = h('div', { class: 'waterfall' }, ruler, scroller);
-  const stats = h('div', { class: 'stats', id: 'trace-stats', hidden: true });
-  const body2 = h('div', { class: 'trace-body' }, waterfall, stats, details);
-  root.replaceChildren(h('div', { class: 'trace-page' }, head, body2));
+  container.replaceChildren(waterfall);
 
   const pct = (us) => ((us - model.start) / (model.duration || 1)) * 100;
 
@@ -1297,6 +3143,7 @@ export async function renderTrace(root, params, ctx, traceID) {
   }
 
   function rowFor(sp, index) {
+    const selected = env.selected();
     const isCollapsed = collapsed.has(sp.id);
     const colour = serviceColour(sp.service);
     const indent = Math.min(sp.depth, MAX_INDENT_LEVELS) * 14;
@@ -1335,7 +3182,7 @@ export async function renderTrace(root, params, ctx, traceID) {
       isCollapsed ? h('span', { class: 'hidden-count' }, `+${countDescendants(sp)}`) : null),
     h('div', { class: 'bar-col' }, bar, label));
     if (sp.children.length) toggle.addEventListener('click', (e) => { e.stopPropagation(); setCollapsed(sp, !isCollapsed); });
-    row.addEventListener('click', () => { cursor = index; select(sp); });
+    row.addEventListener('click', () => { cursor = index; env.select(sp); });
     return row;
   }
 
@@ -1378,60 +3225,6 @@ export async function renderTrace(root, params, ctx, traceID) {
     scrollToIndex(cursor);
   }
 
-  function updateURL() {
-    const u = new URL(location.href);
-    if (selected) u.searchParams.set('span', selected.id); else u.searchParams.delete('span');
-    if (find) u.searchParams.set('uiFind', find); else u.searchParams.delete('uiFind');
-    if (!stats.hidden) u.searchParams.set('view', 'stats'); else u.searchParams.delete('view');
-    history.replaceState(null, '', u.pathname + u.search);
-  }
-
-  function select(sp) {
-    selected = sp;
-    if (sp) reveal(sp);
-    paint(true);
-    renderDetails();
-    updateURL();
-  }
-
-  function renderDetails() {
-    if (!selected) { details.hidden = true; body2.classList.remove('with-details'); return; }
-    const sp = selected;
-    details.hidden = false;
-    body2.classList.add('with-details');
-    const close = h('button', { type: 'button', class: 'btn ghost close', 'aria-label': 'Close details (Esc)', title: 'Close (Esc)' }, '×');
-    close.addEventListener('click', () => { select(null); scroller.focus(); });
-    const parentEl = sp.parent
-      ? linkButton(`${sp.parent.service}: ${sp.parent.name}`, () => select(sp.parent), 'parent-link')
-      : h('span', { class: 'muted' }, sp.parentID ? `${sp.parentID} (not in this trace)` : 'none (root span)');
-    const links = sp.refs.filter((r) => r.refType !== 'CHILD_OF' || r.traceID !== sp.traceID);
-    const process = [['service.name', sp.process.serviceName], ...(sp.process.tags || []).map((t) => [t.key, tagValue(t.value)])];
-    details.replaceChildren(
-      h('div', { class: 'details-head' },
-        h('span', { class: 'swatch', style: { background: serviceColour(sp.service) } }),
-        h('h2', { id: 'details-title' }, sp.name), close),
-      h('p', { class: 'details-sub' }, h('b', null, sp.service), sp.kind ? ` · ${sp.kind}` : '', sp.error ? h('span', { class: 'err-count' }, ' · error') : ''),
-      kvTable([
-        ['Span ID', sp.id], ['Parent', parentEl],
-        ['Start', `${fmtDuration(sp.start - model.start)} after trace start (${fmtTime(sp.start)})`],
-        ['Duration', fmtDuration(sp.duration)],
-        ['Children', String(sp.children.length)],
-        cp.has(sp.id) ? ['Critical path', fmtDuration(cp.get(sp.id).reduce((n, [a, b]) => n + b - a, 0))] : null,
-      ].filter(Boolean), 'span-facts'),
-      section('Attributes', sp.tags.length, kvTable(sp.tags.map((t) => [t.key, tagValue(t.value)]), 'span-attributes')),
-      section('Events', sp.logs.length, h('ol', { class: 'events', id: 'span-events' }, sp.logs.map((l) =>
-        h('li', null, h('span', { class: 'muted' }, `+${fmtDuration(l.timestamp - model.start)}`),
-          kvTable((l.fields || []).map((f) => [f.key, tagValue(f.value)])))))),
-      section('Links', links.length, h('ul', { class: 'links', id: 'span-links' }, links.map((r) => {
-        const same = r.traceID === sp.traceID && model.byID.get(r.spanID);
-        return h('li', null, h('span', { class: 'muted' }, r.refType === 'FOLLOWS_FROM' ? 'link → ' : 'child of → '),
-          same ? linkButton(`${same.service}: ${same.name}`, () => select(same))
-            : h('a', { href: `/trace/${r.traceID}?span=${r.spanID}`, 'data-link': '' }, `trace ${r.traceID} / span ${r.spanID}`));
-      }))),
-      section('Resource', process.length, kvTable(process, 'span-resource')),
-      sp.warnings.length ? section('Warnings', sp.warnings.length, h('ul', null, sp.warnings.map((w) => h('li', null, w)))) : null);
-  }
-
   // --- find -----------------------------------------------------------------------------------
   function applyFind() {
     find = findIn.value.trim();
@@ -1445,14 +3238,14 @@ export async function renderTrace(root, params, ctx, traceID) {
       findCount.textContent = `${matches.size} match${matches.size === 1 ? '' : 'es'}`;
     } else findCount.textContent = '';
     paint(true);
-    updateURL();
+    env.setParam('uiFind', find || null);
   }
   function nextMatch(dir) {
     if (!matches.size) return;
     const order = model.spans.filter((sp) => matches.has(sp));
-    const cur = selected ? order.indexOf(selected) : -1;
+    const cur = env.selected() ? order.indexOf(env.selected()) : -1;
     const next = order[(cur + dir + order.length) % order.length] || order[0];
-    select(next);
+    env.select(next);
   }
   let findTimer = 0;
   findIn.addEventListener('input', () => { clearTimeout(findTimer); findTimer = setTimeout(applyFind, 150); });
@@ -1460,42 +3253,6 @@ export async function renderTrace(root, params, ctx, traceID) {
     if (e.key === 'Enter') { e.preventDefault(); applyFind(); nextMatch(e.shiftKey ? -1 : 1); }
     if (e.key === 'Escape') { findIn.value = ''; applyFind(); scroller.focus(); }
   });
-
-  // --- statistics -------------------------------------------------------------------------------
-  function renderStats() {
-    const self = selfTimes(model);
-    const by = new Map();
-    for (const sp of model.spans) {
-      let r = by.get(sp.service);
-      if (!r) by.set(sp.service, r = { service: sp.service, spans: 0, errors: 0, total: 0, self: 0, max: 0, ops: new Set() });
-      r.spans++; if (sp.error) r.errors++; r.total += sp.duration; r.self += self.get(sp); r.max = Math.max(r.max, sp.duration); r.ops.add(sp.name);
-    }
-    const rows = [...by.values()].sort((a, b) => b.self - a.self);
-    stats.replaceChildren(
-      h('h2', null, 'Per-service statistics'),
-      h('p', { class: 'muted' }, 'Self time: a span\'s duration not covered by its children. Sorted by self time.'),
-      h('table', { class: 'stats-table', id: 'stats-table' },
-        h('thead', null, h('tr', null, ['Service', 'Spans', 'Operations', 'Errors', 'Total time', 'Self time', '% of trace (self)', 'Avg duration', 'Max duration'].map((c) => h('th', null, c)))),
-        h('tbody', null, rows.map((r) => h('tr', { dataset: { service: r.service } },
-          h('td', null, h('span', { class: 'swatch', style: { background: serviceColour(r.service) } }), r.service),
-          h('td', { class: 'num' }, String(r.spans)), h('td', { class: 'num' }, String(r.ops.size)),
-          h('td', { class: 'num' + (r.errors ? ' err-count' : '') }, String(r.errors)),
-          h('td', { class: 'num' }, fmtDuration(r.total)), h('td', { class: 'num' }, fmtDuration(r.self)),
-          h('td', { class: 'num' }, `${((r.self / (model.duration || 1)) * 100).toFixed(1)}%`),
-          h('td', { class: 'num' }, fmtDuration(r.total / r.spans)), h('td', { class: 'num' }, fmtDuration(r.max)))))));
-  }
-
-  function showView(view) {
-    const isStats = view === 'stats';
-    stats.hidden = !isStats;
-    waterfall.hidden = isStats;
-    tabStats.setAttribute('aria-selected', String(isStats));
-    tabTimeline.setAttribute('aria-selected', String(!isStats));
-    if (isStats) renderStats(); else paint(true);
-    updateURL();
-  }
-  tabTimeline.addEventListener('click', () => showView('timeline'));
-  tabStats.addEventListener('click', () => showView('stats'));
   cpToggle.addEventListener('change', () => { showCP = cpToggle.checked; paint(true); });
   expandAll.addEventListener('click', () => { collapsed.clear(); computeVisible(); paint(true); });
   collapseAll.addEventListener('click', () => {
@@ -1503,12 +3260,9 @@ export async function renderTrace(root, params, ctx, traceID) {
     computeVisible(); cursor = 0; scroller.scrollTop = 0; paint(true);
   });
 
-  // --- keyboard ---------------------------------------------------------------------------------
-  ctx.focusTarget = findIn;
-  ctx.onKey = (e) => {
-    if (waterfall.hidden) return false;
+  const onKey = (e) => {
     const sp = visible[cursor];
-    const move = (to) => { cursor = Math.max(0, Math.min(visible.length - 1, to)); scrollToIndex(cursor); paint(true); if (selected) select(visible[cursor]); };
+    const move = (to) => { cursor = Math.max(0, Math.min(visible.length - 1, to)); scrollToIndex(cursor); paint(true); if (env.selected()) env.select(visible[cursor]); };
     switch (e.key) {
       case 'j': case 'ArrowDown': move(cursor + 1); return true;
       case 'k': case 'ArrowUp': move(cursor - 1); return true;
@@ -1516,13 +3270,12 @@ export async function renderTrace(root, params, ctx, traceID) {
       case 'PageUp': move(cursor - Math.floor(scroller.clientHeight / ROW_H)); return true;
       case 'Home': move(0); return true;
       case 'End': move(visible.length - 1); return true;
-      case 'Enter': if (sp) select(sp); return true;
+      case 'Enter': if (sp) env.select(sp); return true;
       case 'h': case 'ArrowLeft':
         if (sp && sp.children.length && !collapsed.has(sp.id)) setCollapsed(sp, true);
         else if (sp && sp.parent) { cursor = visible.indexOf(sp.parent); scrollToIndex(cursor); paint(true); }
         return true;
       case 'l': case 'ArrowRight': if (sp && collapsed.has(sp.id)) setCollapsed(sp, false); return true;
-      case 'Escape': if (selected) { select(null); return true; } return false;
       case 'n': nextMatch(1); return true;
       case 'N': nextMatch(-1); return true;
       default: return false;
@@ -1531,42 +3284,18 @@ export async function renderTrace(root, params, ctx, traceID) {
 
   computeVisible();
   if (find) applyFind();
-  const want = params.get('span') && model.byID.get(params.get('span'));
-  if (want) select(want); else paint(true);
-  if (params.get('view') === 'stats') showView('stats');
-  else showView('timeline');
+  const selected = env.selected();
+  if (selected) reveal(selected);
+  paint(true);
   scroller.focus({ preventScroll: true });
-
-  // Timing for docs/performance.md: fetch, model (tree + critical path), first rows on screen.
-  const tPainted = performance.now();
-  requestAnimationFrame(() => setTimeout(() => {
-    window.__meshtraceRender = { spans: model.spans.length, fetchMs: tFetched - t0, modelMs: tModel - tFetched,
-      domMs: tPainted - tModel, totalMs: performance.now() - t0, sinceNavigationMs: performance.now(), rows: spacer.childElementCount };
-    document.documentElement.dataset.traceRendered = model.id;
-  }, 0));
-
-  return () => { window.removeEventListener('resize', onResize); };
-}
-
-function fact(label, value, id) {
-  return h('div', { class: 'fact', id: id || null }, h('dt', null, label), h('dd', null, value));
-}
-
-function section(title, count, content) {
-  return h('details', { class: 'section', open: count > 0 && count < 200 ? true : null },
-    h('summary', null, `${title} (${count})`),
-    count ? content : h('p', { class: 'muted' }, `No ${title.toLowerCase()}.`));
-}
-
-function kvTable(rows, id) {
-  return h('table', { class: 'kv', id: id || null }, h('tbody', null, rows.map(([k, v]) =>
-    h('tr', null, h('th', { scope: 'row' }, k), h('td', null, v instanceof Node ? v : h('span', { class: 'value' }, v))))));
-}
-
-function linkButton(label, onClick, id) {
-  const b = h('button', { type: 'button', class: 'linkish', id: id || null }, label);
-  b.addEventListener('click', onClick);
-  return b;
+  return {
+    focusTarget: findIn,
+    onKey,
+    onSelect(sp) { if (sp) reveal(sp); paint(true); },
+    focus() { scroller.focus(); },
+    rows: () => spacer.childElementCount,
+    destroy() { window.removeEventListener('resize', onResize); },
+  };
 }
 
 function countDescendants(sp) {
@@ -1574,23 +3303,6 @@ function countDescendants(sp) {
   const stack = [...sp.children];
   while (stack.length) { const c = stack.pop(); n++; for (const k of c.children) stack.push(k); }
   return n;
-}
-
-// Self time: duration minus the union of the children's (clipped) intervals.
-function selfTimes(model) {
-  const out = new Map();
-  for (const sp of model.spans) {
-    const s0 = sp.start, e0 = sp.start + sp.duration;
-    const iv = sp.children.map((c) => [Math.max(s0, c.start), Math.min(e0, c.start + c.duration)]).filter(([a, b]) => b > a)
-      .sort((a, b) => a[0] - b[0]);
-    let covered = 0, cs = -Infinity, ce = -Infinity;
-    for (const [a, b] of iv) {
-      if (a > ce) { if (ce > cs) covered += ce - cs; cs = a; ce = b; } else ce = Math.max(ce, b);
-    }
-    if (ce > cs) covered += ce - cs;
-    out.set(sp, Math.max(0, sp.duration - covered));
-  }
-  return out;
 }
 
 """#),

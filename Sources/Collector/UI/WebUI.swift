@@ -29,7 +29,7 @@ struct WebUI: Sendable {
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         + "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
-    static let pagePaths = ["/", "/search", "/trace", "/trace/{traceID}", "/graph", "/dependencies", "/health"]
+    static let pagePaths = ["/", "/search", "/trace", "/trace/{traceID}", "/graph", "/dependencies", "/health", "/monitor"]
 
     func register(on router: Router<BasicRequestContext>) {
         for path in Self.pagePaths {

@@ -86,7 +86,7 @@ extension InstallManifests {
         ])
     }
 
-    /// With ClickHouse the collector keeps nothing itself (CLICKHOUSE-CLI.md): a Deployment of
+    /// With ClickHouse the collector keeps nothing itself (README, "Storage: ClickHouse"): a Deployment of
     /// two, no volume, its password from a Secret through the environment.
     func statelessCollector(_ ch: ClickHouseSettings) -> [JSONValue] {
         let name = Self.collectorName
@@ -112,7 +112,7 @@ extension InstallManifests {
     }
 }
 
-/// `meshtrace install --clickhouse-url …`: the collector's ClickHouse flags (CLICKHOUSE-CLI.md).
+/// `meshtrace install --clickhouse-url …`: the collector's ClickHouse flags (README, "Storage: ClickHouse").
 public struct ClickHouseSettings: Sendable {
     public var url: String
     public var database: String

@@ -1,3 +1,4 @@
+import Synchronization
 import TraceModel
 
 /// The live configuration, shared by every event loop. Readers take a snapshot per request (one
@@ -6,7 +7,7 @@ import TraceModel
 /// arrays (a struct copy of the whole configuration cost dozens of retains per request).
 /// A later issue changes sampling live through this.
 public final class ConfigurationBox: Sendable {
-    private let storage: Locked<Snapshot>
+    private let storage: Mutex<Snapshot>
 
     /// The configuration plus what is derived from it once, so the request path does not redo it.
     public final class Snapshot: Sendable {
@@ -14,11 +15,19 @@ public final class ConfigurationBox: Sendable {
         public let sampler: Sampler
         /// Upstreams by lower-case name.
         public let upstreamsByName: [String: UpstreamService]
+        /// Upstreams by `host:port` and by host alone, for naming what a captured connection
+        /// reached (or came from) by its address.
+        public let upstreamsByAddress: [String: UpstreamService]
         public let healthCheckPaths: Set<String>
         /// The inbound cluster name, `inbound|PORT||` (built once, not per request).
         public let inboundCluster: String
         /// The configured propagation formats as recorded on inbound spans, e.g. "w3c,b3multi".
         public let propagationInjected: String
+        /// Retries for requests started under this configuration.
+        let retryPolicy: RetryPolicy
+        /// With `sw8` among the formats: the SkyWalking service and instance names this sidecar
+        /// writes into `sw8`, Base64-encoded once (nil: `sw8` passes through untouched).
+        public let sw8Service: (name: String, instance: String)?
         /// Bumped on every swap, so caches keyed on it can notice.
         public let generation: Int
 
@@ -28,15 +37,25 @@ public final class ConfigurationBox: Sendable {
             var byName: [String: UpstreamService] = [:]
             for u in config.upstreams { byName[u.name] = u }
             self.upstreamsByName = byName
+            var byAddress: [String: UpstreamService] = [:]
+            for u in config.upstreams.reversed() {
+                byAddress[u.host] = u
+                byAddress["\(u.host):\(u.port)"] = u
+            }
+            self.upstreamsByAddress = byAddress
             self.healthCheckPaths = Set(config.healthCheckPaths)
             self.inboundCluster = "inbound|\(config.appPort ?? 0)||"
             self.propagationInjected = config.propagation.map(\.rawValue).joined(separator: ",")
+            self.retryPolicy = RetryPolicy(config)
+            // The instance says which process wrote the header: this service's sidecar.
+            self.sw8Service = config.propagation.contains(.sw8)
+                ? (Base64.encode(config.serviceName), Base64.encode(config.serviceName + "-sidecar")) : nil
             self.generation = generation
         }
     }
 
     public init(_ config: SidecarConfiguration) {
-        storage = Locked(Snapshot(config: config, generation: 0))
+        storage = Mutex(Snapshot(config: config, generation: 0))
     }
 
     public var snapshot: Snapshot { storage.withLock { $0 } }

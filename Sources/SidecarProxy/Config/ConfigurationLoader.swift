@@ -25,7 +25,8 @@ public enum ConfigurationLoader {
         "health-check-path", "custom-tag", "exporter", "collector", "connect-timeout", "request-timeout", "per-try-timeout", "max-retries",
         "retry-on-status", "retry-budget-percent", "min-retry-concurrency", "max-connections", "max-pending-requests", "max-idle-per-upstream",
         "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
-        "infer-parent", "export-batch-size", "export-flush-interval", "route-template",
+        "infer-parent", "export-batch-size", "export-flush-interval", "route-template", "max-span-names",
+        "capture", "inbound-capture-port", "outbound-capture-port", "health-port", "protocol-detection-timeout",
     ]
 
     /// Applies one option. Repeatable options append; others replace.
@@ -68,7 +69,7 @@ public enum ConfigurationLoader {
             }
         case "propagation":
             guard let formats = PropagationFormat.parseList(v) else {
-                throw ConfigurationError("--propagation takes a comma list of w3c, b3multi, b3single; got '\(v)'")
+                throw ConfigurationError("--propagation takes a comma list of w3c, b3multi, b3single, sw8; got '\(v)'")
             }
             config.propagation = formats
         case "health-check-path":
@@ -89,6 +90,7 @@ public enum ConfigurationLoader {
                 if !codes.contains(code) { codes.append(code) }
             }
             config.retryOnStatus = codes
+        case "max-span-names": config.maxSpanNames = try count(v, option)
         case "route-template":
             let template = try RouteTemplate(v)
             if !config.routeTemplates.contains(template) { config.routeTemplates.append(template) }
@@ -129,6 +131,8 @@ public enum ConfigurationLoader {
         case "max-downstream-connections": config.maxDownstreamConnections = try count(v, option)
         case "max-header-bytes": config.maxHeaderBytes = try count(v, option)
         case "threads": config.threads = try count(v, option)
+        case "capture", "inbound-capture-port", "outbound-capture-port", "health-port", "protocol-detection-timeout":
+            try applyCapture(option, v, to: &config)
         case "log-level":
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
                 throw ConfigurationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -210,6 +214,14 @@ public enum ConfigurationLoader {
         }
     }
 
+    static func flag(_ v: String, _ option: String) throws(ConfigurationError) -> Bool {
+        switch v.lowercased() {
+        case "true", "yes", "on", "1", "": return true
+        case "false", "no", "off", "0": return false
+        default: throw ConfigurationError("--\(option) must be true or false, got '\(v)'")
+        }
+    }
+
     private static func nonEmpty(_ v: String, _ option: String) throws(ConfigurationError) -> String {
         guard !v.isEmpty else { throw ConfigurationError("--\(option) must not be empty") }
         return v
@@ -227,7 +239,7 @@ public enum ConfigurationLoader {
     }
 
     /// Port number; "off"/"none"/negative disable the listener (stored as -1).
-    private static func port(_ v: String, _ option: String) throws(ConfigurationError) -> Int {
+    static func port(_ v: String, _ option: String) throws(ConfigurationError) -> Int {
         if v == "off" || v == "none" || v == "disabled" { return -1 }
         guard let p = Int(v), p <= 65535 else { throw ConfigurationError("--\(option) must be a port 0...65535 (or -1/off), got '\(v)'") }
         return p < 0 ? -1 : p
@@ -257,7 +269,7 @@ public enum ConfigurationLoader {
         return Int64(value.rounded())
     }
 
-    private static func duration(_ v: String, _ option: String, allowZero: Bool) throws(ConfigurationError) -> Int64 {
+    static func duration(_ v: String, _ option: String, allowZero: Bool) throws(ConfigurationError) -> Int64 {
         guard let ms = parseDurationMillis(v), allowZero || ms > 0 else {
             throw ConfigurationError("--\(option) must be a \(allowZero ? "" : "positive ")duration like 250ms, 10s or 2m, got '\(v)'")
         }

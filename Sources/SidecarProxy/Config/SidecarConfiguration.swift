@@ -165,6 +165,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var customTags: [CustomTag] = []
     /// Span names for matching paths (`--route-template /api/reports/{id}`), see `RouteTemplates`.
     public var routeTemplates: [RouteTemplate] = []
+    /// Distinct span names before new ones fold into `METHOD /prefix/*` (`RouteCardinality`);
+    /// 0 turns the cap and id learning off.
+    public var maxSpanNames = 500
     public var exporter = ExporterConfiguration()
     /// Parent inference (propagation doctor): an outbound request without trace context, made
     /// while exactly one inbound request of this service is in flight, becomes that request's
@@ -213,6 +216,10 @@ public struct SidecarConfiguration: Sendable, Equatable {
     /// On SIGTERM, how long in-flight requests get to finish.
     public var drainTimeoutMillis: Int64 = 10_000
 
+    /// Transparent capture (`--capture`): listeners for connections that iptables redirected
+    /// (`meshtrace iptables`), each sent where it was going (`SidecarConfiguration+Capture.swift`).
+    public var capture = CaptureSettings()
+
     public var logLevel = "info"
     /// Event-loop threads. One by default: a sidecar shares its machine with the app it serves,
     /// and on small machines a second loop mostly adds context switches (docs/performance.md).
@@ -222,7 +229,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
 
     /// Names of the listeners that will run.
     public var inboundEnabled: Bool { appPort != nil && inboundPort >= 0 }
-    public var outboundEnabled: Bool { outboundPort >= 0 }
+    /// In capture mode the forward-proxy listener gives way to the outbound capture listener on
+    /// the same port (15001 for both by default); on another port it runs beside it.
+    public var outboundEnabled: Bool { outboundPort >= 0 && !(capture.enabled && outboundPort == capture.outboundPort) }
     public var gatewayEnabled: Bool { (gatewayPort ?? -1) >= 0 }
 
     public func upstream(named name: String) -> UpstreamService? {
@@ -237,8 +246,9 @@ public struct SidecarConfiguration: Sendable, Equatable {
         }
         if let appPort, !(1...65535).contains(appPort) { throw ConfigurationError("--app-port must be between 1 and 65535, got \(appPort)") }
         if let gatewayPort, gatewayPort > 65535 { throw ConfigurationError("--gateway-port must be at most 65535, got \(gatewayPort)") }
-        if !inboundEnabled && !outboundEnabled && !gatewayEnabled {
-            throw ConfigurationError("no listener enabled: give --app-port (inbound), an --outbound-port >= 0 or a --gateway-port")
+        try validateCapture()
+        if !inboundEnabled && !outboundEnabled && !gatewayEnabled && !capture.enabled {
+            throw ConfigurationError("no listener enabled: give --app-port (inbound), an --outbound-port >= 0, a --gateway-port or --capture")
         }
         if gatewayEnabled && routes.isEmpty { throw ConfigurationError("--gateway-port needs at least one --route PREFIX=SERVICE") }
         for route in routes where upstream(named: route.service) == nil {

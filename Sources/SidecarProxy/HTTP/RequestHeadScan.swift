@@ -28,7 +28,8 @@ struct RequestHeadScan {
     var loopMarked = false
     var clientTraceID: String?
     var forceTrace = false
-    /// The incoming W3C and B3 headers, read by `TracePropagation.extract`.
+    /// The incoming W3C, B3 and sw8 headers, read by `TracePropagation.extract` (sw8 only when
+    /// configured; otherwise `TraceDecision.inject` writes it back as it came).
     var trace = TraceHeaders()
     var connectionClose = false
     var connectionKeepAlive = false
@@ -265,6 +266,8 @@ struct RequestHeadScan {
         case 2:
             if eq("te") { return .hopByHop }
             if eq("b3") { return .trace(.b3) }
+        case 3:
+            if eq("sw8") { return .trace(.sw8) }
         case 4:
             if eq("host") { return .host }
         case 6:
@@ -312,7 +315,7 @@ struct RequestHeadScan {
 /// The incoming trace headers (first value of each), as a `HeaderCarrier` for extraction.
 struct TraceHeaders: HeaderCarrier {
     enum Slot: CaseIterable {
-        case traceparent, tracestate, b3, b3TraceID, b3SpanID, b3ParentSpanID, b3Sampled, b3Flags
+        case traceparent, tracestate, b3, b3TraceID, b3SpanID, b3ParentSpanID, b3Sampled, b3Flags, sw8
 
         var name: String {
             switch self {
@@ -324,6 +327,7 @@ struct TraceHeaders: HeaderCarrier {
             case .b3ParentSpanID: return B3Propagation.parentSpanIDHeader
             case .b3Sampled: return B3Propagation.sampledHeader
             case .b3Flags: return B3Propagation.flagsHeader
+            case .sw8: return Sw8Propagation.header
             }
         }
 
@@ -341,8 +345,8 @@ struct TraceHeaders: HeaderCarrier {
         }
     }
 
-    // Eight fields rather than an array: no allocation per request.
-    private var traceparent, tracestate, b3, b3TraceID, b3SpanID, b3ParentSpanID, b3Sampled, b3Flags: String?
+    // Nine fields rather than an array: no allocation per request.
+    private var traceparent, tracestate, b3, b3TraceID, b3SpanID, b3ParentSpanID, b3Sampled, b3Flags, sw8: String?
 
     private func value(_ slot: Slot) -> String? {
         switch slot {
@@ -354,6 +358,7 @@ struct TraceHeaders: HeaderCarrier {
         case .b3ParentSpanID: return b3ParentSpanID
         case .b3Sampled: return b3Sampled
         case .b3Flags: return b3Flags
+        case .sw8: return sw8
         }
     }
 
@@ -367,22 +372,35 @@ struct TraceHeaders: HeaderCarrier {
         case .b3ParentSpanID: b3ParentSpanID = value
         case .b3Sampled: b3Sampled = value
         case .b3Flags: b3Flags = value
+        case .sw8: sw8 = value
         }
     }
 
     /// No trace header arrived (an edge request, or an app that forwards nothing).
     var isEmpty: Bool {
         traceparent == nil && tracestate == nil && b3 == nil && b3TraceID == nil && b3SpanID == nil && b3ParentSpanID == nil
-            && b3Sampled == nil && b3Flags == nil
+            && b3Sampled == nil && b3Flags == nil && sw8 == nil
     }
 
-    /// Keeps the first value, as `HTTPHeaders.first(name:)` would have returned.
+    /// B3 keeps the first value, as `HTTPHeaders.first(name:)` would have returned. W3C's two
+    /// fields keep every line, combined with commas as HTTP combines repeated fields: several
+    /// `tracestate` lines are one list, and two `traceparent` lines are not a traceparent (the
+    /// trace restarts), as Trace Context §3.3.1.1 and the test suite's duplicate case require.
     mutating func set(_ slot: Slot, _ value: String) {
-        if self.value(slot) == nil { store(slot, value) }
+        guard let existing = self.value(slot) else {
+            store(slot, value)
+            return
+        }
+        if slot == .traceparent || slot == .tracestate { store(slot, existing + "," + value) }
     }
 
+    /// For W3C's fields, every line combined (see `set`).
     func first(_ name: String) -> String? {
         Slot(name: name).flatMap { value($0) }
+    }
+
+    func combined(_ name: String) -> String? {
+        first(name)
     }
 
     mutating func replace(_ name: String, with value: String) {

@@ -1,3 +1,4 @@
+import Synchronization
 import TraceModel
 
 /// Parent inference for apps that do not forward trace headers (`inferParent`, off by default).
@@ -41,7 +42,7 @@ public final class ParentInference: Sendable {
         var counts = Counts()
     }
 
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     public init() {}
 

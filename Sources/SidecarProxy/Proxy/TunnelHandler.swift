@@ -30,6 +30,7 @@ final class TunnelHandler: ChannelInboundHandler, ChannelOutboundHandler {
                     try channel.pipeline.syncOperations.addHandler(TunnelHandler())
                 }
             }
+            .bindingSource(of: target)
             .connect(host: target.host, port: target.port)
             .assumeIsolated()
             .flatMapThrowing { channel in

@@ -7,6 +7,9 @@ public struct BoundAddresses: Sendable, Equatable {
     public var gateway: String?
     public var metrics: String?
     public var admin: String?
+    public var inboundCapture: String?
+    public var outboundCapture: String?
+    public var health: String?
 
     public init() {}
 
@@ -18,6 +21,11 @@ public struct BoundAddresses: Sendable, Equatable {
         parts.append("gateway=\(gateway ?? "off")")
         parts.append("metrics=\(metrics ?? "off")")
         parts.append("admin=\(admin ?? "off")")
+        if let inboundCapture, let outboundCapture {
+            parts.append("inbound_capture=\(inboundCapture)")
+            parts.append("outbound_capture=\(outboundCapture)")
+        }
+        if let health { parts.append("health=\(health)") }
         parts.append("service=\(service)")
         return parts.joined(separator: " ")
     }
@@ -61,6 +69,9 @@ public enum ConfigDump {
             l.string("path", "/stats/prometheus")
         }
         listener("admin", enabled: config.adminPort >= 0, configuredPort: config.adminPort, address: addresses.admin)
+        listener("inbound_capture", enabled: config.capture.enabled, configuredPort: config.capture.inboundPort, address: addresses.inboundCapture)
+        listener("outbound_capture", enabled: config.capture.enabled, configuredPort: config.capture.outboundPort, address: addresses.outboundCapture)
+        listener("health", enabled: config.capture.effectiveHealthPort != nil, configuredPort: config.capture.effectiveHealthPort, address: addresses.health)
         o.raw("listeners", "[" + listeners.joined(separator: ",") + "]")
 
         o.raw("upstreams", "[" + config.upstreams.map { u in

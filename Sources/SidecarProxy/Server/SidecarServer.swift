@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// `meshtrace sidecar`: the listeners (inbound, outbound, gateway), the metrics port and the
 /// admin port, on one event-loop group with one thread per core.
@@ -13,15 +14,18 @@ public final class SidecarServer: Sendable {
     public let pools = PoolRegistry()
     public let clusters = ClusterRegistry()
     public let connections: ConnectionTracker
+    /// Capture mode: refuses captured connections to this sidecar's own ports.
+    let captureGuard = CaptureGuard()
+    let binder: any ListenerBinder
     /// In-flight inbound requests for parent inference; pass one in to share it with other
     /// listeners of the same service instance (the mesh runner's egress listeners).
     public let inference: ParentInference
     /// Request deadlines' clock: the event loops' unless a test drives it.
     public let timers: any RequestTimers
-    private let logger: Logger
-    private let group: any EventLoopGroup
+    let logger: Logger
+    let group: any EventLoopGroup
     private let ownsGroup: Bool
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     private struct State {
         var dataChannels: [any Channel] = []
@@ -37,8 +41,11 @@ public final class SidecarServer: Sendable {
     }
 
     /// - Parameter configuration: the live configuration; swap it to change sampling and more at runtime.
+    /// - Parameter binder: where data-plane listeners' sockets are made (a network namespace).
     public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
-                inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers()) {
+                inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers(),
+                binder: any ListenerBinder = CurrentNamespaceBinder()) {
+        self.binder = binder
         self.configuration = configuration
         self.timers = timers
         self.inference = inference ?? ParentInference()
@@ -93,12 +100,30 @@ public final class SidecarServer: Sendable {
                 addresses.admin = Self.describe(ch)
                 state.withLock { $0.controlChannels.append(ch) }
             }
+            if config.capture.enabled {
+                let capture = try await bindCaptureListeners(config, guard: captureGuard)
+                addresses.inboundCapture = Self.describe(capture.inbound)
+                addresses.outboundCapture = Self.describe(capture.outbound)
+                state.withLock { $0.dataChannels += [capture.inbound, capture.outbound] }
+                if let health = capture.health {
+                    addresses.health = Self.describe(health)
+                    state.withLock { $0.controlChannels.append(health) }
+                }
+            } else if let port = config.capture.effectiveHealthPort {
+                let ch = try await bindSimple(host: config.bindHost, port: port) { [weak self] head in
+                    self?.healthResponse(head) ?? .text("gone\n", status: .serviceUnavailable)
+                }
+                addresses.health = Self.describe(ch)
+                state.withLock { $0.controlChannels.append(ch) }
+            }
         } catch {
             await closeListeners()
             throw error
         }
         let bound = addresses
         state.withLock { $0.addresses = bound }
+        let ports = state.withLock { s in Set((s.dataChannels + s.controlChannels).compactMap { $0.localAddress?.port }) }
+        captureGuard.setOwnPorts(ports)
         return bound
     }
 
@@ -159,9 +184,19 @@ public final class SidecarServer: Sendable {
     private func bindProxy(direction: ProxyDirection, host: String, port: Int) async throws -> any Channel {
         let runtime = makeRuntime(direction)
         let config = configuration.config
+        let bootstrap = dataPlaneBootstrap { channel in
+            try Self.configureProxyPipeline(channel.pipeline.syncOperations, runtime: runtime, config: config)
+        }
+        let handover = BootstrapHandover(bootstrap: bootstrap)
+        return try await binder.bind { handover.bind(host: host, port: port) }
+    }
+
+    /// A data-plane listener: the connection limit, then `configure` on each admitted connection
+    /// (on its event loop; an error closes it).
+    func dataPlaneBootstrap(_ configure: @escaping @Sendable (any Channel) throws -> Void) -> ServerBootstrap {
         let stats = self.stats
         let connections = self.connections
-        return try await ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -172,23 +207,22 @@ public final class SidecarServer: Sendable {
                     return channel.close()
                 }
                 stats.update { $0.downstreamConnectionsTotal += 1 }
-                return channel.eventLoop.makeCompletedFuture {
-                    try Self.configureProxyPipeline(channel.pipeline.syncOperations, runtime: runtime, config: config)
-                }
+                return channel.eventLoop.makeCompletedFuture { try configure(channel) }
             }
-            .bind(host: host, port: port).get()
     }
 
     /// The data-plane pipeline: timeouts on raw bytes, then the proxy, which reads and writes
     /// HTTP/1.1 itself (parsing, validation with its 400/431 answers, response framing).
-    static func configureProxyPipeline(_ sync: ChannelPipeline.SynchronousOperations, runtime: ListenerRuntime, config: SidecarConfiguration) throws {
+    static func configureProxyPipeline(
+        _ sync: ChannelPipeline.SynchronousOperations, runtime: ListenerRuntime, config: SidecarConfiguration, captured: CapturedDestination? = nil
+    ) throws {
         let timeouts = ConnectionTimeoutHandler(
             headerTimeout: .milliseconds(config.headerTimeoutMillis), idleTimeout: .milliseconds(config.idleTimeoutMillis))
         try sync.addHandler(timeouts)
-        try sync.addHandler(ProxyHandler(runtime: runtime, timeouts: timeouts, maxHeaderBytes: config.maxHeaderBytes))
+        try sync.addHandler(ProxyHandler(runtime: runtime, timeouts: timeouts, maxHeaderBytes: config.maxHeaderBytes, captured: captured))
     }
 
-    private func bindSimple(host: String, port: Int, respond: @escaping @Sendable (HTTPRequestHead) -> SimpleResponse) async throws -> any Channel {
+    func bindSimple(host: String, port: Int, respond: @escaping @Sendable (HTTPRequestHead) -> SimpleResponse) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -241,6 +275,7 @@ public final class SidecarServer: Sendable {
             "downstream_cx_total: \(s.downstreamConnectionsTotal)",
             "downstream_cx_active: \(connections.count)",
             "downstream_cx_overflow: \(s.downstreamConnectionsRefused)",
+            "capture_refused: \(s.capturedRefused)",
             "local_replies: \(s.localReplies)",
             "upstream_rq_retry: \(s.upstreamRetries)",
             "parent_inference.inferred: \(inference.counts.inferred)",

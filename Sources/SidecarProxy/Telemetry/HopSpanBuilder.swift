@@ -208,6 +208,9 @@ public struct HopSpanBuilder: Sendable {
         // handed to the app, and the caller's sampling decision.
         if let extracted = hop.propagationExtracted { sink.tag("meshtrace.propagation.extracted", extracted) }
         if let injected = hop.propagationInjected { sink.tag("meshtrace.propagation.injected", injected) }
+        if let disagreed = hop.propagationDisagreed { sink.tag("meshtrace.propagation.disagreed", disagreed) }
+        // A SkyWalking trace id we had to hash: the original, to find the trace by it.
+        if let original = hop.context.sw8TraceID { sink.tag("sw8.trace_id", original) }
         if let upstream = hop.upstreamSampled { sink.tag("meshtrace.sampling.upstream", bool: upstream) }
         if Self.isError(hop) { sink.tag("error", "true") }
         for custom in hop.customTags where !custom.value.isEmpty { sink.customTag(custom.key, custom.value) }

@@ -91,6 +91,10 @@ public final class IstioMetrics: Sendable {
     }
 
     public func record(_ hop: HopRecord) {
+        if hop.isOpaqueTCP {
+            recordTCPClose(hop)
+            return
+        }
         let code = hop.statusCode.map(String.init) ?? "0"
         let flags = hop.responseFlags.isEmpty ? "-" : hop.responseFlags.joined(separator: ",")
         let key = labelKey(hop, code: code, flags: flags, protocolName: hop.isGRPC ? "grpc" : "http")
@@ -122,13 +126,15 @@ public final class IstioMetrics: Sendable {
             h.requestMessages?.increment(by: Int64(messages.request))
             h.responseMessages?.increment(by: Int64(messages.response))
         }
-        if hop.isTunnel {
-            let tcp = tcpHandles(for: hop)
-            tcp.closed.increment()
-            // What periodic reports have not counted yet. "Sent" is toward the client, as Istio counts it.
-            tcp.sent.increment(by: Int64(max(0, hop.responseBytes - hop.tunnelBytesReported.response)))
-            tcp.received.increment(by: Int64(max(0, hop.requestBytes - hop.tunnelBytesReported.request)))
-        }
+        if hop.isTunnel { recordTCPClose(hop) }
+    }
+
+    private func recordTCPClose(_ hop: HopRecord) {
+        let tcp = tcpHandles(for: hop)
+        tcp.closed.increment()
+        // What periodic reports have not counted yet. "Sent" is toward the client, as Istio counts it.
+        tcp.sent.increment(by: Int64(max(0, hop.responseBytes - hop.tunnelBytesReported.response)))
+        tcp.received.increment(by: Int64(max(0, hop.requestBytes - hop.tunnelBytesReported.request)))
     }
 
     public func tunnelOpened(_ hop: HopRecord) {

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// Where one upstream cluster's connections go.
 public struct UpstreamTarget: Sendable, Hashable {
@@ -6,11 +7,15 @@ public struct UpstreamTarget: Sendable, Hashable {
     public var clusterName: String
     public var host: String
     public var port: Int
+    /// The address to connect from, when it matters: inbound capture's hop to the app leaves from
+    /// 127.0.0.6 (or ::6), which the capture rules do not redirect again.
+    public var sourceAddress: String?
 
-    public init(clusterName: String, host: String, port: Int) {
+    public init(clusterName: String, host: String, port: Int, sourceAddress: String? = nil) {
         self.clusterName = clusterName
         self.host = host
         self.port = port
+        self.sourceAddress = sourceAddress
     }
 
     var key: String { clusterName + "#" + host + ":" + String(port) }
@@ -31,9 +36,9 @@ public final class ClusterState: Sendable {
         public var retriesDenied = 0
     }
 
-    private let counters = Locked(Counters())
+    private let counters = Mutex(Counters())
     /// Wakes a waiting pool on each event loop when a connection slot frees up.
-    private let wakers = Locked<[@Sendable () -> Void]>([])
+    private let wakers = Mutex<[@Sendable () -> Void]>([])
 
     init(target: UpstreamTarget) {
         self.target = target
@@ -102,7 +107,7 @@ public final class ClusterState: Sendable {
 
 /// Every cluster the proxy has talked to, by target.
 public final class ClusterRegistry: Sendable {
-    private let clusters = Locked<[String: ClusterState]>([:])
+    private let clusters = Mutex<[String: ClusterState]>([:])
 
     public init() {}
 

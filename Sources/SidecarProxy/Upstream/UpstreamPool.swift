@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The side of a request that an upstream connection reports to while it is checked out.
 protocol UpstreamDelegate: AnyObject {
@@ -276,6 +277,7 @@ final class UpstreamPool {
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
+            .bindingSource(of: target)
         let connecting: EventLoopFuture<any Channel>
         if let resolved {
             connecting = bootstrap.connect(to: resolved)
@@ -302,7 +304,11 @@ final class UpstreamPool {
     static func describe(_ address: SocketAddress) -> String {
         switch address {
         case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .v6:
+            // An IPv4 peer of a dual-stack listener (capture mode) is `::ffff:a.b.c.d`: shown as IPv4.
+            let ip = address.ipAddress ?? "?"
+            if let v4 = CapturedDestination.unmappedIPv4(ip) { return "\(v4):\(address.port ?? 0)" }
+            return "[\(ip)]:\(address.port ?? 0)"
         default: return "\(address)"
         }
     }
@@ -350,7 +356,7 @@ public final class PoolRegistry: Sendable {
         var pools: NIOLoopBound<LoopPools>
     }
 
-    private let byLoop = Locked<[ObjectIdentifier: Entry]>([:])
+    private let byLoop = Mutex<[ObjectIdentifier: Entry]>([:])
 
     public init() {}
 

@@ -4,8 +4,17 @@
 public protocol HeaderCarrier {
     /// The first value of the header, if present.
     func first(_ name: String) -> String?
+    /// Every field line of the header joined with commas, in order, as HTTP combines repeated
+    /// fields (RFC 9110 §5.3): W3C's `tracestate` may come as several lines, and two
+    /// `traceparent` lines combine into a value that is not a traceparent. Carriers that keep
+    /// one value per name can rely on the default, `first`.
+    func combined(_ name: String) -> String?
     mutating func replace(_ name: String, with value: String)
     mutating func remove(_ name: String)
+}
+
+extension HeaderCarrier {
+    public func combined(_ name: String) -> String? { first(name) }
 }
 
 /// A simple carrier for tests and for code that builds header lists itself.
@@ -28,6 +37,11 @@ public struct HeaderList: HeaderCarrier, Hashable, Sendable {
 
     public func first(_ name: String) -> String? {
         storage.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    public func combined(_ name: String) -> String? {
+        let values = storage.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
+        return values.isEmpty ? nil : values.joined(separator: ",")
     }
 
     public mutating func replace(_ name: String, with value: String) {

@@ -1,43 +1,87 @@
-/// W3C Trace Context (`traceparent`, `tracestate`), level 1 rules: invalid headers are ignored
-/// (the trace restarts), higher versions are parsed forward-compatibly, and `tracestate` is
-/// dropped when `traceparent` is invalid.
+/// W3C Trace Context Level 2 (`traceparent`, `tracestate`, https://www.w3.org/TR/trace-context-2/).
+/// An invalid `traceparent` is ignored (the trace restarts) and takes `tracestate` with it; a
+/// higher version is read as far as version 00 defines it; two `traceparent` fields combine into
+/// a value that is not one (RFC 9110 §5.3), so they restart the trace too; several `tracestate`
+/// fields are one list (`W3CTraceState`).
 public enum W3CTraceContext {
     public static let traceparent = "traceparent"
     public static let tracestate = "tracestate"
+
+    /// trace-flags bit 0: the caller may have recorded trace data.
+    public static let sampledFlag: UInt8 = 0x01
+    /// trace-flags bit 1 (Level 2): the trace id's right-most 7 bytes are random.
+    public static let randomTraceIDFlag: UInt8 = 0x02
 
     /// Generic only for the header lookups (inlinable, so callers in other modules specialize
     /// it for their carrier instead of going through runtime generic metadata per request).
     @inlinable
     public static func extract(_ headers: some HeaderCarrier) -> TraceContext? {
-        guard let value = headers.first(traceparent) else { return nil }
-        return extract(traceparent: value, tracestate: { headers.first(tracestate) })
+        guard let value = headers.combined(traceparent) else { return nil }
+        return extract(traceparent: value, tracestate: { headers.combined(tracestate) })
     }
 
-    /// `extract` on values already looked up; `tracestate` is read only for a valid traceparent.
+    /// `extract` on values already looked up (each the field's lines combined); `tracestate` is
+    /// read only for a valid traceparent ("if the vendor failed to parse traceparent, it MUST
+    /// NOT attempt to parse tracestate"), and a bad one never voids the traceparent.
     public static func extract(traceparent value: String, tracestate: () -> String?) -> TraceContext? {
         guard var context = parse(value) else { return nil }
-        if let state = tracestate(), isValidTraceState(state) {
-            context.traceState = state
+        if let state = tracestate() {
+            context.traceState = W3CTraceState.normalized(state)
         }
         return context
     }
 
-    /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`.
+    /// `version-trace-id-parent-id-trace-flags`, lower-case hex, with optional whitespace
+    /// around it (HTTP's OWS, spaces and tabs). Version 00 is exactly 55 characters; a higher
+    /// version (not ff) may go on after a dash, and only the fields and flags 00 defines are read.
     public static func parse(_ value: String) -> TraceContext? {
-        let utf8 = Array(value.trimmingCharacters(in: " ").utf8)
-        guard utf8.count >= 55 else { return nil }
-        guard let version = Hex.parseUInt64(utf8[0..<2]), version != 0xFF, !hasUpperHex(utf8[0..<55]) else { return nil }
-        // Version 00 is exactly 55 bytes; later versions may append "-…" fields we ignore.
-        if version == 0 { guard utf8.count == 55 else { return nil } } else if utf8.count > 55 { guard utf8[55] == UInt8(ascii: "-") else { return nil } }
-        guard utf8[2] == UInt8(ascii: "-"), utf8[35] == UInt8(ascii: "-"), utf8[52] == UInt8(ascii: "-") else { return nil }
-        guard let traceID = TraceID(hex: String(decoding: utf8[3..<35], as: UTF8.self)),
-              let spanID = SpanID(hex: String(decoding: utf8[36..<52], as: UTF8.self)),
-              let flags = Hex.parseUInt64(utf8[53..<55])
-        else { return nil }
-        return TraceContext(traceID: traceID, spanID: spanID, sampled: flags & 1 == 1)
+        var value = value
+        return value.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
     }
 
-    /// Written byte by byte into one string (it is built for every proxied request).
+    private static func parse(_ raw: UnsafeRawBufferPointer) -> TraceContext? {
+        var start = 0
+        var end = raw.count
+        while start < end, raw[start] == 0x20 || raw[start] == 0x09 { start += 1 }
+        while end > start, raw[end - 1] == 0x20 || raw[end - 1] == 0x09 { end -= 1 }
+        let length = end - start
+        guard length >= 55 else { return nil }
+        let b = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+        guard let version = lowerHex(b, 0, 2), version != 0xFF, b[2] == UInt8(ascii: "-") else { return nil }
+        if version == 0 {
+            guard length == 55 else { return nil }
+        } else if length > 55 {
+            guard b[55] == UInt8(ascii: "-") else { return nil }
+        }
+        guard b[35] == UInt8(ascii: "-"), b[52] == UInt8(ascii: "-"),
+              let high = lowerHex(b, 3, 16), let low = lowerHex(b, 19, 16), let span = lowerHex(b, 36, 16),
+              let flags = lowerHex(b, 53, 2),
+              high != 0 || low != 0, let spanID = SpanID(span)
+        else { return nil }
+        return TraceContext(
+            traceID: TraceID(high: high, low: low), spanID: spanID, sampled: flags & UInt64(sampledFlag) != 0,
+            randomTraceID: flags & UInt64(randomTraceIDFlag) != 0)
+    }
+
+    /// `count` lower-case hex digits at `offset` (HEXDIGLC: upper case is not a traceparent).
+    private static func lowerHex(_ b: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> UInt64? {
+        var value: UInt64 = 0
+        for i in offset..<(offset + count) {
+            let c = b[i]
+            let digit: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c &- UInt8(ascii: "a") &+ 10
+            default: return nil
+            }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
+    }
+
+    /// Written byte by byte into one string (it is built for every proxied request). Always
+    /// version 00 ("the highest version known"), with only the flags it defines: sampled and
+    /// random-trace-id; the rest are zero, as the spec requires.
     public static func format(_ context: TraceContext) -> String {
         String(unsafeUninitializedCapacity: 55) { b in
             b[0] = UInt8(ascii: "0"); b[1] = UInt8(ascii: "0"); b[2] = UInt8(ascii: "-")
@@ -47,7 +91,9 @@ public enum W3CTraceContext {
             Hex.write(context.spanID.value, into: b, at: 36)
             b[52] = UInt8(ascii: "-")
             b[53] = UInt8(ascii: "0")
-            b[54] = context.sampled == true || context.debug ? UInt8(ascii: "1") : UInt8(ascii: "0")
+            let sampled: UInt8 = context.sampled == true || context.debug ? 1 : 0
+            let random: UInt8 = context.randomTraceID ? 2 : 0
+            b[54] = UInt8(ascii: "0") + (sampled | random)
             return 55
         }
     }
@@ -60,24 +106,5 @@ public enum W3CTraceContext {
         } else {
             headers.remove(tracestate)
         }
-    }
-
-    private static func hasUpperHex(_ bytes: ArraySlice<UInt8>) -> Bool {
-        bytes.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "F") }
-    }
-
-    /// Loose check: at most 32 comma-separated `key=value` members of printable ASCII.
-    @usableFromInline
-    static func isValidTraceState(_ value: String) -> Bool {
-        let members = value.split(separator: ",", omittingEmptySubsequences: true)
-        guard members.count <= 32, value.utf8.count <= 512 else { return false }
-        for member in members {
-            let trimmed = member.trimmingCharacters(in: " ")
-            guard !trimmed.isEmpty else { continue }
-            guard let eq = trimmed.firstIndex(of: "="), eq != trimmed.startIndex,
-                  trimmed.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E })
-            else { return false }
-        }
-        return true
     }
 }

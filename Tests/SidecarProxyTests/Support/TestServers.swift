@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshtraceTesting
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -15,8 +16,8 @@ import Synchronization
 /// (the body; the head goes at once).
 final class EchoApp: Sendable {
     let channel: any Channel
-    let requests = Locked<[(head: HTTPRequestHead, body: Int)]>([])
-    let held = Locked<[@Sendable () -> Void]>([])
+    let requests = NIOLockedValueBox<[(head: HTTPRequestHead, body: Int)]>([])
+    let held = NIOLockedValueBox<[@Sendable () -> Void]>([])
 
     var port: Int { channel.localAddress?.port ?? 0 }
 
@@ -36,11 +37,11 @@ final class EchoApp: Sendable {
 
     /// Sends what `/hold`, `/hold-once` and `/hold-body` held back so far.
     func releaseHeld() {
-        for release in held.withLock({ h -> [@Sendable () -> Void] in defer { h.removeAll() }; return h }) { release() }
+        for release in held.withLockedValue({ h -> [@Sendable () -> Void] in defer { h.removeAll() }; return h }) { release() }
     }
 
     /// Requests the app has read to the end (held ones included).
-    var requestCount: Int { requests.withLock { $0.count } }
+    var requestCount: Int { requests.withLockedValue { $0.count } }
 
     func close() async {
         releaseHeld()
@@ -52,12 +53,12 @@ final class EchoHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let requests: Locked<[(head: HTTPRequestHead, body: Int)]>
-    let held: Locked<[@Sendable () -> Void]>
+    let requests: NIOLockedValueBox<[(head: HTTPRequestHead, body: Int)]>
+    let held: NIOLockedValueBox<[@Sendable () -> Void]>
     var head: HTTPRequestHead?
     var bodyBytes = 0
 
-    init(requests: Locked<[(head: HTTPRequestHead, body: Int)]>, held: Locked<[@Sendable () -> Void]>) {
+    init(requests: NIOLockedValueBox<[(head: HTTPRequestHead, body: Int)]>, held: NIOLockedValueBox<[@Sendable () -> Void]>) {
         self.requests = requests
         self.held = held
     }
@@ -67,7 +68,7 @@ final class EchoHandler: ChannelInboundHandler {
     func hold(_ context: ChannelHandlerContext, _ action: @escaping (EchoHandler, ChannelHandlerContext) -> Void) {
         let bound = NIOLoopBound((self, context, action), eventLoop: context.eventLoop)
         let loop = context.eventLoop
-        held.withLock {
+        held.withLockedValue {
             $0.append {
                 loop.execute {
                     let (handler, context, action) = bound.value
@@ -86,14 +87,14 @@ final class EchoHandler: ChannelInboundHandler {
             bodyBytes += b.readableBytes
         case .end:
             guard let head else { return }
-            requests.withLock { $0.append((head, bodyBytes)) }
+            requests.withLockedValue { $0.append((head, bodyBytes)) }
             let (path, query) = split(head.uri)
             if path == "/close" {
                 context.close(promise: nil)
                 return
             }
             // `/slow-once/...`, `/hold-once/...`: only the first time this exact URI is asked for.
-            let firstTime = requests.withLock { $0.filter { $0.head.uri == head.uri }.count } == 1
+            let firstTime = requests.withLockedValue { $0.filter { $0.head.uri == head.uri }.count } == 1
             if path == "/slow" || (path.hasPrefix("/slow-once/") && firstTime) {
                 let ms = Int64(query["ms"] ?? "100") ?? 100
                 let body = bodyBytes
@@ -145,7 +146,7 @@ final class EchoHandler: ChannelInboundHandler {
         if path.hasPrefix("/flaky/") {
             // 503 for the first `fail` requests to this exact URI, then 200.
             let fail = Int(split(head.uri).1["fail"] ?? "1") ?? 1
-            let seen = requests.withLock { $0.filter { $0.head.uri == head.uri }.count }
+            let seen = requests.withLockedValue { $0.filter { $0.head.uri == head.uri }.count }
             status = seen <= fail ? .serviceUnavailable : .ok
         }
         var headersJSON: [[String]] = []
@@ -231,7 +232,7 @@ final class TestClient: Sendable {
     }
 
     /// Response heads this client has received, finished or not.
-    var headsReceived: Int { collector.heads.withLock { $0 } }
+    var headsReceived: Int { collector.heads.withLockedValue { $0 } }
 
     func close() async { try? await channel.close() }
 }
@@ -240,12 +241,12 @@ final class ResponseCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     final class Box: Sendable {
-        let waiting = Locked<[EventLoopPromise<TestResponse>]>([])
+        let waiting = NIOLockedValueBox<[EventLoopPromise<TestResponse>]>([])
         /// Response heads received so far (a response's head can arrive long before its end).
-        let heads = Locked(0)
-        func enqueue(_ p: EventLoopPromise<TestResponse>) { waiting.withLock { $0.append(p) } }
-        func next() -> EventLoopPromise<TestResponse>? { waiting.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
-        func failAll(_ error: Error) { for p in waiting.withLock({ w -> [EventLoopPromise<TestResponse>] in defer { w.removeAll() }; return w }) { p.fail(error) } }
+        let heads = NIOLockedValueBox(0)
+        func enqueue(_ p: EventLoopPromise<TestResponse>) { waiting.withLockedValue { $0.append(p) } }
+        func next() -> EventLoopPromise<TestResponse>? { waiting.withLockedValue { $0.isEmpty ? nil : $0.removeFirst() } }
+        func failAll(_ error: Error) { for p in waiting.withLockedValue({ w -> [EventLoopPromise<TestResponse>] in defer { w.removeAll() }; return w }) { p.fail(error) } }
     }
 
     let box: Box
@@ -259,7 +260,7 @@ final class ResponseCollector: ChannelInboundHandler {
         case .head(let h):
             head = h
             body.clear()
-            box.heads.withLock { $0 += 1 }
+            box.heads.withLockedValue { $0 += 1 }
         case .body(var b):
             body.writeBuffer(&b)
         case .end:
@@ -290,9 +291,9 @@ func rawExchange(group: any EventLoopGroup, port: Int, _ request: String, timeou
 func rawExchangeUntilClosed(
     group: any EventLoopGroup, port: Int, _ request: String, timeout: TimeAmount = .seconds(60)
 ) async throws -> (received: String, closedByServer: Bool) {
-    let received = Locked(ByteBuffer())
+    let received = NIOLockedValueBox(ByteBuffer())
     let closed = group.next().makePromise(of: Void.self)
-    let gaveUp = Locked(false)
+    let gaveUp = NIOLockedValueBox(false)
     let channel = try await ClientBootstrap(group: group)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -307,25 +308,25 @@ func rawExchangeUntilClosed(
         // received, and the caller's assertions on the received bytes decide the outcome.
     }
     let timer = channel.eventLoop.scheduleTask(in: timeout) {
-        gaveUp.withLock { $0 = true }
+        gaveUp.withLockedValue { $0 = true }
         channel.close(promise: nil)
     }
     try? await closed.futureResult.get()
     timer.cancel()
-    return (received.withLock { String(buffer: $0) }, !gaveUp.withLock { $0 })
+    return (received.withLockedValue { String(buffer: $0) }, !gaveUp.withLockedValue { $0 })
 }
 
 final class RawCollector: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    let received: Locked<ByteBuffer>
+    let received: NIOLockedValueBox<ByteBuffer>
     let closed: EventLoopPromise<Void>
-    init(received: Locked<ByteBuffer>, closed: EventLoopPromise<Void>) {
+    init(received: NIOLockedValueBox<ByteBuffer>, closed: EventLoopPromise<Void>) {
         self.received = received
         self.closed = closed
     }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var b = unwrapInboundIn(data)
-        _ = received.withLock { $0.writeBuffer(&b) }
+        _ = received.withLockedValue { $0.writeBuffer(&b) }
     }
     func channelInactive(context: ChannelHandlerContext) {
         closed.succeed(())
@@ -335,7 +336,7 @@ final class RawCollector: ChannelInboundHandler {
 
 /// Polls until `predicate` holds or the deadline passes (generous: it only matters when failing,
 /// and parallel tests on two loaded cores can delay a task for seconds).
-func eventually(timeout: Duration = .seconds(30), _ predicate: () -> Bool) async -> Bool {
+func eventually(timeout: Duration = .seconds(120), _ predicate: () -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while clock.now < deadline {

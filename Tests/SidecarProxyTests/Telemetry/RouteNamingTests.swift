@@ -47,6 +47,17 @@ import Testing
         #expect(cardinality.snapshot == RouteCardinality.Snapshot(names: 5, folded: 2, learned: []))
     }
 
+    @Test func maxSpanNamesIsAnOption() throws {
+        var config = SidecarConfiguration()
+        #expect(config.maxSpanNames == 500)
+        try ConfigurationLoader.apply("max-span-names", "0", to: &config)
+        #expect(config.maxSpanNames == 0)
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.apply("max-span-names", "many", to: &config) }
+        try ConfigurationLoader.apply("route-template", "/a/{id}", to: &config)
+        #expect(config.routeTemplates.map(\.description) == ["/a/{id}"])
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.apply("route-template", "a/{id}", to: &config) }
+    }
+
     @Test func withoutCardinalityNamesAreTheHeuristicAlone() {
         let naming = SpanNaming(cardinality: nil)
         for i in 0..<20 { #expect(naming.route("/api/reports/r\(i)", method: "GET") == "/api/reports/r\(i)") }

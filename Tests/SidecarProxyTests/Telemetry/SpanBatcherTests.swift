@@ -62,7 +62,7 @@ func sampleSpan(_ n: UInt64) -> Span {
     Span(traceID: TraceID(high: 0, low: n + 1), spanID: SpanID(n + 1) ?? SpanID.random(), name: "s\(n)", startTimeNanos: n, durationNanos: 1, serviceName: "svc")
 }
 
-func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
+func waitUntil(timeout: Duration = .seconds(120), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() { return true }
@@ -94,18 +94,20 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
         #expect(exporter.batches.map(\.count) == [4, 4])
     }
 
+    // The retry budgets below are far longer than the retries need: under stress a 10 ms sleep
+    // once took over 30 s to resume, and a budget spent that way dropped the batch.
     @Test func retriesRetryableFailuresAndDropsRejectedBatches() async {
         let exported = Mutex(0)
         let exporter = ScriptedExporter([.retryable(reason: "503", retryAfter: 0.01), .retryable(reason: "refused", retryAfter: nil)])
         let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger,
                                   onExported: { n in exported.withLock { $0 += n } })
-        await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1), sampleSpan(2)]), until: .now + .seconds(30))
+        await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1), sampleSpan(2)]), until: .now + .seconds(600))
         #expect(exporter.batches.count == 3, "two retryable failures, then success")
         #expect(exported.withLock { $0 } == 2)
 
         let rejecting = ScriptedExporter([.rejected(reason: "400")])
         let second = SpanBatcher(exporter: rejecting, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
-        await second.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), until: .now + .seconds(30))
+        await second.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), until: .now + .seconds(600))
         #expect(rejecting.batches.count == 1, "a permanent rejection is not retried")
         #expect(second.dropped == 1)
     }
@@ -115,7 +117,7 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async 
     @Test func keepsRetryingWithinTheBudgetAndDropsOnceItIsSpent() async {
         let exporter = ScriptedExporter(Array(repeating: .retryable(reason: "refused", retryAfter: 0.001), count: 12))
         let batcher = SpanBatcher(exporter: exporter, capacity: 100, maxBatch: 2, flushInterval: .seconds(3600), logger: logger)
-        let end = await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), until: .now + .seconds(30))
+        let end = await batcher.exportWithRetry(EncodedSpanBatch(format: .zipkinJSON, spans: [sampleSpan(1)]), until: .now + .seconds(600))
         #expect(end == .exported)
         #expect(exporter.batches.count == 13, "twelve failures, then success")
         #expect(batcher.dropped == 0)

@@ -6,6 +6,8 @@ import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
 import { renderGraph } from './graph.js';
 import { renderHealth } from './health.js';
+import { renderMonitor } from './monitor.js';
+import { renderCompare } from './compare.js';
 
 const app = document.getElementById('app');
 let cleanup = null;
@@ -14,9 +16,12 @@ let generation = 0;
 
 const routes = [
   [/^\/(?:search)?\/?$/, (root, params, c) => renderSearch(root, params, c), 'search'],
+  // Jaeger's compare URL: /trace/{A}...{B}.
+  [/^\/trace\/([^/.]+)\.\.\.([^/.]+)\/?$/, (root, params, c, a, b) => renderCompare(root, params, c, decodeURIComponent(a), decodeURIComponent(b)), 'compare'],
   [/^\/trace\/([^/]+)\/?$/, (root, params, c, id) => renderTrace(root, params, c, decodeURIComponent(id)), 'trace'],
   [/^\/graph\/?$/, (root, params, c) => renderGraph(root, params, c), 'graph'],
   [/^\/health\/?$/, (root, params, c) => renderHealth(root, params, c), 'health'],
+  [/^\/monitor\/?$/, (root, params, c) => renderMonitor(root, params, c), 'monitor'],
 ];
 
 async function route() {
@@ -30,9 +35,9 @@ async function route() {
     document.querySelectorAll('[data-nav]').forEach((a) => {
       if (a.dataset.nav === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
-    document.title = `Meshtrace · ${name === 'trace' ? `trace ${m[1].slice(0, 12)}` : name}`;
+    document.title = `Meshtrace · ${name === 'trace' ? `trace ${m[1].slice(0, 12)}` : name === 'compare' ? `compare ${m[1].slice(0, 8)}…${m[2].slice(0, 8)}` : name}`;
     try {
-      const c = await render(app, params, ctx, m[1]);
+      const c = await render(app, params, ctx, m[1], m[2]);
       if (gen === generation) cleanup = c || null; else if (c) c();
     } catch (e) {
       console.error(e);

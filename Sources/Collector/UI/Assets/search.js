@@ -1,6 +1,7 @@
 // Search: Jaeger's form and URL (/search?service=&operation=&tags=&lookback=&minDuration=...).
 import { h, s, state, fmtDuration, fmtTime, fmtAgo, serviceColour, registerServices } from './dom.js';
 import { getJSON, convertTrace } from './api.js';
+import { timeTicks, niceTicks } from './ticks.js';
 
 const LOOKBACKS = [['5m', 'Last 5 minutes'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['6h', 'Last 6 hours'],
   ['24h', 'Last 24 hours'], ['2d', 'Last 2 days'], ['custom', 'Custom range']];
@@ -176,10 +177,25 @@ async function runSearch(results, params, ctx) {
   sortSel.value = params.get('sort') || 'recent';
   const list = h('ol', { class: 'trace-list', id: 'trace-list' });
   const plot = h('div', { class: 'scatter-wrap' });
+  // Compare: tick two results (Jaeger's flow), then open /trace/A...B.
+  const picked = [];
+  const compareBtn = h('button', { type: 'button', class: 'btn', id: 'compare-btn', disabled: true }, 'Compare');
+  const compareNote = h('span', { class: 'muted', id: 'compare-note' }, 'Tick two traces to compare them.');
+  compareBtn.addEventListener('click', () => { if (picked.length === 2) ctx.navigate(`/trace/${picked[0]}...${picked[1]}`); });
+  const onPick = (id, on) => {
+    const i = picked.indexOf(id);
+    if (on && i < 0) picked.push(id);
+    if (!on && i >= 0) picked.splice(i, 1);
+    // A third tick replaces the oldest: at most two stay ticked.
+    if (picked.length > 2) picked.shift();
+    list.querySelectorAll('input.pick').forEach((box) => { box.checked = picked.includes(box.value); });
+    compareBtn.disabled = picked.length !== 2;
+    compareNote.textContent = picked.length === 2 ? `A: ${picked[0].slice(0, 8)} · B: ${picked[1].slice(0, 8)}` : 'Tick two traces to compare them.';
+  };
   const draw = () => {
     const sorted = sortTraces(traces, sortSel.value);
-    list.replaceChildren(...sorted.map((t) => traceItem(t)));
-    plot.replaceChildren(scatter(traces, ctx));
+    list.replaceChildren(...sorted.map((t) => traceItem(t, { onPick, picked })));
+    plot.replaceChildren(scatter(traces, ctx), scatterLegend(traces));
   };
   sortSel.addEventListener('change', () => {
     const u = new URL(location.href);
@@ -190,7 +206,7 @@ async function runSearch(results, params, ctx) {
   results.replaceChildren(
     h('div', { class: 'results-head' }, h('h2', null, `${traces.length} trace${traces.length === 1 ? '' : 's'} ${label}`),
       h('label', { class: 'inline' }, 'Sort ', sortSel)),
-    plot, list);
+    plot, h('div', { class: 'compare-bar' }, compareBtn, compareNote), list);
   draw();
 }
 
@@ -209,9 +225,15 @@ function sortTraces(traces, how) {
   return t.sort(cmp || ((a, b) => b.start - a.start));
 }
 
-export function traceItem(t) {
+// opts.onPick(id, checked): a tick box to choose the trace for comparison.
+export function traceItem(t, opts = {}) {
+  let pick = null;
+  if (opts.onPick) {
+    pick = h('input', { type: 'checkbox', class: 'pick', value: t.id, checked: opts.picked.includes(t.id), 'aria-label': `Compare trace ${t.id}` });
+    pick.addEventListener('change', () => opts.onPick(t.id, pick.checked));
+  }
   return h('li', { class: 'trace-item' + (t.errors ? ' has-error' : ''), dataset: { traceId: t.id } },
-    h('a', { href: `/trace/${t.id}`, 'data-link': '', class: 'trace-link' },
+    pick, h('a', { href: `/trace/${t.id}`, 'data-link': '', class: 'trace-link' },
       h('span', { class: 'trace-title' }, h('b', null, t.rootService), ': ', t.rootName),
       h('span', { class: 'trace-dur' }, fmtDuration(t.duration))),
     h('div', { class: 'trace-meta' },
@@ -224,32 +246,48 @@ export function traceItem(t) {
       h('code', { class: 'tid' }, t.id.slice(0, 12))));
 }
 
-// Duration against start time; bubble size grows with span count; red = has errors.
+// Duration against start time; bubble size grows with span count. Traces with errors are red,
+// crossed and drawn on top, so a failing trace is never hidden under a healthy one.
 function scatter(traces, ctx) {
   const W = 900, H = 180, L = 60, R = 16, T = 12, B = 26;
   let t0 = Math.min(...traces.map((t) => t.start)), t1 = Math.max(...traces.map((t) => t.start));
   if (t1 - t0 < 1e6) { t0 -= 5e5; t1 += 5e5; }
-  const dMax = Math.max(...traces.map((t) => t.duration)) * 1.1 || 1;
+  const yTicks = niceTicks(0, Math.max(...traces.map((t) => t.duration)) || 1, 3);
+  const dMax = yTicks[yTicks.length - 1];
   const x = (v) => L + ((v - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => H - B - (v / dMax) * (H - T - B);
   const svg = s('svg', { class: 'scatter', id: 'scatter', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Trace duration against start time' });
-  for (let i = 0; i <= 3; i++) {
-    const v = (dMax * i) / 3;
+  for (const v of yTicks) {
     svg.append(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }),
       s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtDuration(v)));
   }
-  for (let i = 0; i <= 4; i++) {
-    const v = t0 + ((t1 - t0) * i) / 4;
-    svg.append(s('text', { x: x(v), y: H - 8, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle', class: 'axis' }, fmtTime(v).slice(11, 19)));
+  // Round, distinct times (ms precision only when the results span under a second or so).
+  const ticks = timeTicks(t0 / 1000, t1 / 1000, 6);
+  for (const tk of ticks) {
+    const px = x(tk.t * 1000);
+    svg.append(s('line', { x1: px, x2: px, y1: H - B, y2: H - B + 4, class: 'grid' }),
+      s('text', { x: px, y: H - 8, 'text-anchor': px < L + 40 ? 'start' : px > W - R - 40 ? 'end' : 'middle', class: 'axis x-tick' }, tk.label));
   }
-  for (const t of traces) {
+  const ordered = traces.filter((t) => !t.errors).concat(traces.filter((t) => t.errors));
+  for (const t of ordered) {
     const r = Math.min(14, 4 + Math.sqrt(t.spans));
-    const dot = s('circle', { cx: x(t.start), cy: y(t.duration), r, class: 'dot' + (t.errors ? ' err' : ''), tabindex: 0,
-      dataset: { traceId: t.id } }, s('title', null, `${t.rootService}: ${t.rootName}\n${fmtDuration(t.duration)}, ${t.spans} spans`));
+    const cx = x(t.start), cy = y(t.duration);
+    const dot = s('g', { class: 'dot-g', tabindex: 0, role: 'link', dataset: { traceId: t.id, errors: String(t.errors) },
+      'aria-label': `${t.rootService}: ${t.rootName}, ${fmtDuration(t.duration)}${t.errors ? `, ${t.errors} errors` : ''}` },
+    s('circle', { cx, cy, r, class: 'dot' + (t.errors ? ' err' : '') }),
+    t.errors ? s('path', { d: `M${cx - r * 0.45},${cy - r * 0.45}L${cx + r * 0.45},${cy + r * 0.45}M${cx + r * 0.45},${cy - r * 0.45}L${cx - r * 0.45},${cy + r * 0.45}`, class: 'err-cross' }) : null,
+    s('title', null, `${t.rootService}: ${t.rootName}\n${fmtDuration(t.duration)}, ${t.spans} spans${t.errors ? `, ${t.errors} with errors` : ''}\n${fmtTime(t.start)}`));
     const open = () => ctx.navigate(`/trace/${t.id}`);
     dot.addEventListener('click', open);
     dot.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
     svg.append(dot);
   }
   return svg;
+}
+
+function scatterLegend(traces) {
+  const failing = traces.filter((t) => t.errors).length;
+  return h('div', { class: 'scatter-legend', id: 'scatter-legend' },
+    h('span', null, h('span', { class: 'sw' }), 'trace (size: spans)'),
+    h('span', null, h('span', { class: 'sw err' }), `with errors (${failing})`));
 }

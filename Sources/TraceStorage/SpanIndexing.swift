@@ -9,6 +9,15 @@ enum SpanIndexing {
         return nil
     }
 
+    /// The order every store returns `spans(startedBetween:)` in: newest first, ties by trace id
+    /// and then span id, so that two stores holding the same spans answer the same list (the
+    /// conformance suite and the ClickHouse parity test compare them).
+    static func newestFirst(_ a: Span, _ b: Span) -> Bool {
+        if a.startTimeNanos != b.startTimeNanos { return a.startTimeNanos > b.startTimeNanos }
+        if a.traceID != b.traceID { return a.traceID > b.traceID }
+        return a.spanID.value > b.spanID.value
+    }
+
     /// Criteria the SQL index columns can check (service, remote service, name, kind, time, duration).
     static func matchesIndexed(_ span: Span, _ q: TraceQuery) -> Bool {
         if let s = q.serviceName, span.serviceName != s { return false }
