@@ -271,7 +271,7 @@ let package = Package(
         .executableTarget(
             name: "TailSamplingBenchmark",
             dependencies: [
-                "TraceModel", "TraceWire", "TailSampling", "Collector",
+                "TraceModel", "TraceWire", "TailSampling", "Collector", "TraceStorage",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/tailsampling"

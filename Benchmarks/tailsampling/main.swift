@@ -12,6 +12,7 @@ import Foundation
 import Logging
 import TailSampling
 import TraceModel
+import TraceStorage
 import TraceWire
 
 #if canImport(FoundationNetworking)

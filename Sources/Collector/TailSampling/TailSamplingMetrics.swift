@@ -61,7 +61,7 @@ final class TailSamplingMetrics: Sendable {
         }.increment()
     }
 
-    private func counter(_ key: String, in table: Mutex<[String: CoreMetrics.Counter]>, make: () -> CoreMetrics.Counter) -> CoreMetrics.Counter {
+    private func counter(_ key: String, in table: borrowing Mutex<[String: CoreMetrics.Counter]>, make: () -> CoreMetrics.Counter) -> CoreMetrics.Counter {
         table.withLock { counters in
             if let existing = counters[key] { return existing }
             let made = make()

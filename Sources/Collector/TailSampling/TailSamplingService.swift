@@ -85,7 +85,7 @@ final class TailSamplingService<C: Clock>: Service, Sendable where C.Duration ==
                 return .success(out)
             }
             let output: TailSamplerOutput
-            do {
+            do throws(PolicyError) {
                 if s.sampler == nil {
                     s.sampler = try TailSampler(configuration: policy.configuration)
                     output = TailSamplerOutput()
@@ -110,12 +110,7 @@ final class TailSamplingService<C: Clock>: Service, Sendable where C.Duration ==
     /// Spans from a receiver; see the type's comment for what returning means.
     func submit(_ spans: [Span]) async throws(IngestError) {
         let now = clock.now
-        enum Entry {
-            case passThrough
-            case refused(IngestError)
-            case sampled(TailSamplerOutput)
-        }
-        let entry = state.withLock { s -> Entry in
+        let entry = state.withLock { s -> SubmitEntry in
             guard s.sampler != nil else { return .passThrough }
             if s.stopping { return .refused(.shuttingDown) }
             if s.writeSpans > maxPendingWriteSpans { return .refused(.queueFull) }
@@ -145,6 +140,18 @@ final class TailSamplingService<C: Clock>: Service, Sendable where C.Duration ==
                 enqueue([KeptSpans(spans: own, ownRequest: false)])
             }
         }
+    }
+
+    private enum SubmitEntry {
+        case passThrough
+        case refused(IngestError)
+        case sampled(TailSamplerOutput)
+    }
+
+    private enum WriterStep {
+        case write([Span])
+        case wait
+        case done
     }
 
     struct KeptSpans {
@@ -267,12 +274,7 @@ final class TailSamplingService<C: Clock>: Service, Sendable where C.Duration ==
     /// store retried for a while, then the spans are counted as lost.
     private func writer() async {
         while true {
-            enum Next {
-                case write([Span])
-                case wait
-                case done
-            }
-            let next = state.withLock { s -> Next in
+            let next = state.withLock { s -> WriterStep in
                 if !s.writes.isEmpty { return .write(s.writes.removeFirst()) }
                 return s.stopping ? .done : .wait
             }
