@@ -42,6 +42,10 @@ struct Inclusion: Sendable, Equatable {
 
     /// Any of them keeps the trace (the top-level policy list).
     static func any(_ inclusions: [Inclusion]) -> Double {
+        // One chance alone is returned as it is: 1 - (1 - 0.05) is 0.05000000000000004, and a
+        // kept span's adjusted count would read 19.999999999999982 instead of 20.
+        let chances = inclusions.filter { $0.probability > 0 }
+        if chances.count == 1, let only = chances.first { return min(1, only.probability) }
         var bySalt: [String: Double] = [:]
         var missAll = 1.0
         for inclusion in inclusions where inclusion.probability > 0 {

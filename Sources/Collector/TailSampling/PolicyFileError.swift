@@ -69,15 +69,24 @@ struct PolicyYAMLReader {
         guard case .scalar(let s) = node, let value = Int64(s.string.replacingOccurrences(of: "_", with: "")) else {
             throw fail(node, field, "expected a whole number, got \(describe(node))")
         }
-        guard range.contains(value) else { throw fail(node, field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)") }
+        guard range.contains(value) else {
+            throw fail(node, field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
         return value
+    }
+
+    /// 100 rather than 100.0 in messages, as the user wrote it.
+    static func plain(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     func double(_ node: Node, _ field: String, range: ClosedRange<Double>) throws(PolicyFileError) -> Double {
         guard case .scalar(let s) = node, let value = Double(s.string.replacingOccurrences(of: "_", with: "")), value.isFinite else {
             throw fail(node, field, "expected a number, got \(describe(node))")
         }
-        guard range.contains(value) else { throw fail(node, field, "must be between \(range.lowerBound) and \(range.upperBound), got \(value)") }
+        guard range.contains(value) else {
+            throw fail(node, field, "must be between \(Self.plain(range.lowerBound)) and \(Self.plain(range.upperBound)), got \(s.string)")
+        }
         return value
     }
 
