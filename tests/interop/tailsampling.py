@@ -61,7 +61,8 @@ def metrics_text(admin_url):
 def metric_sum(text, name, **labels):
     """Sum of the samples of `name` whose labels include `labels`."""
     total = 0.0
-    pattern = re.compile(r"^" + re.escape(name) + r"(\{[^}]*\})?\s+([0-9.eE+-]+)$")
+    # Label values may hold braces (a span named "GET /api/reports/{id}"): skip quoted strings.
+    pattern = re.compile(r"^" + re.escape(name) + r'(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?\s+([0-9.eE+-]+)$')
     for line in text.splitlines():
         m = pattern.match(line)
         if not m:

@@ -62,6 +62,12 @@ def test_errors_slow_and_five_percent_of_the_rest_through_the_demo_mesh(tmp_path
             span.end()
             return format(span.get_span_context().trace_id, "032x"), i, status, (span.end_time - span.start_time) / 1e6
 
+        # The pre-sampling counts start at the first whole 5 s bucket after tail sampling was
+        # turned on; wait for it, so the whole run is counted before sampling (not "mixed").
+        def counting_since():
+            g = requests.get(f"{mesh.ui}/api/meshtrace/graph", params={"lookback": "1m"}, timeout=10).json()
+            return g.get("preSamplingFromMs") is not None and g["preSamplingFromMs"] <= time.time() * 1000 and g
+        wait_until(counting_since, timeout=15, interval=0.2, message="pre-sampling counts begin")
         started = time.time()
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             sent = list(pool.map(one, range(TRACES)))
