@@ -296,7 +296,7 @@ let package = Package(
         .testTarget(name: "MeshtraceTracingTests", dependencies: ["MeshtraceTracing", "TraceModel", "TraceExport", "MeshtraceTesting"]),
         .testTarget(name: "DemoServicesTests", dependencies: ["DemoServices", "TraceModel", "MeshtraceTesting"]),
         .testTarget(name: "TraceAnalysisTests", dependencies: ["TraceAnalysis", "TraceModel"]),
-        .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting"]),
+        .testTarget(name: "MeshRunnerTests", dependencies: ["MeshRunner", "TraceModel", "MeshtraceTesting", "Collector", "TailSampling"]),
         .testTarget(name: "MeshKubeTests", dependencies: ["MeshKube", "TraceWire"], exclude: ["Golden"]),
         // HummingbirdTesting: the query routes answered in process, through the router.
         .testTarget(
