@@ -13,6 +13,7 @@ public final class SidecarServer: Sendable {
     public let stats = ProxyStats()
     public let pools = PoolRegistry()
     public let clusters = ClusterRegistry()
+    public let endpointSets = EndpointSetRegistry()
     public let connections: ConnectionTracker
     /// Capture mode: refuses captured connections to this sidecar's own ports.
     let captureGuard = CaptureGuard()
@@ -177,7 +178,7 @@ public final class SidecarServer: Sendable {
 
     func makeRuntime(_ direction: ProxyDirection) -> ListenerRuntime {
         ListenerRuntime(
-            direction: direction, configuration: configuration, telemetry: telemetry, pools: pools, clusters: clusters,
+            direction: direction, configuration: configuration, telemetry: telemetry, pools: pools, clusters: clusters, endpointSets: endpointSets,
             stats: stats, connections: connections, inference: inference, logger: logger, timers: timers)
     }
 
