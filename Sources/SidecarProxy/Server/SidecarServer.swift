@@ -243,7 +243,8 @@ public final class SidecarServer: Sendable {
         case "/stats/prometheus", "/metrics":
             return SimpleResponse(
                 status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                body: telemetry.prometheusText() + inference.prometheusText(service: configuration.config.serviceName))
+                body: telemetry.prometheusText() + inference.prometheusText(service: configuration.config.serviceName)
+                    + endpointSets.prometheusText())
         default:
             return .text("not found; metrics are at /stats/prometheus\n", status: .notFound)
         }
@@ -295,6 +296,7 @@ public final class SidecarServer: Sendable {
             lines.append("\(name).upstream_rq_pending_overflow: \(c.overflows)")
             lines.append("\(name).upstream_rq_retry_overflow: \(c.retriesDenied)")
         }
+        lines += endpointSets.statsLines()
         return lines.joined(separator: "\n") + "\n"
     }
 
