@@ -13,7 +13,9 @@ public final class SidecarServer: Sendable {
     public let stats = ProxyStats()
     public let pools = PoolRegistry()
     public let clusters = ClusterRegistry()
-    public let endpointSets = EndpointSetRegistry()
+    /// Balancer and outlier state of multi-endpoint upstreams; pass one in to share it with the
+    /// same instance's other listeners (the mesh runner's egress listeners), as one Envoy would.
+    public let endpointSets: EndpointSetRegistry
     public let connections: ConnectionTracker
     /// Capture mode: refuses captured connections to this sidecar's own ports.
     let captureGuard = CaptureGuard()
@@ -45,8 +47,9 @@ public final class SidecarServer: Sendable {
     /// - Parameter binder: where data-plane listeners' sockets are made (a network namespace).
     public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
                 inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers(),
-                binder: any ListenerBinder = CurrentNamespaceBinder()) {
+                binder: any ListenerBinder = CurrentNamespaceBinder(), endpointSets: EndpointSetRegistry? = nil) {
         self.binder = binder
+        self.endpointSets = endpointSets ?? EndpointSetRegistry()
         self.configuration = configuration
         self.timers = timers
         self.inference = inference ?? ParentInference()
