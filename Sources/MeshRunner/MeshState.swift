@@ -123,7 +123,7 @@ final class MeshState: Sendable {
         let dump = ConfigDump.render(e.box.config, addresses: e.server.addresses, inference: e.server.inference,
                                  spanNames: e.telemetry.naming.cardinality?.snapshot)
         // The per-upstream egress listeners (`<NAME>_URL`) belong to this service too.
-        let egress = egressListeners.filter { $0.service == name }
+        let egress = egressListeners.filter { $0.service == e.name }  // the instance's own
         guard !egress.isEmpty, var object = (try? JSONSerialization.jsonObject(with: Data(dump.utf8))) as? [String: Any] else { return dump }
         object["egress_listeners"] = egress.map { listener -> [String: Any] in
             ["upstream": listener.upstream, "address": listener.server.addresses.outbound ?? "-",
