@@ -42,9 +42,12 @@ let logger: Logger = {
 let services = ["gateway", "frontend", "backend", "database"]
 let wallNow = UInt64(Date().timeIntervalSince1970 * 1e9)
 
-/// Mesh-shaped traces of 8 spans (gateway → frontend → backend → database, a SERVER and a
-/// CLIENT per hop, ~12 attributes each), 2% failing, 2% slow; `complete: false` leaves out
-/// the database's SERVER span, so the trace waits for its decision.
+/// Mesh-shaped traces of 8 spans (gateway → frontend → backend → database: a SERVER and a
+/// CLIENT per hop, the database's SERVER and its app's SERVER span last; ~12 attributes each),
+/// 2% failing, 2% slow; `complete: false` leaves out the database's SERVER span, so its child
+/// waits for a parent and the trace for its decision. (The first version ended in an
+/// unanswered CLIENT span: "complete" traces never were, and the benchmark stopped on its own
+/// precondition.)
 func makeTraces(_ count: Int, seed: UInt64, complete: Bool = true) -> [Span] {
     var rng = SplitMix64(seed: seed)
     var spans: [Span] = []
@@ -56,12 +59,16 @@ func makeTraces(_ count: Int, seed: UInt64, complete: Bool = true) -> [Span] {
         let start = wallNow - 30_000_000_000 + UInt64(n) * 1_000
         var parent: SpanID?
         for hop in 0..<8 {
-            if !complete && hop == 7 { break }
             let id = SpanID.random(using: &rng)
+            // Incomplete: the database's SERVER span never comes, so its child waits for a parent.
+            if !complete && hop == 6 {
+                parent = id
+                continue
+            }
             let service = services[hop / 2]
             let status = failing ? 500 : 200
             spans.append(Span(
-                traceID: trace, spanID: id, parentSpanID: parent, kind: hop % 2 == 0 ? .server : .client,
+                traceID: trace, spanID: id, parentSpanID: parent, kind: hop % 2 == 0 || hop == 7 ? .server : .client,
                 name: "GET /api/reports/{id}", startTimeNanos: start + UInt64(hop) * 100_000,
                 durationNanos: (slow ? 700_000_000 : 5_000_000) - UInt64(hop) * 100_000, serviceName: service,
                 attributes: [
