@@ -275,7 +275,9 @@ say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessIn
 say("")
 say("| store | ingest path | spans/request | connections | spans/s | ratio to raw store |")
 say("|---|---|---|---|---|---|")
-for backend in backends {
+// `--queries-only`: skip sections 1 and 2 (the store fill and the query latencies remain).
+let queriesOnly = CommandLine.arguments.contains("--queries-only")
+for backend in backends where !queriesOnly {
     var raw: [Int: Double] = [:]
     for batch in backend.rawBatches {
         raw[batch] = try await rawStoreRate(backend, batch: batch)
@@ -298,7 +300,7 @@ for backend in backends {
 say("")
 say("| OTLP/gRPC message codec (decode only) | spans/request | spans/s |")
 say("|---|---|---|")
-for batch in [100, 1000] {
+for batch in [100, 1000] where !queriesOnly {
     let r = try codecRates(batch: batch)
     say("| hand-written decoder (plugged in) | \(batch) | \(fmt(r.hand)) |")
     say("| GRPCProtobuf generated messages + conversion | \(batch) | \(fmt(r.generated)) |")
