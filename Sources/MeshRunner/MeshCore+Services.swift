@@ -3,12 +3,14 @@ import Foundation
 extension MeshCore {
     /// The supervisor that runs one service's process: its command line and environment.
     /// The place to change when a service's process is started another way (in a namespace).
-    func makeSupervisor(for service: ServiceSpec, started: StartedSidecars, printer: LogPrinter, processGuard: MeshGuard?) -> ServiceSupervisor {
+    /// - Parameter instance: which replica (`service.instanceNames`): its port and sidecars.
+    func makeSupervisor(for service: ServiceSpec, instance: String, started: StartedSidecars, printer: LogPrinter,
+                        processGuard: MeshGuard?) -> ServiceSupervisor {
         if let inPod = capturedSupervisor(for: service, printer: printer, processGuard: processGuard) { return inPod }
-        let port = state.all.first { $0.name == service.name }?.appPort ?? 0
+        let port = state.all.first { $0.name == instance }?.appPort ?? 0
         return ServiceSupervisor(
-            name: service.name, arguments: arguments(for: service, port: port),
-            environment: environment(for: service, outbound: started.outbound[service.name], egress: started.egress[service.name] ?? [:]),
+            name: instance, arguments: arguments(for: service, port: port),
+            environment: environment(for: service, instance: instance, outbound: started.outbound[instance], egress: started.egress[instance] ?? [:]),
             workingDirectory: service.workingDir, output: printer, logger: logger, processGuard: processGuard)
     }
 
@@ -24,11 +26,13 @@ extension MeshCore {
     /// per upstream, where MeshtraceTracing should export app spans, and the OpenTelemetry SDK
     /// settings (OTLP/gRPC endpoint and protocol, service name) so an SDK in the app just works.
     /// A value the user already set in the environment is kept.
-    func environment(for service: ServiceSpec, outbound: String?, egress: [String: String]) -> [String: String] {
+    func environment(for service: ServiceSpec, instance: String? = nil, outbound: String?, egress: [String: String]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
-        let port = state.all.first { $0.name == service.name }?.appPort ?? 0
+        let instance = instance ?? service.name
+        let port = state.all.first { $0.name == instance }?.appPort ?? 0
         env["PORT"] = String(port)
         env["MESHTRACE_SERVICE"] = service.name
+        env["MESHTRACE_INSTANCE"] = instance
         env["MESHTRACE_COLLECTOR"] = collectorURL
         if let otlpEndpoint, env["OTEL_EXPORTER_OTLP_ENDPOINT"] == nil {
             // The protocol is named with it: SDKs that default to http/protobuf (Node, the Java

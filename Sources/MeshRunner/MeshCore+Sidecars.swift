@@ -21,17 +21,18 @@ extension MeshCore {
     func startSidecars(exporter: SpanExportTarget, group: any EventLoopGroup) async throws -> StartedSidecars {
         var started = StartedSidecars()
         // 1. One sidecar per service: inbound in front of the app, outbound for its calls.
+        //    With `replicas: N`, N of them, each with its own app port.
         for service in file.services {
-            let appPort = service.port != 0 ? service.port : try PortAllocator.freePort()
-            let config = sidecarConfiguration(for: service, appPort: appPort)
-            let server = try await startSidecar(config, exporter: exporter, group: group, appPort: appPort, service: service)
-            started.outbound[service.name] = server.addresses.outbound
+            for instance in service.instanceNames {
+                let appPort = service.port != 0 ? service.port : try PortAllocator.freePort()
+                let config = sidecarConfiguration(for: service, appPort: appPort)
+                let server = try await startSidecar(config, exporter: exporter, group: group, appPort: appPort, service: service, instance: instance)
+                started.outbound[instance] = server.addresses.outbound
+            }
         }
-        // 2. Now every inbound address is known: tell each outbound listener where services live.
-        let registry = state.all.compactMap { entry -> UpstreamService? in
-            guard let inbound = entry.server.addresses.inbound, let (host, port) = Self.hostPort(inbound) else { return nil }
-            return UpstreamService(name: entry.name, host: host, port: port)
-        }
+        // 2. Now every inbound address is known: tell each outbound listener where services live,
+        //    a service's replicas as its endpoints (balanced by each caller's sidecar).
+        let registry = Self.registry(state.all)
         for entry in state.all { entry.box.update { $0.upstreams = registry } }
         try state.apply(file.telemetry)  // custom tags parsed once, the same way live changes are
 
@@ -48,23 +49,25 @@ extension MeshCore {
         var quietLogger = logger
         quietLogger.logLevel = .warning
         for service in file.services {
-            guard let entry = state.all.first(where: { $0.name == service.name }) else { continue }
-            for upstream in service.upstreams {
-                var config = entry.box.config
-                config.appPort = nil
-                config.inboundPort = -1
-                config.outboundPort = 0
-                config.metricsPort = -1
-                config.adminPort = -1
-                config.defaultUpstream = upstream
-                let box = ConfigurationBox(config)
-                // Same in-flight tracker as the service's own sidecar: parent inference must see the
-                // inbound requests whichever listener the app calls out through.
-                let server = SidecarServer(configuration: box, telemetry: entry.telemetry, logger: quietLogger, group: group,
-                                           inference: entry.server.inference)
-                try await server.start()
-                state.addEgress(MeshState.Egress(service: service.name, upstream: upstream, box: box, server: server))
-                if let address = server.addresses.outbound { started.egress[service.name, default: [:]][upstream] = "http://\(address)" }
+            for instance in service.instanceNames {
+                guard let entry = state.all.first(where: { $0.name == instance }) else { continue }
+                for upstream in service.upstreams {
+                    var config = entry.box.config
+                    config.appPort = nil
+                    config.inboundPort = -1
+                    config.outboundPort = 0
+                    config.metricsPort = -1
+                    config.adminPort = -1
+                    config.defaultUpstream = upstream
+                    let box = ConfigurationBox(config)
+                    // Same in-flight tracker as the service's own sidecar: parent inference must see the
+                    // inbound requests whichever listener the app calls out through.
+                    let server = SidecarServer(configuration: box, telemetry: entry.telemetry, logger: quietLogger, group: group,
+                                               inference: entry.server.inference, endpointSets: entry.server.endpointSets)
+                    try await server.start()
+                    state.addEgress(MeshState.Egress(service: instance, upstream: upstream, box: box, server: server))
+                    if let address = server.addresses.outbound { started.egress[instance, default: [:]][upstream] = "http://\(address)" }
+                }
             }
         }
         return started
@@ -135,7 +138,7 @@ extension MeshCore {
     ///   - group: telemetry's loops (and the proxy's, unless `proxyGroup` is given);
     ///   - proxyGroup, binder: `capture: netns`: the proxy's loops and listeners in its pod.
     func startSidecar(_ config: SidecarConfiguration, exporter: SpanExportTarget, group: any EventLoopGroup, appPort: Int,
-                      service: ServiceSpec?, proxyGroup: (any EventLoopGroup)? = nil,
+                      service: ServiceSpec?, instance: String? = nil, proxyGroup: (any EventLoopGroup)? = nil,
                       binder: any ListenerBinder = CurrentNamespaceBinder()) async throws -> SidecarServer {
         var config = config
         config.exporter.kind = exporter.kind.rawValue
@@ -156,9 +159,21 @@ extension MeshCore {
             let setting = config.gatewayPort.map { " (\(options.settingNames["gateway.port"] ?? "gateway.port") \($0))" } ?? ""
             throw MeshStartError("the sidecar of \(config.serviceName) cannot listen\(setting): \(error)")
         }
-        state.add(MeshState.Entry(name: config.serviceName, appPort: appPort, healthPath: service?.healthPath, box: box,
+        state.add(MeshState.Entry(name: instance ?? config.serviceName, service: config.serviceName, appPort: appPort, healthPath: service?.healthPath, box: box,
                                   telemetry: telemetry, server: server, supervisor: nil, healthy: service == nil))
         return server
+    }
+
+    /// One upstream per service, its replicas' inbound listeners as endpoints, in start order.
+    static func registry(_ entries: [MeshState.Entry]) -> [UpstreamService] {
+        var order: [String] = []
+        var endpoints: [String: [UpstreamEndpoint]] = [:]
+        for entry in entries {
+            guard let inbound = entry.server.addresses.inbound, let (host, port) = hostPort(inbound) else { continue }
+            if endpoints[entry.service] == nil { order.append(entry.service) }
+            endpoints[entry.service, default: []].append(UpstreamEndpoint(host: host, port: port))
+        }
+        return order.compactMap { name in endpoints[name].map { UpstreamService(name: name, endpoints: $0) } }
     }
 
     static func hostPort(_ address: String) -> (String, Int)? {

@@ -57,11 +57,13 @@ final class MeshCore: Service {
         }
 
         // The service processes, each told to call out through its own sidecar.
-        let printer = LogPrinter(services: file.services.map(\.name) + (file.prometheus == nil ? [] : ["prometheus"]))
-        let supervisors = file.services.map { service in
-            let supervisor = makeSupervisor(for: service, started: started, printer: printer, processGuard: processGuard)
-            state.attach(supervisor, to: service.name)
-            return supervisor
+        let printer = LogPrinter(services: file.services.flatMap(\.instanceNames) + (file.prometheus == nil ? [] : ["prometheus"]))
+        let supervisors = file.services.flatMap { service in
+            service.instanceNames.map { instance in
+                let supervisor = makeSupervisor(for: service, instance: instance, started: started, printer: printer, processGuard: processGuard)
+                state.attach(supervisor, to: instance)
+                return supervisor
+            }
         }
 
         var failure: (any Error)?

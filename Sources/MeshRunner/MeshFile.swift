@@ -47,7 +47,15 @@ public struct ServiceSpec: Sendable, Equatable {
     /// port accepts a connection, for apps that do not answer HTTP/1 (gRPC servers).
     public var healthPath: String?
     public static let tcpHealth = "tcp"
+    /// Processes of this service `meshtrace up` runs, each on its own port behind its own
+    /// inbound sidecar; callers balance over all of them (`instanceNames`).
     public var replicas: Int
+
+    /// The name of each process: the service's own for one replica, else `NAME-1` … `NAME-N`
+    /// (in logs, `meshtrace status` and `proxy-config`).
+    public var instanceNames: [String] {
+        replicas <= 1 ? [name] : (1...replicas).map { "\(name)-\($0)" }
+    }
     /// Route templates naming this service's spans (`/api/reports/{id}`), see `RouteTemplates`.
     public var routes: [String] = []
     /// The sidecar's Prometheus listener; 0 picks a free one (found through discovery).

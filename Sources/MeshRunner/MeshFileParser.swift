@@ -179,6 +179,7 @@ public struct MeshFileParser {
             // /healthz route (most of them) would otherwise hold up the start for a minute.
             var spec = ServiceSpec(name: "", command: "", healthPath: ServiceSpec.tcpHealth)
             var hasCommand = false
+            var replicasNode: Node?
             for (key, _, value) in try mapping(item, field, allowed: ["name", "command", "args", "env", "workingDir", "port", "upstreams", "health", "replicas", "routes", "metricsPort"]) {
                 let path = "\(field).\(key)"
                 switch key {
@@ -208,14 +209,18 @@ public struct MeshFileParser {
                         }
                     }
                 case "replicas":
-                    spec.replicas = try int(value, path, range: 1...64)
-                    if spec.replicas > 1 {
-                        throw fail(value, path, "replicas > 1 is not supported yet", hint: "run one replica per service for now")
-                    }
+                    spec.replicas = try int(value, path, range: 1...64, hint: "the number of processes of this service, e.g. replicas: 3")
+                    replicasNode = value
                 default: break
                 }
             }
             guard !spec.name.isEmpty else { throw fail(item, "\(field).name", "every service needs a name") }
+            if spec.replicas > 1, spec.port != 0 || spec.metricsPort != 0 {
+                // N processes cannot share one fixed port: each replica gets a free one as $PORT.
+                throw fail(replicasNode ?? item, "\(field).replicas",
+                           "\(spec.replicas) replicas cannot share the fixed \(spec.port != 0 ? "port \(spec.port)" : "metricsPort \(spec.metricsPort)")",
+                           hint: "leave port and metricsPort out (or 0): each replica gets a free port, passed as ${PORT}")
+            }
             guard hasCommand else {
                 throw fail(item, "\(field).command", "service '\(spec.name)' has no command", hint: "e.g. command: python3 with args: [app.py, --port, \"${PORT}\"]")
             }
@@ -356,6 +361,17 @@ public struct MeshFileParser {
         var seen = Set<String>()
         for (i, name) in names.enumerated() where !seen.insert(name).inserted {
             throw fail(servicesNode.sequence?[i], "services[\(i)].name", "service '\(name)' is defined twice")
+        }
+        var instances = Set(names)
+        for (i, service) in file.services.enumerated() where service.replicas > 1 {
+            if file.capture == .netns {
+                throw fail(servicesNode.sequence?[i], "services[\(i)].replicas", "replicas > 1 is not supported with capture: netns (one pod per service)",
+                           hint: "drop capture: netns, or run one replica")
+            }
+            for instance in service.instanceNames where !instances.insert(instance).inserted || names.contains(instance) {
+                throw fail(servicesNode.sequence?[i], "services[\(i)].replicas", "replica '\(instance)' has the name of another service",
+                           hint: "rename one of them")
+            }
         }
         for (i, service) in file.services.enumerated() {
             for upstream in service.upstreams where !seen.contains(upstream) {

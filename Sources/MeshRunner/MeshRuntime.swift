@@ -65,6 +65,12 @@ public struct ServiceState: Sendable, Codable, Equatable {
     public var outbound: String?
     public var metrics: String?
     public var requestsPerSecond: Double
+    /// The service, when this row is one of its replicas (`name` is then `NAME-i`).
+    public var service: String?
+    /// Replicas of a service with several: times the callers' outlier detection ejected this
+    /// one, and whether one of them has it ejected now.
+    public var ejections: Int?
+    public var ejected: Bool?
 }
 
 /// Runs a mesh: the embedded collector, one sidecar per service (in this process, so the

@@ -8,7 +8,10 @@ import TraceModel
 /// its telemetry, and the service processes.
 final class MeshState: Sendable {
     struct Entry: Sendable {
+        /// The instance: the service's name, or `NAME-i` for one of several replicas.
         var name: String
+        /// The service this instance is a replica of (its spans' service name).
+        var service: String
         var appPort: Int
         var healthPath: String?
         var box: ConfigurationBox
@@ -97,6 +100,7 @@ final class MeshState: Sendable {
     func status() -> [ServiceState] {
         entries.withLock { list in
             let now = ContinuousClock.now
+            let endpoints = Self.endpointStats(list.map(\.server))  // egress listeners share their instance's sets
             return list.map { e in
                 let status = e.supervisor?.status
                 let addresses = e.server.addresses
@@ -105,17 +109,21 @@ final class MeshState: Sendable {
                     name: e.name, pid: status?.pid, phase: status?.phase.rawValue ?? "running", restarts: status?.restarts ?? 0,
                     healthy: e.healthy, appPort: e.appPort, inbound: addresses.inbound ?? addresses.inboundCapture ?? addresses.gateway,
                     outbound: addresses.outbound ?? addresses.outboundCapture,
-                    metrics: addresses.metrics, requestsPerSecond: (rate * 10).rounded() / 10)
+                    metrics: addresses.metrics, requestsPerSecond: (rate * 10).rounded() / 10,
+                    service: e.service == e.name ? nil : e.service,
+                    ejections: addresses.inbound.flatMap { endpoints[$0] }.map(\.ejections),
+                    ejected: addresses.inbound.flatMap { endpoints[$0] }.map(\.ejected))
             }
         }
     }
 
+    /// - Parameter name: an instance (`backend-2`) or a service (its first replica).
     func proxyConfig(_ name: String) -> String? {
-        guard let e = all.first(where: { $0.name == name }) else { return nil }
+        guard let e = all.first(where: { $0.name == name }) ?? all.first(where: { $0.service == name }) else { return nil }
         let dump = ConfigDump.render(e.box.config, addresses: e.server.addresses, inference: e.server.inference,
                                  spanNames: e.telemetry.naming.cardinality?.snapshot)
         // The per-upstream egress listeners (`<NAME>_URL`) belong to this service too.
-        let egress = egressListeners.filter { $0.service == name }
+        let egress = egressListeners.filter { $0.service == e.name }  // the instance's own
         guard !egress.isEmpty, var object = (try? JSONSerialization.jsonObject(with: Data(dump.utf8))) as? [String: Any] else { return dump }
         object["egress_listeners"] = egress.map { listener -> [String: Any] in
             ["upstream": listener.upstream, "address": listener.server.addresses.outbound ?? "-",

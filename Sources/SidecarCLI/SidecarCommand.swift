@@ -44,7 +44,7 @@ public struct SidecarCommand: AsyncParsableCommand {
     var metricsPort: String?
     @Option(name: .customLong("admin-port"), parsing: .unconditional, help: "Admin (/config_dump, /ready, /stats) on loopback (default 15000).")
     var adminPort: String?
-    @Option(name: .customLong("upstream"), help: "Upstream service NAME=HOST:PORT of its inbound sidecar (repeatable).")
+    @Option(name: .customLong("upstream"), help: "Upstream service NAME=HOST:PORT of its inbound sidecar, or NAME=HOST:PORT,HOST:PORT,... for several replicas (repeatable).")
     var upstream: [String] = []
     @Option(name: .customLong("registry"), help: "YAML file mapping service names to HOST:PORT.")
     var registry: String?
@@ -94,6 +94,18 @@ public struct SidecarCommand: AsyncParsableCommand {
     var maxPendingRequests: String?
     @Option(name: .customLong("max-idle-per-upstream"), help: "Idle keep-alive connections per upstream per thread (default 64).")
     var maxIdlePerUpstream: String?
+    @Option(name: .customLong("lb-policy"), help: "Balancer for upstreams with several endpoints: least-request (two random choices) or round-robin (default least-request).")
+    var lbPolicy: String?
+    @Option(name: .customLong("outlier-consecutive-5xx"), help: "Eject an endpoint after this many 5xx answers or failures in a row, 0 = off (default 5).")
+    var outlierConsecutive5xx: String?
+    @Option(name: .customLong("outlier-consecutive-gateway-failure"), help: "Eject an endpoint after this many 502/503/504 answers or connect failures in a row, 0 = off (default 5).")
+    var outlierConsecutiveGatewayFailure: String?
+    @Option(name: .customLong("outlier-base-ejection-time"), help: "An ejected endpoint stays out this long times its ejection count (default 30s).")
+    var outlierBaseEjectionTime: String?
+    @Option(name: .customLong("outlier-max-ejection-time"), help: "Longest ejection (default 300s).")
+    var outlierMaxEjectionTime: String?
+    @Option(name: .customLong("outlier-max-ejection-percent"), help: "Most endpoints ejected at once, in percent; one can always be (default 10).")
+    var outlierMaxEjectionPercent: String?
     @Option(name: .customLong("max-downstream-connections"), help: "Cap on client connections (default 10000; lowered at start to what the open-file limit can pair with upstream connections).")
     var maxDownstreamConnections: String?
     @Option(name: .customLong("max-header-bytes"), help: "Largest request header block; larger gets 431 (default 65536).")
@@ -139,6 +151,10 @@ public struct SidecarCommand: AsyncParsableCommand {
         add("max-header-bytes", maxHeaderBytes); add("header-timeout", headerTimeout); add("idle-timeout", idleTimeout)
         add("drain-timeout", drainTimeout); add("log-level", logLevel); add("threads", threads)
         add("max-span-names", maxSpanNames)
+        add("lb-policy", lbPolicy); add("outlier-consecutive-5xx", outlierConsecutive5xx)
+        add("outlier-consecutive-gateway-failure", outlierConsecutiveGatewayFailure)
+        add("outlier-base-ejection-time", outlierBaseEjectionTime); add("outlier-max-ejection-time", outlierMaxEjectionTime)
+        add("outlier-max-ejection-percent", outlierMaxEjectionPercent)
         if inferParent { pairs.append(("infer-parent", "true")) }
         if capture { pairs.append(("capture", "true")) }
         add("inbound-capture-port", inboundCapturePort); add("outbound-capture-port", outboundCapturePort)

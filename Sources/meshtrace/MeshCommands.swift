@@ -29,10 +29,14 @@ func printReady(_ ready: MeshReady, uiURL: String?) {
 
 enum ServiceTable {
     static func render(_ services: [ServiceState]) -> String {
-        let header = ["SERVICE", "HEALTH", "PID", "APP PORT", "SIDECAR IN", "SIDECAR OUT", "RPS (10s)", "RESTARTS"]
+        // Replicas show as NAME-1 … NAME-N; EJECTED says how often the callers' outlier detection
+        // took each out of rotation, and whether it is out now.
+        let replicated = services.contains { $0.service != nil }
+        let header = ["SERVICE", "HEALTH", "PID", "APP PORT", "SIDECAR IN", "SIDECAR OUT", "RPS (10s)"] + (replicated ? ["EJECTED"] : []) + ["RESTARTS"]
         let rows = services.map { s in
             [s.name, s.healthy ? "healthy" : s.phase, s.pid.map(String.init) ?? "-", s.appPort > 0 ? String(s.appPort) : "-",
-             s.inbound ?? "-", s.outbound ?? "-", String(format: "%.1f", s.requestsPerSecond), String(s.restarts)]
+             s.inbound ?? "-", s.outbound ?? "-", String(format: "%.1f", s.requestsPerSecond)]
+                + (replicated ? [ejectedText(s)] : []) + [String(s.restarts)]
         }
         let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
         func line(_ cells: [String]) -> String {
@@ -41,6 +45,12 @@ enum ServiceTable {
                 .joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+
+    static func ejectedText(_ s: ServiceState) -> String {
+        guard let ejections = s.ejections, s.service != nil else { return "-" }
+        if s.ejected == true { return "now (\(ejections)x)" }
+        return ejections == 0 ? "no" : "\(ejections)x, back"
     }
 }
 

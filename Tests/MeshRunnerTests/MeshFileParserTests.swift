@@ -109,6 +109,15 @@ import TraceModel
         #expect(r.message.contains("nowhere"))
     }
 
+    /// `replicas: N` runs N processes named NAME-1 … NAME-N, each on a port of its own.
+    @Test func replicasNameEachInstance() throws {
+        let file = try MeshFileParser(fileName: "mesh.yaml").parse("services:\n  - name: web\n    command: x\n    replicas: 3\n")
+        #expect(file.services[0].replicas == 3)
+        #expect(file.services[0].instanceNames == ["web-1", "web-2", "web-3"])
+        let one = try MeshFileParser(fileName: "mesh.yaml").parse("services:\n  - name: web\n    command: x\n")
+        #expect(one.services[0].instanceNames == ["web"])
+    }
+
     @Test func yamlSyntaxErrorsCarryThePosition() throws {
         let e = try #require(error("services:\n  - name: web\n   command: [unclosed\n"))
         #expect(e.line != nil)
@@ -124,7 +133,11 @@ import TraceModel
         ("services:\n  - name: web\n    command: x\ntelemetry:\n  propagation: [w3c, jaeger]\n", "telemetry.propagation"),
         ("services:\n  - name: web\n    command: x\ncollector:\n  url: http://x:1/foo\n", "collector.url"),
         ("services:\n  - name: web\n    command: x\n  - name: web\n    command: y\n", "services[1].name"),
-        ("services:\n  - name: web\n    command: x\n    replicas: 3\n", "services[0].replicas"),
+        ("services:\n  - name: web\n    command: x\n    replicas: 3\n    port: 8080\n", "services[0].replicas"),
+        ("services:\n  - name: web\n    command: x\n    replicas: 0\n", "services[0].replicas"),
+        ("services:\n  - name: web\n    command: x\n    replicas: three\n", "services[0].replicas"),
+        ("services:\n  - name: web\n    command: x\n    replicas: 2\n  - name: web-2\n    command: y\n", "services[0].replicas"),
+        ("capture: netns\nservices:\n  - name: web\n    command: x\n    replicas: 2\n", "services[0].replicas"),
     ])
     func rejectsInvalidFiles(yaml: String, field: String) throws {
         let e = try #require(error(yaml))

@@ -39,8 +39,10 @@ public final class ConfigurationBox: Sendable {
             self.upstreamsByName = byName
             var byAddress: [String: UpstreamService] = [:]
             for u in config.upstreams.reversed() {
-                byAddress[u.host] = u
-                byAddress["\(u.host):\(u.port)"] = u
+                for e in u.endpoints.reversed() {
+                    byAddress[e.host] = u
+                    byAddress["\(e.host):\(e.port)"] = u
+                }
             }
             self.upstreamsByAddress = byAddress
             self.healthCheckPaths = Set(config.healthCheckPaths)

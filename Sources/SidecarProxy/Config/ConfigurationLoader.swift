@@ -27,7 +27,7 @@ public enum ConfigurationLoader {
         "max-downstream-connections", "max-header-bytes", "header-timeout", "idle-timeout", "drain-timeout", "log-level", "threads",
         "infer-parent", "export-batch-size", "export-flush-interval", "route-template", "max-span-names",
         "capture", "inbound-capture-port", "outbound-capture-port", "health-port", "protocol-detection-timeout",
-    ]
+    ] + balancingOptions
 
     /// Applies one option. Repeatable options append; others replace.
     public static func apply(
@@ -133,6 +133,8 @@ public enum ConfigurationLoader {
         case "threads": config.threads = try count(v, option)
         case "capture", "inbound-capture-port", "outbound-capture-port", "health-port", "protocol-detection-timeout":
             try applyCapture(option, v, to: &config)
+        case _ where balancingOptions.contains(option):
+            try applyBalancing(option, v, to: &config)
         case "log-level":
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
                 throw ConfigurationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -169,7 +171,9 @@ public enum ConfigurationLoader {
                 }
             } else if let nested = value as? [String: Any], option == "upstream" || option == "route" || option == "custom-tag" {
                 for name in nested.keys.sorted() {
-                    try apply(option, "\(name)=\(scalarText(nested[name] as Any))", to: &config, environment: environment)
+                    // `backend: [127.0.0.1:9001, 127.0.0.1:9002]`: one upstream, several endpoints.
+                    let text = (nested[name] as? [Any]).map { $0.map(scalarText).joined(separator: ",") } ?? scalarText(nested[name] as Any)
+                    try apply(option, "\(name)=\(text)", to: &config, environment: environment)
                 }
             } else if let nested = value as? [String: Any], option == "exporter" {
                 for name in nested.keys.sorted() {
@@ -245,7 +249,7 @@ public enum ConfigurationLoader {
         return p < 0 ? -1 : p
     }
 
-    private static func count(_ v: String, _ option: String) throws(ConfigurationError) -> Int {
+    static func count(_ v: String, _ option: String) throws(ConfigurationError) -> Int {
         guard let n = Int(v), n >= 0 else { throw ConfigurationError("--\(option) must be a non-negative integer, got '\(v)'") }
         return n
     }

@@ -8,28 +8,6 @@ public enum OutboundPolicy: String, Sendable, Hashable {
     case registryOnly = "registry-only"
 }
 
-/// One upstream service: its name in the mesh and where its inbound sidecar listens.
-public struct UpstreamService: Sendable, Hashable {
-    public var name: String
-    public var host: String
-    public var port: Int
-
-    public init(name: String, host: String, port: Int) {
-        self.name = name
-        self.host = host
-        self.port = port
-    }
-
-    /// `NAME=HOST:PORT`.
-    public static func parse(_ text: String) throws(ConfigurationError) -> UpstreamService {
-        guard let eq = text.firstIndex(of: "=") else { throw ConfigurationError("upstream must look like NAME=HOST:PORT, got '\(text)'") }
-        let name = String(text[..<eq]).trimmed.lowercased()
-        guard !name.isEmpty else { throw ConfigurationError("upstream name is empty in '\(text)'") }
-        let (host, port) = try parseHostPort(String(text[text.index(after: eq)...]).trimmed, what: "upstream '\(name)'")
-        return UpstreamService(name: name, host: host, port: port)
-    }
-}
-
 /// A gateway route: requests whose path starts with `prefix` go to `service`.
 public struct GatewayRoute: Sendable, Hashable {
     public var prefix: String
@@ -202,6 +180,10 @@ public struct SidecarConfiguration: Sendable, Equatable {
     public var maxPendingRequests = 1024
     /// Idle upstream connections kept per upstream per event loop.
     public var maxIdlePerUpstream = 64
+    /// How a service with several endpoints (`--upstream NAME=A,B,C`) is balanced.
+    public var loadBalancer = LoadBalancerPolicy.leastRequest
+    /// Ejecting failing endpoints of such a service (`OutlierDetector.Settings` has the defaults).
+    public var outlierDetection = OutlierDetector.Settings()
 
     // Downstream hardening.
     public var maxDownstreamConnections = 10_000

@@ -14,6 +14,11 @@ final class Exchange {
     var upstreamHead: UpstreamRequestHead
     var target: UpstreamTarget?
     var cluster: ClusterState?
+    /// A service with several endpoints: its shared state, the endpoint of the current attempt,
+    /// and every endpoint tried so far (`ProxyHandler+Balancing.swift`).
+    var endpointSet: EndpointSet?
+    var endpointIndex: Int?
+    var triedEndpoints: [Int] = []
     var pool: UpstreamPool?
     var connection: UpstreamConnection?
     var waiterID: Int?

@@ -17,10 +17,17 @@ final class HTTP2Connection {
     /// reads the configuration in force when it starts.
     let snapshot: ConfigurationBox.Snapshot
     let route: Route
-    let target: UpstreamTarget
+    /// Where the upstream connection goes: for a service with several endpoints, the endpoint
+    /// the balancer picked for the current connection (`HTTP2Connection+Balancing.swift`).
+    var target: UpstreamTarget
     let downstreamAddress: String?
     /// The upstream's circuit breaker and retry budget, shared with HTTP/1 requests to it.
-    let cluster: ClusterState
+    var cluster: ClusterState
+    /// A service with several endpoints: its shared state, the current connection's endpoint,
+    /// and the endpoints tried for the calls now waiting.
+    var endpointSet: EndpointSet?
+    var endpointIndex: Int?
+    var triedEndpoints: [Int] = []
     var random = FastRandom()
     private weak var downstream: (any Channel)?
     private var upstream = Upstream.idle
@@ -48,6 +55,7 @@ final class HTTP2Connection {
         self.downstream = downstream
         self.downstreamAddress = downstreamAddress
         cluster = runtime.clusters.cluster(for: target)
+        endpointSet = route.service.flatMap { runtime.endpointSets.set(for: $0, config: snapshot.config) }
     }
 
     /// The stream handler for each stream the client opens.
@@ -111,6 +119,7 @@ final class HTTP2Connection {
 
     private func connect() {
         guard let loop = downstream?.eventLoop else { return }
+        if case .connecting(let waiting) = upstream { chooseEndpoint(waiting: waiting.count) }
         let config = snapshot.config
         guard cluster.tryReserveConnection(max: config.maxConnections) else {
             failWaiting(status: 503, flags: ["UO"], reason: "upstream overflow: \(config.maxConnections) connections to \(target.address) already open")
@@ -144,6 +153,8 @@ final class HTTP2Connection {
             channel.closeFuture.whenComplete { _ in cluster.releaseConnection() }
         } else {
             cluster.releaseConnection()
+            recordOutcome(.localFailure)
+            releaseEndpoint()
         }
         // The client may have gone while this connected: then nothing waits for the connection.
         guard case .connecting(let waiting) = upstream, !closed else {
@@ -155,7 +166,10 @@ final class HTTP2Connection {
             let address = channel.remoteAddress.map(UpstreamPool.describe)
             upstream = .ready(channel, multiplexer, address: address)
             connectRetries = 0
+            triedEndpoints = []
+            let endpoint = endpointIndex
             channel.closeFuture.assumeIsolated().whenComplete { [self] _ in
+                self.releaseEndpoint(endpoint)
                 if case .ready(let current, _, _) = self.upstream, current === channel { self.upstream = .idle }
             }
             for relay in waiting {
@@ -195,6 +209,7 @@ final class HTTP2Connection {
         guard case .connecting(let waiting) = upstream else { return }
         upstream = .idle
         connectRetries = 0
+        triedEndpoints = []
         for relay in waiting {
             cluster.releasePending()
             relay.upstreamUnavailable(status: status, flags: flags, reason: reason)

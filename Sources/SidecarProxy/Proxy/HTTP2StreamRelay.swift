@@ -34,7 +34,8 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
     private(set) var snapshot: ConfigurationBox.Snapshot
     private var answerDeadline: Scheduled<Void>?
     private var callDeadline: Scheduled<Void>?
-    private var countedInCluster = false
+    /// The cluster this call is counted active in (the connection may move to another endpoint).
+    private var countedInCluster: ClusterState?
     /// Inbound with parent inference on: this call's registration in `ParentInference`.
     private var inferenceToken: Int?
 
@@ -160,7 +161,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         }
         requestEnded = endStream
         connection.cluster.requestStarted()
-        countedInCluster = true
+        countedInCluster = connection.cluster
         startDeadline(config: config, grpcTimeout: headers.first(name: "grpc-timeout"), context: context)
         pending.append(.headers(.init(headers: HTTP2Fields.upstream(headers, added: added.fields), endStream: endStream)))
         connection.openStream(for: self)
@@ -268,6 +269,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
             if let status = headers.headers.first(name: ":status").flatMap({ Int($0) }), !(100..<200).contains(status) {
                 responseStarted = true
                 hop?.statusCode = status
+                connection.recordOutcome(.response(status))
                 answerDeadline?.cancel()  // answered: the stream may now run as long as it needs
                 answerDeadline = nil
             }
@@ -362,9 +364,9 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         callDeadline?.cancel()
         callDeadline = nil
         if upstream == nil { connection.abandon(self) }  // still waiting for the connection
-        if countedInCluster {
-            countedInCluster = false
-            connection.cluster.requestFinished()
+        if let counted = countedInCluster {
+            countedInCluster = nil
+            counted.requestFinished()
         }
         // Answered: no longer the cause of the app's outbound calls.
         if let token = inferenceToken {

@@ -8,6 +8,8 @@ public final class ListenerRuntime: Sendable {
     public let telemetry: any ProxyTelemetry
     public let pools: PoolRegistry
     public let clusters: ClusterRegistry
+    /// Services with several endpoints: their balancer and outlier state, shared by listeners.
+    public let endpointSets: EndpointSetRegistry
     public let stats: ProxyStats
     public let connections: ConnectionTracker
     /// Shared by every listener of one service instance (see `ParentInference`).
@@ -18,7 +20,8 @@ public final class ListenerRuntime: Sendable {
 
     public init(
         direction: ProxyDirection, configuration: ConfigurationBox, telemetry: any ProxyTelemetry,
-        pools: PoolRegistry = PoolRegistry(), clusters: ClusterRegistry = ClusterRegistry(), stats: ProxyStats = ProxyStats(),
+        pools: PoolRegistry = PoolRegistry(), clusters: ClusterRegistry = ClusterRegistry(),
+        endpointSets: EndpointSetRegistry = EndpointSetRegistry(), stats: ProxyStats = ProxyStats(),
         connections: ConnectionTracker? = nil, inference: ParentInference = ParentInference(),
         logger: Logger = Logger(label: "meshtrace.sidecar"), timers: any RequestTimers = EventLoopTimers()
     ) {
@@ -27,6 +30,7 @@ public final class ListenerRuntime: Sendable {
         self.telemetry = telemetry
         self.pools = pools
         self.clusters = clusters
+        self.endpointSets = endpointSets
         self.stats = stats
         self.connections = connections ?? ConnectionTracker(limit: configuration.config.maxDownstreamConnections)
         self.inference = inference

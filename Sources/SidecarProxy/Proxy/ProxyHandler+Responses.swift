@@ -132,6 +132,7 @@ extension ProxyHandler {
         ex.retryTask?.cancel()
         ex.retryTask = nil
         releaseRetrySlot(ex)
+        releaseEndpoint(ex)
         if let cluster = ex.cluster {
             ex.cluster = nil
             cluster.requestFinished()

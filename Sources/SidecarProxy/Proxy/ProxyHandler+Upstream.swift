@@ -49,6 +49,7 @@ extension ProxyHandler {
         if let poolError = error as? PoolError, poolError == .cancelled { return }
         let timedOut: Bool
         if let channelError = error as? ChannelError, case .connectTimeout = channelError { timedOut = true } else { timedOut = false }
+        recordOutcome(ex, .localFailure)
         if startRetry(ex) {
             scheduleRetry(ex)
             return
@@ -90,6 +91,7 @@ extension ProxyHandler {
                 self.releaseRetrySlot(ex)
                 return
             }
+            self.rebalance(ex)
             self.acquireConnection(ex)
         }
     }
@@ -154,6 +156,7 @@ extension ProxyHandler {
         guard exchange === ex, ex.tryStarted, !ex.responseStarted, !ex.responseDone, ex.connection != nil else { return }
         ex.tryStarted = false
         let policy = ex.snapshot.retryPolicy
+        recordOutcome(ex, .localFailure)
         abandonUpstream(ex)
         let resendable = ex.replayable || ex.hop.requestBytes == 0
         let retriable = policy.retriesTimeouts(direction: runtime.direction)

@@ -12,6 +12,7 @@ extension ProxyHandler {
         switch part {
         case .head(let response):
             ex.upstreamKeepAlive = connection.handler.responseKeepAlive
+            recordOutcome(ex, .response(Int(response.status.code)))
             if retriesStatus(Int(response.status.code), ex) {
                 ex.discardingResponse = true
                 return
@@ -82,6 +83,7 @@ extension ProxyHandler {
                 return
             }
             let protocolError = error is HTTPWireError
+            recordOutcome(ex, .localFailure)
             localReply(
                 ex, status: .serviceUnavailable, flags: [protocolError ? "UPE" : "UC"],
                 reason: protocolError

@@ -313,7 +313,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         switch route.outcome {
         case .reject(let status, let flag, let reason):
             localReply(ex, status: status, flags: flag.map { [$0] } ?? [], reason: reason)
-        case .forward(let target):
+        case .forward(let routed):
+            let target = balancedTarget(ex, route: route, target: routed)
             if expectsContinue {
                 send(.head(HTTPResponseHead(version: head.version, status: .continue)), method: nil)
                 context.flush()

@@ -16,6 +16,9 @@ public struct Route: Sendable, Equatable {
     public var destinationService: String
     /// Cluster name even for rejections (BlackHoleCluster for REGISTRY_ONLY misses).
     public var clusterName: String?
+    /// The mesh service forwarded to, whose endpoints the request may be balanced over (the
+    /// outcome's target is its first endpoint); nil for the app and passthrough.
+    public var service: UpstreamService? = nil
 }
 
 public enum Router {
@@ -72,7 +75,7 @@ public enum Router {
             }
             let cluster = "outbound|\(service.port)||\(service.name)"
             return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
-                         path: path, authority: authority, destinationService: service.name, clusterName: cluster)
+                         path: path, authority: authority, destinationService: service.name, clusterName: cluster, service: service)
         }
     }
 
@@ -96,7 +99,7 @@ public enum Router {
         if let service {
             let cluster = "outbound|\(target.port)||\(service.name)"
             return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
-                         path: path, authority: authority, destinationService: service.name, clusterName: cluster)
+                         path: path, authority: authority, destinationService: service.name, clusterName: cluster, service: service)
         }
         switch snapshot.config.outboundPolicy {
         case .allowAny:
@@ -122,7 +125,7 @@ public enum Router {
             if let service = config.defaultUpstream.flatMap({ snapshot.upstreamsByName[$0] }) {
                 let cluster = "outbound|\(service.port)||\(service.name)"
                 return Route(outcome: .forward(UpstreamTarget(clusterName: cluster, host: service.host, port: service.port)),
-                             path: "*", authority: "", destinationService: service.name, clusterName: cluster)
+                             path: "*", authority: "", destinationService: service.name, clusterName: cluster, service: service)
             }
         case .gateway:
             break

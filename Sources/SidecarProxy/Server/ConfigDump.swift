@@ -78,6 +78,10 @@ public enum ConfigDump {
             var w = JSONObjectWriter()
             w.string("name", u.name)
             w.string("address", "\(u.host):\(u.port)")
+            if u.endpoints.count > 1 {
+                w.raw("endpoints", "[" + u.endpoints.map { "\"" + $0.address + "\"" }.joined(separator: ",") + "]")
+                w.string("lb_policy", config.loadBalancer.rawValue)
+            }
             return w.finish()
         }.joined(separator: ",") + "]")
         if let registry = config.registryFile { o.string("registry", registry) }

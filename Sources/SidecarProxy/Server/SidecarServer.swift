@@ -13,6 +13,9 @@ public final class SidecarServer: Sendable {
     public let stats = ProxyStats()
     public let pools = PoolRegistry()
     public let clusters = ClusterRegistry()
+    /// Balancer and outlier state of multi-endpoint upstreams; pass one in to share it with the
+    /// same instance's other listeners (the mesh runner's egress listeners), as one Envoy would.
+    public let endpointSets: EndpointSetRegistry
     public let connections: ConnectionTracker
     /// Capture mode: refuses captured connections to this sidecar's own ports.
     let captureGuard = CaptureGuard()
@@ -44,8 +47,9 @@ public final class SidecarServer: Sendable {
     /// - Parameter binder: where data-plane listeners' sockets are made (a network namespace).
     public init(configuration: ConfigurationBox, telemetry: any ProxyTelemetry, logger: Logger, group: (any EventLoopGroup)? = nil,
                 inference: ParentInference? = nil, timers: any RequestTimers = EventLoopTimers(),
-                binder: any ListenerBinder = CurrentNamespaceBinder()) {
+                binder: any ListenerBinder = CurrentNamespaceBinder(), endpointSets: EndpointSetRegistry? = nil) {
         self.binder = binder
+        self.endpointSets = endpointSets ?? EndpointSetRegistry()
         self.configuration = configuration
         self.timers = timers
         self.inference = inference ?? ParentInference()
@@ -177,7 +181,7 @@ public final class SidecarServer: Sendable {
 
     func makeRuntime(_ direction: ProxyDirection) -> ListenerRuntime {
         ListenerRuntime(
-            direction: direction, configuration: configuration, telemetry: telemetry, pools: pools, clusters: clusters,
+            direction: direction, configuration: configuration, telemetry: telemetry, pools: pools, clusters: clusters, endpointSets: endpointSets,
             stats: stats, connections: connections, inference: inference, logger: logger, timers: timers)
     }
 
@@ -242,7 +246,8 @@ public final class SidecarServer: Sendable {
         case "/stats/prometheus", "/metrics":
             return SimpleResponse(
                 status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                body: telemetry.prometheusText() + inference.prometheusText(service: configuration.config.serviceName))
+                body: telemetry.prometheusText() + inference.prometheusText(service: configuration.config.serviceName)
+                    + endpointSets.prometheusText())
         default:
             return .text("not found; metrics are at /stats/prometheus\n", status: .notFound)
         }
@@ -294,6 +299,7 @@ public final class SidecarServer: Sendable {
             lines.append("\(name).upstream_rq_pending_overflow: \(c.overflows)")
             lines.append("\(name).upstream_rq_retry_overflow: \(c.retriesDenied)")
         }
+        lines += endpointSets.statsLines()
         return lines.joined(separator: "\n") + "\n"
     }
 

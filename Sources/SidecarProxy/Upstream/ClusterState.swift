@@ -81,6 +81,14 @@ public final class ClusterState: Sendable {
         counters.withLock { $0.pending -= 1 }
     }
 
+    /// Calls waiting for a connection that moves to another endpoint (`HTTP2Connection`) are
+    /// pending there from now on.
+    func transferPending(_ n: Int, to other: ClusterState) {
+        guard n > 0, other !== self else { return }
+        counters.withLock { $0.pending -= n }
+        other.counters.withLock { $0.pending += n }
+    }
+
     func requestStarted() { counters.withLock { $0.activeRequests += 1 } }
     func requestFinished() { counters.withLock { $0.activeRequests -= 1 } }
 

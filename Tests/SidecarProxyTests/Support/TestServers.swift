@@ -21,7 +21,8 @@ final class EchoApp: Sendable {
 
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    init(group: any EventLoopGroup) async throws {
+    /// - Parameter status: every answer has this status (a replica that fails), when given.
+    init(group: any EventLoopGroup, status: HTTPResponseStatus? = nil) async throws {
         let requests = self.requests
         let held = self.held
         channel = try await ServerBootstrap(group: group)
@@ -29,7 +30,7 @@ final class EchoApp: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(EchoHandler(requests: requests, held: held))
+                    try channel.pipeline.syncOperations.addHandler(EchoHandler(requests: requests, held: held, forcedStatus: status))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -57,10 +58,13 @@ final class EchoHandler: ChannelInboundHandler {
     let held: NIOLockedValueBox<[@Sendable () -> Void]>
     var head: HTTPRequestHead?
     var bodyBytes = 0
+    let forcedStatus: HTTPResponseStatus?
 
-    init(requests: NIOLockedValueBox<[(head: HTTPRequestHead, body: Int)]>, held: NIOLockedValueBox<[@Sendable () -> Void]>) {
+    init(requests: NIOLockedValueBox<[(head: HTTPRequestHead, body: Int)]>, held: NIOLockedValueBox<[@Sendable () -> Void]>,
+         forcedStatus: HTTPResponseStatus? = nil) {
         self.requests = requests
         self.held = held
+        self.forcedStatus = forcedStatus
     }
 
     /// Runs `action` on this connection's loop when the test releases held responses (if the
@@ -149,6 +153,7 @@ final class EchoHandler: ChannelInboundHandler {
             let seen = requests.withLockedValue { $0.filter { $0.head.uri == head.uri }.count }
             status = seen <= fail ? .serviceUnavailable : .ok
         }
+        if let forcedStatus { status = forcedStatus }
         var headersJSON: [[String]] = []
         for (n, v) in head.headers { headersJSON.append([n, v]) }
         let object: [String: Any] = ["method": head.method.rawValue, "uri": head.uri, "headers": headersJSON, "body_bytes": body]
