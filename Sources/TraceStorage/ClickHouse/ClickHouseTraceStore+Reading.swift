@@ -52,6 +52,7 @@ extension ClickHouseTraceStore {
 
     public func findTraceIDs(_ query: TraceQuery) async throws -> [TraceID] {
         guard query.limit > 0, query.startTimeMinNanos <= query.startTimeMaxNanos else { return [] }
+        guard configuration.narrowsSearch else { return try await findTraceIDs(query, from: query.startTimeMinNanos) }
         let now = UInt64(Date().timeIntervalSince1970 * 1e9)
         for lower in SearchWindows.lowerBounds(min: query.startTimeMinNanos, max: query.startTimeMaxNanos, now: now) {
             let ids = try await findTraceIDs(query, from: lower)
