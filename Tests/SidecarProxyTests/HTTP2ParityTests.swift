@@ -47,6 +47,32 @@ import TraceModel
         #expect(sidecar.hops(.outbound).map(\.statusCode).sorted { ($0 ?? 0) < ($1 ?? 0) } == [200, 200, 508])
     }
 
+    /// Status retries on one endpoint, as `ResilienceTests` checks them for HTTP/1: an outbound
+    /// call answered 503 every time goes out 1 + `maxRetries` times and the last 503 reaches the
+    /// client flagged `URX`; an inbound call is never retried.
+    @Test func a503IsRetriedOutboundOnlyUntilRetriesRunOut() async throws {
+        let app = try await App(group: group, answer: .status("503"))
+        let sidecar = try await TestSidecar.start(group: group) { c in
+            c.serviceName = "frontend"
+            c.appPort = app.port
+            c.upstreams = [UpstreamService(name: "reports", host: "127.0.0.1", port: app.port)]
+            c.defaultUpstream = "reports"
+        }
+        defer { Task { await app.close(); await sidecar.stop() } }
+        let outbound = try await Client.connect(group: group, port: sidecar.outboundPort)
+        let inbound = try await Client.connect(group: group, port: sidecar.inboundPort)
+        defer { Task { await outbound.close(); await inbound.close() } }
+        let retried = try await outbound.call(HTTP2RelayTests.grpcCall("/echo.Echo/Say"), body: "x")
+        #expect(retried.status == "503")
+        #expect(app.seen.withLockedValue { $0.count } == 3)
+        let served = try await inbound.call(Self.plainCall("/plain"))
+        #expect(served.status == "503")
+        #expect(app.seen.withLockedValue { $0.count } == 4, "the inbound call went to the app once")
+        #expect(await eventually { sidecar.hops(.outbound).count == 1 && sidecar.hops(.inbound).count == 1 })
+        #expect(sidecar.hops(.outbound).map(\.retries) == [2] && sidecar.hops(.outbound).map(\.responseFlags) == [["URX"]])
+        #expect(sidecar.hops(.inbound).map(\.retries) == [0] && sidecar.hops(.inbound).map(\.responseFlags) == [[]])
+    }
+
     /// With parent inference on, an HTTP/2 call the app makes without trace headers while one
     /// inbound request is in flight joins that request's trace, as an HTTP/1 call does.
     @Test func anOutboundCallWithoutContextIsInferred() async throws {

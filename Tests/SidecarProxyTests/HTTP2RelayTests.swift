@@ -24,7 +24,8 @@ import TraceModel
         var port: Int { channel.localAddress?.port ?? 0 }
 
         /// Listens on `port`, or on the bound socket `adopting` (a `refusingSocket()`).
-        init(group: any EventLoopGroup, port: Int = 0, adopting socket: Int32? = nil) async throws {
+        /// - Parameter answer: every stream answered alike (a status, or never), whatever its path.
+        init(group: any EventLoopGroup, port: Int = 0, adopting socket: Int32? = nil, answer: AppStream.Answer = .byPath) async throws {
             let seen = self.seen
             let held = self.held
             let bootstrap = ServerBootstrap(group: group)
@@ -34,7 +35,7 @@ import TraceModel
                         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                             mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
                         ) { stream in
-                            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(AppStream(seen: seen, held: held)) }
+                            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(AppStream(seen: seen, held: held, answer: answer)) }
                         }
                     }
                 }
@@ -62,10 +63,20 @@ import TraceModel
         let held: NIOLockedValueBox<[@Sendable () -> Void]>
         var path: String?
         var body = ByteBuffer()
+        let answer: Answer
 
-        init(seen: NIOLockedValueBox<[HPACKHeaders]>, held: NIOLockedValueBox<[@Sendable () -> Void]>) {
+        enum Answer: Sendable {
+            case byPath
+            /// HEADERS with this `:status` and nothing else.
+            case status(String)
+            /// Never answers.
+            case silent
+        }
+
+        init(seen: NIOLockedValueBox<[HPACKHeaders]>, held: NIOLockedValueBox<[@Sendable () -> Void]>, answer: Answer = .byPath) {
             self.seen = seen
             self.held = held
+            self.answer = answer
         }
 
         /// Runs `action` on the stream's loop when the test releases held answers.
@@ -99,6 +110,13 @@ import TraceModel
         }
 
         func respond(_ context: ChannelHandlerContext) {
+            switch answer {
+            case .byPath: break
+            case .silent: return
+            case .status(let status):
+                context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: [":status": status, "content-length": "0"], endStream: true))), promise: nil)
+                return
+            }
             switch path?.split(separator: "?").first.map(String.init) {
             case "/echo.Echo/Held":  // answered as Say when the test releases it
                 path = "/echo.Echo/Say"

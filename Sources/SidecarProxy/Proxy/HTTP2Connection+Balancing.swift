@@ -18,8 +18,10 @@ extension HTTP2Connection {
         }
     }
 
-    func recordOutcome(_ outcome: OutlierDetector.Outcome) {
-        guard let set = endpointSet, let i = endpointIndex else { return }
+    /// - Parameter endpoint: the endpoint the attempt went to (a call's attempt may have gone
+    ///   over a side connection, `HTTP2Connection+Retry.swift`); the current one by default.
+    func recordOutcome(_ outcome: OutlierDetector.Outcome, endpoint: Int? = nil) {
+        guard let set = endpointSet, let i = endpoint ?? endpointIndex else { return }
         set.record(outcome, endpoint: i)
     }
 

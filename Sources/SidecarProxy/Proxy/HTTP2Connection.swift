@@ -29,17 +29,20 @@ final class HTTP2Connection {
     var endpointIndex: Int?
     var triedEndpoints: [Int] = []
     var random = FastRandom()
-    private weak var downstream: (any Channel)?
-    private var upstream = Upstream.idle
+    private(set) weak var downstream: (any Channel)?
+    var upstream = Upstream.idle
+    /// Connections to other endpoints, opened for retried calls that must avoid the endpoints
+    /// they tried (`HTTP2Connection+Retry.swift`); closed with the downstream connection.
+    var sideUpstreams: [Int: Upstream] = [:]
     /// Connect attempts retried for the calls now waiting (reset once a connection is up).
     private var connectRetries = 0
     private var retryTask: Scheduled<Void>?
     private var activeStreams = 0
     private var draining = false
-    private var closed = false
+    private(set) var closed = false
     private var idleTimer: Scheduled<Void>?
 
-    private enum Upstream {
+    enum Upstream {
         /// Not connected: the next stream connects.
         case idle
         case connecting([HTTP2StreamRelay])
@@ -97,7 +100,7 @@ final class HTTP2Connection {
     /// HTTP/1 request waiting for a pooled connection is.
     func openStream(for relay: HTTP2StreamRelay) {
         if case .ready(_, let multiplexer, let address) = upstream {
-            relay.attach(multiplexer, upstreamAddress: address)
+            relay.attach(multiplexer, upstreamAddress: address, endpoint: endpointIndex)
             return
         }
         let config = relay.snapshot.config
@@ -125,9 +128,14 @@ final class HTTP2Connection {
             failWaiting(status: 503, flags: ["UO"], reason: "upstream overflow: \(config.maxConnections) connections to \(target.address) already open")
             return
         }
-        let timeout = TimeAmount.milliseconds(config.connectTimeoutMillis)
+        dial(target, on: loop)
+            .whenComplete { [self] result in self.connected(result) }
+    }
+
+    /// An HTTP/2 connection to `target`, its multiplexer ready for streams.
+    func dial(_ target: UpstreamTarget, on loop: any EventLoop) -> EventLoopFuture<(any Channel, NIOHTTP2Handler.StreamMultiplexer)>.Isolated {
         ClientBootstrap(group: loop)
-            .connectTimeout(timeout)
+            .connectTimeout(.milliseconds(snapshot.config.connectTimeoutMillis))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -144,7 +152,6 @@ final class HTTP2Connection {
                 try SelfConnection.refuse(channel)
                 return (channel, try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer())
             }
-            .whenComplete { [self] result in self.connected(result) }
     }
 
     private func connected(_ result: Result<(any Channel, NIOHTTP2Handler.StreamMultiplexer), any Error>) {
@@ -174,7 +181,7 @@ final class HTTP2Connection {
             }
             for relay in waiting {
                 cluster.releasePending()
-                relay.attach(multiplexer, upstreamAddress: address)
+                relay.attach(multiplexer, upstreamAddress: address, endpoint: endpoint)
             }
         case .failure(let error):
             let policy = snapshot.retryPolicy
@@ -182,8 +189,7 @@ final class HTTP2Connection {
             if let channelError = error as? ChannelError, case .connectTimeout = channelError { timedOut = true } else { timedOut = false }
             // Retried within the per-request limit and the cluster's retry budget, with
             // Envoy's back-off, as an HTTP/1 request's connect failure is; the calls keep waiting.
-            if policy.allowsAnother(after: connectRetries),
-               cluster.tryStartRetry(percent: policy.budgetPercent, minConcurrency: policy.minConcurrency) {
+            if policy.tryStart(after: connectRetries, in: cluster) {
                 connectRetries += 1
                 runtime.stats.update { $0.upstreamRetries += 1 }
                 for relay in waiting { relay.retried() }
@@ -249,6 +255,7 @@ final class HTTP2Connection {
         }
         if case .ready(let channel, _, _) = upstream { channel.close(promise: nil) }
         upstream = .idle
+        closeSideUpstreams()
     }
 
     private func armIdleTimer() {

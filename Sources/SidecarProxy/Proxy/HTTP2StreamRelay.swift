@@ -15,17 +15,17 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
-    private let connection: HTTP2Connection
-    private var context: ChannelHandlerContext?
-    private var hop: HopRecord?
+    let connection: HTTP2Connection
+    private(set) var context: ChannelHandlerContext?
+    var hop: HopRecord?
     private var startMono: UInt64 = 0
-    private var upstream: HTTP2UpstreamStream?
-    /// Request frames that came before the upstream stream was open.
-    private var pending: [HTTP2Frame.FramePayload] = []
-    private var requestEnded = false
-    private var responseStarted = false
+    var upstream: HTTP2UpstreamStream?
+    /// Request frames that came before the upstream stream was open (or a retry resends).
+    var pending: [HTTP2Frame.FramePayload] = []
+    private(set) var requestEnded = false
+    private(set) var responseStarted = false
     private var responseEnded = false
-    private var finished = false
+    private(set) var finished = false
     private var heldRead = HeldRead()
     private var isGRPC = false
     private var requestMessages = GRPCMessageCounter()
@@ -35,7 +35,16 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
     private var answerDeadline: Scheduled<Void>?
     private var callDeadline: Scheduled<Void>?
     /// The cluster this call is counted active in (the connection may move to another endpoint).
-    private var countedInCluster: ClusterState?
+    private(set) var countedInCluster: ClusterState?
+    /// The request as sent, for a retry, and the call's attempts (`HTTP2StreamRelay+Retry.swift`):
+    /// the endpoint of the current one, every endpoint tried, the per-try timer, the back-off
+    /// before the next attempt and the retry-budget slot it holds meanwhile.
+    var replay = HTTP2RequestReplay(keeping: false)
+    private(set) var attemptEndpoint: Int?
+    private(set) var triedEndpoints: [Int] = []
+    var tryDeadline: Scheduled<Void>?
+    var retryTask: Scheduled<Void>?
+    var retrySlot: ClusterState?
     /// Inbound with parent inference on: this call's registration in `ParentInference`.
     private var inferenceToken: Int?
 
@@ -62,11 +71,13 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
                 return
             }
             if headers.endStream { requestEnded = true }
+            replay.keep(payload)
             forward(payload)
         case .data(let data):
             hop?.requestBytes += data.data.readableBytes
             if isGRPC, case .byteBuffer(let bytes) = data.data { requestMessages.consume(bytes) }
             if data.endStream { requestEnded = true }
+            replay.keep(payload)
             forward(payload)
         case .rstStream(let code):
             hop?.responseFlags.append("DR")
@@ -163,7 +174,14 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         connection.cluster.requestStarted()
         countedInCluster = connection.cluster
         startDeadline(config: config, grpcTimeout: headers.first(name: "grpc-timeout"), context: context)
-        pending.append(.headers(.init(headers: HTTP2Fields.upstream(headers, added: added.fields), endStream: endStream)))
+        let head = HTTP2Frame.FramePayload.headers(.init(headers: HTTP2Fields.upstream(headers, added: added.fields), endStream: endStream))
+        let policy = snapshot.retryPolicy
+        // Kept only where a retry may send it again: a status retry, or a per-try timeout.
+        let perTry = Deadlines(config).millis(.perTry) != nil
+        replay = HTTP2RequestReplay(
+            keeping: policy.maxRetries > 0 && (policy.keepsBodies(direction: direction) || (perTry && policy.retriesTimeouts(direction: direction))))
+        replay.keep(head)
+        pending.append(head)
         connection.openStream(for: self)
     }
 
@@ -225,15 +243,19 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
     private func forward(_ payload: HTTP2Frame.FramePayload) {
         if let upstream {
             upstream.write(payload)
+            armTryTimer()  // once the request has ended
         } else {
             pending.append(payload)
         }
     }
 
     /// The upstream connection is up: open this call's stream on it and send what has come.
-    func attach(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer, upstreamAddress: String?) {
+    /// - Parameter endpoint: for a service with several endpoints, the one this attempt goes to.
+    func attach(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer, upstreamAddress: String?, endpoint: Int?) {
         guard !finished, let context else { return }
         hop?.upstreamAddress = upstreamAddress
+        attemptEndpoint = endpoint
+        if let endpoint, !triedEndpoints.contains(endpoint) { triedEndpoints.append(endpoint) }
         let relay = NIOLoopBound(self, eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: (any Channel).self)
         multiplexer.createStreamChannel(promise: promise) { channel in
@@ -253,6 +275,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
                 for payload in self.pending { stream.write(payload) }
                 self.pending = []
                 stream.flush()
+                self.armTryTimer()
                 self.heldRead.resume(self.context)  // reads wait for the upstream stream to exist
             case .failure(let error):
                 self.upstreamUnavailable(status: 503, flags: ["UF"], reason: "could not open an upstream stream: \(error)")
@@ -267,9 +290,11 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         switch payload {
         case .headers(let headers):
             if let status = headers.headers.first(name: ":status").flatMap({ Int($0) }), !(100..<200).contains(status) {
+                connection.recordOutcome(.response(status), endpoint: attemptEndpoint)
+                cancelTryTimer()
+                if !responseStarted, retriesAnswer(status: status) { return }  // nothing of it reached the client
                 responseStarted = true
                 hop?.statusCode = status
-                connection.recordOutcome(.response(status))
                 answerDeadline?.cancel()  // answered: the stream may now run as long as it needs
                 answerDeadline = nil
             }
@@ -326,7 +351,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         localReply(status: status, flags: flags, reason: reason)
     }
 
-    private func localReply(status: Int, flags: [String], reason: String, grpcStatus: Int = 14) {
+    func localReply(status: Int, flags: [String], reason: String, grpcStatus: Int = 14) {
         guard !finished, let context else { return }
         hop?.responseFlags.append(contentsOf: flags)
         hop?.failureReason = reason
@@ -359,6 +384,7 @@ final class HTTP2StreamRelay: ChannelInboundHandler {
         guard !finished else { return }
         finished = true
         pending = []
+        endAttempts()
         answerDeadline?.cancel()
         answerDeadline = nil
         callDeadline?.cancel()

@@ -33,9 +33,11 @@ final class HTTP2UpstreamStream: ChannelInboundHandler {
         context?.flush()
     }
 
+    /// The relay is let go first: the reset closes the stream inside the write, and that close
+    /// is the relay's doing, not the app's (a retry resets its dropped attempt this way).
     func reset(_ code: HTTP2ErrorCode) {
-        context?.writeAndFlush(wrapOutboundOut(.rstStream(code)), promise: nil)
         relay = nil
+        context?.writeAndFlush(wrapOutboundOut(.rstStream(code)), promise: nil)
     }
 
     func resumeReads() {

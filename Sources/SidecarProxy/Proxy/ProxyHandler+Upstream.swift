@@ -66,9 +66,7 @@ extension ProxyHandler {
     /// Takes a retry if the per-request limit and the cluster's retry budget allow one.
     func startRetry(_ ex: Exchange) -> Bool {
         let policy = ex.snapshot.retryPolicy
-        guard policy.allowsAnother(after: ex.hop.retries), let cluster = ex.cluster,
-              cluster.tryStartRetry(percent: policy.budgetPercent, minConcurrency: policy.minConcurrency)
-        else { return false }
+        guard let cluster = ex.cluster, policy.tryStart(after: ex.hop.retries, in: cluster) else { return false }
         ex.holdingRetrySlot = true
         ex.hop.retries += 1
         runtime.stats.update { $0.upstreamRetries += 1 }
@@ -102,7 +100,7 @@ extension ProxyHandler {
     /// flagged `URX`, as Envoy flags it.
     func retriesStatus(_ status: Int, _ ex: Exchange) -> Bool {
         let policy = ex.snapshot.retryPolicy
-        guard policy.retries(status: status, direction: runtime.direction), ex.requestEnded, ex.replayable else {
+        guard policy.retries(status: status, direction: runtime.direction, requestEnded: ex.requestEnded, replayable: ex.replayable) else {
             return false
         }
         if startRetry(ex) { return true }
@@ -158,9 +156,8 @@ extension ProxyHandler {
         let policy = ex.snapshot.retryPolicy
         recordOutcome(ex, .localFailure)
         abandonUpstream(ex)
-        let resendable = ex.replayable || ex.hop.requestBytes == 0
         let retriable = policy.retriesTimeouts(direction: runtime.direction)
-        if retriable, resendable, startRetry(ex) {
+        if policy.resendsAfterTimeout(direction: runtime.direction, replayable: ex.replayable, requestBytes: ex.hop.requestBytes), startRetry(ex) {
             resend(ex)
             return
         }
