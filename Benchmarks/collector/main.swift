@@ -43,7 +43,8 @@ let backends: [Backend] = {
         print("--storage clickhouse needs --clickhouse-url (scripts/bench-collector starts a server and passes it)")
         exit(2)
     }
-    return [.sqlite, .clickhouse(url)]
+    // `--without-sqlite`: ClickHouse alone (its one-window search is its own peer in section 3).
+    return CommandLine.arguments.contains("--without-sqlite") ? [.clickhouse(url)] : [.sqlite, .clickhouse(url)]
 }()
 
 let logger: Logger = {
@@ -243,8 +244,8 @@ func queryLatencies(_ backend: Backend, stored: Int) async throws -> QueryResult
     try await opened.store.close()
     let (task, addresses) = try await startCollector(backend, opened)
     let session = URLSession(configuration: .ephemeral)
-    func timeGet(_ path: String) async throws -> Double {
-        guard let url = URL(string: "http://127.0.0.1:\(addresses.queryPort)\(path)") else { return .nan }
+    func timeGet(_ path: String, port: Int = addresses.queryPort) async throws -> Double {
+        guard let url = URL(string: "http://127.0.0.1:\(port)\(path)") else { return .nan }
         let started = ContinuousClock.now
         let (_, response) = try await session.data(from: url)
         let elapsed = ms(ContinuousClock.now - started)
@@ -266,6 +267,18 @@ func queryLatencies(_ backend: Backend, stored: Int) async throws -> QueryResult
         results.rows.append((label, percentile(samples, 0.5), percentile(samples, 0.99)))
     }
     await task.stop()
+    // ClickHouse: the same searches again, one window each, as before ed69b1e (same run, same data).
+    if var oneWindow = opened.clickHouse {
+        oneWindow.narrowsSearch = false
+        let (before, beforeAddresses) = try await startCollector(
+            backend, OpenedStore(store: opened.store, directory: nil, clickHouse: oneWindow))
+        for (label, path) in searches {
+            var samples: [Double] = []
+            for _ in 0..<100 { samples.append(try await timeGet(path, port: beforeAddresses.queryPort)) }
+            results.rows.append((label + ", one window (before)", percentile(samples, 0.5), percentile(samples, 0.99)))
+        }
+        await before.stop()
+    }
     try await opened.cleanup()
     return results
 }
@@ -275,7 +288,9 @@ say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessIn
 say("")
 say("| store | ingest path | spans/request | connections | spans/s | ratio to raw store |")
 say("|---|---|---|---|---|---|")
-for backend in backends {
+// `--queries-only`: skip sections 1 and 2 (the store fill and the query latencies remain).
+let queriesOnly = CommandLine.arguments.contains("--queries-only")
+for backend in backends where !queriesOnly {
     var raw: [Int: Double] = [:]
     for batch in backend.rawBatches {
         raw[batch] = try await rawStoreRate(backend, batch: batch)
@@ -298,7 +313,7 @@ for backend in backends {
 say("")
 say("| OTLP/gRPC message codec (decode only) | spans/request | spans/s |")
 say("|---|---|---|")
-for batch in [100, 1000] {
+for batch in [100, 1000] where !queriesOnly {
     let r = try codecRates(batch: batch)
     say("| hand-written decoder (plugged in) | \(batch) | \(fmt(r.hand)) |")
     say("| GRPCProtobuf generated messages + conversion | \(batch) | \(fmt(r.generated)) |")

@@ -46,9 +46,20 @@ public struct ProcessRunner: CommandRunner {
 
     public func run(_ path: String, _ arguments: [String], input: String?) throws -> CommandResult {
         #if canImport(Glibc)
-        var stdin: [CInt] = [-1, -1], stdout: [CInt] = [-1, -1], stderr: [CInt] = [-1, -1]
-        guard pipe(&stdin) == 0, pipe(&stdout) == 0, pipe(&stderr) == 0 else {
+        // Close-on-exec, so a spawn elsewhere in the process (`up` starting services while the
+        // sidecar installs rules) cannot hold our pipes open and keep iptables-restore waiting.
+        guard let stdin = CloseOnExecPipe.make() else {
             throw SpawnFailed(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        guard let stdout = CloseOnExecPipe.make() else {
+            let failure = errno
+            close(stdin[0]); close(stdin[1])
+            throw SpawnFailed(description: "pipe: \(String(cString: strerror(failure)))")
+        }
+        guard let stderr = CloseOnExecPipe.make() else {
+            let failure = errno
+            for fd in stdin + stdout { close(fd) }
+            throw SpawnFailed(description: "pipe: \(String(cString: strerror(failure)))")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

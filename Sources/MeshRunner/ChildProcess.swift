@@ -33,12 +33,14 @@ final class ChildProcess: @unchecked Sendable {
         var stdoutPipe: [Int32] = [1, 1]  // our own stdout and stderr unless output is captured
         var stderrPipe: [Int32] = [2, 2]
         if onLine != nil {
-            guard Pipe.make(&stdoutPipe) else { throw SpawnError.failed(arguments.first ?? "", errno) }
-            guard Pipe.make(&stderrPipe) else {
-                close(stdoutPipe[0])
-                close(stdoutPipe[1])
+            guard let out = CloseOnExecPipe.make() else { throw SpawnError.failed(arguments.first ?? "", errno) }
+            guard let err = CloseOnExecPipe.make() else {
+                close(out[0])
+                close(out[1])
                 throw SpawnError.failed(arguments.first ?? "", errno)
             }
+            stdoutPipe = out
+            stderrPipe = err
         }
 
         var actions = posix_spawn_file_actions_t()
@@ -130,14 +132,4 @@ final class ChildProcess: @unchecked Sendable {
 
     /// True while any process of the group is alive.
     var groupAlive: Bool { kill(-pid, 0) == 0 }
-}
-
-enum Pipe {
-    /// pipe(2) with both ends close-on-exec (`pipe2` is not exported to Swift). A spawn by
-    /// another thread between the two calls is covered by the spawn's own close-from step.
-    static func make(_ fds: inout [Int32]) -> Bool {
-        guard pipe(&fds) == 0 else { return false }
-        for fd in fds { _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC) }
-        return true
-    }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CaptureRules
 import Foundation
 import Synchronization
 
@@ -25,8 +26,7 @@ public final class MeshGuard: Sendable {
     /// on what it stopped reaches the terminal after `up` is gone.
     static func start(executable: String) throws -> MeshGuard {
         signal(SIGPIPE, SIG_IGN)  // a write to a helper that died must fail, not kill the mesh
-        var fds: [Int32] = [0, 0]
-        guard Pipe.make(&fds) else { throw MeshStartError("cannot start the process guard: \(String(cString: strerror(errno)))") }
+        guard let fds = CloseOnExecPipe.make() else { throw MeshStartError("cannot start the process guard: \(String(cString: strerror(errno)))") }
         defer { close(fds[0]) }
         do {
             _ = try ChildProcess(arguments: [executable, "mesh-guard", "--parent", String(getpid())], environment: ProcessInfo.processInfo.environment,

@@ -7,16 +7,41 @@ extension OTLPJSON.Decoder {
 
     /// `[{"key": k, "value": AnyValue}, ...]`, string values truncated to the limit.
     mutating func readAttributes() throws(WireError) -> [Attribute] {
-        try expect(.array, "an array of key/value objects")
+        var out = [Attribute]()
+        try forEachElement(expecting: "an array of key/value objects") { (d: inout Self) throws(WireError) in
+            guard let (key, value) = try d.readKeyValue() else { return }
+            out.append(Attribute(key, d.limiter.limit(value.attributeValue)))
+        }
+        return out
+    }
+
+    /// Calls `body` for each element of a JSON array, with `path` naming the element.
+    mutating func forEachElement(expecting what: String, _ body: (inout Self) throws(WireError) -> Void) throws(WireError) {
+        try expect(.array, what)
         let base = path
         try reader.beginArray()
-        var out = [Attribute]()
         var n = 0
         while try reader.nextElement() {
             path = base + "[\(n)]"
             n += 1
-            guard let (key, value) = try readKeyValue() else { continue }
-            out.append(Attribute(key, limiter.limit(value.attributeValue)))
+            try body(&self)
+        }
+    }
+
+    /// `{"values": [...]}`, the shape of both ArrayValue and KeyValueList: `element` reads
+    /// one member, nil to leave it out.
+    mutating func readValuesObject<T>(_ element: (inout Self) throws(WireError) -> T?) throws(WireError) -> [T] {
+        try expect(.object, "an object")
+        let base = path
+        try reader.beginObject()
+        var out = [T]()
+        while let k = try reader.nextKey() {
+            path = base + "." + k
+            if reader.consumeNull() { continue }
+            guard k == "values" else { try reader.skipValue(); continue }
+            try forEachElement(expecting: "an array") { (d: inout Self) throws(WireError) in
+                if let member = try element(&d) { out.append(member) }
+            }
         }
         return out
     }
@@ -62,28 +87,7 @@ extension OTLPJSON.Decoder {
             case "arrayValue", "array_value":
                 value = .array(try readValues())
             case "kvlistValue", "kvlist_value":
-                try expect(.object, "an object")
-                try reader.beginObject()
-                var members = [(String, OTLPJSON.AnyJSON)]()
-                let kvBase = path
-                while let vk = try reader.nextKey() {
-                    path = kvBase + "." + vk
-                    if reader.consumeNull() { continue }
-                    if vk == "values" {
-                        try expect(.array, "an array")
-                        try reader.beginArray()
-                        let vBase = path
-                        var n = 0
-                        while try reader.nextElement() {
-                            path = vBase + "[\(n)]"
-                            n += 1
-                            if let kv = try readKeyValue() { members.append(kv) }
-                        }
-                    } else {
-                        try reader.skipValue()
-                    }
-                }
-                value = .kvlist(members)
+                value = .kvlist(try readValuesObject { (d: inout Self) throws(WireError) in try d.readKeyValue() })
             default:
                 try reader.skipValue()
             }
@@ -91,31 +95,11 @@ extension OTLPJSON.Decoder {
         return value
     }
 
-    /// `{"values": [AnyValue, ...]}`
+    /// `{"values": [AnyValue, ...]}`; a null element is an empty value, so indexes are kept.
     mutating func readValues() throws(WireError) -> [OTLPJSON.AnyJSON] {
-        try expect(.object, "an object")
-        let base = path
-        try reader.beginObject()
-        var out = [OTLPJSON.AnyJSON]()
-        while let k = try reader.nextKey() {
-            path = base + "." + k
-            if reader.consumeNull() { continue }
-            if k == "values" {
-                try expect(.array, "an array")
-                try reader.beginArray()
-                let vBase = path
-                var n = 0
-                while try reader.nextElement() {
-                    path = vBase + "[\(n)]"
-                    n += 1
-                    if reader.consumeNull() { out.append(.empty); continue }
-                    out.append(try readAnyValue())
-                }
-            } else {
-                try reader.skipValue()
-            }
+        try readValuesObject { (d: inout Self) throws(WireError) in
+            d.reader.consumeNull() ? OTLPJSON.AnyJSON.empty : try d.readAnyValue()
         }
-        return out
     }
 
     // MARK: Scalars (wrong JSON type: throw with the path)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TraceModel
 
@@ -157,6 +158,34 @@ struct StoreConformanceTests {
             // Only the first spans (t0+1..30ms) match this window: ordering follows them.
             let early = try await store.findTraceIDs(TraceQuery(startTimeMaxNanos: t0 + 30 * ms, limit: 4))
             #expect(early == [tid(30), tid(29), tid(28), tid(27)])
+        }
+    }
+
+    /// Spans from 40 days ago to an hour ahead: ClickHouse searches the newest minute first and
+    /// widens (`SearchWindows`); the answers must be those of one search over the whole window.
+    @Test(arguments: StorageKind.allCases)
+    func newestFirstAcrossWidelySpreadTimes(kind: StorageKind) async throws {
+        try await withStore(kind) { store, _ in
+            let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+            let s: UInt64 = 1_000_000_000
+            let future = tid(5), recent = tid(1), mixed = tid(3), twentyMinutes = tid(2), old = tid(4)
+            try await store.write([
+                span(trace: future, id: 51, name: "a", start: now + 3600 * s),
+                span(trace: recent, id: 11, name: "a", start: now - 10 * s),
+                span(trace: mixed, id: 31, name: "a", start: now - 3 * 86400 * s),
+                span(trace: mixed, id: 32, parent: 31, name: "a", start: now - 30 * s),
+                span(trace: twentyMinutes, id: 21, name: "a", start: now - 1200 * s),
+                span(trace: old, id: 41, name: "a", start: now - 40 * 86400 * s),
+            ])
+            func find(limit: Int, before: UInt64 = UInt64.max) async throws -> [TraceID] {
+                try await store.findTraceIDs(TraceQuery(serviceName: "frontend", startTimeMaxNanos: before, limit: limit))
+            }
+            #expect(try await find(limit: 2) == [future, recent])
+            #expect(try await find(limit: 4) == [future, recent, mixed, twentyMinutes])
+            #expect(try await find(limit: 10) == [future, recent, mixed, twentyMinutes, old])
+            // A window ending a day ago: `mixed` is placed by its span of three days ago.
+            #expect(try await find(limit: 1, before: now - 86400 * s) == [mixed])
+            #expect(try await find(limit: 5, before: now - 86400 * s) == [mixed, old])
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import TraceModel
 
 extension ClickHouseTraceStore {
@@ -51,9 +52,20 @@ extension ClickHouseTraceStore {
 
     public func findTraceIDs(_ query: TraceQuery) async throws -> [TraceID] {
         guard query.limit > 0, query.startTimeMinNanos <= query.startTimeMaxNanos else { return [] }
+        guard configuration.narrowsSearch else { return try await findTraceIDs(query, from: query.startTimeMinNanos) }
+        let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+        for lower in SearchWindows.lowerBounds(min: query.startTimeMinNanos, max: query.startTimeMaxNanos, now: now) {
+            let ids = try await findTraceIDs(query, from: lower)
+            if ids.count >= query.limit || lower == query.startTimeMinNanos { return ids }
+        }
+        return []
+    }
+
+    /// The query's newest traces among spans that start in `[lower, query.startTimeMaxNanos]`.
+    private func findTraceIDs(_ query: TraceQuery, from lower: UInt64) async throws -> [TraceID] {
         let q = ClickHouseSQL.literal
-        var conditions = ClickHouseSQL.keyRange(query.startTimeMinNanos, query.startTimeMaxNanos, ts: true)
-        conditions += ["start_ns >= \(query.startTimeMinNanos)", "start_ns <= \(query.startTimeMaxNanos)"]
+        var conditions = ClickHouseSQL.keyRange(lower, query.startTimeMaxNanos, ts: true)
+        conditions += ["start_ns >= \(lower)", "start_ns <= \(query.startTimeMaxNanos)"]
         if let s = query.serviceName { conditions.append("service = \(q(s))") }
         if let n = query.operationName { conditions.append("name = \(q(n))") }
         if let k = query.spanKind { conditions.append("kind = \(k.rawValue)") }
