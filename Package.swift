@@ -67,6 +67,14 @@ let package = Package(
             ]
         ),
 
+        // Configuration files read through Yams' node tree so every error names the file, line,
+        // column and field (`YAMLFieldReader`, `ConfigFileError`): mesh.yaml (MeshRunner) and the
+        // tail-sampling policy file (Collector) share it.
+        .target(
+            name: "ConfigYAML",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+
         // Tail-based sampling as a pure state machine (spans and times in, decisions out) and the
         // OpenTelemetry tail sampler's policies. No I/O, no clock: the collector drives it.
         .target(
@@ -82,7 +90,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "TraceModel", "TraceWire", "TraceStorage", "TraceAnalysis", "TailSampling", "TraceExport",
+                "TraceModel", "TraceWire", "TraceStorage", "TraceAnalysis", "TailSampling", "TraceExport", "ConfigYAML",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -169,7 +177,7 @@ let package = Package(
             name: "MeshRunner",
             dependencies: [
                 "TraceModel", "TraceExport", "SidecarProxy", "Collector", "TraceStorage", "CaptureRules",
-                "TailSampling",
+                "TailSampling", "ConfigYAML",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,26 +1,11 @@
 import Collector
+import ConfigYAML
 import SidecarProxy
 import TraceModel
 import Yams
 
-/// A problem in mesh.yaml, pointing at the line and field, with a hint toward the fix.
-public struct MeshFileError: Error, Sendable, CustomStringConvertible, Equatable {
-    public var file: String
-    public var line: Int?
-    public var column: Int?
-    /// Dotted path to the field, e.g. `services[1].port`.
-    public var field: String
-    public var message: String
-    public var hint: String?
-
-    public var description: String {
-        var location = file
-        if let line { location += ":\(line)" + (column.map { ":\($0)" } ?? "") }
-        var text = "\(location): \(field.isEmpty ? "" : field + ": ")\(message)"
-        if let hint { text += "\n  hint: \(hint)" }
-        return text
-    }
-}
+/// A problem in mesh.yaml (the type is shared with the policy file's reader).
+public typealias MeshFileError = ConfigFileError
 
 /// Reads mesh.yaml through Yams' node tree rather than Codable, so every error can name the
 /// exact line, column and field — the thing people need when a config file is wrong.
@@ -61,44 +46,19 @@ public struct MeshFileParser {
 
     // MARK: helpers
 
+    private var reader: YAMLFieldReader { YAMLFieldReader(fileName: fileName) }
+
     private func fail(_ node: Node?, _ field: String, _ message: String, hint: String? = nil) -> MeshFileError {
-        MeshFileError(file: fileName, line: node?.mark?.line, column: node?.mark?.column, field: field, message: message, hint: hint)
+        reader.fail(node, field, message, hint: hint)
     }
 
     private func mapping(_ node: Node, _ field: String, allowed: Set<String>) throws(MeshFileError) -> [(key: String, keyNode: Node, value: Node)] {
-        guard let map = node.mapping else {
-            throw fail(node, field, "expected a mapping (key: value lines), got \(describe(node))")
-        }
-        var seen = Set<String>()
-        var out: [(key: String, keyNode: Node, value: Node)] = []
-        for (k, v) in map {
-            guard let key = k.string else { throw fail(k, field, "keys must be plain strings") }
-            let path = field.isEmpty ? key : "\(field).\(key)"
-            guard allowed.contains(key) else {
-                let close = allowed.min { editDistance($0, key) < editDistance($1, key) }
-                let hint = close.flatMap { editDistance($0, key) <= 3 ? "did you mean '\($0)'?" : nil }
-                    ?? "known keys here: \(allowed.sorted().joined(separator: ", "))"
-                throw fail(k, path, "unknown key '\(key)'", hint: hint)
-            }
-            guard seen.insert(key).inserted else { throw fail(k, path, "'\(key)' is given twice") }
-            out.append((key, k, v))
-        }
-        return out
+        try reader.mapping(node, field, allowed: allowed)
     }
 
-    private func describe(_ node: Node) -> String {
-        switch node {
-        case .scalar(let s): return "'\(s.string)'"
-        case .mapping: return "a mapping"
-        case .sequence: return "a list"
-        case .alias: return "an alias"
-        }
-    }
+    private func describe(_ node: Node) -> String { reader.describe(node) }
 
-    private func string(_ node: Node, _ field: String) throws(MeshFileError) -> String {
-        guard case .scalar(let s) = node else { throw fail(node, field, "expected a string, got \(describe(node))") }
-        return s.string
-    }
+    private func string(_ node: Node, _ field: String) throws(MeshFileError) -> String { try reader.string(node, field) }
 
     private func int(_ node: Node, _ field: String, range: ClosedRange<Int>, hint: String? = nil) throws(MeshFileError) -> Int {
         guard case .scalar(let s) = node, let value = Int(s.string) else {
@@ -116,14 +76,7 @@ public struct MeshFileParser {
         return value
     }
 
-    private func bool(_ node: Node, _ field: String) throws(MeshFileError) -> Bool {
-        guard case .scalar(let s) = node else { throw fail(node, field, "expected true or false, got \(describe(node))") }
-        switch s.string.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default: throw fail(node, field, "expected true or false, got '\(s.string)'")
-        }
-    }
+    private func bool(_ node: Node, _ field: String) throws(MeshFileError) -> Bool { try reader.bool(node, field) }
 
     private func strings(_ node: Node, _ field: String) throws(MeshFileError) -> [String] {
         if case .scalar(let s) = node { return s.string.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty } }
@@ -414,21 +367,6 @@ public struct MeshFileParser {
             }
         }
     }
-}
-
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    guard !a.isEmpty else { return b.count }
-    guard !b.isEmpty else { return a.count }
-    var previous = Array(0...b.count)
-    for i in 1...a.count {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...b.count {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return previous[b.count]
 }
 
 extension String {

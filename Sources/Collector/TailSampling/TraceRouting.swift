@@ -1,4 +1,5 @@
 import Foundation
+import TailSampling
 import TraceModel
 import Yams
 
@@ -35,21 +36,11 @@ public struct TraceRouting: Sendable, Equatable {
         return best
     }
 
-    /// FNV-1a 64 over the peer's URL and the 16 id bytes, finished with a SplitMix64 mix so
-    /// ids that differ in few bits still spread.
+    /// FNV-1a 64 over the peer's URL and the 16 id bytes (the `probabilistic` policy's hash,
+    /// with the peer as the salt), finished with a SplitMix64 mix so ids that differ in few bits
+    /// still spread.
     static func score(peer: String, traceID: TraceID) -> UInt64 {
-        var h: UInt64 = 14_695_981_039_346_656_037
-        for byte in peer.utf8 {
-            h ^= UInt64(byte)
-            h &*= 1_099_511_628_211
-        }
-        for word in [traceID.high, traceID.low] {
-            for shift in stride(from: 56, through: 0, by: -8) {
-                h ^= (word >> UInt64(shift)) & 0xFF
-                h &*= 1_099_511_628_211
-            }
-        }
-        return SplitMix64.mix(h)
+        SplitMix64.mix(ProbabilisticThreshold.hash(salt: peer, traceID: traceID))
     }
 
     /// Canonical form: scheme, host and port, no trailing slash.
